@@ -1,0 +1,246 @@
+//! Assembles and runs the service: binds listeners, loads the master key,
+//! serves gRPC and HTTP, opens the store, and drains on shutdown.
+//!
+//! `main` and the tests call [`run`] the same way, with listeners bound
+//! beforehand (tests bind port 0) and any future as the stop trigger.
+
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+use crate::{
+    channels::Channels,
+    grpc::{self, Core, admin::AdminService, messaging::MessagingService},
+    proto::v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
+    secret::{Cipher, MasterKey, MasterKeyError, MasterKeySource},
+    settings::Settings,
+    store::{SledStore, Store, StoreError},
+    webhook::{self, Readiness},
+};
+
+/// File in the data dir holding a generated master key.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Folder in the data dir holding the sled store.
+pub const STORE_DIR: &str = "store";
+/// Meta key of a value encrypted with the master key, to detect a wrong key
+/// at start-up rather than on the first webhook.
+const MASTER_KEY_CHECK: &str = "master_key_check";
+const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("master key: {0}")]
+    MasterKey(#[from] MasterKeyError),
+    #[error(
+        "the master key does not match the one this data dir was written with; set LINE_ADAPTER_MASTER_KEY to the original key"
+    )]
+    MasterKeyMismatch,
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{what} server failed: {reason}")]
+    Serve { what: &'static str, reason: String },
+}
+
+/// The two listeners, bound before anything else starts so that their
+/// addresses are reserved and known.
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(settings: &Settings) -> Result<Self, AppError> {
+        let bind = |what, addr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Bind { what, addr, source })
+        };
+        Ok(Self {
+            grpc: bind("gRPC", settings.grpc_addr).await?,
+            http: bind("HTTP", settings.http_addr).await?,
+        })
+    }
+}
+
+/// Runs the service until `shutdown` completes, then drains within
+/// `settings.shutdown_grace`.
+pub async fn run(
+    settings: Settings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let settings = Arc::new(settings);
+    let local = |listener: &TcpListener, what, fallback| {
+        listener.local_addr().map_err(|source| AppError::Bind {
+            what,
+            addr: fallback,
+            source,
+        })
+    };
+    let grpc_addr = local(&listeners.grpc, "gRPC", settings.grpc_addr)?;
+    let http_addr = local(&listeners.http, "HTTP", settings.http_addr)?;
+
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| AppError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let cipher = Cipher::new(&master_key(&settings)?);
+
+    if settings.api_keys.is_empty() {
+        tracing::warn!(
+            grpc = %grpc_addr,
+            "no API keys configured (LINE_ADAPTER_API_KEYS): gRPC calls are not authenticated"
+        );
+    } else {
+        tracing::info!(
+            keys = settings.api_keys.len(),
+            "gRPC callers must present an API key"
+        );
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
+    let readiness = Readiness::default();
+    let stop = CancellationToken::new();
+    let core = Core::new(settings.clone(), http_addr.port());
+
+    let mut grpc_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(grpc::serve(
+        core.clone(),
+        health_service,
+        listeners.grpc,
+        stop.clone(),
+    ));
+    let mut http_task = tokio::spawn(webhook::serve(
+        listeners.http,
+        readiness.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
+
+    let opened = open_store(&settings, &cipher).await;
+    let store = match opened {
+        Ok(store) => store,
+        Err(err) => {
+            stop.cancel();
+            let _ = tokio::join!(grpc_task, http_task);
+            return Err(err);
+        }
+    };
+    core.set_channels(Channels::new(store.clone(), cipher));
+    set_health(&health, ServingStatus::Serving).await;
+    readiness.set(true);
+    tracing::info!(data_dir = %settings.data_dir.display(), "ready");
+
+    let failure = tokio::select! {
+        _ = shutdown => None,
+        result = &mut grpc_task => Some(AppError::Serve {
+            what: "gRPC",
+            reason: match result {
+                Ok(Ok(())) => "stopped unexpectedly".into(),
+                Ok(Err(err)) => err.to_string(),
+                Err(err) => err.to_string(),
+            },
+        }),
+        result = &mut http_task => Some(AppError::Serve {
+            what: "HTTP",
+            reason: match result {
+                Ok(()) => "stopped unexpectedly".into(),
+                Err(err) => err.to_string(),
+            },
+        }),
+    };
+
+    // Drain: tell probes first, then stop accepting, then wait for what is
+    // in flight.
+    readiness.set(false);
+    set_health(&health, ServingStatus::NotServing).await;
+    stop.cancel();
+    let drained = tokio::time::timeout(settings.shutdown_grace, async {
+        if !grpc_task.is_finished() {
+            let _ = (&mut grpc_task).await;
+        }
+        if !http_task.is_finished() {
+            let _ = (&mut http_task).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace = ?settings.shutdown_grace,
+            "in-flight calls did not finish within the grace period; stopping anyway"
+        );
+        grpc_task.abort();
+        http_task.abort();
+    }
+    store.flush().await?;
+    tracing::info!("stopped");
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+async fn set_health(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(
+            <ChannelAdminServer<AdminService> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    reporter
+        .set_service_status(
+            <MessagingServer<MessagingService> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+}
+
+fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
+    if let Some(key) = &settings.master_key {
+        tracing::info!("using the master key from LINE_ADAPTER_MASTER_KEY");
+        return Ok(key.clone());
+    }
+    let path = settings.data_dir.join(MASTER_KEY_FILE);
+    let (key, source) = MasterKey::load_or_generate(&path)?;
+    match source {
+        MasterKeySource::Generated => tracing::warn!(
+            path = %path.display(),
+            "no LINE_ADAPTER_MASTER_KEY set: generated a new master key into the data dir (mode 0600); back it up or set LINE_ADAPTER_MASTER_KEY"
+        ),
+        MasterKeySource::DataDirFile => {
+            tracing::info!(path = %path.display(), "using the master key file in the data dir")
+        }
+        MasterKeySource::Configured => {}
+    }
+    Ok(key)
+}
+
+async fn open_store(settings: &Settings, cipher: &Cipher) -> Result<Arc<dyn Store>, AppError> {
+    let dir = settings.data_dir.join(STORE_DIR);
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
+        .await
+        .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
+    let store: Arc<dyn Store> = Arc::new(store);
+
+    let check = cipher.encrypt(MASTER_KEY_CHECK_CONTEXT, MASTER_KEY_CHECK.as_bytes());
+    let stored = store.meta_get_or_insert(MASTER_KEY_CHECK, &check).await?;
+    match cipher.decrypt(MASTER_KEY_CHECK_CONTEXT, &stored) {
+        Ok(plain) if &plain[..] == MASTER_KEY_CHECK.as_bytes() => Ok(store),
+        _ => Err(AppError::MasterKeyMismatch),
+    }
+}

@@ -1,0 +1,432 @@
+//! Registered LINE channels: the rules for their fields, their ids, and how
+//! their secrets are sealed before they reach the store.
+//!
+//! The gRPC layer validates and converts requests with [`validate`], then
+//! calls [`Channels`]; nothing here knows about gRPC.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use crate::{
+    secret::{Cipher, CipherError, Secret},
+    store::{ChannelRecord, PreviousSecret, SealedSecret, Store, StoreError, TokenMode},
+};
+
+/// Prefix of our channel ids.
+pub const CHANNEL_ID_PREFIX: &str = "ch_";
+/// How often an update is retried when another update won the race.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// Field rules shared by create and update. Each returns the normalized
+/// value or the reason it is refused (the caller names the field).
+pub mod validate {
+    use super::CHANNEL_ID_PREFIX;
+
+    pub const DISPLAY_NAME_MAX_CHARS: usize = 100;
+    pub const LINE_CHANNEL_ID_MAX_DIGITS: usize = 20;
+    pub const CHANNEL_SECRET_HEX_LEN: usize = 32;
+    pub const ACCESS_TOKEN_MAX_LEN: usize = 1000;
+    /// Length of a lowercase ULID.
+    const ULID_LEN: usize = 26;
+
+    pub fn display_name(value: &str) -> Result<String, String> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err("must not be empty".into());
+        }
+        let chars = trimmed.chars().count();
+        if chars > DISPLAY_NAME_MAX_CHARS {
+            return Err(format!(
+                "must be at most {DISPLAY_NAME_MAX_CHARS} characters (got {chars})"
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(trimmed.to_owned())
+    }
+
+    pub fn line_channel_id(value: &str) -> Result<String, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("must contain digits only (LINE channel ids are 10 digits)".into());
+        }
+        if value.len() > LINE_CHANNEL_ID_MAX_DIGITS {
+            return Err(format!(
+                "must be at most {LINE_CHANNEL_ID_MAX_DIGITS} digits (LINE channel ids are 10)"
+            ));
+        }
+        Ok(value.to_owned())
+    }
+
+    /// The reason never quotes the value: it is a secret.
+    pub fn channel_secret(value: &str) -> Result<String, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if value.len() != CHANNEL_SECRET_HEX_LEN || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "must be exactly {CHANNEL_SECRET_HEX_LEN} hexadecimal characters, as shown in the LINE Developers Console"
+            ));
+        }
+        Ok(value.to_owned())
+    }
+
+    /// The reason never quotes the value: it is a secret.
+    pub fn access_token(value: &str) -> Result<String, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if value.len() > ACCESS_TOKEN_MAX_LEN {
+            return Err(format!("must be at most {ACCESS_TOKEN_MAX_LEN} characters"));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be printable ASCII without spaces".into());
+        }
+        Ok(value.to_owned())
+    }
+
+    pub fn channel_id(value: &str) -> Result<String, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        match value.strip_prefix(CHANNEL_ID_PREFIX) {
+            Some(rest)
+                if rest.len() == ULID_LEN
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) =>
+            {
+                Ok(value.to_owned())
+            }
+            _ => Err(format!(
+                "is not a channel id (`{CHANNEL_ID_PREFIX}` followed by 26 lowercase letters and digits)"
+            )),
+        }
+    }
+}
+
+/// What can go wrong with a channel operation, classified for the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("channel {0} not found")]
+    NotFound(String),
+    #[error("LINE channel id {line_channel_id} is already registered as channel {existing_id}")]
+    LineChannelIdTaken {
+        line_channel_id: String,
+        existing_id: String,
+    },
+    /// The request is valid but the channel's state does not allow it.
+    #[error("{field}: {reason}")]
+    Precondition { field: &'static str, reason: String },
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+}
+
+impl From<StoreError> for ChannelError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { id } => ChannelError::NotFound(id),
+            StoreError::LineChannelIdTaken {
+                line_channel_id,
+                existing_id,
+            } => ChannelError::LineChannelIdTaken {
+                line_channel_id,
+                existing_id,
+            },
+            other => ChannelError::Store(other),
+        }
+    }
+}
+
+/// A channel to register, already validated.
+#[derive(Debug)]
+pub struct NewChannel {
+    pub display_name: String,
+    pub line_channel_id: String,
+    pub channel_secret: Secret,
+    pub access_token: Option<Secret>,
+    pub token_mode: Option<TokenMode>,
+}
+
+/// Changes to a channel, already validated; `None` = leave as is.
+#[derive(Debug, Default)]
+pub struct ChannelChanges {
+    pub display_name: Option<String>,
+    pub line_channel_id: Option<String>,
+    /// The new secret and how long the replaced one keeps verifying webhooks.
+    pub channel_secret: Option<(Secret, Duration)>,
+    /// `Some(None)` removes the stored token.
+    pub access_token: Option<Option<Secret>>,
+    /// `Some(None)` = back to the default for the channel's credentials.
+    pub token_mode: Option<Option<TokenMode>>,
+}
+
+/// Channel operations over the store.
+#[derive(Clone)]
+pub struct Channels {
+    store: Arc<dyn Store>,
+    cipher: Cipher,
+    ids: Arc<Mutex<ulid::Generator>>,
+}
+
+impl Channels {
+    pub fn new(store: Arc<dyn Store>, cipher: Cipher) -> Self {
+        Self {
+            store,
+            cipher,
+            ids: Arc::new(Mutex::new(ulid::Generator::new())),
+        }
+    }
+
+    /// A new id: `ch_` + lowercase ULID. ULIDs sort by creation time, so
+    /// listing in id order lists in creation order; the monotonic generator
+    /// keeps that true within one millisecond.
+    fn new_id(&self) -> String {
+        let mut ids = self
+            .ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ulid = ids
+            .generate()
+            .unwrap_or_else(|overflow| overflow.commit_overflow_random());
+        format!(
+            "{CHANNEL_ID_PREFIX}{}",
+            ulid.to_string().to_ascii_lowercase()
+        )
+    }
+
+    fn seal(&self, channel_id: &str, field: &str, secret: &Secret) -> SealedSecret {
+        SealedSecret {
+            ciphertext: self
+                .cipher
+                .encrypt_secret(&seal_context(channel_id, field), secret),
+            fingerprint: secret.fingerprint(),
+        }
+    }
+
+    /// The channel secret in plaintext, for webhook verification.
+    pub fn open_secret(&self, record: &ChannelRecord) -> Result<Secret, ChannelError> {
+        Ok(self.cipher.decrypt_secret(
+            &seal_context(&record.id, "channel_secret"),
+            &record.channel_secret.ciphertext,
+        )?)
+    }
+
+    pub async fn create(&self, new: NewChannel) -> Result<ChannelRecord, ChannelError> {
+        let token_mode = resolve_token_mode(new.token_mode, new.access_token.is_some(), None)?;
+        let id = self.new_id();
+        let now = now_ms();
+        let record = ChannelRecord {
+            channel_secret: self.seal(&id, "channel_secret", &new.channel_secret),
+            access_token: new
+                .access_token
+                .as_ref()
+                .map(|token| self.seal(&id, "access_token", token)),
+            id,
+            version: 1,
+            display_name: new.display_name,
+            line_channel_id: new.line_channel_id,
+            previous_channel_secret: None,
+            token_mode,
+            kid: None,
+            create_time_ms: now,
+            update_time_ms: now,
+        };
+        self.store.insert_channel(&record).await?;
+        Ok(record)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<ChannelRecord, ChannelError> {
+        self.store
+            .get_channel(id)
+            .await?
+            .ok_or_else(|| ChannelError::NotFound(id.to_owned()))
+    }
+
+    pub async fn list(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChannelRecord>, ChannelError> {
+        Ok(self.store.list_channels(after_id, limit).await?)
+    }
+
+    /// Applies `changes` with optimistic concurrency: read, change, write if
+    /// nobody changed it meanwhile, else try again.
+    pub async fn update(
+        &self,
+        id: &str,
+        changes: ChannelChanges,
+    ) -> Result<ChannelRecord, ChannelError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.get(id).await?;
+            let next = self.apply(&current, &changes)?;
+            if next == current {
+                return Ok(current);
+            }
+            match self.store.replace_channel(current.version, &next).await {
+                Ok(()) => return Ok(next),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(ChannelError::Store(StoreError::Conflict {
+            id: id.to_owned(),
+            expected: 0,
+        }))
+    }
+
+    fn apply(
+        &self,
+        current: &ChannelRecord,
+        changes: &ChannelChanges,
+    ) -> Result<ChannelRecord, ChannelError> {
+        let mut next = current.clone();
+        if let Some(name) = &changes.display_name {
+            next.display_name = name.clone();
+        }
+        if let Some(line_id) = &changes.line_channel_id {
+            next.line_channel_id = line_id.clone();
+        }
+        let now = now_ms();
+        if let Some((secret, grace)) = &changes.channel_secret {
+            let sealed = self.seal(&next.id, "channel_secret", secret);
+            if sealed.fingerprint != current.channel_secret.fingerprint {
+                next.previous_channel_secret = (!grace.is_zero()).then(|| PreviousSecret {
+                    secret: reseal(
+                        &self.cipher,
+                        &next.id,
+                        "channel_secret",
+                        "previous_channel_secret",
+                        &current.channel_secret,
+                    ),
+                    valid_until_ms: now.saturating_add(grace.as_millis() as i64),
+                });
+                next.channel_secret = sealed;
+            }
+        }
+        if let Some(token) = &changes.access_token {
+            let unchanged = match (token, &current.access_token) {
+                (Some(new), Some(old)) => new.fingerprint() == old.fingerprint,
+                (None, None) => true,
+                _ => false,
+            };
+            if !unchanged {
+                next.access_token = token
+                    .as_ref()
+                    .map(|token| self.seal(&next.id, "access_token", token));
+            }
+        }
+        let requested_mode = match &changes.token_mode {
+            Some(mode) => *mode,
+            None => Some(current.token_mode),
+        };
+        next.token_mode = resolve_token_mode(
+            requested_mode,
+            next.access_token.is_some(),
+            next.kid.as_deref(),
+        )?;
+        if next != *current {
+            next.version = current.version + 1;
+            next.update_time_ms = now;
+        }
+        Ok(next)
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<ChannelRecord, ChannelError> {
+        self.store
+            .delete_channel(id)
+            .await?
+            .ok_or_else(|| ChannelError::NotFound(id.to_owned()))
+    }
+}
+
+/// Moves a sealed secret to another field of the same record (its context
+/// changes, so it is decrypted and sealed again).
+fn reseal(
+    cipher: &Cipher,
+    channel_id: &str,
+    from: &str,
+    to: &str,
+    sealed: &SealedSecret,
+) -> SealedSecret {
+    match cipher.decrypt_secret(&seal_context(channel_id, from), &sealed.ciphertext) {
+        Ok(secret) => SealedSecret {
+            ciphertext: cipher.encrypt_secret(&seal_context(channel_id, to), &secret),
+            fingerprint: sealed.fingerprint.clone(),
+        },
+        // An old secret we cannot read would not verify anything: keep the
+        // bytes so nothing is silently lost, they simply never match.
+        Err(_) => sealed.clone(),
+    }
+}
+
+/// Associated data binding a ciphertext to its record and field.
+fn seal_context(channel_id: &str, field: &str) -> String {
+    format!("channel/{channel_id}/{field}")
+}
+
+/// Checks a token mode against what the channel has; `None` picks the
+/// default (long-lived with a token, else short-lived v2).
+fn resolve_token_mode(
+    requested: Option<TokenMode>,
+    has_token: bool,
+    kid: Option<&str>,
+) -> Result<TokenMode, ChannelError> {
+    match requested {
+        None if has_token => Ok(TokenMode::LongLived),
+        None => Ok(TokenMode::ShortLivedV2),
+        Some(TokenMode::LongLived) if !has_token => Err(ChannelError::Precondition {
+            field: "token_mode",
+            reason: "TOKEN_MODE_LONG_LIVED needs channel_access_token".into(),
+        }),
+        Some(TokenMode::V21Jwt) if kid.is_none() => Err(ChannelError::Precondition {
+            field: "token_mode",
+            reason: "TOKEN_MODE_V2_1_JWT needs a key pair and kid: call GenerateKeyPair, register the public key in the LINE Developers Console, then SetKid".into(),
+        }),
+        Some(mode) => Ok(mode),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate;
+
+    #[test]
+    fn field_rules() {
+        assert_eq!(validate::display_name("  Shop  ").unwrap(), "Shop");
+        assert!(validate::display_name(" ").is_err());
+        assert!(validate::display_name(&"x".repeat(101)).is_err());
+        assert!(validate::display_name(&"字".repeat(100)).is_ok());
+        assert!(validate::line_channel_id("1234567890").is_ok());
+        assert!(validate::line_channel_id("12345abc").is_err());
+        assert!(validate::line_channel_id("").is_err());
+        assert!(validate::channel_secret(&"a".repeat(32)).is_ok());
+        assert!(validate::channel_secret(&"g".repeat(32)).is_err());
+        assert!(validate::channel_secret(&"a".repeat(31)).is_err());
+        let secret_error = validate::channel_secret("notasecret").unwrap_err();
+        assert!(!secret_error.contains("notasecret"));
+        assert!(validate::access_token("abc def").is_err());
+        assert!(validate::channel_id("ch_01jd0000000000000000000000").is_ok());
+        assert!(validate::channel_id("ch_01JD0000000000000000000000").is_err());
+        assert!(validate::channel_id("1234567890").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The gRPC server: ChannelAdmin and Messaging behind the API-key check,
+//! plus standard health and reflection (v1 and v1alpha, so grpcurl 1.8 and
+//! newer both work without proto files).
+
+pub mod admin;
+pub mod auth;
+pub mod messaging;
+pub mod status;
+
+use std::sync::{Arc, OnceLock};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Status,
+    metadata::MetadataMap,
+    transport::{Server, server::TcpIncoming},
+};
+
+use crate::{
+    channels::Channels,
+    proto::{
+        self,
+        v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
+    },
+    settings::Settings,
+};
+
+/// What every RPC handler shares.
+#[derive(Clone)]
+pub struct Core {
+    pub settings: Arc<Settings>,
+    /// Set once the store is open; until then RPCs answer UNAVAILABLE.
+    channels: Arc<OnceLock<Channels>>,
+    /// Port of the HTTP (webhook) listener, for webhook URLs derived from a
+    /// request.
+    pub http_port: u16,
+}
+
+impl Core {
+    pub fn new(settings: Arc<Settings>, http_port: u16) -> Self {
+        Self {
+            settings,
+            channels: Arc::new(OnceLock::new()),
+            http_port,
+        }
+    }
+
+    /// Makes the store available to handlers (once, at start-up).
+    pub fn set_channels(&self, channels: Channels) {
+        // A second call would mean two stores; keep the first.
+        let _ = self.channels.set(channels);
+    }
+
+    #[allow(clippy::result_large_err)]
+    pub fn channels(&self) -> Result<&Channels, Status> {
+        self.channels
+            .get()
+            .ok_or_else(|| Status::unavailable("the store is still opening; retry shortly"))
+    }
+
+    /// `scheme://host:port` of the webhook listener as the caller reaches
+    /// this host: `x-forwarded-proto`/`x-forwarded-host` when a proxy set
+    /// them, else the host of the gRPC request's authority with the HTTP
+    /// listener's port.
+    pub fn base_url_from_request(
+        &self,
+        metadata: &MetadataMap,
+        authority: Option<&RequestAuthority>,
+    ) -> Option<String> {
+        let header = |name: &str| {
+            metadata
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let scheme = match header("x-forwarded-proto") {
+            Some("https") => "https",
+            _ => "http",
+        };
+        if let Some(host) = header("x-forwarded-host") {
+            let authority: http::uri::Authority = host.parse().ok()?;
+            return Some(format!("{scheme}://{authority}"));
+        }
+        let authority: http::uri::Authority = authority?.0.parse().ok()?;
+        Some(format!(
+            "{scheme}://{}:{}",
+            authority.host(),
+            self.http_port
+        ))
+    }
+}
+
+/// The `:authority` of an incoming gRPC request, copied into request
+/// extensions by a layer because tonic does not expose the URI.
+#[derive(Debug, Clone)]
+pub struct RequestAuthority(pub String);
+
+fn capture_authority(
+    mut request: http::Request<tonic::body::Body>,
+) -> http::Request<tonic::body::Body> {
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
+    if let Some(authority) = authority {
+        request.extensions_mut().insert(RequestAuthority(authority));
+    }
+    request
+}
+
+/// Serves gRPC on `listener` until `shutdown` is cancelled, then lets
+/// in-flight calls finish.
+pub async fn serve(
+    core: Core,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let keys = auth::ApiKeys::new(&core.settings.api_keys);
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor set is valid (built by build.rs)");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the embedded descriptor set is valid (built by build.rs)");
+
+    let admin_keys = keys.clone();
+    let admin =
+        ChannelAdminServer::with_interceptor(admin::AdminService::new(core.clone()), move |req| {
+            admin_keys.intercept(req)
+        });
+    let messaging = MessagingServer::with_interceptor(
+        messaging::MessagingService::new(core.clone()),
+        move |req| keys.intercept(req),
+    );
+
+    Server::builder()
+        .layer(tower::util::MapRequestLayer::new(capture_authority))
+        // Health and reflection stay open: probes and `grpcurl list` need
+        // no key.
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(admin)
+        .add_service(messaging)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown.cancelled_owned())
+        .await
+}

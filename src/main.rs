@@ -1,0 +1,146 @@
+//! The `line-adapter` command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use line_adapter::{
+    app::{self, Listeners},
+    settings::{Layer, Settings},
+    shutdown, telemetry,
+};
+
+/// sysexits EX_USAGE: the configuration is wrong.
+const EXIT_BAD_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "line-adapter",
+    version,
+    about = "LINE Messaging API channel adapter for Weiyu"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: gRPC (default 127.0.0.1:50051) and HTTP webhooks
+    /// (default 0.0.0.0:8080).
+    Serve(ServeArgs),
+}
+
+/// Flags beat `LINE_ADAPTER_*` environment variables, which beat the
+/// `--config` file, which beats the built-in defaults. Secrets (API keys,
+/// master key) are not flags: command lines are visible to other users.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML settings file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051 without API keys,
+    /// 0.0.0.0:50051 with].
+    #[arg(long, value_name = "IP:PORT")]
+    grpc_addr: Option<String>,
+    /// HTTP listen address for webhooks and probes [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "IP:PORT")]
+    http_addr: Option<String>,
+    /// Data folder [default: ./line-adapter-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Public https base URL LINE reaches the webhook listener at.
+    #[arg(long, value_name = "URL")]
+    public_base_url: Option<String>,
+    /// Base URL of LINE's Messaging API [default: https://api.line.me].
+    #[arg(long, value_name = "URL")]
+    line_api_base: Option<String>,
+    /// Base URL of LINE's data API [default: https://api-data.line.me].
+    #[arg(long, value_name = "URL")]
+    line_data_api_base: Option<String>,
+    /// File with one API key per line.
+    #[arg(long, value_name = "FILE")]
+    api_keys_file: Option<PathBuf>,
+    /// `text` or `json` [default: text].
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Largest webhook body accepted, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    webhook_body_limit: Option<u64>,
+    /// Seconds a graceful stop waits for in-flight calls [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    shutdown_grace_seconds: Option<u64>,
+}
+
+impl ServeArgs {
+    fn into_layer(self) -> (Option<PathBuf>, Layer) {
+        let ServeArgs {
+            config,
+            grpc_addr,
+            http_addr,
+            data_dir,
+            public_base_url,
+            line_api_base,
+            line_data_api_base,
+            api_keys_file,
+            log_format,
+            webhook_body_limit,
+            shutdown_grace_seconds,
+        } = self;
+        let layer = Layer {
+            grpc_addr,
+            http_addr,
+            data_dir,
+            public_base_url,
+            line_api_base,
+            line_data_api_base,
+            api_keys: None,
+            api_keys_file,
+            master_key: None,
+            log_format,
+            webhook_body_limit,
+            shutdown_grace_seconds,
+        };
+        (config, layer)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let (config, flags) = args.into_layer();
+    let loaded = match Settings::load(config.as_deref(), std::env::vars(), flags) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("line-adapter: {err}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    telemetry::init(loaded.settings.log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listeners = Listeners::bind(&loaded.settings).await?;
+        app::run(loaded.settings, listeners, shutdown::signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "line-adapter stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The storage boundary: everything the service keeps, behind one small
+//! async trait so that another backend can take sled's place without the
+//! rest of the service noticing.
+//!
+//! Rules of the boundary: records go in and out as the plain types of
+//! [`records`]; secrets arrive already encrypted (the store never sees a
+//! plaintext credential); every mutating call returns only once its change
+//! is durable on disk; no backend type (sled trees, batches, errors) leaks
+//! out. Channels live here now; the event log, consumer positions and the
+//! outbox join them as the service grows.
+
+pub mod records;
+pub mod sled_store;
+
+use async_trait::async_trait;
+
+pub use records::{ChannelRecord, PreviousSecret, SealedSecret, TokenMode};
+pub use sled_store::SledStore;
+
+/// What a store call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another channel already uses this LINE channel id.
+    #[error("LINE channel id {line_channel_id} is already registered as channel {existing_id}")]
+    LineChannelIdTaken {
+        line_channel_id: String,
+        existing_id: String,
+    },
+    /// A record with this id exists already (ids are generated, so this is a
+    /// bug or an astronomically unlikely collision).
+    #[error("record {id} already exists")]
+    IdTaken { id: String },
+    /// The record is not there.
+    #[error("record {id} not found")]
+    NotFound { id: String },
+    /// The record changed since it was read (optimistic concurrency): read it
+    /// again and retry.
+    #[error("record {id} changed concurrently (expected version {expected})")]
+    Conflict { id: String, expected: u64 },
+    /// The data dir is held by another running process.
+    #[error("data dir {path} is in use by another line-adapter process")]
+    Locked { path: String },
+    /// A stored record cannot be decoded: the data is damaged or was written
+    /// by an incompatible version.
+    #[error("stored record {key} is damaged: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The backend failed (I/O, disk full, ...).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage boundary. See the module docs for its rules.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new channel. Fails with `LineChannelIdTaken` or `IdTaken`.
+    async fn insert_channel(&self, channel: &ChannelRecord) -> Result<()>;
+
+    /// One channel by our id.
+    async fn get_channel(&self, id: &str) -> Result<Option<ChannelRecord>>;
+
+    /// The id of the channel registered with this LINE channel id.
+    async fn find_channel_by_line_id(&self, line_channel_id: &str) -> Result<Option<String>>;
+
+    /// Channels in id order (ids sort by creation time), starting after
+    /// `after_id`, at most `limit` of them.
+    async fn list_channels(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChannelRecord>>;
+
+    /// Replaces a channel whose stored `version` is `expected_version` with
+    /// `channel` (whose version the caller has advanced). Fails with
+    /// `Conflict` when someone else changed it first, `NotFound`, or
+    /// `LineChannelIdTaken` when the new LINE id belongs to another channel.
+    async fn replace_channel(&self, expected_version: u64, channel: &ChannelRecord) -> Result<()>;
+
+    /// Deletes a channel; returns what was deleted.
+    async fn delete_channel(&self, id: &str) -> Result<Option<ChannelRecord>>;
+
+    /// Stores `value` under `key` unless something is there already;
+    /// returns the value now stored. Used for service-wide facts such as the
+    /// master key check.
+    async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    /// Makes everything written so far durable (used at shutdown).
+    async fn flush(&self) -> Result<()>;
+}

@@ -1,0 +1,226 @@
+//! The embedded sled implementation of [`Store`].
+//!
+//! Layout: tree `channels` maps our channel id to the JSON record; tree
+//! `channel_line_ids` maps a LINE channel id to our id (the uniqueness
+//! index); tree `meta` holds service-wide facts. Changes that touch a record
+//! and its index run in one sled transaction, and every mutating call ends
+//! with a flush so it survives a crash once it has returned.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sled::{
+    Transactional as _,
+    transaction::{ConflictableTransactionError, TransactionError},
+};
+
+use super::{ChannelRecord, Result, Store, StoreError};
+
+const CHANNELS: &str = "channels";
+const CHANNEL_LINE_IDS: &str = "channel_line_ids";
+const META: &str = "meta";
+
+/// sled-backed store. Cheap to clone (sled handles are reference-counted).
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    channels: sled::Tree,
+    line_ids: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. Blocking: call it from
+    /// `spawn_blocking` in async code.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            // sled takes an exclusive file lock; a second process fails here.
+            sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
+                path: dir.display().to_string(),
+            },
+            other => backend(other),
+        })?;
+        let channels = db.open_tree(CHANNELS).map_err(backend)?;
+        let line_ids = db.open_tree(CHANNEL_LINE_IDS).map_err(backend)?;
+        let meta = db.open_tree(META).map_err(backend)?;
+        Ok(Self {
+            db,
+            channels,
+            line_ids,
+            meta,
+        })
+    }
+
+    async fn flush_now(&self) -> Result<()> {
+        self.db.flush_async().await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn backend(err: sled::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn encode(record: &ChannelRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("a ChannelRecord always serializes to JSON")
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<ChannelRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{CHANNELS}/{}", String::from_utf8_lossy(key)),
+        reason: e.to_string(),
+    })
+}
+
+/// Turns a transaction outcome into our error type.
+fn tx_result<T>(result: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(err) => err,
+        TransactionError::Storage(err) => backend(err),
+    })
+}
+
+fn abort<T>(err: StoreError) -> std::result::Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(err))
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn insert_channel(&self, channel: &ChannelRecord) -> Result<()> {
+        let value = encode(channel);
+        tx_result(
+            (&self.channels, &self.line_ids).transaction(|(channels, line_ids)| {
+                if channels.get(channel.id.as_bytes())?.is_some() {
+                    return abort(StoreError::IdTaken {
+                        id: channel.id.clone(),
+                    });
+                }
+                if let Some(existing) = line_ids.get(channel.line_channel_id.as_bytes())? {
+                    return abort(StoreError::LineChannelIdTaken {
+                        line_channel_id: channel.line_channel_id.clone(),
+                        existing_id: String::from_utf8_lossy(&existing).into_owned(),
+                    });
+                }
+                channels.insert(channel.id.as_bytes(), value.as_slice())?;
+                line_ids.insert(channel.line_channel_id.as_bytes(), channel.id.as_bytes())?;
+                Ok(())
+            }),
+        )?;
+        self.flush_now().await
+    }
+
+    async fn get_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        match self.channels.get(id.as_bytes()).map_err(backend)? {
+            Some(bytes) => decode(id.as_bytes(), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn find_channel_by_line_id(&self, line_channel_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .line_ids
+            .get(line_channel_id.as_bytes())
+            .map_err(backend)?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
+    async fn list_channels(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChannelRecord>> {
+        use std::ops::Bound;
+        let start = match after_id {
+            Some(id) => Bound::Excluded(id.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.channels
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(backend)?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
+    async fn replace_channel(&self, expected_version: u64, channel: &ChannelRecord) -> Result<()> {
+        let value = encode(channel);
+        tx_result(
+            (&self.channels, &self.line_ids).transaction(|(channels, line_ids)| {
+                let Some(current) = channels.get(channel.id.as_bytes())? else {
+                    return abort(StoreError::NotFound {
+                        id: channel.id.clone(),
+                    });
+                };
+                let current = match decode(channel.id.as_bytes(), &current) {
+                    Ok(current) => current,
+                    Err(err) => return abort(err),
+                };
+                if current.version != expected_version {
+                    return abort(StoreError::Conflict {
+                        id: channel.id.clone(),
+                        expected: expected_version,
+                    });
+                }
+                if current.line_channel_id != channel.line_channel_id {
+                    if let Some(existing) = line_ids.get(channel.line_channel_id.as_bytes())? {
+                        return abort(StoreError::LineChannelIdTaken {
+                            line_channel_id: channel.line_channel_id.clone(),
+                            existing_id: String::from_utf8_lossy(&existing).into_owned(),
+                        });
+                    }
+                    line_ids.remove(current.line_channel_id.as_bytes())?;
+                    line_ids.insert(channel.line_channel_id.as_bytes(), channel.id.as_bytes())?;
+                }
+                channels.insert(channel.id.as_bytes(), value.as_slice())?;
+                Ok(())
+            }),
+        )?;
+        self.flush_now().await
+    }
+
+    async fn delete_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        let deleted = tx_result((&self.channels, &self.line_ids).transaction(
+            |(channels, line_ids)| {
+                let Some(bytes) = channels.remove(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let record = match decode(id.as_bytes(), &bytes) {
+                    Ok(record) => record,
+                    Err(err) => return abort(err),
+                };
+                line_ids.remove(record.line_channel_id.as_bytes())?;
+                Ok(Some(record))
+            },
+        ))?;
+        if deleted.is_some() {
+            self.flush_now().await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let swapped = self
+            .meta
+            .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(value))
+            .map_err(backend)?;
+        match swapped {
+            Ok(()) => {
+                self.flush_now().await?;
+                Ok(value.to_vec())
+            }
+            Err(cas) => Ok(cas.current.map(|v| v.to_vec()).unwrap_or_default()),
+        }
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.flush_now().await
+    }
+}

@@ -1,0 +1,16 @@
+//! Logging: `tracing` to stdout, as text or JSON (`LINE_ADAPTER_LOG_FORMAT`),
+//! filtered by `RUST_LOG` (default `info`).
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::settings::LogFormat;
+
+/// Installs the global subscriber. Call once, early in `main`.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

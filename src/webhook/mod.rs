@@ -1,0 +1,152 @@
+//! The HTTP listener: LINE's webhook route, liveness (`/healthz`) and
+//! readiness (`/readyz`).
+//!
+//! The webhook route answers 501 until inbound processing exists: never a
+//! 200, because LINE treats a 2xx as "delivered" and would not resend.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to send its request headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const WEBHOOK_PREFIX: &str = "/webhook/line/";
+
+/// Readiness shared with the rest of the service.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
+/// open connections to finish their requests.
+pub async fn serve(listener: TcpListener, readiness: Readiness, shutdown: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::from_millis(10);
+
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    backoff = Duration::from_millis(10);
+                    stream
+                }
+                Err(err) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %err, "accepting an HTTP connection failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let readiness = readiness.clone();
+        let service = service_fn(move |request| {
+            let readiness = readiness.clone();
+            async move { Ok::<_, Infallible>(route(request, &readiness)) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+fn route(request: Request<Incoming>, readiness: &Readiness) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let method = request.method();
+    match path {
+        "/healthz" => match *method {
+            Method::GET | Method::HEAD => text(StatusCode::OK, "ok\n"),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "/readyz" => match *method {
+            Method::GET | Method::HEAD if readiness.is_ready() => text(StatusCode::OK, "ready\n"),
+            Method::GET | Method::HEAD => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the store is opening or the service is stopping\n",
+            ),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        _ => match path.strip_prefix(WEBHOOK_PREFIX) {
+            Some(channel_id) if !channel_id.is_empty() && !channel_id.contains('/') => {
+                if *method == Method::POST {
+                    json(
+                        StatusCode::NOT_IMPLEMENTED,
+                        r#"{"error":"webhook processing is not implemented in this version of line-adapter"}"#,
+                    )
+                } else {
+                    method_not_allowed("POST")
+                }
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "application/json", body)
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
