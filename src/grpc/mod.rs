@@ -118,6 +118,21 @@ fn capture_authority(
     request
 }
 
+/// Reflection over our contract, health, and google.rpc error details (so
+/// grpcurl can print the BadRequest that names a field). Both reflection
+/// protocols are registered in each, so `grpcurl list` shows both whichever
+/// one it speaks.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        // Registered explicitly above, for both versions.
+        .include_reflection_service(false)
+}
+
 /// Serves gRPC on `listener` until `shutdown` is cancelled, then lets
 /// in-flight calls finish.
 pub async fn serve(
@@ -129,16 +144,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let keys = auth::ApiKeys::new(&core.settings.api_keys);
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection()
         .build_v1()
-        .expect("the embedded descriptor set is valid (built by build.rs)");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .expect("the embedded descriptor sets are valid (built by build.rs and tonic)");
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .expect("the embedded descriptor set is valid (built by build.rs)");
+        .expect("the embedded descriptor sets are valid (built by build.rs and tonic)");
 
     let admin_keys = keys.clone();
     let admin =
