@@ -1,0 +1,155 @@
+//! A stand-in for LINE's API on a loopback port: it records every request
+//! and answers with responses a test scripts per path, or `200 {}`.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use tokio::net::TcpListener;
+
+/// One request LINE's stand-in received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    /// Path and query.
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    scripts: HashMap<String, VecDeque<Scripted>>,
+}
+
+/// The fake LINE server. Dropping it stops accepting connections.
+pub struct FakeLine {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeLine {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// Base URL to configure as a LINE API base.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues an answer for the next request to `path` (without query).
+    pub fn script(&self, path: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        let scripted = Scripted {
+            status: StatusCode::from_u16(status).expect("a valid status code"),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_owned(),
+        };
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .entry(path.to_owned())
+            .or_default()
+            .push_back(scripted);
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+impl Drop for FakeLine {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    let scripted = {
+        let mut state = state.lock().unwrap();
+        state.requests.push(Recorded {
+            method: parts.method.clone(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            headers: parts.headers.clone(),
+            body,
+        });
+        state.scripts.get_mut(&path).and_then(VecDeque::pop_front)
+    };
+    let scripted = scripted.unwrap_or(Scripted {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: "{}".into(),
+    });
+    let mut response = Response::new(Full::new(Bytes::from(scripted.body)));
+    *response.status_mut() = scripted.status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers.insert("x-line-request-id", uuid_like().parse().unwrap());
+    for (name, value) in scripted.headers {
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    response
+}
+
+/// A request id in LINE's format (a UUID).
+fn uuid_like() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,182 @@
+//! Test harness: the real service on ephemeral ports with a temp data dir,
+//! typed gRPC clients, the real binary when a test needs a process, and a
+//! scriptable stand-in for LINE's API.
+
+#![allow(dead_code)] // each test crate uses a different part of the harness
+
+pub mod fake_line;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use line_adapter::{
+    app::{self, AppError, Listeners},
+    proto::v1::{channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient},
+    settings::{Layer, Settings},
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+/// A channel secret in LINE's format, used across tests.
+pub const SECRET: &str = "8c1d3e5f7a9b0c2d4e6f8a0b1c3d5e7f";
+/// A second valid secret.
+pub const OTHER_SECRET: &str = "f0e1d2c3b4a5968778695a4b3c2d1e0f";
+/// A long-lived token in LINE's style.
+pub const TOKEN: &str = "lLtOkEn+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789/ab=";
+
+/// The service running in this test process, exactly as `main` runs it.
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// `http://127.0.0.1:port` of the HTTP listener.
+    pub http_base: String,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), AppError>>>,
+}
+
+/// Settings a test would get from the embedded defaults, listening on
+/// ephemeral loopback ports with data in `data_dir`.
+pub fn test_settings(data_dir: &Path, tweak: impl FnOnce(&mut Layer)) -> Settings {
+    let mut layer = Layer {
+        grpc_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(data_dir.to_owned()),
+        shutdown_grace_seconds: Some(5),
+        ..Layer::default()
+    };
+    tweak(&mut layer);
+    Settings::load(None, Vec::<(String, String)>::new(), layer)
+        .expect("test settings are valid")
+        .settings
+}
+
+impl TestApp {
+    /// Starts the service on `data_dir` and waits until it is ready.
+    pub async fn start(data_dir: &Path) -> Self {
+        Self::start_with(test_settings(data_dir, |_| {})).await
+    }
+
+    pub async fn start_with(settings: Settings) -> Self {
+        let app = Self::spawn(settings).await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Starts the service without waiting for readiness.
+    pub async fn spawn(settings: Settings) -> Self {
+        let data_dir = settings.data_dir.clone();
+        let listeners = Listeners::bind(&settings)
+            .await
+            .expect("bind loopback ports");
+        let grpc_addr = listeners.grpc.local_addr().unwrap();
+        let http_addr = listeners.http.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(settings, listeners, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            grpc_addr,
+            http_addr,
+            http_base: format!("http://{http_addr}"),
+            data_dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Polls `/readyz` until it answers 200 (bounded; fails the test if the
+    /// service stops or never becomes ready).
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..500 {
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                panic!("the service stopped before becoming ready");
+            }
+            if let Ok(response) = client
+                .get(format!("{}/readyz", self.http_base))
+                .send()
+                .await
+                && response.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the service did not become ready within 5 s");
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the gRPC listener")
+    }
+
+    pub async fn admin(&self) -> ChannelAdminClient<Channel> {
+        ChannelAdminClient::new(self.channel().await)
+    }
+
+    pub async fn messaging(&self) -> MessagingClient<Channel> {
+        MessagingClient::new(self.channel().await)
+    }
+
+    /// Stops the service gracefully and returns how `run` ended.
+    pub async fn stop(mut self) -> Result<(), AppError> {
+        self.stop_inner().await
+    }
+
+    /// Waits for `run` to end by itself (e.g. a start-up failure).
+    pub async fn finished(mut self) -> Result<(), AppError> {
+        let task = self.task.take().expect("task present until stopped");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the service stops within 10 s")
+            .expect("the service task does not panic")
+    }
+
+    async fn stop_inner(&mut self) -> Result<(), AppError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().expect("task present until stopped");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the service stops within 10 s")
+            .expect("the service task does not panic")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Collects every file under `dir` (recursively) as bytes, to search the
+/// data dir for leaked plaintext.
+pub fn all_file_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
