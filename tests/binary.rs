@@ -1,0 +1,273 @@
+//! The real `line-adapter` binary as an operator runs it: start-up errors
+//! and exit codes, logs that never carry a secret, SIGTERM, and one data
+//! dir per process.
+
+mod support;
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use line_adapter::proto::v1::{
+    CreateChannelRequest, ListChannelsRequest, UpdateChannelRequest,
+    channel_admin_client::ChannelAdminClient,
+};
+use support::{OTHER_SECRET, SECRET, TOKEN};
+
+// Tests that wait on the process synchronously run on a multi-threaded
+// runtime: the gRPC client's connection task must keep running meanwhile, or
+// it could not answer the server's graceful GOAWAY/PING and the stop would
+// wait out the whole grace period.
+const BIN: &str = env!("CARGO_BIN_EXE_line-adapter");
+
+/// A running `line-adapter serve` whose output is collected line by line.
+struct Process {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn serve(data_dir: &Path, extra_env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in extra_env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the binary");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits (bounded) for a JSON log line whose message is `message`.
+    fn wait_for(&mut self, message: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let found = self.lines.lock().unwrap().iter().find_map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).ok()?;
+                (value["message"] == message).then_some(value)
+            });
+            if let Some(value) = found {
+                return value;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "exited with {status} before `{message}`:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no `{message}` log line:\n{}", self.output());
+    }
+
+    fn grpc_url(&mut self) -> String {
+        let listening = self.wait_for("listening");
+        self.wait_for("ready");
+        format!(
+            "http://{}",
+            listening["grpc"].as_str().expect("grpc address logged")
+        )
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait_exit()
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_carry_secrets_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = "ab".repeat(32);
+    let mut process = Process::serve(dir.path(), &[("LINE_ADAPTER_MASTER_KEY", &master_key)]);
+    let url = process.grpc_url();
+    let mut admin = ChannelAdminClient::connect(url).await.unwrap();
+
+    let channel = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    admin
+        .update_channel(UpdateChannelRequest {
+            channel_id: channel.id.clone(),
+            channel_secret: OTHER_SECRET.into(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["channel_secret".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A refused request that carries a secret-like value.
+    admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: format!("{SECRET}00"),
+            channel_access_token: format!("{TOKEN} x"),
+            token_mode: 0,
+        })
+        .await
+        .unwrap_err();
+    admin
+        .list_channels(ListChannelsRequest::default())
+        .await
+        .unwrap();
+    drop(admin);
+
+    let status = process.terminate();
+    assert_eq!(status.code(), Some(0), "{}", process.output());
+    let output = process.output();
+    assert!(output.contains("SIGTERM received"), "{output}");
+    assert!(output.contains("\"stopped\""), "{output}");
+    assert!(
+        output.contains("channel registered"),
+        "the log is not empty: {output}"
+    );
+    for secret in [SECRET, OTHER_SECRET, TOKEN, &master_key] {
+        assert!(
+            !output.contains(secret),
+            "a secret reached the log:\n{output}"
+        );
+    }
+}
+
+#[test]
+fn bad_settings_stop_start_up_with_exit_64_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+        (&["--http-addr", "nowhere"], &[], "--http-addr"),
+        (
+            &[],
+            &[("LINE_ADAPTER_LOG_FORMAT", "xml")],
+            "LINE_ADAPTER_LOG_FORMAT",
+        ),
+        (
+            &[],
+            &[("LINE_ADAPTER_MASTER_KEY", "not-a-key")],
+            "LINE_ADAPTER_MASTER_KEY",
+        ),
+        (
+            &["--config", "/nonexistent/line-adapter.toml"],
+            &[],
+            "/nonexistent/line-adapter.toml",
+        ),
+    ];
+    for (args, env, named) in cases {
+        let output = Command::new(BIN)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(64), "{args:?} {env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{named} not named in: {stderr}");
+        assert!(!stderr.contains("not-a-key"), "the key value was echoed");
+    }
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "a refused start-up wrote to the data dir"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_cannot_open_the_same_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Process::serve(dir.path(), &[]);
+    let url = first.grpc_url();
+
+    let mut second = Process::serve(dir.path(), &[]);
+    let status = second.wait_exit();
+    assert!(!status.success());
+    assert!(
+        second
+            .output()
+            .contains("in use by another line-adapter process"),
+        "{}",
+        second.output()
+    );
+
+    let mut admin = ChannelAdminClient::connect(url).await.unwrap();
+    admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Still works".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the first process is unaffected");
+    assert_eq!(first.terminate().code(), Some(0));
+}
