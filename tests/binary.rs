@@ -204,7 +204,9 @@ async fn logs_never_carry_secrets_and_sigterm_stops_cleanly() {
 #[test]
 fn bad_settings_stop_start_up_with_exit_64_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    /// Flags, environment, and what the error must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (&["--http-addr", "nowhere"], &[], "--http-addr"),
         (
             &[],

@@ -945,8 +945,7 @@ async fn later_rpcs_say_they_are_not_implemented() {
             messaging
                 .get_message_content(pb::GetMessageContentRequest::default())
                 .await
-                .err()
-                .expect("GetMessageContent fails"),
+                .expect_err("GetMessageContent fails"),
         ),
         (
             "GetProfile",
@@ -988,8 +987,7 @@ async fn later_rpcs_say_they_are_not_implemented() {
             messaging
                 .subscribe(pb::SubscribeRequest::default())
                 .await
-                .err()
-                .expect("Subscribe fails"),
+                .expect_err("Subscribe fails"),
         ),
         (
             "Ack",
