@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Seconds a graceful stop waits for in-flight calls [default: 30].
     #[arg(long, value_name = "SECONDS")]
     shutdown_grace_seconds: Option<u64>,
+    /// Serve gRPC without API keys on an address other hosts can reach.
+    /// Only for networks where something else authenticates callers.
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 impl ServeArgs {
@@ -85,6 +89,7 @@ impl ServeArgs {
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,
+            insecure_no_auth,
         } = self;
         let layer = Layer {
             grpc_addr,
@@ -96,6 +101,7 @@ impl ServeArgs {
             api_keys: None,
             api_keys_file,
             master_key: None,
+            insecure_no_auth: insecure_no_auth.then_some(true),
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,
@@ -113,7 +119,7 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     let (config, flags) = args.into_layer();
-    let loaded = match Settings::load(config.as_deref(), std::env::vars(), flags) {
+    let loaded = match Settings::load(config.as_deref(), std::env::vars_os(), flags) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("line-adapter: {err}");
@@ -140,7 +146,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "line-adapter stopped with an error");
-            ExitCode::FAILURE
+            if err.is_configuration() {
+                ExitCode::from(EXIT_BAD_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -29,8 +29,9 @@ use zeroize::Zeroizing;
 /// Length of a fingerprint in hex digits (the first 4 bytes of SHA-256).
 const FINGERPRINT_HEX_LEN: usize = 8;
 
-/// A credential that must never be printed. See the module docs.
-#[derive(Clone, PartialEq, Eq)]
+/// A credential that must never be printed. See the module docs. It has no
+/// `PartialEq`: comparing secrets must be constant-time (see `grpc::auth`).
+#[derive(Clone)]
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
@@ -48,6 +49,23 @@ impl Secret {
     /// secrets apart, useless for recovering one.
     pub fn fingerprint(&self) -> String {
         fingerprint(self.0.as_bytes())
+    }
+}
+
+/// Reads a secret from settings; an error never quotes the value.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Secret, E> {
+                Ok(Secret::new(value))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -189,11 +207,9 @@ pub enum MasterKeyError {
     File { path: PathBuf, reason: String },
 }
 
-/// Where the master key came from, for the start-up log.
+/// Where a key file's key came from, for the start-up log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MasterKeySource {
-    /// `LINE_ADAPTER_MASTER_KEY` or the config file.
-    Configured,
     /// The key file in the data dir, written by an earlier start.
     DataDirFile,
     /// Generated now and written to the data dir.

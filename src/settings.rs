@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashMap,
+    ffi::OsString,
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -31,6 +32,9 @@ const BODY_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1024..=64 * 1024 * 1024;
 pub struct Settings {
     /// gRPC listen address.
     pub grpc_addr: SocketAddr,
+    /// The operator chose an unauthenticated gRPC listener reachable from
+    /// other hosts.
+    pub insecure_no_auth: bool,
     /// HTTP listen address (webhooks, health, readiness).
     pub http_addr: SocketAddr,
     /// Folder holding the store and, when generated, the master key file.
@@ -71,12 +75,35 @@ pub struct Layer {
     pub public_base_url: Option<String>,
     pub line_api_base: Option<String>,
     pub line_data_api_base: Option<String>,
-    pub api_keys: Option<Vec<String>>,
+    pub api_keys: Option<ApiKeyList>,
     pub api_keys_file: Option<PathBuf>,
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
+    /// Allows an unauthenticated gRPC listener on a non-loopback address.
+    pub insecure_no_auth: Option<bool>,
     pub log_format: Option<String>,
     pub webhook_body_limit: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
+}
+
+/// API keys as a TOML array or one comma-separated string (as in the
+/// environment). Errors never quote a key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a list of strings or one comma-separated string"
+)]
+pub enum ApiKeyList {
+    List(Vec<Secret>),
+    Joined(Secret),
+}
+
+impl ApiKeyList {
+    fn keys(&self) -> Vec<Secret> {
+        match self {
+            ApiKeyList::List(keys) => keys.clone(),
+            ApiKeyList::Joined(joined) => joined.expose().split(',').map(Secret::new).collect(),
+        }
+    }
 }
 
 /// Where a setting's value came from, for error messages.
@@ -107,6 +134,8 @@ pub enum SettingsError {
         origin: Origin,
         reason: String,
     },
+    #[error("environment variable {var} is not valid UTF-8")]
+    EnvNotText { var: String },
     #[error("cannot read config file {path}: {source}")]
     ReadFile {
         path: PathBuf,
@@ -139,8 +168,8 @@ impl Merged {
     fn apply(&mut self, src: Layer, origin: impl Fn(&'static str) -> Origin) {
         merge_fields!(self.layer, src, self.origins, origin;
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
-            line_data_api_base, api_keys, api_keys_file, master_key, log_format,
-            webhook_body_limit, shutdown_grace_seconds);
+            line_data_api_base, api_keys, api_keys_file, master_key, insecure_no_auth,
+            log_format, webhook_body_limit, shutdown_grace_seconds);
     }
 
     fn origin(&self, key: &'static str) -> Origin {
@@ -169,7 +198,7 @@ impl Settings {
     /// command-line values with the flag name of each.
     pub fn load(
         config_file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
+        env: impl IntoIterator<Item = (OsString, OsString)>,
         flags: Layer,
     ) -> Result<Loaded, SettingsError> {
         let mut warnings = Vec::new();
@@ -184,10 +213,7 @@ impl Settings {
                 path: path.to_owned(),
                 source,
             })?;
-            let file: Layer = toml::from_str(&text).map_err(|e| SettingsError::ParseFile {
-                path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?;
+            let file = parse_file(path, &text)?;
             merged.apply(file, |_| Origin::File(path.to_owned()));
         }
 
@@ -202,19 +228,56 @@ impl Settings {
     }
 }
 
+/// Parses a settings file. Errors name the key and line but never quote a
+/// value, which could be a secret.
+fn parse_file(path: &Path, text: &str) -> Result<Layer, SettingsError> {
+    let invalid = |message: String| SettingsError::ParseFile {
+        path: path.to_owned(),
+        message,
+    };
+    let value: toml::Value = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(line) => invalid(format!("line {line}: {}", e.message())),
+            None => invalid(e.message().to_owned()),
+        }
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        invalid(format!("`{key}`: {}", e.inner().message()))
+    })
+}
+
 /// `grpc_addr` → `LINE_ADAPTER_GRPC_ADDR`.
 pub fn env_var_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
 }
 
 fn env_layer(
-    env: impl IntoIterator<Item = (String, String)>,
+    env: impl IntoIterator<Item = (OsString, OsString)>,
     warnings: &mut Vec<String>,
 ) -> Result<Layer, SettingsError> {
     let mut layer = Layer::default();
     for (name, value) in env {
-        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+        // Variables of other programs may hold anything; only ours must be text.
+        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
             continue;
+        };
+        let name = name.to_owned();
+        let key = &name[ENV_PREFIX.len()..];
+        let Ok(value) = value.into_string() else {
+            return Err(SettingsError::EnvNotText { var: name });
+        };
+        let parse_bool = |value: &str| match value.trim() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" | "" => Ok(false),
+            _ => Err(SettingsError::Invalid {
+                key: "",
+                origin: Origin::Env(name.clone()),
+                reason: format!("`{value}` is not true or false"),
+            }),
         };
         let parse_u64 = |value: &str| {
             value
@@ -233,11 +296,13 @@ fn env_layer(
             "public_base_url" => layer.public_base_url = Some(value),
             "line_api_base" => layer.line_api_base = Some(value),
             "line_data_api_base" => layer.line_data_api_base = Some(value),
-            "api_keys" => {
-                layer.api_keys = Some(value.split(',').map(str::to_owned).collect());
-            }
+            "api_keys" => layer.api_keys = Some(ApiKeyList::Joined(Secret::new(value))),
             "api_keys_file" => layer.api_keys_file = Some(value.into()),
-            "master_key" => layer.master_key = Some(value),
+            "master_key" => layer.master_key = Some(Secret::new(value)),
+            "insecure_no_auth" => {
+                layer.insecure_no_auth =
+                    Some(parse_bool(&value).map_err(|e| with_key(e, "insecure_no_auth"))?);
+            }
             "log_format" => layer.log_format = Some(value),
             "webhook_body_limit" => {
                 layer.webhook_body_limit =
@@ -271,12 +336,21 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     let required = |key: &'static str| merged.invalid(key, "must be set");
 
     let api_keys = api_keys(merged)?;
+    let insecure_no_auth = layer.insecure_no_auth.unwrap_or(false);
     let grpc_addr = match &layer.grpc_addr {
         Some(text) => parse_addr(merged, "grpc_addr", text)?,
         // Without keys nobody but this host may call: see defaults.toml.
         None if api_keys.is_empty() => SocketAddr::from(([127, 0, 0, 1], DEFAULT_GRPC_PORT)),
         None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_GRPC_PORT)),
     };
+    if api_keys.is_empty() && !grpc_addr.ip().is_loopback() && !insecure_no_auth {
+        return Err(merged.invalid(
+            "grpc_addr",
+            format!(
+                "{grpc_addr} is reachable from other hosts but no API keys are set: set LINE_ADAPTER_API_KEYS, listen on a loopback address, or pass --insecure-no-auth"
+            ),
+        ));
+    }
     let http_addr = parse_addr(
         merged,
         "http_addr",
@@ -319,12 +393,11 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
             .ok_or_else(|| required("line_data_api_base"))?,
     )?;
 
-    let master_key = match layer.master_key.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => Some(
-            MasterKey::parse(&Secret::new(text))
-                .map_err(|e| merged.invalid("master_key", e.to_string()))?,
-        ),
+    let master_key = match &layer.master_key {
+        Some(key) if !key.expose().trim().is_empty() => {
+            Some(MasterKey::parse(key).map_err(|e| merged.invalid("master_key", e.to_string()))?)
+        }
+        _ => None,
     };
 
     let log_format = match layer.log_format.as_deref().map(str::trim) {
@@ -361,6 +434,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
 
     Ok(Settings {
         grpc_addr,
+        insecure_no_auth,
         http_addr,
         data_dir,
         public_base_url,
@@ -383,13 +457,16 @@ fn parse_addr(merged: &Merged, key: &'static str, text: &str) -> Result<SocketAd
     })
 }
 
-/// An http(s) URL without query or fragment, with no trailing slash, so
-/// that paths can be appended to it.
+/// An http(s) URL without query, fragment or credentials. A trailing slash
+/// is removed from a path (`https://h/base/` → `https://h/base`); a bare host
+/// keeps the `/` the URL standard requires, so appending a path means
+/// trimming the end first (see `grpc::admin::webhook_url`).
 fn parse_base_url(merged: &Merged, key: &'static str, text: &str) -> Result<Url, SettingsError> {
-    let url = Url::parse(text.trim())
-        .map_err(|e| merged.invalid(key, format!("`{text}` is not a URL: {e}")))?;
+    // Errors do not quote the text: a URL may carry credentials.
+    let url =
+        Url::parse(text.trim()).map_err(|e| merged.invalid(key, format!("is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(merged.invalid(key, format!("`{text}` is not an http(s) URL with a host")));
+        return Err(merged.invalid(key, "is not an http(s) URL with a host"));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(merged.invalid(key, "must not have a query or fragment"));
@@ -404,6 +481,7 @@ fn parse_base_url(merged: &Merged, key: &'static str, text: &str) -> Result<Url,
 fn api_keys(merged: &Merged) -> Result<Vec<Secret>, SettingsError> {
     let layer = &merged.layer;
     let mut keys: Vec<Secret> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut add = |key: &'static str, raw: &str| -> Result<(), SettingsError> {
         let raw = raw.trim();
         if raw.is_empty() {
@@ -412,11 +490,13 @@ fn api_keys(merged: &Merged) -> Result<Vec<Secret>, SettingsError> {
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(merged.invalid(key, "an API key must not contain whitespace"));
         }
-        keys.push(Secret::new(raw));
+        if seen.insert(Secret::new(raw).fingerprint() + raw) {
+            keys.push(Secret::new(raw));
+        }
         Ok(())
     };
-    for raw in layer.api_keys.iter().flatten() {
-        add("api_keys", raw)?;
+    for secret in layer.api_keys.iter().flat_map(ApiKeyList::keys) {
+        add("api_keys", secret.expose())?;
     }
     if let Some(path) = &layer.api_keys_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -432,7 +512,6 @@ fn api_keys(merged: &Merged) -> Result<Vec<Secret>, SettingsError> {
             }
         }
     }
-    keys.dedup();
     Ok(keys)
 }
 
@@ -440,11 +519,8 @@ fn api_keys(merged: &Merged) -> Result<Vec<Secret>, SettingsError> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
     }
 
     #[test]
@@ -563,15 +639,112 @@ mod tests {
     }
 
     #[test]
-    fn base_urls_lose_their_trailing_slash() {
+    fn base_urls_lose_a_trailing_slash_after_a_path() {
+        let base = |text: &str| {
+            let flags = Layer {
+                public_base_url: Some(text.into()),
+                ..Layer::default()
+            };
+            let settings = Settings::load(None, env(&[]), flags).unwrap().settings;
+            settings.public_base_url.unwrap().as_str().to_owned()
+        };
+        assert_eq!(
+            base("https://line.example.com/hooks/"),
+            "https://line.example.com/hooks"
+        );
+        assert_eq!(
+            base("https://line.example.com/hooks"),
+            "https://line.example.com/hooks"
+        );
+        assert_eq!(
+            base("https://line.example.com"),
+            "https://line.example.com/"
+        );
+    }
+
+    #[test]
+    fn errors_never_quote_secrets_or_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "api_keys = 12\nmaster_key = \"tooshort-secret\"\n").unwrap();
+        let err = Settings::load(Some(&file), env(&[]), Layer::default()).unwrap_err();
+        assert!(err.to_string().contains("api_keys"), "{err}");
+
+        std::fs::write(&file, "master_key = \"tooshort-secret\"\n").unwrap();
+        let err = Settings::load(Some(&file), env(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("master_key") && !err.contains("tooshort-secret"),
+            "{err}"
+        );
+
         let flags = Layer {
-            public_base_url: Some("https://line.example.com/".into()),
+            line_api_base: Some("ftp://user:hunter2@example.com".into()),
             ..Layer::default()
         };
-        let s = Settings::load(None, env(&[]), flags).unwrap().settings;
-        assert_eq!(
-            s.public_base_url.unwrap().as_str().trim_end_matches('/'),
-            "https://line.example.com"
+        let err = Settings::load(None, env(&[]), flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line_api_base") && !err.contains("hunter2"),
+            "{err}"
         );
+    }
+
+    #[test]
+    fn api_keys_come_as_a_list_or_a_joined_string_and_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "api_keys = [\"key-a\", \"key-b\", \"key-a\"]\n").unwrap();
+        let s = Settings::load(Some(&file), env(&[]), Layer::default())
+            .unwrap()
+            .settings;
+        assert_eq!(s.api_keys.len(), 2, "duplicates collapse");
+        assert!(!format!("{s:?}").contains("key-a"));
+        std::fs::write(&file, "api_keys = \"key-a,key-c\"\n").unwrap();
+        let s = Settings::load(Some(&file), env(&[]), Layer::default())
+            .unwrap()
+            .settings;
+        assert_eq!(s.api_keys.len(), 2);
+    }
+
+    #[test]
+    fn an_open_grpc_port_needs_keys_or_an_explicit_opt_out() {
+        let open = || Layer {
+            grpc_addr: Some("0.0.0.0:50051".into()),
+            ..Layer::default()
+        };
+        let err = Settings::load(None, env(&[]), open())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("grpc_addr") && err.contains("--insecure-no-auth"),
+            "{err}"
+        );
+        let insecure = Layer {
+            insecure_no_auth: Some(true),
+            ..open()
+        };
+        assert!(Settings::load(None, env(&[]), insecure).is_ok());
+        assert!(Settings::load(None, env(&[("LINE_ADAPTER_API_KEYS", "k")]), open()).is_ok());
+        let loopback = Layer {
+            grpc_addr: Some("[::1]:50051".into()),
+            ..Layer::default()
+        };
+        assert!(Settings::load(None, env(&[]), loopback).is_ok());
+    }
+
+    #[test]
+    fn foreign_variables_may_be_anything_ours_must_be_text() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let junk = OsString::from_vec(vec![0xff, 0xfe]);
+        let vars = vec![(OsString::from("OTHER"), junk.clone())];
+        assert!(Settings::load(None, vars, Layer::default()).is_ok());
+        let vars = vec![(OsString::from("LINE_ADAPTER_DATA_DIR"), junk)];
+        let err = Settings::load(None, vars, Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("LINE_ADAPTER_DATA_DIR"), "{err}");
     }
 }
