@@ -29,6 +29,22 @@ pub const STORE_DIR: &str = "store";
 const MASTER_KEY_CHECK: &str = "master_key_check";
 const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
 
+impl AppError {
+    /// Whether the operator's configuration (rather than the machine) is at
+    /// fault: `main` exits 64 for these, as for a bad setting.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            AppError::MasterKey(_) | AppError::MasterKeyMismatch | AppError::MasterKeyMissing => {
+                true
+            }
+            AppError::Bind { .. }
+            | AppError::DataDir { .. }
+            | AppError::Store(_)
+            | AppError::Serve { .. } => false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot listen for {what} on {addr}: {source}")]
@@ -48,6 +64,10 @@ pub enum AppError {
         "the master key does not match the one this data dir was written with; set LINE_ADAPTER_MASTER_KEY to the original key"
     )]
     MasterKeyMismatch,
+    #[error(
+        "the data dir holds a store but no master.key: set LINE_ADAPTER_MASTER_KEY to the key it was written with"
+    )]
+    MasterKeyMissing,
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     #[error("{what} server failed: {reason}")]
@@ -100,10 +120,15 @@ pub async fn run(
     })?;
     let cipher = Cipher::new(&master_key(&settings)?);
 
-    if settings.api_keys.is_empty() {
+    if settings.api_keys.is_empty() && grpc_addr.ip().is_loopback() {
+        tracing::info!(
+            grpc = %grpc_addr,
+            "no API keys configured (LINE_ADAPTER_API_KEYS): gRPC listens on loopback only, without authentication"
+        );
+    } else if settings.api_keys.is_empty() {
         tracing::warn!(
             grpc = %grpc_addr,
-            "no API keys configured (LINE_ADAPTER_API_KEYS): gRPC calls are not authenticated"
+            "--insecure-no-auth: gRPC is reachable from other hosts WITHOUT authentication"
         );
     } else {
         tracing::info!(
@@ -131,13 +156,24 @@ pub async fn run(
     ));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
 
-    let opened = open_store(&settings, &cipher).await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let opened = tokio::select! {
+        opened = open_store(&settings, &cipher) => Some(opened),
+        _ = &mut shutdown => None,
+    };
     let store = match opened {
-        Ok(store) => store,
-        Err(err) => {
+        Some(Ok(store)) => store,
+        failed => {
+            // Stopped (or failed) before the store opened: nothing to drain.
             stop.cancel();
-            let _ = tokio::join!(grpc_task, http_task);
-            return Err(err);
+            let _ = tokio::time::timeout(settings.shutdown_grace, async {
+                let _ = tokio::join!(&mut grpc_task, &mut http_task);
+            })
+            .await;
+            return match failed {
+                Some(Err(err)) => Err(err),
+                _ => Ok(()),
+            };
         }
     };
     core.set_channels(Channels::new(store.clone(), cipher));
@@ -146,7 +182,7 @@ pub async fn run(
     tracing::info!(data_dir = %settings.data_dir.display(), "ready");
 
     let failure = tokio::select! {
-        _ = shutdown => None,
+        _ = &mut shutdown => None,
         result = &mut grpc_task => Some(AppError::Serve {
             what: "gRPC",
             reason: match result {
@@ -165,9 +201,11 @@ pub async fn run(
     };
 
     // Drain: tell probes first, then stop accepting, then wait for what is
-    // in flight.
+    // in flight. Health Watch streams only end when their status is removed,
+    // and an open stream would hold the drain for the whole grace period.
     readiness.set(false);
     set_health(&health, ServingStatus::NotServing).await;
+    clear_health(health).await;
     stop.cancel();
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
         if !grpc_task.is_finished() {
@@ -210,12 +248,27 @@ async fn set_health(reporter: &tonic_health::server::HealthReporter, status: Ser
         .await;
 }
 
+async fn clear_health(mut reporter: tonic_health::server::HealthReporter) {
+    for name in [
+        "",
+        <ChannelAdminServer<AdminService> as tonic::server::NamedService>::NAME,
+        <MessagingServer<MessagingService> as tonic::server::NamedService>::NAME,
+    ] {
+        reporter.clear_service_status(name).await;
+    }
+}
+
 fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
     if let Some(key) = &settings.master_key {
-        tracing::info!("using the master key from LINE_ADAPTER_MASTER_KEY");
+        tracing::info!("using the configured master key (LINE_ADAPTER_MASTER_KEY or config file)");
         return Ok(key.clone());
     }
     let path = settings.data_dir.join(MASTER_KEY_FILE);
+    // A store written under a configured key has no key file: generating one
+    // now would only leave a wrong key behind.
+    if !path.exists() && settings.data_dir.join(STORE_DIR).exists() {
+        return Err(AppError::MasterKeyMissing);
+    }
     let (key, source) = MasterKey::load_or_generate(&path)?;
     match source {
         MasterKeySource::Generated => tracing::warn!(
@@ -225,7 +278,6 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
         MasterKeySource::DataDirFile => {
             tracing::info!(path = %path.display(), "using the master key file in the data dir")
         }
-        MasterKeySource::Configured => {}
     }
     Ok(key)
 }
