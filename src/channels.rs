@@ -31,6 +31,8 @@ pub mod validate {
     /// Length of a lowercase ULID.
     const ULID_LEN: usize = 26;
 
+    /// 1–100 characters (Unicode scalar values) after trimming, no control
+    /// characters.
     pub fn display_name(value: &str) -> Result<String, String> {
         let trimmed = value.trim();
         if trimmed.is_empty() {
@@ -54,7 +56,7 @@ pub mod validate {
             return Err("must not be empty".into());
         }
         if !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("must contain digits only (LINE channel ids are 10 digits)".into());
+            return Err("must contain digits only (LINE's channel ids are 10 digits)".into());
         }
         if value.len() > LINE_CHANNEL_ID_MAX_DIGITS {
             return Err(format!(
@@ -64,7 +66,9 @@ pub mod validate {
         Ok(value.to_owned())
     }
 
-    /// The reason never quotes the value: it is a secret.
+    /// The reason never quotes the value: it is a secret. The result is
+    /// lowercase, as the console shows it: LINE signs webhooks with the
+    /// secret string itself as the HMAC key, so `AB..` would never verify.
     pub fn channel_secret(value: &str) -> Result<String, String> {
         let value = value.trim();
         if value.is_empty() {
@@ -75,7 +79,7 @@ pub mod validate {
                 "must be exactly {CHANNEL_SECRET_HEX_LEN} hexadecimal characters, as shown in the LINE Developers Console"
             ));
         }
-        Ok(value.to_owned())
+        Ok(value.to_ascii_lowercase())
     }
 
     /// The reason never quotes the value: it is a secret.
@@ -269,7 +273,12 @@ impl Channels {
         id: &str,
         changes: ChannelChanges,
     ) -> Result<ChannelRecord, ChannelError> {
-        for _ in 0..UPDATE_ATTEMPTS {
+        let mut last_conflict = None;
+        for attempt in 0..UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                // Let the competing writer finish before reading again.
+                tokio::time::sleep(Duration::from_millis(1 << attempt.min(5))).await;
+            }
             let current = self.get(id).await?;
             let next = self.apply(&current, &changes)?;
             if next == current {
@@ -277,14 +286,13 @@ impl Channels {
             }
             match self.store.replace_channel(current.version, &next).await {
                 Ok(()) => return Ok(next),
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
                 Err(err) => return Err(err.into()),
             }
         }
-        Err(ChannelError::Store(StoreError::Conflict {
-            id: id.to_owned(),
-            expected: 0,
-        }))
+        Err(ChannelError::Store(
+            last_conflict.expect("the loop ran and every attempt conflicted"),
+        ))
     }
 
     fn apply(
@@ -300,27 +308,35 @@ impl Channels {
             next.line_channel_id = line_id.clone();
         }
         let now = now_ms();
-        if let Some((secret, grace)) = &changes.channel_secret {
-            let sealed = self.seal(&next.id, "channel_secret", secret);
-            if sealed.fingerprint != current.channel_secret.fingerprint {
-                next.previous_channel_secret = (!grace.is_zero()).then(|| PreviousSecret {
-                    secret: reseal(
-                        &self.cipher,
-                        &next.id,
-                        "channel_secret",
-                        "previous_channel_secret",
-                        &current.channel_secret,
-                    ),
-                    valid_until_ms: now.saturating_add(grace.as_millis() as i64),
-                });
-                next.channel_secret = sealed;
-            }
+        if let Some((secret, grace)) = &changes.channel_secret
+            && !self.holds(
+                &current.id,
+                "channel_secret",
+                Some(&current.channel_secret),
+                secret,
+            )
+        {
+            next.previous_channel_secret = (!grace.is_zero()).then(|| PreviousSecret {
+                secret: reseal(
+                    &self.cipher,
+                    &next.id,
+                    "channel_secret",
+                    "previous_channel_secret",
+                    &current.channel_secret,
+                ),
+                valid_until_ms: now.saturating_add(grace.as_millis() as i64),
+            });
+            next.channel_secret = self.seal(&next.id, "channel_secret", secret);
         }
         if let Some(token) = &changes.access_token {
-            let unchanged = match (token, &current.access_token) {
-                (Some(new), Some(old)) => new.fingerprint() == old.fingerprint,
-                (None, None) => true,
-                _ => false,
+            let unchanged = match token {
+                Some(new) => self.holds(
+                    &current.id,
+                    "access_token",
+                    current.access_token.as_ref(),
+                    new,
+                ),
+                None => current.access_token.is_none(),
             };
             if !unchanged {
                 next.access_token = token
@@ -342,6 +358,28 @@ impl Channels {
             next.update_time_ms = now;
         }
         Ok(next)
+    }
+
+    /// Whether `sealed` holds exactly `secret` (compared in constant time).
+    /// A value that cannot be decrypted holds nothing, so it gets replaced.
+    fn holds(
+        &self,
+        channel_id: &str,
+        field: &str,
+        sealed: Option<&SealedSecret>,
+        secret: &Secret,
+    ) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let Some(sealed) = sealed else {
+            return false;
+        };
+        match self
+            .cipher
+            .decrypt(&seal_context(channel_id, field), &sealed.ciphertext)
+        {
+            Ok(stored) => bool::from(stored[..].ct_eq(secret.expose().as_bytes())),
+            Err(_) => false,
+        }
     }
 
     pub async fn delete(&self, id: &str) -> Result<ChannelRecord, ChannelError> {
@@ -408,7 +446,138 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::validate;
+    use super::*;
+    use crate::{secret::MasterKey, store::SledStore};
+
+    const SECRET_A: &str = "0123456789abcdef0123456789abcdef";
+    const SECRET_B: &str = "fedcba9876543210fedcba9876543210";
+
+    fn channels(dir: &std::path::Path) -> Channels {
+        let store = SledStore::open(dir).unwrap();
+        Channels::new(Arc::new(store), Cipher::new(&MasterKey::generate()))
+    }
+
+    async fn register(channels: &Channels, line_id: &str) -> ChannelRecord {
+        channels
+            .create(NewChannel {
+                display_name: "Shop".into(),
+                line_channel_id: line_id.into(),
+                channel_secret: Secret::new(SECRET_A),
+                access_token: None,
+                token_mode: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    fn rotate(secret: &str, grace: Duration) -> ChannelChanges {
+        ChannelChanges {
+            channel_secret: Some((Secret::new(secret), grace)),
+            ..ChannelChanges::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotated_secret_stays_valid_for_its_grace_period_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let channels = channels(dir.path());
+        let created = register(&channels, "1").await;
+
+        let before = now_ms();
+        let rotated = channels
+            .update(&created.id, rotate(SECRET_B, Duration::from_secs(600)))
+            .await
+            .unwrap();
+        assert_eq!(rotated.version, created.version + 1);
+        assert_eq!(channels.open_secret(&rotated).unwrap().expose(), SECRET_B);
+        let previous = rotated
+            .previous_channel_secret
+            .clone()
+            .expect("old secret kept");
+        assert_eq!(
+            previous.secret.fingerprint,
+            created.channel_secret.fingerprint
+        );
+        assert!(previous.valid_until_ms >= before + 600_000);
+        let old = channels
+            .cipher
+            .decrypt_secret(
+                &seal_context(&created.id, "previous_channel_secret"),
+                &previous.secret.ciphertext,
+            )
+            .unwrap();
+        assert_eq!(old.expose(), SECRET_A);
+
+        // The same secret again changes nothing, not even the version.
+        let same = channels
+            .update(&created.id, rotate(SECRET_B, Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(same, rotated);
+
+        // Without grace the old secret stops at once.
+        let abrupt = channels
+            .update(&created.id, rotate(SECRET_A, Duration::ZERO))
+            .await
+            .unwrap();
+        assert!(abrupt.previous_channel_secret.is_none());
+        assert_eq!(channels.open_secret(&abrupt).unwrap().expose(), SECRET_A);
+    }
+
+    #[tokio::test]
+    async fn concurrent_updates_of_different_fields_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let channels = channels(dir.path());
+        let created = register(&channels, "2").await;
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let channels = channels.clone();
+            let id = created.id.clone();
+            tasks.push(tokio::spawn(async move {
+                let changes = if i % 2 == 0 {
+                    ChannelChanges {
+                        display_name: Some(format!("Name {i}")),
+                        ..ChannelChanges::default()
+                    }
+                } else {
+                    ChannelChanges {
+                        access_token: Some(Some(Secret::new(format!("token-{i}")))),
+                        ..ChannelChanges::default()
+                    }
+                };
+                channels.update(&id, changes).await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let last = channels.get(&created.id).await.unwrap();
+        assert_eq!(
+            last.version,
+            created.version + 4,
+            "every update was applied once"
+        );
+        assert!(last.display_name.starts_with("Name "));
+        assert!(last.access_token.is_some());
+    }
+
+    #[tokio::test]
+    async fn uppercase_secrets_are_stored_as_the_console_shows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let channels = channels(dir.path());
+        let upper = validate::channel_secret(&SECRET_A.to_ascii_uppercase()).unwrap();
+        let created = channels
+            .create(NewChannel {
+                display_name: "Shop".into(),
+                line_channel_id: "3".into(),
+                channel_secret: Secret::new(upper),
+                access_token: None,
+                token_mode: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(channels.open_secret(&created).unwrap().expose(), SECRET_A);
+    }
 
     #[test]
     fn field_rules() {

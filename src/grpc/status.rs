@@ -32,10 +32,6 @@ impl Violations {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// `Ok(())` when nothing was violated, else INVALID_ARGUMENT whose
     /// message names every field and whose details carry a BadRequest.
     pub fn into_result(self) -> Result<(), Status> {
