@@ -56,7 +56,7 @@ expect "Registers a LINE channel"            # describe shows the proto comments
 expect "http://localhost:8080/webhook/line/ch_"
 expect '"displayName": "Tokyo flagship"'
 expect '"status": "SERVING"'
-expect "ready"
+grep -qx "ready" "$out" || fail "/readyz did not answer ready"
 if grep -q "0123456789abcdef0123456789abcdef" "$out" "$log"; then
   fail "the channel secret appeared in a response or the log"
 fi
@@ -67,5 +67,5 @@ status=0
 wait "$pid" || status=$?
 pid=""
 [ "$status" -eq 0 ] || fail "exit code $status after SIGTERM"
-grep -q "stopped" "$log" || fail "no 'stopped' log line"
+grep -q "line_adapter::app: stopped$" "$log" || fail "no clean 'stopped' log line"
 echo "smoke: 1 passed, 0 failed"

@@ -261,6 +261,11 @@ async fn a_second_process_cannot_open_the_same_data_dir() {
         second.output()
     );
 
+    let key_file = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    let key = key_file.trim();
+    assert_eq!(key.len(), 44, "a generated key is base64 of 32 bytes");
+    assert!(!first.output().contains(key) && !second.output().contains(key));
+
     let mut admin = ChannelAdminClient::connect(url).await.unwrap();
     admin
         .create_channel(CreateChannelRequest {

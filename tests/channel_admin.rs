@@ -8,6 +8,7 @@ use line_adapter::proto::v1::{
     self as pb, Channel, CreateChannelRequest, DeleteChannelRequest, GetChannelRequest,
     GetWebhookUrlRequest, ListChannelsRequest, TokenMode, UpdateChannelRequest,
 };
+use line_adapter::secret::Secret;
 use prost_types::FieldMask;
 use support::{OTHER_SECRET, SECRET, TOKEN, TestApp, all_file_bytes, contains, test_settings};
 use tonic::{Code, Request, Status};
@@ -99,6 +100,8 @@ async fn create_get_list_update_delete() {
     assert_eq!(listed.channels, vec![created.clone()]);
     assert!(listed.next_page_token.is_empty());
 
+    // Timestamps have millisecond resolution: make the update land later.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let updated = admin
         .update_channel(UpdateChannelRequest {
             display_name: "Osaka shop".into(),
@@ -122,7 +125,7 @@ async fn create_get_list_update_delete() {
         let ts = ts.as_ref().expect("timestamps are set");
         ts.seconds * 1000 + i64::from(ts.nanos) / 1_000_000
     };
-    assert!(millis(&updated.update_time) >= millis(&created.update_time));
+    assert!(millis(&updated.update_time) > millis(&created.update_time));
 
     let rotated = admin
         .update_channel(UpdateChannelRequest {
@@ -475,6 +478,64 @@ async fn update_mask_and_ids_are_checked() {
             },
             vec!["channel_id"],
         ),
+        (
+            UpdateChannelRequest {
+                update_mask: mask(&["display_name"]),
+                display_name: "x".repeat(101),
+                ..update(&channel.id)
+            },
+            vec!["display_name"],
+        ),
+        (
+            UpdateChannelRequest {
+                update_mask: mask(&["line_channel_id"]),
+                line_channel_id: "12 34".into(),
+                ..update(&channel.id)
+            },
+            vec!["line_channel_id"],
+        ),
+        (
+            UpdateChannelRequest {
+                update_mask: mask(&["token_mode"]),
+                token_mode: 99,
+                ..update(&channel.id)
+            },
+            vec!["token_mode"],
+        ),
+        (
+            UpdateChannelRequest {
+                update_mask: mask(&["channel_access_token"]),
+                channel_access_token: "tab\there".into(),
+                ..update(&channel.id)
+            },
+            vec!["channel_access_token"],
+        ),
+        (
+            UpdateChannelRequest {
+                update_mask: mask(&["channel_secret"]),
+                channel_secret: OTHER_SECRET.into(),
+                previous_secret_grace: Some(prost_types::Duration {
+                    seconds: 7 * 24 * 3600 + 1,
+                    nanos: 0,
+                }),
+                ..update(&channel.id)
+            },
+            vec!["previous_secret_grace"],
+        ),
+        (
+            UpdateChannelRequest {
+                update_mask: mask(&["display_name", "line_channel_id", "bogus"]),
+                display_name: String::new(),
+                line_channel_id: "x".into(),
+                ..update("")
+            },
+            vec![
+                "channel_id",
+                "display_name",
+                "line_channel_id",
+                "update_mask",
+            ],
+        ),
     ];
     for (request, fields) in cases {
         let status = admin.update_channel(request).await.unwrap_err();
@@ -770,8 +831,8 @@ async fn secrets_never_leave_and_are_never_stored_in_plaintext() {
             );
         }
     }
-    // The display name is not secret and is stored: the scan above would
-    // have seen plaintext if it were there.
+    // The LINE channel id is not secret and is stored in the clear: the scan
+    // above reads the very bytes the store wrote.
     assert!(
         files
             .iter()
@@ -785,7 +846,7 @@ async fn a_different_master_key_is_refused_and_data_stays_intact() {
     let key_a = "11".repeat(32);
     let key_b = "22".repeat(32);
     let app = TestApp::start_with(test_settings(dir.path(), |layer| {
-        layer.master_key = Some(key_a.clone());
+        layer.master_key = Some(Secret::new(&key_a));
     }))
     .await;
     let channel = create(&app, create_request("Shop", "1234567890")).await;
@@ -796,7 +857,7 @@ async fn a_different_master_key_is_refused_and_data_stays_intact() {
     );
 
     let wrong = TestApp::spawn(test_settings(dir.path(), |layer| {
-        layer.master_key = Some(key_b.clone());
+        layer.master_key = Some(Secret::new(&key_b));
     }))
     .await;
     let err = wrong.finished().await.unwrap_err();
@@ -806,8 +867,14 @@ async fn a_different_master_key_is_refused_and_data_stays_intact() {
     );
     assert!(!err.to_string().contains(&key_b));
 
+    // Forgetting the key must not leave a new, wrong key file behind.
+    let keyless = TestApp::spawn(test_settings(dir.path(), |_| {})).await;
+    let err = keyless.finished().await.unwrap_err();
+    assert!(err.to_string().contains("LINE_ADAPTER_MASTER_KEY"), "{err}");
+    assert!(!dir.path().join("master.key").exists());
+
     let right = TestApp::start_with(test_settings(dir.path(), |layer| {
-        layer.master_key = Some(key_a.clone());
+        layer.master_key = Some(Secret::new(&key_a));
     }))
     .await;
     let got = right

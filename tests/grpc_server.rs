@@ -4,7 +4,11 @@
 
 mod support;
 
-use line_adapter::proto::v1::{CreateChannelRequest, ListChannelsRequest};
+use line_adapter::{
+    proto::v1::{CreateChannelRequest, ListChannelsRequest},
+    secret::Secret,
+    settings::ApiKeyList,
+};
 use prost::Message as _;
 use support::{SECRET, TestApp, test_settings};
 use tokio_stream::StreamExt as _;
@@ -87,7 +91,12 @@ async fn health_watch_sees_not_serving_when_stopping() {
         .expect("the watch reports the change before the stream ends")
         .unwrap();
     assert_eq!(update.status(), ServingStatus::NotServing);
-    drop(watch);
+    // The open watch must not hold up the stop: the server ends it.
+    let ended = watch.next().await;
+    assert!(
+        !matches!(ended, Some(Ok(_))),
+        "no further status after NOT_SERVING"
+    );
     stopping.await.unwrap().unwrap();
 }
 
@@ -234,7 +243,10 @@ async fn api_keys_guard_the_contract_but_not_probes() {
     let dir = tempfile::tempdir().unwrap();
     let key = "wy-agent-desk-3f9a1c7e5b";
     let app = TestApp::start_with(test_settings(dir.path(), |layer| {
-        layer.api_keys = Some(vec![key.into(), "wy-other-key-0000000000".into()]);
+        layer.api_keys = Some(ApiKeyList::List(vec![
+            Secret::new(key),
+            Secret::new("wy-other-key-0000000000"),
+        ]));
     }))
     .await;
     let mut admin = app.admin().await;

@@ -49,9 +49,13 @@ pub fn test_settings(data_dir: &Path, tweak: impl FnOnce(&mut Layer)) -> Setting
         ..Layer::default()
     };
     tweak(&mut layer);
-    Settings::load(None, Vec::<(String, String)>::new(), layer)
-        .expect("test settings are valid")
-        .settings
+    Settings::load(
+        None,
+        Vec::<(std::ffi::OsString, std::ffi::OsString)>::new(),
+        layer,
+    )
+    .expect("test settings are valid")
+    .settings
 }
 
 impl TestApp {
