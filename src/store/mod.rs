@@ -10,11 +10,19 @@
 //! outbox join them as the service grows.
 
 pub mod records;
+pub mod sled_log;
 pub mod sled_store;
 
-use async_trait::async_trait;
+use std::sync::Arc;
 
-pub use records::{ChannelRecord, PreviousSecret, SealedSecret, TokenMode};
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub use records::{
+    AppendOutcome, ChannelRecord, ConsumerPosition, EventRecord, LogBounds, NewEvent,
+    PreviousSecret, Retention, SealedSecret, TokenMode,
+};
+pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
 
 /// What a store call can fail with.
@@ -37,6 +45,12 @@ pub enum StoreError {
     /// again and retry.
     #[error("record {id} changed concurrently (expected version {expected})")]
     Conflict { id: String, expected: u64 },
+    /// An ack would move a consumer backwards.
+    #[error("consumer {consumer} has already acknowledged up to {acked}")]
+    AckBackwards { consumer: String, acked: u64 },
+    /// An ack names a sequence that was never assigned.
+    #[error("sequence {sequence} is beyond the head of the log ({head})")]
+    AckBeyondHead { sequence: u64, head: u64 },
     /// The data dir is held by another running process.
     #[error("data dir {path} is in use by another line-adapter process")]
     Locked { path: String },
@@ -87,4 +101,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written so far durable (used at shutdown).
     async fn flush(&self) -> Result<()>;
+
+    /// Flushes and stops background work, releasing the storage so another
+    /// process (or a restart in this one) can open it. Writes fail after.
+    async fn close(&self) -> Result<()>;
+
+    // === event log ===
+
+    /// Appends records in order, atomically, and durably: when this returns
+    /// `Ok` they survive a crash. A record whose `(channel, webhook_event_id)`
+    /// was appended before is not stored again (`Duplicate`). Sequence
+    /// numbers are gap-free across all callers. Concurrent calls share one
+    /// flush (group commit).
+    async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>>;
+
+    /// Records with `sequence > after`, in sequence order, at most `limit`.
+    async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>>;
+
+    /// The retained sequence range.
+    fn bounds(&self) -> LogBounds;
+
+    /// Records as they become durable, in sequence order. A receiver that
+    /// falls behind gets `RecvError::Lagged` and must read the log instead.
+    fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>>;
+
+    /// Drops records, dedupe entries and reply tokens past their retention.
+    async fn prune(&self, retention: Retention) -> Result<PruneReport>;
+
+    // === durable consumers ===
+
+    /// A consumer's acknowledged position; `None` if it never acked.
+    async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>>;
+
+    /// Moves a consumer's position to `sequence` durably, creating it if
+    /// needed (`true` in the result). Fails with `AckBackwards` below its
+    /// position and `AckBeyondHead` past the log's head; the same position
+    /// again is accepted.
+    async fn ack(&self, name: &str, sequence: u64, now_ms: i64)
+    -> Result<(ConsumerPosition, bool)>;
 }

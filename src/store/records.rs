@@ -74,3 +74,86 @@ mod base64_bytes {
         STANDARD.decode(text).map_err(D::Error::custom)
     }
 }
+
+/// One record of the event log: a LINE event or a dead letter. The store
+/// treats `payload` as opaque bytes (the service puts an encoded
+/// `weiyu.line.v1.Event` there); the other fields are what readers filter
+/// on without decoding it. Encoded with prost for compact, evolvable storage.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EventRecord {
+    /// Gap-free, strictly increasing over the whole service; assigned on
+    /// append, starting at 1.
+    #[prost(uint64, tag = "1")]
+    pub sequence: u64,
+    /// Our channel id.
+    #[prost(string, tag = "2")]
+    pub channel_id: String,
+    /// LINE's event `type`; empty for a dead letter.
+    #[prost(string, tag = "3")]
+    pub type_name: String,
+    /// The chat (group, else room, else user id); empty when none.
+    #[prost(string, tag = "4")]
+    pub conversation_id: String,
+    /// When the webhook carrying it was received, Unix ms.
+    #[prost(int64, tag = "5")]
+    pub receive_time_ms: i64,
+    /// A signed body that could not be parsed, kept whole.
+    #[prost(bool, tag = "6")]
+    pub dead_letter: bool,
+    /// Opaque to the store.
+    #[prost(bytes = "bytes", tag = "7")]
+    pub payload: bytes::Bytes,
+}
+
+/// A record to append, before it has a sequence number.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The record; its `sequence` is ignored and assigned by the store.
+    pub record: EventRecord,
+    /// LINE's `webhookEventId`: a second append with the same id on the same
+    /// channel is a duplicate. `None` (dead letters) never deduplicates.
+    pub webhook_event_id: Option<String>,
+    /// The event's reply token, kept for the outbound side.
+    pub reply_token: Option<String>,
+}
+
+/// What happened to one appended record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored under this new sequence number.
+    Stored { sequence: u64 },
+    /// The same `webhook_event_id` was stored before, under this sequence.
+    Duplicate { sequence: u64 },
+}
+
+/// The sequence range the log holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// Lowest sequence still retained; `head + 1` when the log is empty.
+    pub oldest: u64,
+    /// Highest sequence ever assigned; 0 before the first append.
+    pub head: u64,
+}
+
+/// A durable consumer's acknowledged position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerPosition {
+    /// Every sequence up to and including this one is acknowledged.
+    pub acked: u64,
+    /// When the position last moved, Unix ms.
+    pub update_time_ms: i64,
+}
+
+/// What to drop from the log and the dedupe memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Records received before this (Unix ms) are dropped.
+    pub events_before_ms: i64,
+    /// At most this many records are kept (oldest dropped first); `None` =
+    /// no count limit.
+    pub max_events: Option<u64>,
+    /// Deduplication entries of events received before this are forgotten.
+    pub dedupe_before_ms: i64,
+    /// Reply tokens received before this are forgotten.
+    pub reply_tokens_before_ms: i64,
+}

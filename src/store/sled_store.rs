@@ -6,17 +6,22 @@
 //! and its index run in one sled transaction, and every mutating call ends
 //! with a flush so it survives a crash once it has returned.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
 use sled::{
     Transactional as _,
     transaction::{ConflictableTransactionError, TransactionError},
 };
+use tokio::sync::broadcast;
 
-use super::{ChannelRecord, Result, Store, StoreError};
+use super::{
+    AppendOutcome, ChannelRecord, ConsumerPosition, EventRecord, LogBounds, NewEvent, PruneReport,
+    Result, Retention, Store, StoreError, sled_log::EventLog,
+};
 
 const CHANNELS: &str = "channels";
+const CONSUMERS: &str = "consumers";
 const CHANNEL_LINE_IDS: &str = "channel_line_ids";
 const META: &str = "meta";
 
@@ -27,6 +32,8 @@ pub struct SledStore {
     channels: sled::Tree,
     line_ids: sled::Tree,
     meta: sled::Tree,
+    consumers: sled::Tree,
+    log: EventLog,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -49,11 +56,15 @@ impl SledStore {
         let channels = db.open_tree(CHANNELS).map_err(backend)?;
         let line_ids = db.open_tree(CHANNEL_LINE_IDS).map_err(backend)?;
         let meta = db.open_tree(META).map_err(backend)?;
+        let consumers = db.open_tree(CONSUMERS).map_err(backend)?;
+        let log = EventLog::open(&db)?;
         Ok(Self {
             db,
             channels,
             line_ids,
             meta,
+            consumers,
+            log,
         })
     }
 
@@ -223,4 +234,89 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<()> {
         self.flush_now().await
     }
+
+    async fn close(&self) -> Result<()> {
+        self.flush_now().await?;
+        self.log.close().await;
+        Ok(())
+    }
+
+    async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
+        self.log.append(batch).await
+    }
+
+    async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        self.log.read(after, limit)
+    }
+
+    fn bounds(&self) -> LogBounds {
+        self.log.bounds()
+    }
+
+    fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
+        self.log.tail()
+    }
+
+    async fn prune(&self, retention: Retention) -> Result<PruneReport> {
+        self.log.prune(retention).await
+    }
+
+    async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>> {
+        match self.consumers.get(name.as_bytes()).map_err(backend)? {
+            Some(bytes) => decode_consumer(name, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn ack(
+        &self,
+        name: &str,
+        sequence: u64,
+        now_ms: i64,
+    ) -> Result<(ConsumerPosition, bool)> {
+        let head = self.log.bounds().head;
+        if sequence > head {
+            return Err(StoreError::AckBeyondHead { sequence, head });
+        }
+        // Compare-and-swap so concurrent acks of one consumer never move it
+        // backwards.
+        loop {
+            let current = self.consumers.get(name.as_bytes()).map_err(backend)?;
+            let position = current
+                .as_ref()
+                .map(|bytes| decode_consumer(name, bytes))
+                .transpose()?;
+            if let Some(position) = position {
+                if sequence < position.acked {
+                    return Err(StoreError::AckBackwards {
+                        consumer: name.to_owned(),
+                        acked: position.acked,
+                    });
+                }
+                if sequence == position.acked {
+                    return Ok((position, false));
+                }
+            }
+            let next = ConsumerPosition {
+                acked: sequence,
+                update_time_ms: now_ms,
+            };
+            let encoded = serde_json::to_vec(&next).expect("a position always serializes");
+            let swapped = self
+                .consumers
+                .compare_and_swap(name.as_bytes(), current, Some(encoded))
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                self.flush_now().await?;
+                return Ok((next, position.is_none()));
+            }
+        }
+    }
+}
+
+fn decode_consumer(name: &str, bytes: &[u8]) -> Result<ConsumerPosition> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{CONSUMERS}/{name}"),
+        reason: e.to_string(),
+    })
 }
