@@ -4,7 +4,7 @@
 //! `main` and the tests call [`run`] the same way, with listeners bound
 //! beforehand (tests bind port 0) and any future as the stop trigger.
 
-use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -12,12 +12,17 @@ use tonic_health::ServingStatus;
 
 use crate::{
     channels::Channels,
+    fanout::Fanout,
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
+    inbound::Inbound,
+    metrics::Metrics,
     proto::v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
     secret::{Cipher, MasterKey, MasterKeyError, MasterKeySource},
+    services::{Ready, Services},
     settings::Settings,
-    store::{SledStore, Store, StoreError},
-    webhook::{self, Readiness},
+    store::{Retention, SledStore, Store, StoreError},
+    time::now_ms,
+    webhook::{self, HttpState, Readiness},
 };
 
 /// File in the data dir holding a generated master key.
@@ -28,6 +33,12 @@ pub const STORE_DIR: &str = "store";
 /// at start-up rather than on the first webhook.
 const MASTER_KEY_CHECK: &str = "master_key_check";
 const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
+/// How often retention runs. Pruning stops at the first record it keeps,
+/// so a run with nothing to drop costs next to nothing.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// Reply tokens are worthless after 20 minutes (LINE's limit even for
+/// redelivered events).
+const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
 
 impl AppError {
     /// Whether the operator's configuration (rather than the machine) is at
@@ -140,8 +151,9 @@ pub async fn run(
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::NotServing).await;
     let readiness = Readiness::default();
+    let ready = Ready::default();
     let stop = CancellationToken::new();
-    let core = Core::new(settings.clone(), http_addr.port());
+    let core = Core::new(settings.clone(), ready.clone(), http_addr.port());
 
     let mut grpc_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(grpc::serve(
         core.clone(),
@@ -149,11 +161,12 @@ pub async fn run(
         listeners.grpc,
         stop.clone(),
     ));
-    let mut http_task = tokio::spawn(webhook::serve(
-        listeners.http,
-        readiness.clone(),
-        stop.clone(),
-    ));
+    let http_state = HttpState {
+        readiness: readiness.clone(),
+        ready: ready.clone(),
+        body_limit: settings.webhook_body_limit,
+    };
+    let mut http_task = tokio::spawn(webhook::serve(listeners.http, http_state, stop.clone()));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -176,7 +189,15 @@ pub async fn run(
             };
         }
     };
-    core.set_channels(Channels::new(store.clone(), cipher));
+    let fanout = Fanout::new(store.clone());
+    ready.set(Services {
+        store: store.clone(),
+        channels: Channels::new(store.clone(), cipher),
+        inbound: Inbound::new(store.clone()),
+        fanout: fanout.clone(),
+        metrics: Metrics::new(),
+    });
+    let pruner = tokio::spawn(prune_forever(store.clone(), settings.clone()));
     set_health(&health, ServingStatus::Serving).await;
     readiness.set(true);
     tracing::info!(data_dir = %settings.data_dir.display(), "ready");
@@ -206,6 +227,10 @@ pub async fn run(
     readiness.set(false);
     set_health(&health, ServingStatus::NotServing).await;
     clear_health(health).await;
+    // Subscribe streams never end by themselves: end them (each tells its
+    // client where to resume) so the gRPC drain can finish.
+    fanout.close().await;
+    pruner.abort();
     stop.cancel();
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
         if !grpc_task.is_finished() {
@@ -224,11 +249,36 @@ pub async fn run(
         grpc_task.abort();
         http_task.abort();
     }
-    store.flush().await?;
+    let _ = pruner.await;
+    store.close().await?;
     tracing::info!("stopped");
     match failure {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+/// Applies retention every `PRUNE_INTERVAL` until aborted.
+async fn prune_forever(store: Arc<dyn Store>, settings: Arc<Settings>) {
+    let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = now_ms();
+        let before = |age: Duration| now.saturating_sub(age.as_millis() as i64);
+        let retention = Retention {
+            events_before_ms: before(settings.event_retention),
+            max_events: settings.event_retention_max_events,
+            dedupe_before_ms: before(settings.dedupe_window),
+            reply_tokens_before_ms: before(REPLY_TOKEN_LIFETIME),
+        };
+        match store.prune(retention).await {
+            Ok(report) if report.events > 0 => {
+                tracing::debug!(events = report.events, "retention dropped old events")
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "applying retention failed"),
+        }
     }
 }
 

@@ -6,12 +6,13 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use crate::{
     secret::{Cipher, CipherError, Secret},
     store::{ChannelRecord, PreviousSecret, SealedSecret, Store, StoreError, TokenMode},
+    time::now_ms,
 };
 
 /// Prefix of our channel ids.
@@ -227,6 +228,25 @@ impl Channels {
         )?)
     }
 
+    /// The secrets that verify this channel's webhooks now: the current one
+    /// and, during its grace period, the one it replaced.
+    pub fn webhook_secrets(
+        &self,
+        record: &ChannelRecord,
+        now_ms: i64,
+    ) -> Result<Vec<Secret>, ChannelError> {
+        let mut secrets = vec![self.open_secret(record)?];
+        if let Some(previous) = &record.previous_channel_secret
+            && previous.valid_until_ms > now_ms
+        {
+            secrets.push(self.cipher.decrypt_secret(
+                &seal_context(&record.id, "previous_channel_secret"),
+                &previous.secret.ciphertext,
+            )?);
+        }
+        Ok(secrets)
+    }
+
     pub async fn create(&self, new: NewChannel) -> Result<ChannelRecord, ChannelError> {
         let token_mode = resolve_token_mode(new.token_mode, new.access_token.is_some(), None)?;
         let id = self.new_id();
@@ -435,13 +455,6 @@ fn resolve_token_mode(
         }),
         Some(mode) => Ok(mode),
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -7,26 +7,38 @@
 //! ```
 //!
 //! # Layout
-//! Dependencies point down: `grpc`/`webhook` → `channels` → `store`.
+//! Dependencies point down: `grpc`/`webhook` → `channels`, `inbound`,
+//! `fanout` → `store`.
 //! - [`app`]: builds the parts, serves both listeners, drains on shutdown.
 //! - [`settings`]: defaults → TOML file → `LINE_ADAPTER_*` env → flags.
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
 //!   API-key check, the error → status mapping.
 //! - [`webhook`]: hyper HTTP listener: webhook route, `/healthz`, `/readyz`.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealing secrets.
+//! - [`inbound`]: verified webhook bodies → durable, deduplicated log records.
+//! - [`fanout`]: Subscribe streams: catch-up from the log, then live, never
+//!   slowing ingest.
 //! - [`store`]: the storage boundary (trait + plain records) and its sled
 //!   implementation.
 //! - [`secret`]: the `Secret` type and at-rest encryption under the master key.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
-//! - [`shutdown`], [`telemetry`]: stop signal, logging.
+//! - [`metrics`]: Prometheus metrics for `/metrics`.
+//! - [`services`]: the parts that exist once the store is open, shared by
+//!   both listeners.
+//! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
 pub mod app;
 pub mod channels;
+pub mod fanout;
 pub mod grpc;
+pub mod inbound;
+pub mod metrics;
 pub mod proto;
 pub mod secret;
+pub mod services;
 pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod webhook;

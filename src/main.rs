@@ -69,6 +69,16 @@ struct ServeArgs {
     /// Seconds a graceful stop waits for in-flight calls [default: 30].
     #[arg(long, value_name = "SECONDS")]
     shutdown_grace_seconds: Option<u64>,
+    /// Seconds inbound events stay in the log [default: 604800].
+    #[arg(long, value_name = "SECONDS")]
+    event_retention_seconds: Option<u64>,
+    /// Most events kept in the log, 0 = no limit [default: 0].
+    #[arg(long, value_name = "COUNT")]
+    event_retention_max_events: Option<u64>,
+    /// Seconds a webhookEventId is remembered for deduplication
+    /// [default: 604800].
+    #[arg(long, value_name = "SECONDS")]
+    dedupe_window_seconds: Option<u64>,
     /// Serve gRPC without API keys on an address other hosts can reach.
     /// Only for networks where something else authenticates callers.
     #[arg(long)]
@@ -89,6 +99,9 @@ impl ServeArgs {
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,
+            event_retention_seconds,
+            event_retention_max_events,
+            dedupe_window_seconds,
             insecure_no_auth,
         } = self;
         let layer = Layer {
@@ -105,6 +118,9 @@ impl ServeArgs {
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,
+            event_retention_seconds,
+            event_retention_max_events,
+            dedupe_window_seconds,
         };
         (config, layer)
     }

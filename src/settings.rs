@@ -55,6 +55,12 @@ pub struct Settings {
     pub webhook_body_limit: u64,
     /// How long a graceful stop waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// How long events stay in the log.
+    pub event_retention: Duration,
+    /// Most events kept in the log; `None` = no count limit.
+    pub event_retention_max_events: Option<u64>,
+    /// How long a `webhookEventId` is remembered for deduplication.
+    pub dedupe_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +89,9 @@ pub struct Layer {
     pub log_format: Option<String>,
     pub webhook_body_limit: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
+    pub event_retention_seconds: Option<u64>,
+    pub event_retention_max_events: Option<u64>,
+    pub dedupe_window_seconds: Option<u64>,
 }
 
 /// API keys as a TOML array or one comma-separated string (as in the
@@ -169,7 +178,8 @@ impl Merged {
         merge_fields!(self.layer, src, self.origins, origin;
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
             line_data_api_base, api_keys, api_keys_file, master_key, insecure_no_auth,
-            log_format, webhook_body_limit, shutdown_grace_seconds);
+            log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
+            event_retention_max_events, dedupe_window_seconds);
     }
 
     fn origin(&self, key: &'static str) -> Origin {
@@ -312,6 +322,18 @@ fn env_layer(
                 layer.shutdown_grace_seconds =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "shutdown_grace_seconds"))?);
             }
+            "event_retention_seconds" => {
+                layer.event_retention_seconds =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "event_retention_seconds"))?);
+            }
+            "event_retention_max_events" => {
+                layer.event_retention_max_events =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "event_retention_max_events"))?);
+            }
+            "dedupe_window_seconds" => {
+                layer.dedupe_window_seconds =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "dedupe_window_seconds"))?);
+            }
             _ => warnings.push(format!(
                 "environment variable {name} is not a setting of this version; ignored"
             )),
@@ -432,7 +454,29 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         return Err(merged.invalid("shutdown_grace_seconds", "must be at most 3600"));
     }
 
+    let retention = layer
+        .event_retention_seconds
+        .ok_or_else(|| required("event_retention_seconds"))?;
+    if retention < 60 {
+        return Err(merged.invalid("event_retention_seconds", "must be at least 60"));
+    }
+    let dedupe_window = layer
+        .dedupe_window_seconds
+        .ok_or_else(|| required("dedupe_window_seconds"))?;
+    // LINE redelivers for a while after a failure; shorter memories would
+    // store a late redelivery twice.
+    if dedupe_window < 3600 {
+        return Err(merged.invalid("dedupe_window_seconds", "must be at least 3600 (1 hour)"));
+    }
+    let max_events = match layer.event_retention_max_events {
+        None | Some(0) => None,
+        Some(max) => Some(max),
+    };
+
     Ok(Settings {
+        event_retention: Duration::from_secs(retention),
+        event_retention_max_events: max_events,
+        dedupe_window: Duration::from_secs(dedupe_window),
         grpc_addr,
         insecure_no_auth,
         http_addr,

@@ -13,6 +13,7 @@ use crate::{
     proto::v1::{self as pb, channel_admin_server::ChannelAdmin},
     secret::Secret,
     store::{ChannelRecord, TokenMode},
+    time::timestamp,
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -81,13 +82,6 @@ impl AdminService {
 
 pub fn webhook_url(base: &str, channel_id: &str) -> String {
     format!("{}/webhook/line/{channel_id}", base.trim_end_matches('/'))
-}
-
-fn timestamp(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
 }
 
 fn token_mode_to_proto(mode: TokenMode) -> pb::TokenMode {
@@ -503,11 +497,5 @@ mod tests {
         assert_eq!(decode_page_token("").unwrap(), None);
         assert!(decode_page_token("garbage!").is_err());
         assert!(decode_page_token(&URL_SAFE_NO_PAD.encode("after:nope")).is_err());
-    }
-
-    #[test]
-    fn timestamps_split_milliseconds() {
-        let ts = timestamp(1_700_000_000_123);
-        assert_eq!((ts.seconds, ts.nanos), (1_700_000_000, 123_000_000));
     }
 }

@@ -1,6 +1,7 @@
-//! `weiyu.line.v1.Messaging`. Inbound streaming, sending and lookups arrive
-//! in later versions; until then every RPC answers UNIMPLEMENTED with a
-//! message saying so, never a fake success.
+//! `weiyu.line.v1.Messaging`. Subscribe and Ack stream the inbound event
+//! log (see `subscribe.rs`). Sending and lookups arrive in later versions;
+//! until then those RPCs answer UNIMPLEMENTED with a message saying so,
+//! never a fake success.
 
 use std::pin::Pin;
 
@@ -17,7 +18,6 @@ const LOOKUPS: &str = "calls to LINE's profile and chat APIs";
 
 #[derive(Clone)]
 pub struct MessagingService {
-    #[allow(dead_code)] // used as the RPCs below are implemented
     core: Core,
 }
 
@@ -118,25 +118,24 @@ impl Messaging for MessagingService {
         Err(not_yet("Messaging.MarkAsRead", LOOKUPS))
     }
 
-    type SubscribeStream = ServerStream<pb::SubscribeResponse>;
+    type SubscribeStream = super::subscribe::SubscribeStream;
 
     async fn subscribe(
         &self,
-        _request: Request<pb::SubscribeRequest>,
+        request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        Err(not_yet(
-            "Messaging.Subscribe",
-            "receiving LINE webhooks and streaming their events",
-        ))
+        let services = self.core.services()?;
+        let stream = super::subscribe::subscribe(services, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 
     async fn ack(
         &self,
-        _request: Request<pb::AckRequest>,
+        request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
-        Err(not_yet(
-            "Messaging.Ack",
-            "receiving LINE webhooks and streaming their events",
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::subscribe::ack(services, request.into_inner()).await?,
         ))
     }
 }

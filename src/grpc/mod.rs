@@ -6,8 +6,9 @@ pub mod admin;
 pub mod auth;
 pub mod messaging;
 pub mod status;
+pub mod subscribe;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use crate::{
         self,
         v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
     },
+    services::{Ready, Services},
     settings::Settings,
 };
 
@@ -31,32 +33,31 @@ use crate::{
 pub struct Core {
     pub settings: Arc<Settings>,
     /// Set once the store is open; until then RPCs answer UNAVAILABLE.
-    channels: Arc<OnceLock<Channels>>,
+    ready: Ready,
     /// Port of the HTTP (webhook) listener, for webhook URLs derived from a
     /// request.
     pub http_port: u16,
 }
 
 impl Core {
-    pub fn new(settings: Arc<Settings>, http_port: u16) -> Self {
+    pub fn new(settings: Arc<Settings>, ready: Ready, http_port: u16) -> Self {
         Self {
             settings,
-            channels: Arc::new(OnceLock::new()),
+            ready,
             http_port,
         }
     }
 
-    /// Makes the store available to handlers (once, at start-up).
-    pub fn set_channels(&self, channels: Channels) {
-        // A second call would mean two stores; keep the first.
-        let _ = self.channels.set(channels);
+    #[allow(clippy::result_large_err)]
+    pub fn services(&self) -> Result<&Services, Status> {
+        self.ready
+            .get()
+            .ok_or_else(|| Status::unavailable("the store is still opening; retry shortly"))
     }
 
     #[allow(clippy::result_large_err)]
     pub fn channels(&self) -> Result<&Channels, Status> {
-        self.channels
-            .get()
-            .ok_or_else(|| Status::unavailable("the store is still opening; retry shortly"))
+        self.services().map(|services| &services.channels)
     }
 
     /// `scheme://host:port` of the webhook listener as the caller reaches

@@ -77,6 +77,12 @@ pub fn store_status(err: StoreError) -> Status {
         StoreError::Conflict { id, .. } => Status::aborted(format!(
             "{id} was changed by another request at the same time; retry"
         )),
+        StoreError::AckBackwards { consumer, acked } => Status::invalid_argument(format!(
+            "sequence: consumer {consumer} has already acknowledged up to {acked}; acks never move backwards"
+        )),
+        StoreError::AckBeyondHead { sequence, head } => Status::invalid_argument(format!(
+            "sequence: {sequence} is beyond the head of the log ({head})"
+        )),
         err @ (StoreError::IdTaken { .. }
         | StoreError::Locked { .. }
         | StoreError::Corrupt { .. }

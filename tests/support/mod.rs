@@ -14,8 +14,11 @@ use std::{
 
 use line_adapter::{
     app::{self, AppError, Listeners},
-    proto::v1::{channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient},
+    proto::v1::{
+        self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
+    },
     settings::{Layer, Settings},
+    webhook::signature::sign,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
@@ -183,4 +186,146 @@ pub fn all_file_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Registers a channel with [`SECRET`] and returns it.
+pub async fn create_channel(app: &TestApp, line_channel_id: &str) -> pb::Channel {
+    app.admin()
+        .await
+        .create_channel(pb::CreateChannelRequest {
+            display_name: format!("Channel {line_channel_id}"),
+            line_channel_id: line_channel_id.into(),
+            channel_secret: SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create the channel")
+        .into_inner()
+        .channel
+        .expect("the response carries the channel")
+}
+
+/// POSTs `body` to the channel's webhook URL, signed with `secret` as LINE
+/// signs it.
+pub async fn post_webhook(
+    client: &reqwest::Client,
+    app: &TestApp,
+    channel_id: &str,
+    secret: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    client
+        .post(format!("{}/webhook/line/{channel_id}", app.http_base))
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-line-signature", sign(secret, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("the webhook listener answers")
+}
+
+/// LINE's webhook fixtures: (file name, body bytes), sorted by name.
+pub fn fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/line-fixtures/webhooks");
+    let mut bodies: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("the fixtures folder beside the repository")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    bodies.sort();
+    bodies
+}
+
+/// A webhook body with `count` text-message events from one user.
+pub fn text_body(prefix: &str, count: usize, user: &str) -> Vec<u8> {
+    let events: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            serde_json::json!({
+                "type": "message",
+                "mode": "active",
+                "timestamp": 1_700_000_000_000_i64 + i as i64,
+                "source": {"type": "user", "userId": user},
+                "webhookEventId": format!("{prefix}-{i}"),
+                "deliveryContext": {"isRedelivery": false},
+                "replyToken": format!("reply-{prefix}-{i}"),
+                "message": {"id": format!("m-{prefix}-{i}"), "type": "text", "text": format!("hello {i}"), "quoteToken": "q"}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "destination": "U0123456789abcdef0123456789abcdef",
+        "events": events,
+    }))
+    .unwrap()
+}
+
+/// Opens a Subscribe stream.
+pub async fn subscribe(
+    app: &TestApp,
+    request: pb::SubscribeRequest,
+) -> tonic::Streaming<pb::SubscribeResponse> {
+    app.messaging()
+        .await
+        .subscribe(request)
+        .await
+        .expect("Subscribe starts")
+        .into_inner()
+}
+
+pub fn from_earliest() -> pb::SubscribeRequest {
+    pb::SubscribeRequest {
+        start: Some(pb::subscribe_request::Start::Position(
+            pb::StartPosition::Earliest as i32,
+        )),
+        ..Default::default()
+    }
+}
+
+/// Reads the next `count` events (skipping checkpoints), failing the test if
+/// they do not arrive within `wait`.
+pub async fn next_events(
+    stream: &mut tonic::Streaming<pb::SubscribeResponse>,
+    count: usize,
+    wait: Duration,
+) -> Vec<pb::Event> {
+    let mut events = Vec::with_capacity(count);
+    let deadline = tokio::time::Instant::now() + wait;
+    while events.len() < count {
+        let message = tokio::time::timeout_at(deadline, stream.message())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} events arrived", events.len()))
+            .expect("the stream stays healthy")
+            .expect("the stream stays open");
+        if let Some(pb::subscribe_response::Kind::Event(event)) = message.kind {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// Asserts that nothing but checkpoints arrives within `wait`.
+pub async fn assert_no_event(stream: &mut tonic::Streaming<pb::SubscribeResponse>, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(message) = tokio::time::timeout_at(deadline, stream.message()).await {
+        let message = message.expect("healthy").expect("open");
+        if let Some(pb::subscribe_response::Kind::Event(event)) = message.kind {
+            panic!("unexpected event {}", event.sequence);
+        }
+    }
+}
+
+/// The value of a metric sample line (`name{labels} value`) in `/metrics`.
+pub async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", app.http_base))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
 }

@@ -1,0 +1,169 @@
+//! Inbound: a verified webhook body becomes durable log records.
+//!
+//! The body's signature has been checked by the caller. Parsable bodies
+//! become one record per event (deduplicated by `webhookEventId`); a body
+//! that cannot be parsed is kept whole as one dead-letter record, because
+//! LINE will not send it again once it got its 200.
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use crate::{
+    proto::v1 as pb,
+    store::{AppendOutcome, EventRecord, NewEvent, Store, StoreError},
+    time::timestamp,
+    webhook::events::{self, ParsedBody},
+};
+
+/// What one webhook request led to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ingested {
+    /// Sequences of newly stored events, in body order.
+    pub stored: Vec<u64>,
+    /// Events already stored by an earlier delivery.
+    pub duplicates: usize,
+    /// The sequence of the dead letter, when the body could not be parsed.
+    pub dead_letter: Option<u64>,
+    /// Stored events per LINE type, for metrics and logs.
+    pub types: HashMap<String, usize>,
+}
+
+/// Turns verified webhook bodies into log records.
+#[derive(Clone)]
+pub struct Inbound {
+    store: Arc<dyn Store>,
+}
+
+impl Inbound {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Stores what `body` carries for `channel_id`; returns once it is
+    /// durable.
+    pub async fn ingest(
+        &self,
+        channel_id: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+        receive_time_ms: i64,
+    ) -> Result<Ingested, StoreError> {
+        match events::parse_body(&body) {
+            Ok(parsed) => self.store_events(channel_id, parsed, receive_time_ms).await,
+            Err(why) => {
+                tracing::warn!(
+                    channel = %channel_id,
+                    bytes = body.len(),
+                    error = %why,
+                    "signed webhook body cannot be parsed; kept as a dead letter"
+                );
+                let record = dead_letter(channel_id, body, &why.0, content_type, receive_time_ms);
+                let outcome = self
+                    .store
+                    .append(vec![NewEvent {
+                        record,
+                        webhook_event_id: None,
+                        reply_token: None,
+                    }])
+                    .await?;
+                let sequence = match outcome.first() {
+                    Some(AppendOutcome::Stored { sequence }) => Some(*sequence),
+                    _ => None,
+                };
+                Ok(Ingested {
+                    dead_letter: sequence,
+                    ..Ingested::default()
+                })
+            }
+        }
+    }
+
+    async fn store_events(
+        &self,
+        channel_id: &str,
+        parsed: ParsedBody,
+        receive_time_ms: i64,
+    ) -> Result<Ingested, StoreError> {
+        if parsed.events.is_empty() {
+            // LINE's "Verify" request, or a body with nothing in it.
+            return Ok(Ingested::default());
+        }
+        let receive_time = timestamp(receive_time_ms);
+        let destination = parsed.destination;
+        let mut type_names = Vec::with_capacity(parsed.events.len());
+        let batch: Vec<NewEvent> = parsed
+            .events
+            .into_iter()
+            .map(|parsed| {
+                let mut event = parsed.event;
+                event.channel_id = channel_id.to_owned();
+                event.destination.clone_from(&destination);
+                event.receive_time = Some(receive_time);
+                // A standby event's token belongs to the module holding chat
+                // control; Send must never use it.
+                let replyable =
+                    event.mode() != pb::EventMode::Standby && !event.reply_token.is_empty();
+                let reply_token = replyable.then(|| event.reply_token.clone());
+                let webhook_event_id = Some(event.webhook_event_id.clone());
+                type_names.push(event.type_name.clone());
+                NewEvent {
+                    record: EventRecord {
+                        sequence: 0,
+                        channel_id: channel_id.to_owned(),
+                        type_name: event.type_name.clone(),
+                        conversation_id: parsed.conversation_id,
+                        receive_time_ms,
+                        dead_letter: false,
+                        payload: Bytes::from(event.encode_to_vec()),
+                    },
+                    webhook_event_id,
+                    reply_token,
+                }
+            })
+            .collect();
+        let outcomes = self.store.append(batch).await?;
+        let mut ingested = Ingested::default();
+        for (outcome, type_name) in outcomes.into_iter().zip(type_names) {
+            match outcome {
+                AppendOutcome::Stored { sequence } => {
+                    ingested.stored.push(sequence);
+                    *ingested.types.entry(type_name).or_default() += 1;
+                }
+                AppendOutcome::Duplicate { .. } => ingested.duplicates += 1,
+            }
+        }
+        Ok(ingested)
+    }
+}
+
+fn dead_letter(
+    channel_id: &str,
+    body: Bytes,
+    error: &str,
+    content_type: Option<&str>,
+    receive_time_ms: i64,
+) -> EventRecord {
+    let event = pb::Event {
+        channel_id: channel_id.to_owned(),
+        r#type: pb::EventType::DeadLetter as i32,
+        timestamp: Some(timestamp(receive_time_ms)),
+        receive_time: Some(timestamp(receive_time_ms)),
+        payload: Some(pb::event::Payload::DeadLetter(pb::DeadLetter {
+            body: body.to_vec(),
+            error: error.to_owned(),
+            content_type: content_type.unwrap_or_default().to_owned(),
+        })),
+        ..pb::Event::default()
+    };
+    EventRecord {
+        sequence: 0,
+        channel_id: channel_id.to_owned(),
+        type_name: String::new(),
+        conversation_id: String::new(),
+        receive_time_ms,
+        dead_letter: true,
+        payload: Bytes::from(event.encode_to_vec()),
+    }
+}

@@ -1,0 +1,31 @@
+//! The parts of the service that exist once the store is open. Both
+//! listeners start before that (so probes answer at once) and reach these
+//! through [`Ready`], answering "unavailable" until it is set.
+
+use std::sync::{Arc, OnceLock};
+
+use crate::{channels::Channels, fanout::Fanout, inbound::Inbound, metrics::Metrics, store::Store};
+
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub channels: Channels,
+    pub inbound: Inbound,
+    pub fanout: Fanout,
+    pub metrics: Metrics,
+}
+
+/// Set once, at start-up, when the store has opened.
+#[derive(Clone, Default)]
+pub struct Ready(Arc<OnceLock<Services>>);
+
+impl Ready {
+    pub fn set(&self, services: Services) {
+        // A second call would mean two stores; keep the first.
+        let _ = self.0.set(services);
+    }
+
+    pub fn get(&self) -> Option<&Services> {
+        self.0.get()
+    }
+}
