@@ -25,6 +25,7 @@
 //! - [`metrics`]: Prometheus metrics for `/metrics`.
 //! - [`services`]: the parts that exist once the store is open, shared by
 //!   both listeners.
+//! - [`tail`]: `line-adapter tail`, a Subscribe client for operators.
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
 pub mod app;
@@ -39,6 +40,7 @@ pub mod services;
 pub mod settings;
 pub mod shutdown;
 pub mod store;
+pub mod tail;
 pub mod telemetry;
 pub mod time;
 pub mod webhook;

@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use line_adapter::{
     app::{self, Listeners},
     settings::{Layer, Settings},
-    shutdown, telemetry,
+    shutdown,
+    tail::{self, TailError, TailOptions},
+    telemetry,
 };
 
 /// sysexits EX_USAGE: the configuration is wrong.
@@ -28,6 +30,38 @@ enum Command {
     /// Run the service: gRPC (default 127.0.0.1:50051) and HTTP webhooks
     /// (default 0.0.0.0:8080).
     Serve(ServeArgs),
+    /// Print inbound events as JSON lines (a client of Messaging.Subscribe).
+    Tail(TailArgs),
+}
+
+/// The API key, if the server wants one, comes from LINE_ADAPTER_API_KEY.
+#[derive(Debug, Args)]
+struct TailArgs {
+    /// gRPC address of the service.
+    #[arg(long, default_value = "http://127.0.0.1:50051", value_name = "URL")]
+    addr: String,
+    /// Where to start: earliest, latest or a sequence number to start after.
+    #[arg(long, default_value = "latest", value_name = "POSITION")]
+    from: String,
+    /// Only this channel (repeatable).
+    #[arg(long = "channel", value_name = "CHANNEL_ID")]
+    channels: Vec<String>,
+    /// Only this LINE event type, e.g. message, follow, unknown, deadLetter
+    /// (repeatable).
+    #[arg(long = "type", value_name = "TYPE")]
+    types: Vec<String>,
+    /// Only this chat: a user, group or room id (repeatable).
+    #[arg(long = "conversation", value_name = "ID")]
+    conversations: Vec<String>,
+    /// Follow as this durable consumer, from after its last ack.
+    #[arg(long, value_name = "NAME")]
+    consumer: Option<String>,
+    /// Acknowledge each printed event (with --consumer).
+    #[arg(long)]
+    ack: bool,
+    /// Exit after this many events.
+    #[arg(long, value_name = "COUNT")]
+    max: Option<u64>,
 }
 
 /// Flags beat `LINE_ADAPTER_*` environment variables, which beat the
@@ -130,6 +164,53 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Tail(args) => tail(args),
+    }
+}
+
+fn tail(args: TailArgs) -> ExitCode {
+    let TailArgs {
+        addr,
+        from,
+        channels,
+        types,
+        conversations,
+        consumer,
+        ack,
+        max,
+    } = args;
+    let options = TailOptions {
+        addr,
+        from,
+        channels,
+        types,
+        conversations,
+        consumer,
+        ack,
+        max,
+        api_key: std::env::var("LINE_ADAPTER_API_KEY").ok(),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("line-adapter tail: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(tail::run(options, &mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err @ TailError::Usage(_)) => {
+            eprintln!("line-adapter tail: {err}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(err) => {
+            eprintln!("line-adapter tail: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
