@@ -20,7 +20,7 @@ use crate::{
     secret::{Cipher, MasterKey, MasterKeyError, MasterKeySource},
     services::{Ready, Services},
     settings::Settings,
-    store::{Retention, SledStore, Store, StoreError},
+    store::{Retention, SledStore, Store, StoreError, sled_log::REPLY_TOKEN_LIFETIME},
     time::now_ms,
     webhook::{self, HttpState, Readiness},
 };
@@ -36,9 +36,6 @@ const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
 /// How often retention runs. Pruning stops at the first record it keeps,
 /// so a run with nothing to drop costs next to nothing.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
-/// Reply tokens are worthless after 20 minutes (LINE's limit even for
-/// redelivered events).
-const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
 
 impl AppError {
     /// Whether the operator's configuration (rather than the machine) is at

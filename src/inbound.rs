@@ -65,7 +65,6 @@ impl Inbound {
                     .append(vec![NewEvent {
                         record,
                         webhook_event_id: None,
-                        reply_token: None,
                     }])
                     .await?;
                 let sequence = match outcome.first() {
@@ -103,9 +102,12 @@ impl Inbound {
                 event.receive_time = Some(receive_time);
                 // A standby event's token belongs to the module holding chat
                 // control; Send must never use it.
-                let replyable =
-                    event.mode() != pb::EventMode::Standby && !event.reply_token.is_empty();
-                let reply_token = replyable.then(|| event.reply_token.clone());
+                let replyable = event.mode() != pb::EventMode::Standby;
+                let reply_token = if replyable {
+                    event.reply_token.clone()
+                } else {
+                    String::new()
+                };
                 let webhook_event_id = Some(event.webhook_event_id.clone());
                 type_names.push(event.type_name.clone());
                 NewEvent {
@@ -117,9 +119,9 @@ impl Inbound {
                         receive_time_ms,
                         dead_letter: false,
                         payload: Bytes::from(event.encode_to_vec()),
+                        reply_token,
                     },
                     webhook_event_id,
-                    reply_token,
                 }
             })
             .collect();
@@ -165,5 +167,6 @@ fn dead_letter(
         receive_time_ms,
         dead_letter: true,
         payload: Bytes::from(event.encode_to_vec()),
+        reply_token: String::new(),
     }
 }

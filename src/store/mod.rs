@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 pub use records::{
     AppendOutcome, ChannelRecord, ConsumerPosition, EventRecord, LogBounds, NewEvent,
-    PreviousSecret, Retention, SealedSecret, TokenMode,
+    PreviousSecret, ReplyToken, Retention, SealedSecret, TokenMode,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
@@ -127,6 +127,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops records, dedupe entries and reply tokens past their retention.
     async fn prune(&self, retention: Retention) -> Result<PruneReport>;
+
+    /// Reply tokens of a chat's events received in the last 20 minutes,
+    /// oldest first (standby events' tokens are not recorded).
+    fn recent_reply_tokens(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken>;
 
     // === durable consumers ===
 

@@ -103,6 +103,10 @@ pub struct EventRecord {
     /// Opaque to the store.
     #[prost(bytes = "bytes", tag = "7")]
     pub payload: bytes::Bytes,
+    /// The reply token the outbound side may use (empty for events without
+    /// one, and for standby events, whose token is not ours to use).
+    #[prost(string, tag = "8")]
+    pub reply_token: String,
 }
 
 /// A record to append, before it has a sequence number.
@@ -113,8 +117,15 @@ pub struct NewEvent {
     /// LINE's `webhookEventId`: a second append with the same id on the same
     /// channel is a duplicate. `None` (dead letters) never deduplicates.
     pub webhook_event_id: Option<String>,
-    /// The event's reply token, kept for the outbound side.
-    pub reply_token: Option<String>,
+}
+
+/// A reply token of a recent event, for the outbound side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyToken {
+    pub sequence: u64,
+    pub token: String,
+    /// When the event carrying it was received, Unix ms.
+    pub receive_time_ms: i64,
 }
 
 /// What happened to one appended record.

@@ -5,23 +5,27 @@
 //! entry, or the reverse):
 //! - `e` + sequence (8 bytes BE) → [`EventRecord`] (prost)
 //! - `d` + channel id + 0 + webhookEventId → sequence (8 BE) + receive ms (8 BE)
-//! - `t` + receive ms (8 BE) + dedupe key → empty: expiry index of `d`
-//! - `r` + channel id + 0 + conversation id + 0 + sequence (8 BE) →
-//!   receive ms (8 BE) + reply token
-//! - `q` + receive ms (8 BE) + reply key → empty: expiry index of `r`
 //! - `m/head` → the highest sequence ever assigned (8 BE), so numbers are
 //!   never reused even when retention has emptied the log.
+//!
+//! Two keys per event and no more: sled's cost is per key, and the writer is
+//! the one serial step of ingest. So expired dedupe entries are found by a
+//! bounded scan that resumes where the previous prune stopped, and recent
+//! reply tokens live in memory, rebuilt from the log's tail at start-up
+//! (the tokens themselves are durable inside their event records).
 //!
 //! One writer thread owns appends. It takes every request waiting in its
 //! queue, applies them as one batch, flushes (fsync) once, answers them all
 //! and then publishes the new records: concurrent webhooks share one flush.
 
 use std::{
-    collections::HashMap,
+    cell::RefCell,
+    collections::{HashMap, VecDeque},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use prost::Message as _;
@@ -29,15 +33,17 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
     Result, StoreError,
-    records::{AppendOutcome, EventRecord, LogBounds, NewEvent, Retention},
+    records::{AppendOutcome, EventRecord, LogBounds, NewEvent, ReplyToken, Retention},
 };
 
 const EVENT: u8 = b'e';
 const DEDUPE: u8 = b'd';
-const DEDUPE_EXPIRY: u8 = b't';
-const REPLY: u8 = b'r';
-const REPLY_EXPIRY: u8 = b'q';
 const HEAD_KEY: &[u8] = b"m/head";
+/// Dedupe entries examined per prune; prunes run every second, so this
+/// sweeps hundreds of millions of entries a day at a few ms per run.
+const DEDUPE_SCAN_PER_PRUNE: usize = 10_000;
+/// How far back start-up looks for reply tokens: LINE refuses older ones.
+pub const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
 /// Most append requests merged into one batch and flush.
 const MAX_REQUESTS_PER_BATCH: usize = 4096;
 /// Pending append requests before callers wait for the writer.
@@ -70,6 +76,49 @@ struct Bounds {
     oldest: AtomicU64,
 }
 
+/// Recent reply tokens by (channel, conversation), oldest first.
+#[derive(Debug, Default)]
+struct ReplyTokens(Mutex<HashMap<(String, String), VecDeque<ReplyToken>>>);
+
+impl ReplyTokens {
+    fn add(&self, record: &EventRecord) {
+        if record.reply_token.is_empty() {
+            return;
+        }
+        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .entry((record.channel_id.clone(), record.conversation_id.clone()))
+            .or_default()
+            .push_back(ReplyToken {
+                sequence: record.sequence,
+                token: record.reply_token.clone(),
+                receive_time_ms: record.receive_time_ms,
+            });
+    }
+
+    fn recent(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
+        let tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(&(channel_id.to_owned(), conversation_id.to_owned()))
+            .map(|queue| queue.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets tokens received before `before_ms`; returns how many.
+    fn expire(&self, before_ms: i64) -> u64 {
+        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut removed = 0;
+        tokens.retain(|_, queue| {
+            while queue.front().is_some_and(|t| t.receive_time_ms < before_ms) {
+                queue.pop_front();
+                removed += 1;
+            }
+            !queue.is_empty()
+        });
+        removed
+    }
+}
+
 /// Handle to the log; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
@@ -77,6 +126,7 @@ pub struct EventLog {
     requests: mpsc::Sender<Request>,
     bounds: Arc<Bounds>,
     tail: broadcast::Sender<Arc<EventRecord>>,
+    reply_tokens: Arc<ReplyTokens>,
 }
 
 fn event_key(sequence: u64) -> [u8; 9] {
@@ -91,26 +141,6 @@ fn dedupe_key(channel_id: &str, webhook_event_id: &str) -> Vec<u8> {
     key.extend_from_slice(channel_id.as_bytes());
     key.push(0);
     key.extend_from_slice(webhook_event_id.as_bytes());
-    key
-}
-
-fn reply_key(channel_id: &str, conversation_id: &str, sequence: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(11 + channel_id.len() + conversation_id.len());
-    key.push(REPLY);
-    key.extend_from_slice(channel_id.as_bytes());
-    key.push(0);
-    key.extend_from_slice(conversation_id.as_bytes());
-    key.push(0);
-    key.extend_from_slice(&sequence.to_be_bytes());
-    key
-}
-
-/// `prefix` + time + the key it expires.
-fn expiry_key(prefix: u8, time_ms: i64, target: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(9 + target.len());
-    key.push(prefix);
-    key.extend_from_slice(&ms_bytes(time_ms));
-    key.extend_from_slice(target);
     key
 }
 
@@ -160,6 +190,20 @@ impl EventLog {
             head: AtomicU64::new(head),
             oldest: AtomicU64::new(first_event.unwrap_or(head + 1)),
         });
+        let reply_tokens = Arc::new(ReplyTokens::default());
+        let since = crate::time::now_ms() - REPLY_TOKEN_LIFETIME.as_millis() as i64;
+        let mut recent = Vec::new();
+        for item in tree.scan_prefix([EVENT]).rev() {
+            let (key, value) = item.map_err(backend)?;
+            let record = decode(&key, &value)?;
+            if record.receive_time_ms < since {
+                break;
+            }
+            recent.push(record);
+        }
+        for record in recent.iter().rev() {
+            reply_tokens.add(record);
+        }
         let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
         let writer = Writer {
@@ -167,6 +211,8 @@ impl EventLog {
             tree: tree.clone(),
             bounds: bounds.clone(),
             tail: tail.clone(),
+            reply_tokens: reply_tokens.clone(),
+            dedupe_cursor: RefCell::new(None),
         };
         std::thread::Builder::new()
             .name("event-log-writer".into())
@@ -177,6 +223,7 @@ impl EventLog {
             requests,
             bounds,
             tail,
+            reply_tokens,
         })
     }
 
@@ -232,6 +279,12 @@ impl EventLog {
     pub fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.tail.subscribe()
     }
+
+    /// Reply tokens of the chat's events of the last 20 minutes, oldest
+    /// first.
+    pub fn recent_reply_tokens(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
+        self.reply_tokens.recent(channel_id, conversation_id)
+    }
 }
 
 fn writer_gone() -> StoreError {
@@ -244,6 +297,9 @@ struct Writer {
     tree: sled::Tree,
     bounds: Arc<Bounds>,
     tail: broadcast::Sender<Arc<EventRecord>>,
+    reply_tokens: Arc<ReplyTokens>,
+    /// Where the next dedupe expiry scan resumes; `None` = from the start.
+    dedupe_cursor: RefCell<Option<Vec<u8>>>,
 }
 
 impl Writer {
@@ -324,18 +380,11 @@ impl Writer {
                 let received = record.receive_time_ms;
                 batch.insert(&event_key(head)[..], record.encode_to_vec());
                 if let Some(key) = dedupe {
-                    let mut value = head.to_be_bytes().to_vec();
-                    value.extend_from_slice(&ms_bytes(received));
-                    batch.insert(expiry_key(DEDUPE_EXPIRY, received, &key), &[][..]);
-                    batch.insert(key.clone(), value);
+                    let mut value = [0u8; 16];
+                    value[..8].copy_from_slice(&head.to_be_bytes());
+                    value[8..].copy_from_slice(&ms_bytes(received));
+                    batch.insert(&key[..], &value[..]);
                     in_batch.insert(key, head);
-                }
-                if let Some(token) = new.reply_token.filter(|t| !t.is_empty()) {
-                    let key = reply_key(&record.channel_id, &record.conversation_id, head);
-                    let mut value = ms_bytes(received).to_vec();
-                    value.extend_from_slice(token.as_bytes());
-                    batch.insert(expiry_key(REPLY_EXPIRY, received, &key), &[][..]);
-                    batch.insert(key, value);
                 }
                 outcomes.push(AppendOutcome::Stored { sequence: head });
                 fresh.push(Arc::new(record));
@@ -372,6 +421,7 @@ impl Writer {
         }
         // Published only once durable, in sequence order. No receiver is fine.
         for record in fresh {
+            self.reply_tokens.add(&record);
             let _ = self.tail.send(record);
         }
     }
@@ -393,26 +443,229 @@ impl Writer {
             oldest = record.sequence + 1;
             report.events += 1;
         }
-        report.dedupe_entries =
-            self.expire(DEDUPE_EXPIRY, retention.dedupe_before_ms, &mut batch)?;
-        report.reply_tokens =
-            self.expire(REPLY_EXPIRY, retention.reply_tokens_before_ms, &mut batch)?;
+        report.dedupe_entries = self.expire_dedupe(retention.dedupe_before_ms, &mut batch)?;
         self.tree.apply_batch(batch).map_err(backend)?;
         // Readers must never be told a record exists that is already gone.
         self.bounds.oldest.store(oldest, Ordering::Release);
+        report.reply_tokens = self.reply_tokens.expire(retention.reply_tokens_before_ms);
         Ok(report)
     }
 
-    /// Queues removal of the entries whose expiry key is older than `before_ms`.
-    fn expire(&self, prefix: u8, before_ms: i64, batch: &mut sled::Batch) -> Result<u64> {
-        let end = expiry_key(prefix, before_ms, &[]);
+    /// Examines the next `DEDUPE_SCAN_PER_PRUNE` dedupe entries and queues
+    /// the removal of those received before `before_ms`.
+    fn expire_dedupe(&self, before_ms: i64, batch: &mut sled::Batch) -> Result<u64> {
+        use std::ops::Bound;
+        let mut cursor = self.dedupe_cursor.borrow_mut();
+        let start = match cursor.take() {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Included(vec![DEDUPE]),
+        };
+        let end = Bound::Excluded(vec![DEDUPE + 1]);
         let mut removed = 0;
-        for item in self.tree.range(vec![prefix]..end) {
-            let (key, _) = item.map_err(backend)?;
-            batch.remove(&key[9..]);
-            batch.remove(key);
-            removed += 1;
+        let mut examined = 0;
+        for item in self.tree.range::<Vec<u8>, _>((start, end)) {
+            let (key, value) = item.map_err(backend)?;
+            let received = value.get(8..16).and_then(read_u64).unwrap_or(0) as i64;
+            if received < before_ms {
+                batch.remove(&key);
+                removed += 1;
+            }
+            examined += 1;
+            if examined == DEDUPE_SCAN_PER_PRUNE {
+                *cursor = Some(key.to_vec());
+                break;
+            }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::{SledStore, Store};
+
+    fn event(channel: &str, id: &str, token: &str, received: i64) -> NewEvent {
+        NewEvent {
+            record: EventRecord {
+                sequence: 0,
+                channel_id: channel.into(),
+                type_name: "message".into(),
+                conversation_id: "U1".into(),
+                receive_time_ms: received,
+                dead_letter: false,
+                payload: bytes::Bytes::from_static(b"payload"),
+                reply_token: token.into(),
+            },
+            webhook_event_id: Some(id.into()),
+        }
+    }
+
+    fn retention(dedupe_before_ms: i64) -> Retention {
+        Retention {
+            events_before_ms: 0,
+            max_events: None,
+            dedupe_before_ms,
+            reply_tokens_before_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_within_and_across_batches_get_the_first_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let now = crate::time::now_ms();
+        let outcomes = store
+            .append(vec![
+                event("a", "x", "", now),
+                event("a", "x", "", now),
+                event("b", "x", "", now),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                AppendOutcome::Stored { sequence: 1 },
+                AppendOutcome::Duplicate { sequence: 1 },
+                AppendOutcome::Stored { sequence: 2 },
+            ],
+            "dedupe is per channel"
+        );
+        let again = store.append(vec![event("a", "x", "", now)]).await.unwrap();
+        assert_eq!(again, [AppendOutcome::Duplicate { sequence: 1 }]);
+        assert_eq!(store.bounds(), LogBounds { oldest: 1, head: 2 });
+    }
+
+    #[tokio::test]
+    async fn dedupe_memory_expires_by_receive_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .append(vec![
+                event("a", "old", "", 1_000),
+                event("a", "new", "", 5_000),
+            ])
+            .await
+            .unwrap();
+        let report = store.prune(retention(2_000)).await.unwrap();
+        assert_eq!(report.dedupe_entries, 1);
+        // Forgotten: stored again. Remembered: still a duplicate.
+        let outcomes = store
+            .append(vec![
+                event("a", "old", "", 6_000),
+                event("a", "new", "", 6_000),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                AppendOutcome::Stored { sequence: 3 },
+                AppendOutcome::Duplicate { sequence: 2 },
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn reply_tokens_are_kept_for_their_chat_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::time::now_ms();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .append(vec![
+                    event("a", "1", "tok-1", now - 25 * 60 * 1000),
+                    event("a", "2", "tok-2", now),
+                    event("a", "3", "", now),
+                ])
+                .await
+                .unwrap();
+            let tokens = store.recent_reply_tokens("a", "U1");
+            assert_eq!(tokens.len(), 2);
+            assert!(store.recent_reply_tokens("b", "U1").is_empty());
+            store.close().await.unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let tokens: Vec<_> = store
+            .recent_reply_tokens("a", "U1")
+            .into_iter()
+            .map(|t| (t.sequence, t.token))
+            .collect();
+        assert_eq!(
+            tokens,
+            [(2, "tok-2".to_owned())],
+            "only the last 20 minutes"
+        );
+        let report = store
+            .prune(Retention {
+                reply_tokens_before_ms: now + 1,
+                ..retention(0)
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.reply_tokens, 1);
+        assert!(store.recent_reply_tokens("a", "U1").is_empty());
+    }
+
+    #[tokio::test]
+    async fn retention_by_count_keeps_numbers_after_the_log_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let now = crate::time::now_ms();
+        let batch = (0..10)
+            .map(|i| event("a", &i.to_string(), "", now))
+            .collect();
+        store.append(batch).await.unwrap();
+        let report = store
+            .prune(Retention {
+                max_events: Some(3),
+                ..retention(0)
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.events, 7);
+        assert_eq!(
+            store.bounds(),
+            LogBounds {
+                oldest: 8,
+                head: 10
+            }
+        );
+        store
+            .prune(Retention {
+                events_before_ms: now + 1,
+                ..retention(0)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.bounds(),
+            LogBounds {
+                oldest: 11,
+                head: 10
+            }
+        );
+        store.close().await.unwrap();
+        drop(store);
+        let reopened = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.bounds(),
+            LogBounds {
+                oldest: 11,
+                head: 10
+            }
+        );
+        let next = reopened
+            .append(vec![event("a", "z", "", now)])
+            .await
+            .unwrap();
+        assert_eq!(
+            next,
+            [AppendOutcome::Stored { sequence: 11 }],
+            "never reused"
+        );
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use super::{
     AppendOutcome, ChannelRecord, ConsumerPosition, EventRecord, LogBounds, NewEvent, PruneReport,
-    Result, Retention, Store, StoreError, sled_log::EventLog,
+    ReplyToken, Result, Retention, Store, StoreError, sled_log::EventLog,
 };
 
 const CHANNELS: &str = "channels";
@@ -259,6 +259,10 @@ impl Store for SledStore {
 
     async fn prune(&self, retention: Retention) -> Result<PruneReport> {
         self.log.prune(retention).await
+    }
+
+    fn recent_reply_tokens(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
+        self.log.recent_reply_tokens(channel_id, conversation_id)
     }
 
     async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>> {

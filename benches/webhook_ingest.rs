@@ -1,0 +1,326 @@
+//! Webhook ingest benchmark: the real server (hyper listener, signature
+//! check, parser, sled with fsync'd group commit, Subscribe over gRPC) on
+//! loopback, driven by signed webhooks over HTTP/1.1 keep-alive.
+//!
+//! Run: `cargo bench --bench webhook_ingest` (optional args:
+//! `-- --seconds N --connections N`). Prints throughput and latency
+//! percentiles; asserts nothing about timing.
+//!
+//! Phases:
+//! 1. Saturation, bodies of 1 and of 10 events: events/s, requests/s and
+//!    p50/p99/p99.9 of the time to the 200 (which includes the durable write).
+//! 2. Webhook → Subscribe latency at a paced request rate, with 1 subscriber
+//!    and with 1,000: time from sending the request to the event arriving on
+//!    a stream.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use line_adapter::{
+    app::{self, Listeners},
+    proto::v1::{
+        self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
+    },
+    settings::{Layer, Settings},
+    webhook::signature::sign,
+};
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+const SECRET: &str = "8c1d3e5f7a9b0c2d4e6f8a0b1c3d5e7f";
+
+struct Args {
+    seconds: u64,
+    connections: usize,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        seconds: 5,
+        connections: 64,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--seconds" => args.seconds = iter.next().and_then(|v| v.parse().ok()).unwrap_or(5),
+            "--connections" => {
+                args.connections = iter.next().and_then(|v| v.parse().ok()).unwrap_or(64)
+            }
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+/// A signed body of `count` text events; `text` carries the send offset.
+fn body(id: &str, count: usize, text: &str) -> Bytes {
+    let events: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            serde_json::json!({
+                "type": "message", "mode": "active", "timestamp": 1_700_000_000_000_i64,
+                "source": {"type": "user", "userId": "U0123456789abcdef0123456789abcdef"},
+                "webhookEventId": format!("{id}-{i}"), "replyToken": format!("r{id}{i}"),
+                "deliveryContext": {"isRedelivery": false},
+                "message": {"id": format!("{id}{i}"), "type": "text", "text": text,
+                            "quoteToken": "q3Plxr4AgKd"}
+            })
+        })
+        .collect();
+    Bytes::from(
+        serde_json::to_vec(&serde_json::json!({
+            "destination": "U0123456789abcdef0123456789abcdef", "events": events
+        }))
+        .unwrap(),
+    )
+}
+
+struct Server {
+    grpc: String,
+    webhook_url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = Layer {
+        grpc_addr: Some("127.0.0.1:0".into()),
+        http_addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_owned()),
+        ..Layer::default()
+    };
+    let settings = Settings::load(
+        None,
+        Vec::<(std::ffi::OsString, std::ffi::OsString)>::new(),
+        layer,
+    )
+    .unwrap()
+    .settings;
+    let listeners = Listeners::bind(&settings).await.unwrap();
+    let grpc = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let http = listeners.http.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app::run(settings, listeners, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let client = reqwest::Client::new();
+    while client
+        .get(format!("http://{http}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let channel = ChannelAdminClient::connect(grpc.clone())
+        .await
+        .unwrap()
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "bench".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    Server {
+        grpc,
+        webhook_url: format!("http://{http}/webhook/line/{}", channel.id),
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap()
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: Bytes) {
+    let response = client
+        .post(url)
+        .header("x-line-signature", sign(SECRET, &body))
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(
+        response.status(),
+        200,
+        "every benchmark request is accepted"
+    );
+}
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+/// Phase 1: as fast as `connections` clients can go.
+async fn saturate(server: &Server, args: &Args, per_body: usize, tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    let requests = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..args.connections {
+        let client = client();
+        let url = server.webhook_url.clone();
+        let latencies = latencies.clone();
+        let requests = requests.clone();
+        let tag = tag.to_owned();
+        workers.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new(3).unwrap();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let body = body(&format!("{tag}-{worker}-{n}"), per_body, "bench");
+                let sent = Instant::now();
+                post(&client, &url, body).await;
+                local.record(sent.elapsed().as_micros() as u64).unwrap();
+                n += 1;
+            }
+            requests.fetch_add(n, Ordering::Relaxed);
+            latencies.lock().await.add(local).unwrap();
+        }));
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let requests = requests.load(Ordering::Relaxed) as f64;
+    let histogram = latencies.lock().await;
+    println!(
+        "ingest  {per_body:>2} event(s)/body, {:>3} connections: {:>8.0} events/s {:>8.0} req/s   200 after p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",
+        args.connections,
+        requests * per_body as f64 / elapsed,
+        requests / elapsed,
+        ms(&histogram, 0.5),
+        ms(&histogram, 0.99),
+        ms(&histogram, 0.999),
+    );
+}
+
+/// Phase 2: paced requests of one event; every subscriber measures when
+/// each event arrives relative to when its request was sent.
+async fn fan_out(server: &Server, subscribers: usize, rate: u64, seconds: u64, tag: &str) {
+    let origin = Instant::now();
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
+    let expected = rate * seconds;
+    let mut readers = Vec::new();
+    // Spread streams over several connections, as separate services would.
+    let channels: Vec<Channel> = {
+        let mut channels = Vec::new();
+        for _ in 0..subscribers.div_ceil(100) {
+            channels.push(
+                Channel::from_shared(server.grpc.clone())
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap(),
+            );
+        }
+        channels
+    };
+    for i in 0..subscribers {
+        let mut client = MessagingClient::new(channels[i % channels.len()].clone());
+        let mut stream = client
+            .subscribe(pb::SubscribeRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        let latencies = latencies.clone();
+        readers.push(tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new(3).unwrap();
+            let mut seen = 0;
+            while seen < expected {
+                let Ok(Ok(Some(message))) =
+                    tokio::time::timeout(Duration::from_secs(30), stream.message()).await
+                else {
+                    break;
+                };
+                if let Some(pb::subscribe_response::Kind::Event(event)) = message.kind {
+                    let json: serde_json::Value = serde_json::from_str(&event.json).unwrap();
+                    let sent: u64 = json["message"]["text"].as_str().unwrap().parse().unwrap();
+                    let now = origin.elapsed().as_micros() as u64;
+                    local.record(now.saturating_sub(sent)).unwrap();
+                    seen += 1;
+                }
+            }
+            latencies.lock().await.add(local).unwrap();
+            seen
+        }));
+    }
+    // Let every stream reach the live tail first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let client = client();
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate as u32);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sends = Vec::with_capacity(expected as usize);
+    for n in 0..expected {
+        ticks.tick().await;
+        let client = client.clone();
+        let url = server.webhook_url.clone();
+        let body = body(
+            &format!("{tag}-{n}"),
+            1,
+            &origin.elapsed().as_micros().to_string(),
+        );
+        sends.push(tokio::spawn(async move { post(&client, &url, body).await }));
+    }
+    for send in sends {
+        send.await.unwrap();
+    }
+    let mut delivered = 0;
+    for reader in readers {
+        delivered += reader.await.unwrap();
+    }
+    let histogram = latencies.lock().await;
+    println!(
+        "fanout  {subscribers:>4} subscriber(s), {rate:>5} req/s: {delivered} deliveries   webhook→Subscribe p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms",
+        ms(&histogram, 0.5),
+        ms(&histogram, 0.99),
+        ms(&histogram, 0.999),
+    );
+}
+
+fn main() {
+    let args = args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let server = start_server().await;
+        println!(
+            "line-adapter webhook benchmark: {} s per phase, {} cores, sled with fsync per group commit",
+            args.seconds,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        saturate(&server, &args, 1, "one").await;
+        saturate(&server, &args, 10, "ten").await;
+        fan_out(&server, 1, 5_000, args.seconds, "f1").await;
+        fan_out(&server, 1_000, 20, args.seconds, "f1000").await;
+        let _ = server.stop.send(());
+        server.task.await.unwrap();
+    });
+}
