@@ -30,6 +30,9 @@ sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' "$root/README.
   | sed '/^<!--/d; /^```/d' > "$work/walkthrough.sh"
 [ -s "$work/walkthrough.sh" ] || fail "no walk-through found in README.md"
 
+# The walk-through calls `line-adapter` by name, as an installed binary.
+export PATH="$(dirname "$bin"):$PATH"
+
 # Run as a user would: `line-adapter serve` from a folder of their own.
 (cd "$work" && exec "$bin" serve) > "$log" 2>&1 &
 pid=$!
@@ -55,6 +58,9 @@ expect "grpc.reflection.v1.ServerReflection"
 expect "Registers a LINE channel"            # describe shows the proto comments
 expect "http://localhost:8080/webhook/line/ch_"
 expect '"displayName": "Tokyo flagship"'
+expect '{} 200'                                # the signed webhook was accepted
+expect '"text":"Hello from LINE"'              # and came back through Subscribe
+expect '"webhook_event_id":"01HWALKTHR0UGH0000000000001"'
 expect '"status": "SERVING"'
 grep -qx "ready" "$out" || fail "/readyz did not answer ready"
 if grep -q "0123456789abcdef0123456789abcdef" "$out" "$log"; then
