@@ -224,12 +224,12 @@ pub async fn run(
     readiness.set(false);
     set_health(&health, ServingStatus::NotServing).await;
     clear_health(health).await;
-    // Subscribe streams never end by themselves: end them (each tells its
-    // client where to resume) so the gRPC drain can finish.
-    fanout.close().await;
     pruner.abort();
-    stop.cancel();
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
+        // Subscribe streams never end by themselves: end them (each tells
+        // its client where to resume) so the gRPC drain can finish.
+        fanout.close().await;
+        stop.cancel();
         if !grpc_task.is_finished() {
             let _ = (&mut grpc_task).await;
         }
@@ -239,6 +239,7 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
+        stop.cancel();
         tracing::warn!(
             grace = ?settings.shutdown_grace,
             "in-flight calls did not finish within the grace period; stopping anyway"
@@ -340,6 +341,11 @@ async fn open_store(settings: &Settings, cipher: &Cipher) -> Result<Arc<dyn Stor
     let stored = store.meta_get_or_insert(MASTER_KEY_CHECK, &check).await?;
     match cipher.decrypt(MASTER_KEY_CHECK_CONTEXT, &stored) {
         Ok(plain) if &plain[..] == MASTER_KEY_CHECK.as_bytes() => Ok(store),
-        _ => Err(AppError::MasterKeyMismatch),
+        _ => {
+            // Release the data dir before reporting, so a corrected start
+            // can open it at once.
+            store.close().await?;
+            Err(AppError::MasterKeyMismatch)
+        }
     }
 }

@@ -16,6 +16,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -30,6 +32,9 @@ const PAGE: usize = 512;
 const STREAM_BUFFER: usize = 256;
 /// A checkpoint is sent after this long without sending anything.
 pub const IDLE_CHECKPOINT: Duration = Duration::from_secs(15);
+/// How long the final status of a stream may wait for a client that stopped
+/// reading; shutdown must not wait on it.
+const FINAL_SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Which records a stream wants.
 pub type Filter = Arc<dyn Fn(&EventRecord) -> bool + Send + Sync>;
@@ -93,8 +98,12 @@ impl Fanout {
             tx,
             shutdown: self.shutdown.clone(),
             position: after,
+            last_sent: Instant::now(),
             _active: ActiveGuard::new(&self.active),
         };
+        // After close() the tracker is closed and nobody would wait for a
+        // new task: such a stream ends at once (its task sees the
+        // cancelled token first thing).
         self.tasks.spawn(stream.run());
         rx
     }
@@ -150,16 +159,25 @@ struct Stream {
     shutdown: CancellationToken,
     /// Highest sequence sent or filtered out.
     position: u64,
+    /// When something was last sent; drives idle checkpoints.
+    last_sent: Instant,
     _active: ActiveGuard,
 }
 
 impl Stream {
     async fn run(mut self) {
-        match self.follow().await {
+        let stop = if self.shutdown.is_cancelled() {
+            Stop::End(StreamEnd::ShuttingDown {
+                after: self.position,
+            })
+        } else {
+            self.follow().await
+        };
+        match stop {
             Stop::Gone => {}
             Stop::End(end) => {
-                // The client may be gone already; nothing else to do then.
-                let _ = self.tx.send(Err(end)).await;
+                // A client that stopped reading must not hold up shutdown.
+                let _ = tokio::time::timeout(FINAL_SEND_TIMEOUT, self.tx.send(Err(end))).await;
             }
         }
     }
@@ -189,6 +207,19 @@ impl Stream {
     /// Sends everything in the log after the position.
     async fn catch_up(&mut self) -> Result<(), Stop> {
         loop {
+            // A stream whose filter matches nothing sends nothing, so check
+            // on every page whether it should still be reading.
+            if self.shutdown.is_cancelled() {
+                return Err(Stop::End(StreamEnd::ShuttingDown {
+                    after: self.position,
+                }));
+            }
+            if self.tx.is_closed() {
+                return Err(Stop::Gone);
+            }
+            if self.last_sent.elapsed() >= IDLE_CHECKPOINT {
+                self.checkpoint(false).await?;
+            }
             let oldest = self.store.bounds().oldest;
             if self.position + 1 < oldest {
                 return Err(Stop::End(StreamEnd::Pruned {
@@ -219,7 +250,8 @@ impl Stream {
         live: &mut tokio::sync::broadcast::Receiver<Arc<EventRecord>>,
     ) -> Result<(), Stop> {
         loop {
-            let idle = tokio::time::sleep(IDLE_CHECKPOINT);
+            // Reset only by sending: filtered-out traffic does not count.
+            let idle = tokio::time::sleep_until(self.last_sent + IDLE_CHECKPOINT);
             tokio::select! {
                 _ = self.shutdown.cancelled() => {
                     return Err(Stop::End(StreamEnd::ShuttingDown { after: self.position }));
@@ -260,6 +292,7 @@ impl Stream {
     }
 
     async fn send(&mut self, item: Item) -> Result<(), Stop> {
+        self.last_sent = Instant::now();
         tokio::select! {
             sent = self.tx.send(Ok(item)) => sent.map_err(|_| Stop::Gone),
             _ = self.shutdown.cancelled() => {

@@ -9,6 +9,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use prost::Message as _;
+use sha2::{Digest as _, Sha256};
 
 use crate::{
     proto::v1 as pb,
@@ -59,21 +60,26 @@ impl Inbound {
                     error = %why,
                     "signed webhook body cannot be parsed; kept as a dead letter"
                 );
+                // LINE redelivers the same bytes when it got no 2xx: keyed by
+                // the body's digest, a dead letter is kept once too.
+                let digest = format!("dead-letter:{}", hex::encode(Sha256::digest(&body)));
                 let record = dead_letter(channel_id, body, &why.0, content_type, receive_time_ms);
                 let outcome = self
                     .store
                     .append(vec![NewEvent {
                         record,
-                        webhook_event_id: None,
+                        webhook_event_id: Some(digest),
                     }])
                     .await?;
-                let sequence = match outcome.first() {
-                    Some(AppendOutcome::Stored { sequence }) => Some(*sequence),
-                    _ => None,
-                };
-                Ok(Ingested {
-                    dead_letter: sequence,
-                    ..Ingested::default()
+                Ok(match outcome.first() {
+                    Some(AppendOutcome::Stored { sequence }) => Ingested {
+                        dead_letter: Some(*sequence),
+                        ..Ingested::default()
+                    },
+                    _ => Ingested {
+                        duplicates: 1,
+                        ..Ingested::default()
+                    },
                 })
             }
         }

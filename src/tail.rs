@@ -154,22 +154,32 @@ pub async fn run(options: TailOptions, out: &mut impl Write) -> Result<(), TailE
         .await?
         .into_inner();
     let mut printed = 0u64;
+    let mut acked = 0u64;
     while options.max.is_none_or(|max| printed < max) {
         let Some(message) = stream.message().await? else {
             break;
         };
-        let Some(pb::subscribe_response::Kind::Event(event)) = message.kind else {
-            continue;
+        // A checkpoint covers records the filters skipped: acking it keeps
+        // a filtered consumer from lagging behind them forever.
+        let done = match message.kind {
+            Some(pb::subscribe_response::Kind::Event(event)) => {
+                writeln!(out, "{}", line(&event))?;
+                out.flush()?;
+                printed += 1;
+                event.sequence
+            }
+            Some(pb::subscribe_response::Kind::Checkpoint(checkpoint)) => checkpoint.sequence,
+            None => continue,
         };
-        writeln!(out, "{}", line(&event))?;
-        out.flush()?;
-        printed += 1;
-        if let (true, Some(consumer)) = (options.ack, &options.consumer) {
+        if let (true, Some(consumer)) = (options.ack, &options.consumer)
+            && done > acked
+        {
             let ack = pb::AckRequest {
                 consumer: consumer.clone(),
-                sequence: event.sequence,
+                sequence: done,
             };
             client.ack(authorized(ack, api_key)?).await?;
+            acked = done;
         }
     }
     Ok(())

@@ -301,6 +301,9 @@ async fn verify_requests_and_dead_letters() {
         let response = post_webhook(&client, &app, &channel.id, SECRET, body).await;
         assert_eq!(response.status(), 200, "LINE must not be asked to resend");
     }
+    // LINE redelivering the same broken body: kept once.
+    let again = post_webhook(&client, &app, &channel.id, SECRET, broken[0]).await;
+    assert_eq!(again.status(), 200);
     post_webhook(
         &client,
         &app,
@@ -377,50 +380,90 @@ async fn concurrent_posts_reach_every_stream_exactly_once_in_order() {
     const TASKS: usize = 16;
     const REQUESTS: usize = 25;
     const PER_BODY: usize = 3;
-    const TOTAL: usize = TASKS * REQUESTS * PER_BODY;
+    const HALF: usize = TASKS * REQUESTS * PER_BODY;
+    const TOTAL: usize = 2 * HALF;
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
     let channel = create_channel(&app, "1234567890").await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/webhook/line/{}", app.http_base, channel.id);
+    let post_concurrently = |round: &'static str| {
+        let mut posters = Vec::new();
+        for task in 0..TASKS {
+            let client = client.clone();
+            let url = url.clone();
+            posters.push(tokio::spawn(async move {
+                for request in 0..REQUESTS {
+                    let body = text_body(&format!("{round}-t{task}-r{request}"), PER_BODY, "U1");
+                    let signature = line_adapter::webhook::signature::sign(SECRET, &body);
+                    let response = client
+                        .post(&url)
+                        .header("x-line-signature", signature)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                }
+            }));
+        }
+        posters
+    };
 
     let mut from_start = subscribe(&app, from_earliest()).await;
-    let client = reqwest::Client::new();
-    let mut posters = Vec::new();
-    for task in 0..TASKS {
-        let client = client.clone();
-        let url = format!("{}/webhook/line/{}", app.http_base, channel.id);
-        posters.push(tokio::spawn(async move {
-            for request in 0..REQUESTS {
-                let body = text_body(&format!("t{task}-r{request}"), PER_BODY, "U1");
-                let response = client
-                    .post(&url)
-                    .header(
-                        "x-line-signature",
-                        line_adapter::webhook::signature::sign(SECRET, &body),
-                    )
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-            }
-        }));
-    }
-    // A subscriber that joins mid-load: catch-up, then live.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut mid_load = subscribe(&app, from_earliest()).await;
-    for poster in posters {
+    for poster in post_concurrently("first") {
         poster.await.unwrap();
     }
-    for stream in [&mut from_start, &mut mid_load] {
-        let events = next_events(stream, TOTAL, WAIT).await;
-        for (i, event) in events.iter().enumerate() {
-            assert_eq!(event.sequence, i as u64 + 1);
+    // Joins with half the events in the log and the other half about to
+    // arrive: it must catch up from the log, then follow live.
+    let mut mid_load = subscribe(&app, from_earliest()).await;
+    let second = post_concurrently("second");
+    // Catch-up: the events already in the log, then the checkpoint that
+    // says the stream is at the head.
+    let mut caught_up = Vec::new();
+    let first_checkpoint = loop {
+        let message = tokio::time::timeout(WAIT, mid_load.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match message.kind {
+            Some(pb::subscribe_response::Kind::Checkpoint(checkpoint)) => break checkpoint,
+            Some(pb::subscribe_response::Kind::Event(event)) => caught_up.push(event.sequence),
+            None => {}
         }
-        let distinct: std::collections::HashSet<_> =
-            events.iter().map(|e| e.webhook_event_id.clone()).collect();
-        assert_eq!(distinct.len(), TOTAL);
-        assert_no_event(stream, Duration::from_millis(200)).await;
+    };
+    assert!(first_checkpoint.caught_up);
+    assert!(
+        first_checkpoint.sequence >= HALF as u64,
+        "{first_checkpoint:?}"
+    );
+    assert_eq!(
+        caught_up,
+        (1..=first_checkpoint.sequence).collect::<Vec<_>>(),
+        "catch-up is gap-free"
+    );
+    for poster in second {
+        poster.await.unwrap();
     }
+    let events = next_events(&mut from_start, TOTAL, WAIT).await;
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.sequence, i as u64 + 1);
+    }
+    let distinct: std::collections::HashSet<_> =
+        events.iter().map(|e| e.webhook_event_id.clone()).collect();
+    assert_eq!(distinct.len(), TOTAL);
+    assert_no_event(&mut from_start, Duration::from_millis(200)).await;
+    let rest = next_events(
+        &mut mid_load,
+        TOTAL - first_checkpoint.sequence as usize,
+        WAIT,
+    )
+    .await;
+    for (i, event) in rest.iter().enumerate() {
+        assert_eq!(event.sequence, first_checkpoint.sequence + i as u64 + 1);
+    }
+    assert_no_event(&mut mid_load, Duration::from_millis(200)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -732,10 +775,24 @@ async fn streams_end_cleanly_on_disconnect_and_shutdown() {
     );
 
     let mut open = subscribe(&app, pb::SubscribeRequest::default()).await;
+    // A client that stopped reading, with more queued than any buffer holds:
+    // it must not hold up the stop.
+    let _stalled = subscribe(&app, pb::SubscribeRequest::default()).await;
+    let channel = create_channel(&app, "1234567890").await;
+    let client = reqwest::Client::new();
+    for round in 0..20 {
+        let body = text_body(&format!("s{round}"), 100, "U1");
+        assert_eq!(
+            post_webhook(&client, &app, &channel.id, SECRET, &body)
+                .await
+                .status(),
+            200
+        );
+    }
     let stopping = tokio::spawn(app.stop());
     let ended = loop {
         match tokio::time::timeout(WAIT, open.message()).await.unwrap() {
-            Ok(Some(_)) => continue, // a checkpoint
+            Ok(Some(_)) => continue, // events and checkpoints
             other => break other,
         }
     };

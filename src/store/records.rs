@@ -114,8 +114,9 @@ pub struct EventRecord {
 pub struct NewEvent {
     /// The record; its `sequence` is ignored and assigned by the store.
     pub record: EventRecord,
-    /// LINE's `webhookEventId`: a second append with the same id on the same
-    /// channel is a duplicate. `None` (dead letters) never deduplicates.
+    /// The deduplication key: LINE's `webhookEventId` (for a dead letter, a
+    /// digest of its body). A second append with the same key on the same
+    /// channel is a duplicate; `None` never deduplicates.
     pub webhook_event_id: Option<String>,
 }
 

@@ -43,6 +43,11 @@ impl std::fmt::Debug for SledStore {
 }
 
 impl SledStore {
+    /// Counters of the event log writer.
+    pub fn log_stats(&self) -> &super::sled_log::LogStats {
+        self.log.stats()
+    }
+
     /// Opens (or creates) the store in `dir`. Blocking: call it from
     /// `spawn_blocking` in async code.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -57,7 +62,7 @@ impl SledStore {
         let line_ids = db.open_tree(CHANNEL_LINE_IDS).map_err(backend)?;
         let meta = db.open_tree(META).map_err(backend)?;
         let consumers = db.open_tree(CONSUMERS).map_err(backend)?;
-        let log = EventLog::open(&db)?;
+        let log = EventLog::open(&db, &dir.join("db"))?;
         Ok(Self {
             db,
             channels,
@@ -246,7 +251,12 @@ impl Store for SledStore {
     }
 
     async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
-        self.log.read(after, limit)
+        // Reading and decoding a page is blocking work: keep it off the
+        // async workers that serve webhooks.
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.read(after, limit))
+            .await
+            .map_err(|e| StoreError::Backend(format!("reading the event log failed: {e}")))?
     }
 
     fn bounds(&self) -> LogBounds {

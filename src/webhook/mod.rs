@@ -37,6 +37,9 @@ use crate::{
 
 /// How long a client may take to send its request headers (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the body of a webhook may take to arrive: LINE sends it at once,
+/// so only a trickling client hits this.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const WEBHOOK_PREFIX: &str = "/webhook/line/";
 const SIGNATURE_HEADER: &str = "x-line-signature";
 
@@ -212,7 +215,8 @@ async fn webhook(
     };
     let label = channel.id.clone();
 
-    // Refuse what is declared too large before reading a byte of it.
+    // Refuse what is declared too large before reading a byte of it; an
+    // undeclared (chunked) body is cut off as soon as it crosses the limit.
     if declared_length(request.headers()).is_some_and(|length| length > body_limit) {
         return (too_large(), label);
     }
@@ -228,7 +232,17 @@ async fn webhook(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let limit = usize::try_from(body_limit).unwrap_or(usize::MAX);
-    let body = match Limited::new(request.into_body(), limit).collect().await {
+    let reading = Limited::new(request.into_body(), limit).collect();
+    let Ok(read) = tokio::time::timeout(BODY_READ_TIMEOUT, reading).await else {
+        return (
+            json(
+                StatusCode::REQUEST_TIMEOUT,
+                r#"{"error":"body not received in time"}"#,
+            ),
+            label,
+        );
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => return (too_large(), label),
         Err(err) => {
