@@ -1,0 +1,144 @@
+//! The HTTP client for LINE's API: configurable bases (tests point them at
+//! a stand-in), bearer tokens that never reach logs, `X-Line-Retry-Key`,
+//! and the response headers the delivery guarantees depend on.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use crate::secret::Secret;
+
+/// Per-request timeout: LINE answers in well under a second; longer means
+/// something is wrong, and a send must be retried (push) or reported
+/// (reply).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// LINE's answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct LineResponse {
+    pub status: StatusCode,
+    /// `x-line-request-id`.
+    pub request_id: Option<String>,
+    /// `x-line-accepted-request-id` (409 on a retry key already accepted).
+    pub accepted_request_id: Option<String>,
+    /// `Retry-After`, in seconds, when sent.
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+}
+
+/// The request did not produce an HTTP response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetworkError {
+    /// No connection was made: nothing reached LINE.
+    #[error("cannot connect to LINE: {0}")]
+    Connect(String),
+    /// Sent (maybe), but no answer in time: LINE may have acted on it.
+    #[error("LINE did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection broke mid-way: LINE may have acted on it.
+    #[error("the connection to LINE failed: {0}")]
+    Broken(String),
+}
+
+/// The client; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LineClient {
+    http: reqwest::Client,
+    api_base: String,
+    data_base: String,
+}
+
+impl LineClient {
+    pub fn new(api_base: &Url, data_base: &Url) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings builds");
+        Self {
+            http,
+            api_base: api_base.as_str().trim_end_matches('/').to_owned(),
+            data_base: data_base.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// POSTs JSON to `path` on the API host.
+    pub async fn post_json(
+        &self,
+        token: &Secret,
+        path: &str,
+        body: &serde_json::Value,
+        retry_key: Option<&str>,
+    ) -> Result<LineResponse, NetworkError> {
+        let mut request = self
+            .request(Method::POST, &self.api_base, path, token)
+            .json(body);
+        if let Some(key) = retry_key {
+            request = request.header("X-Line-Retry-Key", key);
+        }
+        send(request).await
+    }
+
+    /// GETs `path` on the API host.
+    pub async fn get(&self, token: &Secret, path: &str) -> Result<LineResponse, NetworkError> {
+        send(self.request(Method::GET, &self.api_base, path, token)).await
+    }
+
+    /// GETs `path` on the data host (message content).
+    pub async fn get_data(&self, token: &Secret, path: &str) -> Result<LineResponse, NetworkError> {
+        send(self.request(Method::GET, &self.data_base, path, token)).await
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        base: &str,
+        path: &str,
+        token: &Secret,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token.expose())
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<LineResponse, NetworkError> {
+    let response = request.send().await.map_err(network)?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let status = response.status();
+    let request_id = header("x-line-request-id");
+    let accepted_request_id = header("x-line-accepted-request-id");
+    let retry_after = header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.map_err(network)?;
+    Ok(LineResponse {
+        status,
+        request_id,
+        accepted_request_id,
+        retry_after,
+        body,
+    })
+}
+
+/// Classifies a reqwest failure; the message never carries the URL's
+/// query or any header (the token is a header).
+fn network(err: reqwest::Error) -> NetworkError {
+    let err = err.without_url();
+    if err.is_connect() {
+        NetworkError::Connect(err.to_string())
+    } else if err.is_timeout() {
+        NetworkError::Timeout(REQUEST_TIMEOUT)
+    } else {
+        NetworkError::Broken(err.to_string())
+    }
+}
