@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 pub use records::{
-    AppendOutcome, ChannelRecord, ConsumerPosition, EventRecord, LogBounds, NewEvent,
-    PreviousSecret, ReplyToken, Retention, SealedSecret, TokenMode,
+    AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState, EventRecord,
+    LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention, SealedSecret, SendKind,
+    SentMessageRecord, TokenMode,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
@@ -136,6 +137,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// A consumer's acknowledged position; `None` if it never acked.
     async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>>;
+
+    /// Marks a reply token as used, durably; `false` if it was used before.
+    /// A token is used at most once, ever.
+    async fn claim_reply_token(&self, channel_id: &str, token: &str, now_ms: i64) -> Result<bool>;
+
+    // === outbox ===
+
+    /// Stores a new delivery durably. With an idempotency key, returns the
+    /// delivery already stored under `(channel, key)` instead, if any.
+    async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<Option<DeliveryRecord>>;
+
+    /// Replaces a stored delivery durably.
+    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>>;
+
+    /// The delivery stored under an idempotency key of a channel.
+    async fn delivery_by_idempotency_key(
+        &self,
+        channel_id: &str,
+        key: &str,
+    ) -> Result<Option<DeliveryRecord>>;
+
+    /// Deliveries not yet final (queued or sending), oldest first: the work
+    /// a restart resumes.
+    async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
 
     /// Moves a consumer's position to `sequence` durably, creating it if
     /// needed (`true` in the result). Fails with `AckBackwards` below its

@@ -169,3 +169,91 @@ pub struct Retention {
     /// Reply tokens received before this are forgotten.
     pub reply_tokens_before_ms: i64,
 }
+
+/// What kind of LINE call a delivery makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendKind {
+    Reply,
+    Push,
+    Multicast,
+    Broadcast,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Stored, waiting for its (next) attempt.
+    Queued,
+    /// An attempt is in flight.
+    Sending,
+    /// LINE accepted it (200, or 409 for an already accepted retry key).
+    Delivered,
+    /// LINE refused it, or retries ran out.
+    Failed,
+    /// A reply whose request may or may not have reached LINE: it cannot be
+    /// retried safely (replies have no retry key), so it is reported.
+    Unknown,
+}
+
+impl DeliveryState {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Failed | Self::Unknown)
+    }
+}
+
+/// A message LINE reports as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessageRecord {
+    pub id: String,
+    #[serde(default)]
+    pub quote_token: String,
+}
+
+/// One send in the outbox: written before its first attempt, updated after
+/// each, kept for `GetDelivery`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// `dl_` + lowercase ULID.
+    pub id: String,
+    pub channel_id: String,
+    pub kind: SendKind,
+    /// The chat, for reply and push (`user:`, `group:` or `room:` + id).
+    #[serde(default)]
+    pub conversation: Option<String>,
+    /// The LINE request body, exactly as sent on every attempt.
+    pub body: serde_json::Value,
+    /// `X-Line-Retry-Key` (empty for replies, which have none).
+    #[serde(default)]
+    pub retry_key: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_attempt_ms: Option<i64>,
+    #[serde(default)]
+    pub line_request_id: String,
+    #[serde(default)]
+    pub accepted_request_id: String,
+    #[serde(default)]
+    pub error: Option<crate::line::ApiError>,
+    /// Why a send failed without an answer from LINE (network, precondition).
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
+    pub sent_messages: Vec<SentMessageRecord>,
+    #[serde(default)]
+    pub idempotency_key: String,
+    /// Digest of the request, to tell a repeated idempotency key with a
+    /// different request apart.
+    #[serde(default)]
+    pub request_digest: String,
+    /// For replies chosen by Send: the event whose token was used.
+    #[serde(default)]
+    pub reply_webhook_event_id: String,
+    /// A chat to push to if LINE rejects the reply token.
+    #[serde(default)]
+    pub push_fallback: Option<String>,
+    pub create_time_ms: i64,
+    pub update_time_ms: i64,
+}

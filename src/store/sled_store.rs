@@ -16,12 +16,15 @@ use sled::{
 use tokio::sync::broadcast;
 
 use super::{
-    AppendOutcome, ChannelRecord, ConsumerPosition, EventRecord, LogBounds, NewEvent, PruneReport,
-    ReplyToken, Result, Retention, Store, StoreError, sled_log::EventLog,
+    AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord, LogBounds,
+    NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, sled_log::EventLog,
 };
 
 const CHANNELS: &str = "channels";
 const CONSUMERS: &str = "consumers";
+const DELIVERIES: &str = "deliveries";
+const IDEMPOTENCY: &str = "idempotency";
+const USED_REPLY_TOKENS: &str = "used_reply_tokens";
 const CHANNEL_LINE_IDS: &str = "channel_line_ids";
 const META: &str = "meta";
 
@@ -33,6 +36,9 @@ pub struct SledStore {
     line_ids: sled::Tree,
     meta: sled::Tree,
     consumers: sled::Tree,
+    deliveries: sled::Tree,
+    idempotency: sled::Tree,
+    used_reply_tokens: sled::Tree,
     log: EventLog,
 }
 
@@ -62,6 +68,9 @@ impl SledStore {
         let line_ids = db.open_tree(CHANNEL_LINE_IDS).map_err(backend)?;
         let meta = db.open_tree(META).map_err(backend)?;
         let consumers = db.open_tree(CONSUMERS).map_err(backend)?;
+        let deliveries = db.open_tree(DELIVERIES).map_err(backend)?;
+        let idempotency = db.open_tree(IDEMPOTENCY).map_err(backend)?;
+        let used_reply_tokens = db.open_tree(USED_REPLY_TOKENS).map_err(backend)?;
         let log = EventLog::open(&db, &dir.join("db"))?;
         Ok(Self {
             db,
@@ -69,6 +78,9 @@ impl SledStore {
             line_ids,
             meta,
             consumers,
+            deliveries,
+            idempotency,
+            used_reply_tokens,
             log,
         })
     }
@@ -275,6 +287,89 @@ impl Store for SledStore {
         self.log.recent_reply_tokens(channel_id, conversation_id)
     }
 
+    async fn claim_reply_token(&self, channel_id: &str, token: &str, now_ms: i64) -> Result<bool> {
+        let key = [channel_id.as_bytes(), b"\0", token.as_bytes()].concat();
+        let claimed = self
+            .used_reply_tokens
+            .compare_and_swap(key, None as Option<&[u8]>, Some(&now_ms.to_be_bytes()[..]))
+            .map_err(backend)?
+            .is_ok();
+        if claimed {
+            self.flush_now().await?;
+        }
+        Ok(claimed)
+    }
+
+    async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<Option<DeliveryRecord>> {
+        let value = serde_json::to_vec(delivery).expect("a delivery always serializes");
+        let index_key = (!delivery.idempotency_key.is_empty()).then(|| {
+            [
+                delivery.channel_id.as_bytes(),
+                b"\0",
+                delivery.idempotency_key.as_bytes(),
+            ]
+            .concat()
+        });
+        let existing = tx_result((&self.deliveries, &self.idempotency).transaction(
+            |(deliveries, idempotency)| {
+                if let Some(key) = &index_key {
+                    if let Some(id) = idempotency.get(key)? {
+                        return Ok(deliveries.get(&id)?);
+                    }
+                    idempotency.insert(key.as_slice(), delivery.id.as_bytes())?;
+                }
+                deliveries.insert(delivery.id.as_bytes(), value.as_slice())?;
+                Ok(None)
+            },
+        ))?;
+        match existing {
+            Some(bytes) => decode_delivery(&bytes).map(Some),
+            None => {
+                self.flush_now().await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
+        let value = serde_json::to_vec(delivery).expect("a delivery always serializes");
+        self.deliveries
+            .insert(delivery.id.as_bytes(), value)
+            .map_err(backend)?;
+        self.flush_now().await
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
+        match self.deliveries.get(id.as_bytes()).map_err(backend)? {
+            Some(bytes) => decode_delivery(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn delivery_by_idempotency_key(
+        &self,
+        channel_id: &str,
+        key: &str,
+    ) -> Result<Option<DeliveryRecord>> {
+        let index_key = [channel_id.as_bytes(), b"\0", key.as_bytes()].concat();
+        match self.idempotency.get(index_key).map_err(backend)? {
+            Some(id) => self.get_delivery(&String::from_utf8_lossy(&id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
+        let mut unfinished = Vec::new();
+        for item in self.deliveries.iter() {
+            let (_, bytes) = item.map_err(backend)?;
+            let delivery = decode_delivery(&bytes)?;
+            if !delivery.state.is_final() {
+                unfinished.push(delivery);
+            }
+        }
+        Ok(unfinished)
+    }
+
     async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>> {
         match self.consumers.get(name.as_bytes()).map_err(backend)? {
             Some(bytes) => decode_consumer(name, &bytes).map(Some),
@@ -326,6 +421,13 @@ impl Store for SledStore {
             }
         }
     }
+}
+
+fn decode_delivery(bytes: &[u8]) -> Result<DeliveryRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{DELIVERIES}/…"),
+        reason: e.to_string(),
+    })
 }
 
 fn decode_consumer(name: &str, bytes: &[u8]) -> Result<ConsumerPosition> {
