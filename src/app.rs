@@ -15,7 +15,9 @@ use crate::{
     fanout::Fanout,
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
     inbound::Inbound,
+    line::LineClient,
     metrics::Metrics,
+    outbox::Outbox,
     proto::v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
     secret::{Cipher, MasterKey, MasterKeyError, MasterKeySource},
     services::{Ready, Services},
@@ -187,13 +189,22 @@ pub async fn run(
         }
     };
     let fanout = Fanout::new(store.clone());
+    let channels = Channels::new(store.clone(), cipher);
+    let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base);
+    let outbox = Outbox::new(store.clone(), line, channels.clone());
     ready.set(Services {
         store: store.clone(),
-        channels: Channels::new(store.clone(), cipher),
+        channels,
         inbound: Inbound::new(store.clone()),
         fanout: fanout.clone(),
+        outbox: outbox.clone(),
         metrics: Metrics::new(),
     });
+    match outbox.resume().await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(count, "resumed unfinished sends"),
+        Err(err) => tracing::error!(error = %err, "cannot resume unfinished sends"),
+    }
     let pruner = tokio::spawn(prune_forever(store.clone(), settings.clone()));
     set_health(&health, ServingStatus::Serving).await;
     readiness.set(true);
@@ -229,6 +240,7 @@ pub async fn run(
         // Subscribe streams never end by themselves: end them (each tells
         // its client where to resume) so the gRPC drain can finish.
         fanout.close().await;
+        outbox.close().await;
         stop.cancel();
         if !grpc_task.is_finished() {
             let _ = (&mut grpc_task).await;

@@ -228,6 +228,21 @@ impl Channels {
         )?)
     }
 
+    /// The stored channel access token, if any.
+    pub fn access_token(&self, record: &ChannelRecord) -> Result<Option<Secret>, ChannelError> {
+        record
+            .access_token
+            .as_ref()
+            .map(|sealed| {
+                self.cipher.decrypt_secret(
+                    &seal_context(&record.id, "access_token"),
+                    &sealed.ciphertext,
+                )
+            })
+            .transpose()
+            .map_err(ChannelError::from)
+    }
+
     /// The secrets that verify this channel's webhooks now: the current one
     /// and, during its grace period, the one it replaced.
     pub fn webhook_secrets(

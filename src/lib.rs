@@ -22,6 +22,8 @@
 //!   implementation.
 //! - [`secret`]: the `Secret` type and at-rest encryption under the master key.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
+//! - [`line`]: LINE's HTTP API: client, error classification, messages.
+//! - [`outbox`]: durable sends with retry keys, retries and crash resume.
 //! - [`metrics`]: Prometheus metrics for `/metrics`.
 //! - [`services`]: the parts that exist once the store is open, shared by
 //!   both listeners.
@@ -33,7 +35,9 @@ pub mod channels;
 pub mod fanout;
 pub mod grpc;
 pub mod inbound;
+pub mod line;
 pub mod metrics;
+pub mod outbox;
 pub mod proto;
 pub mod secret;
 pub mod services;

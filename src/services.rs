@@ -4,7 +4,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::{channels::Channels, fanout::Fanout, inbound::Inbound, metrics::Metrics, store::Store};
+use crate::{
+    channels::Channels, fanout::Fanout, inbound::Inbound, metrics::Metrics, outbox::Outbox,
+    store::Store,
+};
 
 #[derive(Clone)]
 pub struct Services {
@@ -12,6 +15,7 @@ pub struct Services {
     pub channels: Channels,
     pub inbound: Inbound,
     pub fanout: Fanout,
+    pub outbox: Outbox,
     pub metrics: Metrics,
 }
 

@@ -966,48 +966,6 @@ async fn later_rpcs_say_they_are_not_implemented() {
                 .unwrap_err(),
         ),
         (
-            "Send",
-            messaging
-                .send(pb::SendRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "Reply",
-            messaging
-                .reply(pb::ReplyRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "Push",
-            messaging
-                .push(pb::PushRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "Multicast",
-            messaging
-                .multicast(pb::MulticastRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "Broadcast",
-            messaging
-                .broadcast(pb::BroadcastRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
-            "GetDelivery",
-            messaging
-                .get_delivery(pb::GetDeliveryRequest::default())
-                .await
-                .unwrap_err(),
-        ),
-        (
             "GetMessageContent",
             messaging
                 .get_message_content(pb::GetMessageContentRequest::default())
@@ -1050,7 +1008,7 @@ async fn later_rpcs_say_they_are_not_implemented() {
                 .unwrap_err(),
         ),
     ];
-    assert_eq!(statuses.len(), 7 + 12);
+    assert_eq!(statuses.len(), 7 + 6);
     for (rpc, status) in statuses {
         assert_eq!(status.code(), Code::Unimplemented, "{rpc}: {status:?}");
         assert!(

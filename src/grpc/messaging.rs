@@ -1,7 +1,7 @@
 //! `weiyu.line.v1.Messaging`. Subscribe and Ack stream the inbound event
-//! log (see `subscribe.rs`). Sending and lookups arrive in later versions;
-//! until then those RPCs answer UNIMPLEMENTED with a message saying so,
-//! never a fake success.
+//! log (see `subscribe.rs`); sends go through the outbox (see `send.rs`).
+//! Lookups and media arrive in later versions; until then those RPCs answer
+//! UNIMPLEMENTED with a message saying so, never a fake success.
 
 use std::pin::Pin;
 
@@ -13,7 +13,6 @@ use crate::proto::v1::{self as pb, messaging_server::Messaging};
 
 type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-const SENDING: &str = "sending messages to LINE";
 const LOOKUPS: &str = "calls to LINE's profile and chat APIs";
 
 #[derive(Clone)]
@@ -31,44 +30,62 @@ impl MessagingService {
 impl Messaging for MessagingService {
     async fn send(
         &self,
-        _request: Request<pb::SendRequest>,
+        request: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
-        Err(not_yet("Messaging.Send", SENDING))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::send(services, request.into_inner()).await?,
+        ))
     }
 
     async fn reply(
         &self,
-        _request: Request<pb::ReplyRequest>,
+        request: Request<pb::ReplyRequest>,
     ) -> Result<Response<pb::ReplyResponse>, Status> {
-        Err(not_yet("Messaging.Reply", SENDING))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::reply(services, request.into_inner()).await?,
+        ))
     }
 
     async fn push(
         &self,
-        _request: Request<pb::PushRequest>,
+        request: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
-        Err(not_yet("Messaging.Push", SENDING))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::push(services, request.into_inner()).await?,
+        ))
     }
 
     async fn multicast(
         &self,
-        _request: Request<pb::MulticastRequest>,
+        request: Request<pb::MulticastRequest>,
     ) -> Result<Response<pb::MulticastResponse>, Status> {
-        Err(not_yet("Messaging.Multicast", SENDING))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::multicast(services, request.into_inner()).await?,
+        ))
     }
 
     async fn broadcast(
         &self,
-        _request: Request<pb::BroadcastRequest>,
+        request: Request<pb::BroadcastRequest>,
     ) -> Result<Response<pb::BroadcastResponse>, Status> {
-        Err(not_yet("Messaging.Broadcast", SENDING))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::broadcast(services, request.into_inner()).await?,
+        ))
     }
 
     async fn get_delivery(
         &self,
-        _request: Request<pb::GetDeliveryRequest>,
+        request: Request<pb::GetDeliveryRequest>,
     ) -> Result<Response<pb::GetDeliveryResponse>, Status> {
-        Err(not_yet("Messaging.GetDelivery", SENDING))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::get_delivery(services, request.into_inner()).await?,
+        ))
     }
 
     type GetMessageContentStream = ServerStream<pb::GetMessageContentResponse>;

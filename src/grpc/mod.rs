@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod messaging;
+pub mod send;
 pub mod status;
 pub mod subscribe;
 

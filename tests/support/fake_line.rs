@@ -26,6 +26,8 @@ pub struct Recorded {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When it arrived.
+    pub received: std::time::Instant,
 }
 
 /// A scripted answer.
@@ -127,6 +129,7 @@ async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
                 .unwrap_or_default(),
             headers: parts.headers.clone(),
             body,
+            received: std::time::Instant::now(),
         });
         state.scripts.get_mut(&path).and_then(VecDeque::pop_front)
     };

@@ -1,0 +1,675 @@
+//! Sending RPCs of `Messaging`: Send (cheapest route), Reply, Push,
+//! Multicast, Broadcast and GetDelivery. Requests are validated and turned
+//! into LINE request bodies here; the outbox stores and performs them.
+
+use std::time::Duration;
+
+use prost::Message as _;
+use serde_json::{Value, json};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use super::status::{Violations, invalid_field, store_status};
+use crate::{
+    channels::validate,
+    line::messages::to_line_messages,
+    outbox::{NewDelivery, OutboxError},
+    proto::v1 as pb,
+    services::Services,
+    store::{DeliveryRecord, DeliveryState, SendKind},
+    time::{now_ms, timestamp},
+};
+
+/// How long a send RPC waits for LINE's answer before returning the
+/// delivery as it stands (it keeps going; GetDelivery follows it).
+const WAIT_FOR_LINE: Duration = Duration::from_secs(10);
+/// Reply tokens younger than this are used by Send; LINE honours them for
+/// about a minute, and the request itself takes time.
+const FRESH_REPLY_TOKEN: Duration = Duration::from_secs(50);
+const MAX_ID_LEN: usize = 128;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+const MAX_MULTICAST: usize = 500;
+
+/// Checks a LINE user, group or room id: LINE's ids are opaque, so only
+/// their shape is checked.
+fn line_id(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.len() > MAX_ID_LEN {
+        return Err(format!("must be 1-{MAX_ID_LEN} characters"));
+    }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".into());
+    }
+    Ok(value.to_owned())
+}
+
+/// `user:U…`, `group:C…` or `room:R…`.
+fn conversation(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<&pb::Conversation>,
+) -> Option<String> {
+    use pb::conversation::Chat;
+    let Some(chat) = value.and_then(|c| c.chat.as_ref()) else {
+        violations.add(field, "must name a user_id, group_id or room_id");
+        return None;
+    };
+    let (kind, id, name) = match chat {
+        Chat::UserId(id) => ("user", id, "user_id"),
+        Chat::GroupId(id) => ("group", id, "group_id"),
+        Chat::RoomId(id) => ("room", id, "room_id"),
+    };
+    violations
+        .check(&format!("{field}.{name}"), line_id(id))
+        .map(|id| format!("{kind}:{id}"))
+}
+
+fn idempotency_key(violations: &mut Violations, value: &str) -> String {
+    if value.len() > MAX_IDEMPOTENCY_KEY_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        violations.add(
+            "idempotency_key",
+            format!("must be at most {MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"),
+        );
+    }
+    value.to_owned()
+}
+
+fn messages(violations: &mut Violations, messages: &[pb::Message]) -> Vec<Value> {
+    match to_line_messages("messages", messages) {
+        Ok(converted) => converted,
+        Err(errors) => {
+            for error in errors {
+                violations.add(error.field, error.reason);
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// LINE's `customAggregationUnits`: at most one name of 1–30 `[A-Za-z0-9_]`.
+fn aggregation_units(violations: &mut Violations, units: &[String]) -> Option<Value> {
+    if units.is_empty() {
+        return None;
+    }
+    if units.len() > 1 {
+        violations.add(
+            "custom_aggregation_units",
+            "LINE allows one unit name per request",
+        );
+    }
+    for (i, unit) in units.iter().enumerate() {
+        if unit.is_empty()
+            || unit.len() > 30
+            || !unit.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            violations.add(
+                format!("custom_aggregation_units[{i}]"),
+                "must be 1-30 characters of [A-Za-z0-9_]",
+            );
+        }
+    }
+    Some(json!(units))
+}
+
+#[allow(clippy::result_large_err)]
+async fn existing_channel(services: &Services, id: &str) -> Result<String, Status> {
+    let id = validate::channel_id(id).map_err(|reason| invalid_field("channel_id", reason))?;
+    services.channels.get(&id).await?;
+    Ok(id)
+}
+
+fn body(mut fields: serde_json::Map<String, Value>, notification_disabled: bool) -> Value {
+    if notification_disabled {
+        fields.insert("notificationDisabled".into(), Value::Bool(true));
+    }
+    Value::Object(fields)
+}
+
+/// Submits, waits for LINE, and answers as the contract says.
+#[allow(clippy::result_large_err)]
+async fn submit(services: &Services, new: NewDelivery) -> Result<DeliveryRecord, Status> {
+    let (record, _existing) = services.outbox.submit(new).await.map_err(|err| match err {
+        OutboxError::IdempotencyMismatch { key } => Status::already_exists(format!(
+            "idempotency_key: {key} was used for a different request"
+        )),
+        OutboxError::Store(err) => store_status(err),
+    })?;
+    let record = services.outbox.wait(record, WAIT_FOR_LINE).await;
+    outcome(record)
+}
+
+/// A delivery as the caller sees it: OK while it succeeds or is still
+/// going, a status naming LINE's answer when it failed.
+#[allow(clippy::result_large_err)]
+fn outcome(record: DeliveryRecord) -> Result<DeliveryRecord, Status> {
+    let code = match record.state {
+        DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Delivered => {
+            return Ok(record);
+        }
+        DeliveryState::Unknown => Code::DeadlineExceeded,
+        DeliveryState::Failed => match &record.error {
+            Some(error) => match error.http_status {
+                400 => Code::InvalidArgument,
+                401 => Code::FailedPrecondition,
+                403 => Code::PermissionDenied,
+                404 => Code::NotFound,
+                429 => Code::ResourceExhausted,
+                500..=599 => Code::Unavailable,
+                _ => Code::FailedPrecondition,
+            },
+            None if record.attempts == 0 => Code::FailedPrecondition,
+            None => Code::Unavailable,
+        },
+    };
+    Err(failure_status(code, &record))
+}
+
+fn failure_status(code: Code, record: &DeliveryRecord) -> Status {
+    let mut details = ErrorDetails::new();
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("delivery_id".to_owned(), record.id.clone());
+    let message = match &record.error {
+        Some(error) => {
+            metadata.insert("line_status".to_owned(), error.http_status.to_string());
+            metadata.insert("line_request_id".to_owned(), error.request_id.clone());
+            for detail in &error.details {
+                details.add_bad_request_violation(detail.property.clone(), detail.message.clone());
+            }
+            let extra: Vec<String> = error
+                .details
+                .iter()
+                .map(|d| format!("{}: {}", d.property, d.message))
+                .collect();
+            format!(
+                "delivery {} {}: LINE answered {}: {}{}{}",
+                record.id,
+                state_name(record.state),
+                error.http_status,
+                error.message,
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", extra.join("; "))
+                },
+                if error.request_id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [x-line-request-id {}]", error.request_id)
+                }
+            )
+        }
+        None => format!(
+            "delivery {} {}: {}",
+            record.id,
+            state_name(record.state),
+            record.failure.as_deref().unwrap_or("no answer from LINE")
+        ),
+    };
+    details.set_error_info("LINE_DELIVERY", "line.weiyu.com", metadata);
+    Status::with_error_details(code, message, details)
+}
+
+fn state_name(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Queued => "is queued",
+        DeliveryState::Sending => "is being sent",
+        DeliveryState::Delivered => "was delivered",
+        DeliveryState::Failed => "failed",
+        DeliveryState::Unknown => {
+            "has an unknown outcome (the reply may or may not have been sent; it is not retried)"
+        }
+    }
+}
+
+pub fn to_proto(record: &DeliveryRecord) -> pb::Delivery {
+    use pb::conversation::Chat;
+    let conversation = record.conversation.as_deref().and_then(|c| {
+        let (kind, id) = c.split_once(':')?;
+        let chat = match kind {
+            "user" => Chat::UserId(id.to_owned()),
+            "group" => Chat::GroupId(id.to_owned()),
+            "room" => Chat::RoomId(id.to_owned()),
+            _ => return None,
+        };
+        Some(pb::Conversation { chat: Some(chat) })
+    });
+    pb::Delivery {
+        id: record.id.clone(),
+        channel_id: record.channel_id.clone(),
+        state: match record.state {
+            DeliveryState::Queued => pb::DeliveryState::Queued,
+            DeliveryState::Sending => pb::DeliveryState::Sending,
+            DeliveryState::Delivered => pb::DeliveryState::Delivered,
+            DeliveryState::Failed => pb::DeliveryState::Failed,
+            DeliveryState::Unknown => pb::DeliveryState::Unknown,
+        } as i32,
+        route: route(record.kind) as i32,
+        conversation,
+        reply_webhook_event_id: record.reply_webhook_event_id.clone(),
+        retry_key: record.retry_key.clone(),
+        attempts: record.attempts as i32,
+        next_attempt_time: record.next_attempt_ms.map(timestamp),
+        line_request_id: record.line_request_id.clone(),
+        accepted_request_id: record.accepted_request_id.clone(),
+        error: record.error.as_ref().map(|error| pb::LineError {
+            http_status: i32::from(error.http_status),
+            message: error.message.clone(),
+            details: error
+                .details
+                .iter()
+                .map(|d| pb::LineErrorDetail {
+                    message: d.message.clone(),
+                    property: d.property.clone(),
+                })
+                .collect(),
+            request_id: error.request_id.clone(),
+            retry_after: error.retry_after_secs.map(|secs| prost_types::Duration {
+                seconds: secs as i64,
+                nanos: 0,
+            }),
+        }),
+        sent_messages: record
+            .sent_messages
+            .iter()
+            .map(|m| pb::SentMessage {
+                id: m.id.clone(),
+                quote_token: m.quote_token.clone(),
+            })
+            .collect(),
+        create_time: Some(timestamp(record.create_time_ms)),
+        update_time: Some(timestamp(record.update_time_ms)),
+        idempotency_key: record.idempotency_key.clone(),
+    }
+}
+
+fn route(kind: SendKind) -> pb::Route {
+    match kind {
+        SendKind::Reply => pb::Route::Reply,
+        SendKind::Push => pb::Route::Push,
+        SendKind::Multicast => pb::Route::Multicast,
+        SendKind::Broadcast => pb::Route::Broadcast,
+    }
+}
+
+fn push_body(
+    to: &str,
+    messages: Vec<Value>,
+    notification_disabled: bool,
+    units: Option<Value>,
+) -> Value {
+    let mut fields = serde_json::Map::new();
+    fields.insert("to".into(), json!(crate::outbox::conversation_id(to)));
+    fields.insert("messages".into(), Value::Array(messages));
+    if let Some(units) = units {
+        fields.insert("customAggregationUnits".into(), units);
+    }
+    body(fields, notification_disabled)
+}
+
+fn reply_body(token: &str, messages: Vec<Value>, notification_disabled: bool) -> Value {
+    let mut fields = serde_json::Map::new();
+    fields.insert("replyToken".into(), json!(token));
+    fields.insert("messages".into(), Value::Array(messages));
+    body(fields, notification_disabled)
+}
+
+#[allow(clippy::result_large_err)]
+pub async fn push(
+    services: &Services,
+    request: pb::PushRequest,
+) -> Result<pb::PushResponse, Status> {
+    let pb::PushRequest {
+        channel_id,
+        to,
+        messages: list,
+        notification_disabled,
+        custom_aggregation_units,
+        idempotency_key: key,
+    } = request;
+    let mut violations = Violations::new();
+    let to = conversation(&mut violations, "to", to.as_ref());
+    let converted = messages(&mut violations, &list);
+    let units = aggregation_units(&mut violations, &custom_aggregation_units);
+    let key = idempotency_key(&mut violations, &key);
+    violations.into_result()?;
+    let channel_id = existing_channel(services, &channel_id).await?;
+    let to = to.unwrap_or_default();
+    let record = submit(
+        services,
+        NewDelivery {
+            channel_id,
+            kind: SendKind::Push,
+            body: push_body(&to, converted, notification_disabled, units),
+            conversation: Some(to),
+            idempotency_key: key,
+            reply_webhook_event_id: String::new(),
+            push_fallback: None,
+        },
+    )
+    .await?;
+    Ok(pb::PushResponse {
+        delivery: Some(to_proto(&record)),
+    })
+}
+
+#[allow(clippy::result_large_err)]
+pub async fn multicast(
+    services: &Services,
+    request: pb::MulticastRequest,
+) -> Result<pb::MulticastResponse, Status> {
+    let pb::MulticastRequest {
+        channel_id,
+        to,
+        messages: list,
+        notification_disabled,
+        custom_aggregation_units,
+        idempotency_key: key,
+    } = request;
+    let mut violations = Violations::new();
+    if to.is_empty() || to.len() > MAX_MULTICAST {
+        violations.add(
+            "to",
+            format!("must list 1-{MAX_MULTICAST} user ids, got {}", to.len()),
+        );
+    }
+    for (i, id) in to.iter().enumerate() {
+        violations.check(&format!("to[{i}]"), line_id(id));
+    }
+    let converted = messages(&mut violations, &list);
+    let units = aggregation_units(&mut violations, &custom_aggregation_units);
+    let key = idempotency_key(&mut violations, &key);
+    violations.into_result()?;
+    let channel_id = existing_channel(services, &channel_id).await?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("to".into(), json!(to));
+    fields.insert("messages".into(), Value::Array(converted));
+    if let Some(units) = units {
+        fields.insert("customAggregationUnits".into(), units);
+    }
+    let record = submit(
+        services,
+        NewDelivery {
+            channel_id,
+            kind: SendKind::Multicast,
+            body: body(fields, notification_disabled),
+            conversation: None,
+            idempotency_key: key,
+            reply_webhook_event_id: String::new(),
+            push_fallback: None,
+        },
+    )
+    .await?;
+    Ok(pb::MulticastResponse {
+        delivery: Some(to_proto(&record)),
+    })
+}
+
+#[allow(clippy::result_large_err)]
+pub async fn broadcast(
+    services: &Services,
+    request: pb::BroadcastRequest,
+) -> Result<pb::BroadcastResponse, Status> {
+    let pb::BroadcastRequest {
+        channel_id,
+        messages: list,
+        notification_disabled,
+        idempotency_key: key,
+    } = request;
+    let mut violations = Violations::new();
+    let converted = messages(&mut violations, &list);
+    let key = idempotency_key(&mut violations, &key);
+    violations.into_result()?;
+    let channel_id = existing_channel(services, &channel_id).await?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("messages".into(), Value::Array(converted));
+    let record = submit(
+        services,
+        NewDelivery {
+            channel_id,
+            kind: SendKind::Broadcast,
+            body: body(fields, notification_disabled),
+            conversation: None,
+            idempotency_key: key,
+            reply_webhook_event_id: String::new(),
+            push_fallback: None,
+        },
+    )
+    .await?;
+    Ok(pb::BroadcastResponse {
+        delivery: Some(to_proto(&record)),
+    })
+}
+
+#[allow(clippy::result_large_err)]
+pub async fn reply(
+    services: &Services,
+    request: pb::ReplyRequest,
+) -> Result<pb::ReplyResponse, Status> {
+    let pb::ReplyRequest {
+        channel_id,
+        reply_token,
+        messages: list,
+        notification_disabled,
+        idempotency_key: key,
+        push_fallback_to,
+    } = request;
+    let mut violations = Violations::new();
+    violations.check("reply_token", line_id(&reply_token));
+    let converted = messages(&mut violations, &list);
+    let fallback = push_fallback_to
+        .as_ref()
+        .and_then(|to| conversation(&mut violations, "push_fallback_to", Some(to)));
+    let key = idempotency_key(&mut violations, &key);
+    violations.into_result()?;
+    let channel_id = existing_channel(services, &channel_id).await?;
+
+    if let Some(record) = known_delivery(services, &channel_id, &key).await? {
+        return Ok(pb::ReplyResponse {
+            delivery: Some(to_proto(&record)),
+        });
+    }
+    // A token is used at most once, ever.
+    let claimed = services
+        .store
+        .claim_reply_token(&channel_id, &reply_token, now_ms())
+        .await
+        .map_err(store_status)?;
+    let new = match (claimed, fallback) {
+        (true, fallback) => NewDelivery {
+            channel_id,
+            kind: SendKind::Reply,
+            body: reply_body(&reply_token, converted, notification_disabled),
+            conversation: None,
+            idempotency_key: key,
+            reply_webhook_event_id: String::new(),
+            push_fallback: fallback,
+        },
+        (false, Some(to)) => NewDelivery {
+            channel_id,
+            kind: SendKind::Push,
+            body: push_body(&to, converted, notification_disabled, None),
+            conversation: Some(to),
+            idempotency_key: key,
+            reply_webhook_event_id: String::new(),
+            push_fallback: None,
+        },
+        (false, None) => {
+            return Err(Status::failed_precondition(
+                "reply_token: this reply token was already used; a token is used at most once (give push_fallback_to to push instead)",
+            ));
+        }
+    };
+    let record = submit(services, new).await?;
+    Ok(pb::ReplyResponse {
+        delivery: Some(to_proto(&record)),
+    })
+}
+
+/// The delivery an idempotency key already stands for on this channel.
+/// Send and Reply answer with it before choosing a route or claiming a
+/// token again: the route of the first call is the one that counts.
+#[allow(clippy::result_large_err)]
+async fn known_delivery(
+    services: &Services,
+    channel_id: &str,
+    key: &str,
+) -> Result<Option<DeliveryRecord>, Status> {
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let Some(record) = services
+        .store
+        .delivery_by_idempotency_key(channel_id, key)
+        .await
+        .map_err(store_status)?
+    else {
+        return Ok(None);
+    };
+    let record = services.outbox.wait(record, WAIT_FOR_LINE).await;
+    outcome(record).map(Some)
+}
+
+#[allow(clippy::result_large_err)]
+pub async fn send(
+    services: &Services,
+    request: pb::SendRequest,
+) -> Result<pb::SendResponse, Status> {
+    let pb::SendRequest {
+        channel_id,
+        conversation: chat,
+        messages: list,
+        notification_disabled,
+        allow_push,
+        idempotency_key: key,
+    } = request;
+    let mut violations = Violations::new();
+    let chat = conversation(&mut violations, "conversation", chat.as_ref());
+    let converted = messages(&mut violations, &list);
+    let key = idempotency_key(&mut violations, &key);
+    violations.into_result()?;
+    let channel_id = existing_channel(services, &channel_id).await?;
+    let chat = chat.unwrap_or_default();
+    let allow_push = allow_push.unwrap_or(true);
+
+    if let Some(record) = known_delivery(services, &channel_id, &key).await? {
+        return Ok(pb::SendResponse {
+            route: route(record.kind) as i32,
+            route_reason: "the idempotency key names an earlier send: its delivery is returned"
+                .into(),
+            delivery: Some(to_proto(&record)),
+        });
+    }
+    let mut chosen = None;
+    let now = now_ms();
+    let conversation_id = crate::outbox::conversation_id(&chat);
+    // Newest first: the freshest token has the most time left.
+    for token in services
+        .store
+        .recent_reply_tokens(&channel_id, conversation_id)
+        .into_iter()
+        .rev()
+    {
+        let age = now.saturating_sub(token.receive_time_ms);
+        if age > FRESH_REPLY_TOKEN.as_millis() as i64 {
+            break;
+        }
+        if services
+            .store
+            .claim_reply_token(&channel_id, &token.token, now)
+            .await
+            .map_err(store_status)?
+        {
+            chosen = Some((token, age));
+            break;
+        }
+    }
+    let (new, reason) = match chosen {
+        Some((token, age)) => {
+            let webhook_event_id = webhook_event_id(services, token.sequence).await;
+            (
+                NewDelivery {
+                    channel_id,
+                    kind: SendKind::Reply,
+                    body: reply_body(&token.token, converted, notification_disabled),
+                    conversation: Some(chat.clone()),
+                    idempotency_key: key,
+                    reply_webhook_event_id: webhook_event_id,
+                    push_fallback: allow_push.then(|| chat.clone()),
+                },
+                format!(
+                    "replied with the unused reply token of event {} received {:.1} s ago: replies are free",
+                    token.sequence,
+                    age as f64 / 1000.0
+                ),
+            )
+        }
+        None if allow_push => (
+            NewDelivery {
+                channel_id,
+                kind: SendKind::Push,
+                body: push_body(&chat, converted, notification_disabled, None),
+                conversation: Some(chat.clone()),
+                idempotency_key: key,
+                reply_webhook_event_id: String::new(),
+                push_fallback: None,
+            },
+            format!(
+                "no unused reply token younger than {} s for this chat: pushed (counts against the monthly quota)",
+                FRESH_REPLY_TOKEN.as_secs()
+            ),
+        ),
+        None => {
+            return Err(Status::failed_precondition(format!(
+                "conversation: no unused reply token younger than {} s for this chat, and allow_push is false; nothing was sent",
+                FRESH_REPLY_TOKEN.as_secs()
+            )));
+        }
+    };
+    let record = submit(services, new).await?;
+    let route = route(record.kind);
+    let reason = if route == pb::Route::Push && reason.starts_with("replied") {
+        "the reply token was rejected by LINE: pushed instead, as allow_push permits".to_owned()
+    } else {
+        reason
+    };
+    Ok(pb::SendResponse {
+        delivery: Some(to_proto(&record)),
+        route: route as i32,
+        route_reason: reason,
+    })
+}
+
+async fn webhook_event_id(services: &Services, sequence: u64) -> String {
+    let Ok(records) = services
+        .store
+        .read_events(sequence.saturating_sub(1), 1)
+        .await
+    else {
+        return String::new();
+    };
+    records
+        .first()
+        .filter(|record| record.sequence == sequence)
+        .and_then(|record| pb::Event::decode(record.payload.clone()).ok())
+        .map(|event| event.webhook_event_id)
+        .unwrap_or_default()
+}
+
+#[allow(clippy::result_large_err)]
+pub async fn get_delivery(
+    services: &Services,
+    request: pb::GetDeliveryRequest,
+) -> Result<pb::GetDeliveryResponse, Status> {
+    let pb::GetDeliveryRequest { delivery_id } = request;
+    if delivery_id.is_empty() || delivery_id.len() > MAX_ID_LEN {
+        return Err(invalid_field("delivery_id", "must be a delivery id (dl_…)"));
+    }
+    let record = services
+        .outbox
+        .get(&delivery_id)
+        .await
+        .map_err(store_status)?
+        .ok_or_else(|| Status::not_found(format!("delivery {delivery_id} not found")))?;
+    Ok(pb::GetDeliveryResponse {
+        delivery: Some(to_proto(&record)),
+    })
+}

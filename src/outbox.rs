@@ -1,0 +1,514 @@
+//! The durable outbox: every send is stored before its first attempt and
+//! after each one, retried with the same `X-Line-Retry-Key`, and resumed
+//! after a crash, so that a message is never lost and never sent twice.
+//!
+//! Replies are the exception LINE's API forces: they have no retry key, so
+//! a reply whose request may have reached LINE (a timeout, a broken
+//! connection) is never retried; it ends `unknown` and is reported.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    channels::{ChannelError, Channels},
+    line::{Classified, LineClient, classify, client::NetworkError},
+    store::{DeliveryRecord, DeliveryState, SendKind, SentMessageRecord, Store, StoreError},
+    time::now_ms,
+};
+
+/// Attempts before a send is given up (with backoff that is about an hour).
+const MAX_ATTEMPTS: u32 = 16;
+/// LINE keeps a retry key for 24 hours; past that a retry could send twice.
+/// Stop well before.
+const RETRY_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// Replies are retried (when LINE answered and so sent nothing) only while
+/// their token can still work.
+const REPLY_WINDOW: Duration = Duration::from_secs(50);
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Requests in flight to LINE per channel: one busy channel cannot take all
+/// connections from the others.
+const PER_CHANNEL_IN_FLIGHT: usize = 64;
+const INVALID_REPLY_TOKEN: &str = "invalid reply token";
+
+/// A send to store and perform.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub channel_id: String,
+    pub kind: SendKind,
+    /// `user:`, `group:` or `room:` + id, for reply and push.
+    pub conversation: Option<String>,
+    /// The LINE request body.
+    pub body: serde_json::Value,
+    pub idempotency_key: String,
+    pub reply_webhook_event_id: String,
+    /// Push here if LINE rejects the reply token.
+    pub push_fallback: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("idempotency key {key} was used for a different request")]
+    IdempotencyMismatch { key: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The outbox; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    line: LineClient,
+    channels: Channels,
+    /// Live state of deliveries being worked on, for callers that wait.
+    watchers: Mutex<HashMap<String, watch::Sender<DeliveryRecord>>>,
+    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    ids: Mutex<ulid::Generator>,
+}
+
+/// `user:U…` → the id LINE wants in `to`.
+pub fn conversation_id(conversation: &str) -> &str {
+    conversation
+        .split_once(':')
+        .map_or(conversation, |(_, id)| id)
+}
+
+impl Outbox {
+    pub fn new(store: Arc<dyn Store>, line: LineClient, channels: Channels) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                line,
+                channels,
+                watchers: Mutex::new(HashMap::new()),
+                limits: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                ids: Mutex::new(ulid::Generator::new()),
+            }),
+        }
+    }
+
+    /// Stores the send and starts it. With an idempotency key already used
+    /// for the same request, returns that delivery instead (`true`).
+    pub async fn submit(&self, new: NewDelivery) -> Result<(DeliveryRecord, bool), OutboxError> {
+        let digest = digest(&new);
+        let now = now_ms();
+        let record = DeliveryRecord {
+            id: self.new_id(),
+            channel_id: new.channel_id,
+            kind: new.kind,
+            conversation: new.conversation,
+            body: new.body,
+            retry_key: match new.kind {
+                SendKind::Reply => String::new(),
+                _ => uuid::Uuid::new_v4().to_string(),
+            },
+            state: DeliveryState::Queued,
+            attempts: 0,
+            next_attempt_ms: None,
+            line_request_id: String::new(),
+            accepted_request_id: String::new(),
+            error: None,
+            failure: None,
+            sent_messages: Vec::new(),
+            idempotency_key: new.idempotency_key,
+            request_digest: digest,
+            reply_webhook_event_id: new.reply_webhook_event_id,
+            push_fallback: new.push_fallback,
+            create_time_ms: now,
+            update_time_ms: now,
+        };
+        if let Some(existing) = self.inner.store.insert_delivery(&record).await? {
+            if existing.request_digest != record.request_digest {
+                return Err(OutboxError::IdempotencyMismatch {
+                    key: record.idempotency_key,
+                });
+            }
+            return Ok((existing, true));
+        }
+        self.start(record.clone());
+        Ok((record, false))
+    }
+
+    /// Waits until the delivery is final or `timeout` passes; returns its
+    /// state then.
+    pub async fn wait(&self, record: DeliveryRecord, timeout: Duration) -> DeliveryRecord {
+        let receiver = {
+            let watchers = self
+                .inner
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            watchers.get(&record.id).map(|w| w.subscribe())
+        };
+        let Some(mut receiver) = receiver else {
+            // Not being worked on here: final already, or resumed elsewhere.
+            return self.get(&record.id).await.ok().flatten().unwrap_or(record);
+        };
+        let _ = tokio::time::timeout(timeout, receiver.wait_for(|r| r.state.is_final())).await;
+        receiver.borrow().clone()
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
+        if let Some(live) = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Ok(Some(live.borrow().clone()));
+        }
+        self.inner.store.get_delivery(id).await
+    }
+
+    /// Resumes what a previous process left unfinished. A reply caught
+    /// mid-request cannot be retried safely and becomes `unknown`.
+    pub async fn resume(&self) -> Result<usize, StoreError> {
+        let unfinished = self.inner.store.unfinished_deliveries().await?;
+        let count = unfinished.len();
+        for mut record in unfinished {
+            if record.kind == SendKind::Reply && record.state == DeliveryState::Sending {
+                record.state = DeliveryState::Unknown;
+                record.failure = Some("the service stopped while this reply was being sent".into());
+                record.update_time_ms = now_ms();
+                self.inner.store.update_delivery(&record).await?;
+                continue;
+            }
+            self.start(record);
+        }
+        Ok(count)
+    }
+
+    /// Stops the workers; unfinished sends stay stored and resume on the
+    /// next start.
+    pub async fn close(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn new_id(&self) -> String {
+        let mut ids = self.inner.ids.lock().unwrap_or_else(|p| p.into_inner());
+        let ulid = ids
+            .generate()
+            .unwrap_or_else(|overflow| overflow.commit_overflow_random());
+        format!("dl_{}", ulid.to_string().to_ascii_lowercase())
+    }
+
+    fn start(&self, record: DeliveryRecord) {
+        let (sender, _) = watch::channel(record.clone());
+        self.inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.id.clone(), sender);
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            let id = record.id.clone();
+            inner.work(record).await;
+            inner
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done,
+    RetryAfter(Option<Duration>),
+}
+
+impl Inner {
+    async fn work(&self, mut record: DeliveryRecord) {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return; // stored as it is; resumed on the next start
+            }
+            let outcome = self.attempt(&mut record).await;
+            match outcome {
+                Ok(Attempt::Done) => return,
+                Ok(Attempt::RetryAfter(pause)) => {
+                    let pause = pause.unwrap_or_else(|| backoff(record.attempts));
+                    let elapsed = now_ms().saturating_sub(record.create_time_ms);
+                    let window = match record.kind {
+                        SendKind::Reply => REPLY_WINDOW,
+                        _ => RETRY_WINDOW,
+                    };
+                    if record.attempts >= MAX_ATTEMPTS
+                        || elapsed.saturating_add(pause.as_millis() as i64)
+                            > window.as_millis() as i64
+                    {
+                        record.state = DeliveryState::Failed;
+                        if record.failure.is_none() && record.error.is_none() {
+                            record.failure = Some("retries ran out".into());
+                        }
+                        self.save(&mut record).await;
+                        return;
+                    }
+                    record.state = DeliveryState::Queued;
+                    record.next_attempt_ms = Some(now_ms() + pause.as_millis() as i64);
+                    self.save(&mut record).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
+                Err(err) => {
+                    // The store failed: the state on disk is the last good
+                    // one and the send resumes from it after a restart.
+                    tracing::error!(delivery = %record.id, error = %err, "outbox storage failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One attempt; the record is saved before the request and after.
+    async fn attempt(&self, record: &mut DeliveryRecord) -> Result<Attempt, StoreError> {
+        let token = match self.token(&record.channel_id).await {
+            Ok(token) => token,
+            Err(reason) => {
+                record.state = DeliveryState::Failed;
+                record.failure = Some(reason);
+                self.save(record).await;
+                return Ok(Attempt::Done);
+            }
+        };
+        record.state = DeliveryState::Sending;
+        record.attempts += 1;
+        record.next_attempt_ms = None;
+        // Durable before the request: a crash now must be seen as "maybe
+        // sent" for a reply on restart.
+        self.store_update(record).await?;
+
+        let limit = self.limit(&record.channel_id);
+        let response = {
+            let _permit = limit
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let retry_key = (!record.retry_key.is_empty()).then_some(record.retry_key.as_str());
+            self.line
+                .post_json(&token, path(record.kind), &record.body, retry_key)
+                .await
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(NetworkError::Connect(reason)) => {
+                // Nothing reached LINE: safe to retry, even a reply.
+                record.failure = Some(reason);
+                return Ok(Attempt::RetryAfter(None));
+            }
+            Err(err) if record.kind == SendKind::Reply => {
+                record.state = DeliveryState::Unknown;
+                record.failure = Some(format!("{err}; a reply cannot be retried safely"));
+                self.save(record).await;
+                return Ok(Attempt::Done);
+            }
+            Err(err) => {
+                record.failure = Some(err.to_string());
+                return Ok(Attempt::RetryAfter(None));
+            }
+        };
+        record.line_request_id = response.request_id.clone().unwrap_or_default();
+        match classify(&response) {
+            Classified::Accepted => {
+                record.state = DeliveryState::Delivered;
+                record.error = None;
+                record.failure = None;
+                record.sent_messages = sent_messages(&response.body);
+            }
+            Classified::AlreadyAccepted {
+                accepted_request_id,
+            } => {
+                record.state = DeliveryState::Delivered;
+                record.error = None;
+                record.failure = None;
+                record.accepted_request_id = accepted_request_id;
+                record.sent_messages = sent_messages(&response.body);
+            }
+            Classified::RateLimited { retry_after, error } => {
+                record.error = Some(error);
+                return Ok(Attempt::RetryAfter(retry_after));
+            }
+            Classified::ServerError(error) => {
+                record.error = Some(error);
+                return Ok(Attempt::RetryAfter(None));
+            }
+            Classified::Rejected(error)
+                if record.kind == SendKind::Reply
+                    && error
+                        .message
+                        .to_ascii_lowercase()
+                        .contains(INVALID_REPLY_TOKEN)
+                    && record.push_fallback.is_some() =>
+            {
+                // Nothing was sent; push instead, as the caller allowed.
+                let to = record.push_fallback.take().unwrap_or_default();
+                record.kind = SendKind::Push;
+                record.conversation = Some(to.clone());
+                record.retry_key = uuid::Uuid::new_v4().to_string();
+                let mut body = record.body.clone();
+                if let Some(object) = body.as_object_mut() {
+                    object.remove("replyToken");
+                    object.insert("to".into(), json!(conversation_id(&to)));
+                }
+                record.body = body;
+                record.error = Some(error);
+                return Ok(Attempt::RetryAfter(Some(Duration::ZERO)));
+            }
+            Classified::MonthlyLimit(error) | Classified::Rejected(error) => {
+                record.state = DeliveryState::Failed;
+                record.error = Some(error);
+            }
+        }
+        self.save(record).await;
+        Ok(Attempt::Done)
+    }
+
+    async fn token(&self, channel_id: &str) -> Result<crate::secret::Secret, String> {
+        let channel = match self.channels.get(channel_id).await {
+            Ok(channel) => channel,
+            Err(ChannelError::NotFound(_)) => return Err("the channel was deleted".into()),
+            Err(err) => return Err(format!("cannot read the channel: {err}")),
+        };
+        match self.channels.access_token(&channel) {
+            Ok(Some(token)) => Ok(token),
+            Ok(None) => Err(format!(
+                "channel {channel_id} has no channel access token; token mode {:?} is not issued by this version yet: store a long-lived token",
+                channel.token_mode
+            )),
+            Err(err) => Err(format!("cannot open the access token: {err}")),
+        }
+    }
+
+    fn limit(&self, channel_id: &str) -> Arc<Semaphore> {
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(channel_id.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(PER_CHANNEL_IN_FLIGHT)))
+            .clone()
+    }
+
+    async fn store_update(&self, record: &mut DeliveryRecord) -> Result<(), StoreError> {
+        record.update_time_ms = now_ms();
+        self.store.update_delivery(record).await?;
+        if let Some(watcher) = self
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&record.id)
+        {
+            watcher.send_replace(record.clone());
+        }
+        Ok(())
+    }
+
+    /// Saves a state; a storage failure is logged (the previous durable
+    /// state stands and a restart resumes from it).
+    async fn save(&self, record: &mut DeliveryRecord) {
+        if let Err(err) = self.store_update(record).await {
+            tracing::error!(delivery = %record.id, error = %err, "saving a delivery failed");
+        }
+    }
+}
+
+fn path(kind: SendKind) -> &'static str {
+    match kind {
+        SendKind::Reply => "/v2/bot/message/reply",
+        SendKind::Push => "/v2/bot/message/push",
+        SendKind::Multicast => "/v2/bot/message/multicast",
+        SendKind::Broadcast => "/v2/bot/message/broadcast",
+    }
+}
+
+/// Exponential backoff with full jitter.
+fn backoff(attempts: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempts.min(16))
+        .min(BACKOFF_MAX);
+    Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
+}
+
+fn sent_messages(body: &[u8]) -> Vec<SentMessageRecord> {
+    #[derive(serde::Deserialize)]
+    struct Sent {
+        #[serde(default, rename = "sentMessages")]
+        sent_messages: Vec<Message>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message {
+        #[serde(default)]
+        id: String,
+        #[serde(default, rename = "quoteToken")]
+        quote_token: String,
+    }
+    serde_json::from_slice::<Sent>(body)
+        .map(|sent| {
+            sent.sent_messages
+                .into_iter()
+                .map(|m| SentMessageRecord {
+                    id: m.id,
+                    quote_token: m.quote_token,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What makes two requests "the same" for an idempotency key.
+fn digest(new: &NewDelivery) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(new.channel_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(format!("{:?}", new.kind).as_bytes());
+    hasher.update([0]);
+    hasher.update(new.conversation.as_deref().unwrap_or_default().as_bytes());
+    hasher.update([0]);
+    hasher.update(new.body.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempts in 0..40 {
+            assert!(backoff(attempts) <= BACKOFF_MAX);
+        }
+        assert!(backoff(0) <= BACKOFF_BASE);
+    }
+
+    #[test]
+    fn sent_messages_are_read_from_line_bodies() {
+        let sent = sent_messages(
+            br#"{"sentMessages":[{"id":"461230966842064897","quoteToken":"IStG5h1Tz7b"}]}"#,
+        );
+        assert_eq!(sent[0].id, "461230966842064897");
+        assert_eq!(sent[0].quote_token, "IStG5h1Tz7b");
+        assert!(sent_messages(b"{}").is_empty());
+        assert!(sent_messages(b"not json").is_empty());
+    }
+}

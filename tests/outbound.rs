@@ -1,0 +1,524 @@
+//! Outbound over the wire, against the scripted stand-in for LINE: request
+//! lines, headers and bodies; retries with one retry key; 409, 429 and
+//! monthly limits; Send's route choice; idempotency; resume after restart.
+
+mod support;
+
+use std::time::Duration;
+
+use line_adapter::proto::v1::{self as pb, conversation::Chat};
+use support::{SECRET, TOKEN, TestApp, fake_line::FakeLine, post_webhook, test_settings};
+use tonic::Code;
+
+const PUSH: &str = "/v2/bot/message/push";
+const REPLY: &str = "/v2/bot/message/reply";
+
+async fn start(dir: &std::path::Path, line: &FakeLine) -> TestApp {
+    TestApp::start_with(test_settings(dir, |layer| {
+        layer.line_api_base = Some(line.url());
+        layer.line_data_api_base = Some(line.url());
+    }))
+    .await
+}
+
+async fn channel_with_token(app: &TestApp) -> pb::Channel {
+    app.admin()
+        .await
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap()
+}
+
+fn text(text: &str) -> pb::Message {
+    pb::Message {
+        kind: Some(pb::message::Kind::Text(pb::TextMessage {
+            text: text.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn user(id: &str) -> Option<pb::Conversation> {
+    Some(pb::Conversation {
+        chat: Some(Chat::UserId(id.into())),
+    })
+}
+
+fn push(channel: &pb::Channel, to: &str, message: &str) -> pb::PushRequest {
+    pb::PushRequest {
+        channel_id: channel.id.clone(),
+        to: user(to),
+        messages: vec![text(message)],
+        ..Default::default()
+    }
+}
+
+fn body(request: &support::fake_line::Recorded) -> serde_json::Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+#[tokio::test]
+async fn push_sends_what_line_documents() {
+    let line = FakeLine::start().await;
+    line.script(
+        PUSH,
+        200,
+        &[],
+        r#"{"sentMessages":[{"id":"461230966842064897","quoteToken":"IStG5h1Tz7b"}]}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+
+    let mut request = push(&channel, "U4af4980629", "Hello, world");
+    request.notification_disabled = true;
+    let delivery = app
+        .messaging()
+        .await
+        .push(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert_eq!(delivery.route(), pb::Route::Push);
+    assert_eq!(delivery.attempts, 1);
+    assert_eq!(delivery.sent_messages[0].id, "461230966842064897");
+    assert_eq!(delivery.sent_messages[0].quote_token, "IStG5h1Tz7b");
+    assert!(!delivery.line_request_id.is_empty());
+
+    let requests = line.requests();
+    assert_eq!(requests.len(), 1);
+    let sent = &requests[0];
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.path, PUSH);
+    assert_eq!(sent.headers["authorization"], format!("Bearer {TOKEN}"));
+    assert_eq!(
+        sent.headers["x-line-retry-key"],
+        delivery.retry_key.as_str()
+    );
+    assert!(uuid::Uuid::parse_str(&delivery.retry_key).is_ok());
+    assert_eq!(
+        body(sent),
+        serde_json::json!({
+            "to": "U4af4980629",
+            "messages": [{"type": "text", "text": "Hello, world"}],
+            "notificationDisabled": true
+        })
+    );
+
+    let fetched = app
+        .messaging()
+        .await
+        .get_delivery(pb::GetDeliveryRequest {
+            delivery_id: delivery.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(fetched, delivery);
+}
+
+#[tokio::test]
+async fn retries_reuse_one_retry_key_and_409_means_delivered() {
+    let line = FakeLine::start().await;
+    line.script(PUSH, 500, &[], r#"{"message":"An error occurred"}"#);
+    line.script(PUSH, 503, &[], "");
+    line.script(
+        PUSH,
+        409,
+        &[("x-line-accepted-request-id", "acc-42")],
+        r#"{"message":"The retry key is already accepted","sentMessages":[{"id":"1"}]}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+
+    let delivery = app
+        .messaging()
+        .await
+        .push(push(&channel, "U1", "hi"))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert_eq!(delivery.attempts, 3);
+    assert_eq!(delivery.accepted_request_id, "acc-42");
+    let keys: Vec<_> = line
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-line-retry-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert!(keys.iter().all(|k| *k == delivery.retry_key), "{keys:?}");
+}
+
+#[tokio::test]
+async fn rate_limits_wait_for_retry_after_and_monthly_limits_fail_fast() {
+    let line = FakeLine::start().await;
+    line.script(
+        PUSH,
+        429,
+        &[("retry-after", "1")],
+        r#"{"message":"The API rate limit has been exceeded. Try again later."}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+
+    let delivered = messaging
+        .push(push(&channel, "U1", "one"))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(delivered.state(), pb::DeliveryState::Delivered);
+    let requests = line.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1].received - requests[0].received >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured"
+    );
+
+    line.script(
+        PUSH,
+        429,
+        &[],
+        r#"{"message":"You have reached your monthly limit."}"#,
+    );
+    let status = messaging
+        .push(push(&channel, "U1", "two"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("monthly limit"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(line.requests().len(), 3, "no retry after the monthly limit");
+
+    line.script(
+        PUSH,
+        400,
+        &[],
+        r#"{"message":"The request body has 1 error(s)","details":[{"message":"May not be empty","property":"messages[0].text"}]}"#,
+    );
+    let status = messaging
+        .push(push(&channel, "U1", "three"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("messages[0].text"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("x-line-request-id"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(line.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn send_replies_with_a_fresh_token_once_then_pushes() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let client = reqwest::Client::new();
+
+    let standby = serde_json::json!({"destination": "U0", "events": [
+        {"type": "message", "mode": "standby", "timestamp": 1, "webhookEventId": "sb-1",
+         "source": {"type": "user", "userId": "Ustandby"}, "replyToken": "standby-token",
+         "deliveryContext": {"isRedelivery": false},
+         "message": {"id": "1", "type": "text", "text": "hi", "quoteToken": "q"}},
+        {"type": "message", "mode": "active", "timestamp": 2, "webhookEventId": "gr-1",
+         "source": {"type": "group", "groupId": "Cgroup", "userId": "Umember"}, "replyToken": "group-token",
+         "deliveryContext": {"isRedelivery": false},
+         "message": {"id": "2", "type": "text", "text": "hi", "quoteToken": "q"}}
+    ]});
+    let webhook = serde_json::to_vec(&standby).unwrap();
+    assert_eq!(
+        post_webhook(&client, &app, &channel.id, SECRET, &webhook)
+            .await
+            .status(),
+        200
+    );
+    let active = support::text_body("act", 1, "Uactive");
+    assert_eq!(
+        post_webhook(&client, &app, &channel.id, SECRET, &active)
+            .await
+            .status(),
+        200
+    );
+
+    let mut messaging = app.messaging().await;
+    let send = |chat: Chat| pb::SendRequest {
+        channel_id: channel.id.clone(),
+        conversation: Some(pb::Conversation { chat: Some(chat) }),
+        messages: vec![text("thanks")],
+        ..Default::default()
+    };
+
+    let first = messaging
+        .send(send(Chat::UserId("Uactive".into())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.route(), pb::Route::Reply, "{}", first.route_reason);
+    assert!(first.route_reason.contains("free"));
+    assert_eq!(
+        first.delivery.as_ref().unwrap().reply_webhook_event_id,
+        "act-0"
+    );
+    let second = messaging
+        .send(send(Chat::UserId("Uactive".into())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        second.route(),
+        pb::Route::Push,
+        "the token is used once only"
+    );
+    let group = messaging
+        .send(send(Chat::GroupId("Cgroup".into())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(group.route(), pb::Route::Reply);
+    let standby = messaging
+        .send(send(Chat::UserId("Ustandby".into())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        standby.route(),
+        pb::Route::Push,
+        "a standby token is not ours"
+    );
+
+    let mut no_push = send(Chat::UserId("Ustandby".into()));
+    no_push.allow_push = Some(false);
+    let status = messaging.send(no_push).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+
+    let requests = line.requests();
+    let paths: Vec<_> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, [REPLY, PUSH, REPLY, PUSH]);
+    assert_eq!(body(&requests[0])["replyToken"], "reply-act-0");
+    assert!(
+        requests[0].headers.get("x-line-retry-key").is_none(),
+        "replies have no retry key"
+    );
+    assert_eq!(body(&requests[1])["to"], "Uactive");
+    assert_eq!(body(&requests[2])["replyToken"], "group-token");
+    assert_eq!(body(&requests[3])["to"], "Ustandby");
+}
+
+#[tokio::test]
+async fn a_rejected_reply_token_falls_back_to_push_when_allowed() {
+    let line = FakeLine::start().await;
+    line.script(REPLY, 400, &[], r#"{"message":"Invalid reply token"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+
+    let delivery = messaging
+        .reply(pb::ReplyRequest {
+            channel_id: channel.id.clone(),
+            reply_token: "expired-token".into(),
+            messages: vec![text("late answer")],
+            push_fallback_to: user("U9"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(delivery.state(), pb::DeliveryState::Delivered);
+    assert_eq!(delivery.route(), pb::Route::Push);
+    let requests = line.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(body(&requests[1])["to"], "U9");
+    assert!(body(&requests[1]).get("replyToken").is_none());
+
+    let again = messaging
+        .reply(pb::ReplyRequest {
+            channel_id: channel.id.clone(),
+            reply_token: "expired-token".into(),
+            messages: vec![text("again")],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.code(),
+        Code::FailedPrecondition,
+        "a token is used once, ever"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_same_delivery() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+    let keyed = |text_: &str| pb::PushRequest {
+        idempotency_key: "agent-42-msg-7".into(),
+        ..push(&channel, "U1", text_)
+    };
+    let first = messaging.push(keyed("hello")).await.unwrap().into_inner();
+    let second = messaging.push(keyed("hello")).await.unwrap().into_inner();
+    assert_eq!(first.delivery.unwrap().id, second.delivery.unwrap().id);
+    assert_eq!(line.requests().len(), 1, "sent once");
+    let status = messaging.push(keyed("something else")).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field_and_send_nothing() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+
+    let empty = pb::PushRequest {
+        messages: vec![],
+        ..push(&channel, "U1", "x")
+    };
+    let status = messaging.push(empty).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("messages"),
+        "{}",
+        status.message()
+    );
+    let no_target = pb::PushRequest {
+        to: None,
+        ..push(&channel, "U1", "x")
+    };
+    let status = messaging.push(no_target).await.unwrap_err();
+    assert!(status.message().contains("to"), "{}", status.message());
+    let too_many = pb::MulticastRequest {
+        channel_id: channel.id.clone(),
+        to: (0..501).map(|i| format!("U{i}")).collect(),
+        messages: vec![text("x")],
+        ..Default::default()
+    };
+    let status = messaging.multicast(too_many).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let unknown = pb::PushRequest {
+        channel_id: "ch_01jd0000000000000000000000".into(),
+        ..push(&channel, "U1", "x")
+    };
+    assert_eq!(
+        messaging.push(unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert!(line.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_channel_without_a_token_fails_with_a_precondition() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = support::create_channel(&app, "1234567890").await;
+    let status = app
+        .messaging()
+        .await
+        .push(push(&channel, "U1", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains("access token"),
+        "{}",
+        status.message()
+    );
+    assert!(line.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_unfinished_send_resumes_after_a_restart_with_its_retry_key() {
+    let line = FakeLine::start().await;
+    for _ in 0..3 {
+        line.script(PUSH, 503, &[], "");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let mut request = push(&channel, "U1", "survives");
+    request.idempotency_key = "resume-1".into();
+    let pending = tokio::spawn({
+        let mut messaging = app.messaging().await;
+        async move { messaging.push(request).await }
+    });
+    // Let at least one attempt fail, then stop with the send unfinished.
+    for _ in 0..200 {
+        if !line.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.stop().await.unwrap();
+    let _ = pending.await;
+    let attempts_before = line.requests().len();
+    assert!(attempts_before >= 1);
+
+    // LINE recovers (the remaining scripted 503s, then 200s); the
+    // restarted service finishes the same send.
+    let app = start(dir.path(), &line).await;
+    let mut messaging = app.messaging().await;
+    let mut delivered = None;
+    for _ in 0..200 {
+        let again = messaging
+            .push(pb::PushRequest {
+                idempotency_key: "resume-1".into(),
+                ..push(&channel, "U1", "survives")
+            })
+            .await;
+        if let Ok(response) = again {
+            let delivery = response.into_inner().delivery.unwrap();
+            if delivery.state() == pb::DeliveryState::Delivered {
+                delivered = Some(delivery);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = delivered.expect("delivered after the restart");
+    let keys: std::collections::HashSet<_> = line
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-line-retry-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 1, "one retry key across the restart");
+    assert!(keys.contains(&delivered.retry_key));
+}
