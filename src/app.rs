@@ -16,6 +16,7 @@ use crate::{
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
     inbound::Inbound,
     line::LineClient,
+    media::Media,
     metrics::Metrics,
     outbox::Outbox,
     proto::v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
@@ -31,6 +32,10 @@ use crate::{
 pub const MASTER_KEY_FILE: &str = "master.key";
 /// Folder in the data dir holding the sled store.
 pub const STORE_DIR: &str = "store";
+/// Folder in the data dir holding kept media.
+pub const MEDIA_DIR: &str = "media";
+/// Media retention runs every this many prune ticks.
+const MEDIA_PRUNE_EVERY: u64 = 60;
 /// Meta key of a value encrypted with the master key, to detect a wrong key
 /// at start-up rather than on the first webhook.
 const MASTER_KEY_CHECK: &str = "master_key_check";
@@ -191,21 +196,31 @@ pub async fn run(
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher);
     let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base);
-    let outbox = Outbox::new(store.clone(), line, channels.clone());
+    let outbox = Outbox::new(store.clone(), line.clone(), channels.clone());
+    let media = Media::new(settings.data_dir.join(MEDIA_DIR), line, channels.clone());
     ready.set(Services {
         store: store.clone(),
         channels,
-        inbound: Inbound::new(store.clone()),
+        inbound: Inbound::new(store.clone(), media.clone()),
         fanout: fanout.clone(),
         outbox: outbox.clone(),
+        media: media.clone(),
         metrics: Metrics::new(),
+        lookups: crate::lookup_cache::LookupCache::new(LineClient::new(
+            &settings.line_api_base,
+            &settings.line_data_api_base,
+        )),
     });
     match outbox.resume().await {
         Ok(0) => {}
         Ok(count) => tracing::info!(count, "resumed unfinished sends"),
         Err(err) => tracing::error!(error = %err, "cannot resume unfinished sends"),
     }
-    let pruner = tokio::spawn(prune_forever(store.clone(), settings.clone()));
+    let pruner = tokio::spawn(prune_forever(
+        store.clone(),
+        media.clone(),
+        settings.clone(),
+    ));
     set_health(&health, ServingStatus::Serving).await;
     readiness.set(true);
     tracing::info!(data_dir = %settings.data_dir.display(), "ready");
@@ -241,6 +256,7 @@ pub async fn run(
         // its client where to resume) so the gRPC drain can finish.
         fanout.close().await;
         outbox.close().await;
+        media.close().await;
         stop.cancel();
         if !grpc_task.is_finished() {
             let _ = (&mut grpc_task).await;
@@ -268,12 +284,20 @@ pub async fn run(
     }
 }
 
-/// Applies retention every `PRUNE_INTERVAL` until aborted.
-async fn prune_forever(store: Arc<dyn Store>, settings: Arc<Settings>) {
+/// Applies retention every `PRUNE_INTERVAL` (media: every
+/// `MEDIA_PRUNE_EVERY` of them, since it walks a folder) until aborted.
+async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settings>) {
     let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for tick in 0u64.. {
         ticks.tick().await;
+        if tick % MEDIA_PRUNE_EVERY == 0 {
+            let before = std::time::SystemTime::now() - settings.media_retention;
+            let removed = media.prune(before, settings.media_max_bytes).await;
+            if removed > 0 {
+                tracing::info!(removed, "media retention removed kept media");
+            }
+        }
         let now = now_ms();
         let before = |age: Duration| now.saturating_sub(age.as_millis() as i64);
         let retention = Retention {

@@ -12,6 +12,7 @@ use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::{
+    media::{Job, Media},
     proto::v1 as pb,
     store::{AppendOutcome, EventRecord, NewEvent, Store, StoreError},
     time::timestamp,
@@ -35,11 +36,12 @@ pub struct Ingested {
 #[derive(Clone)]
 pub struct Inbound {
     store: Arc<dyn Store>,
+    media: Media,
 }
 
 impl Inbound {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn Store>, media: Media) -> Self {
+        Self { store, media }
     }
 
     /// Stores what `body` carries for `channel_id`; returns once it is
@@ -98,6 +100,7 @@ impl Inbound {
         let receive_time = timestamp(receive_time_ms);
         let destination = parsed.destination;
         let mut type_names = Vec::with_capacity(parsed.events.len());
+        let mut media_jobs = Vec::with_capacity(parsed.events.len());
         let batch: Vec<NewEvent> = parsed
             .events
             .into_iter()
@@ -116,6 +119,7 @@ impl Inbound {
                 };
                 let webhook_event_id = Some(event.webhook_event_id.clone());
                 type_names.push(event.type_name.clone());
+                media_jobs.push(media_job(channel_id, &event));
                 NewEvent {
                     record: EventRecord {
                         sequence: 0,
@@ -133,17 +137,46 @@ impl Inbound {
             .collect();
         let outcomes = self.store.append(batch).await?;
         let mut ingested = Ingested::default();
-        for (outcome, type_name) in outcomes.into_iter().zip(type_names) {
+        for ((outcome, type_name), job) in outcomes.into_iter().zip(type_names).zip(media_jobs) {
             match outcome {
                 AppendOutcome::Stored { sequence } => {
                     ingested.stored.push(sequence);
                     *ingested.types.entry(type_name).or_default() += 1;
+                    // Only once the event is durable, and only once.
+                    if let Some(job) = job {
+                        self.media.enqueue(job);
+                    }
                 }
                 AppendOutcome::Duplicate { .. } => ingested.duplicates += 1,
             }
         }
         Ok(ingested)
     }
+}
+
+/// The fetch an event's media needs: LINE-hosted image, video, audio and
+/// file messages.
+fn media_job(channel_id: &str, event: &pb::Event) -> Option<Job> {
+    use pb::message_content::Content;
+    let Some(pb::event::Payload::Message(message)) = &event.payload else {
+        return None;
+    };
+    let content = message.message.as_ref()?;
+    if content.content_status() != pb::ContentStatus::Pending {
+        return None;
+    }
+    let (preview, file_name) = match &content.content {
+        Some(Content::Image(_)) | Some(Content::Video(_)) => (true, String::new()),
+        Some(Content::Audio(_)) => (false, String::new()),
+        Some(Content::File(file)) => (false, file.file_name.clone()),
+        _ => return None,
+    };
+    Some(Job {
+        channel_id: channel_id.to_owned(),
+        message_id: content.id.clone(),
+        preview,
+        file_name,
+    })
 }
 
 fn dead_letter(

@@ -24,6 +24,8 @@
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`line`]: LINE's HTTP API: client, error classification, messages.
 //! - [`outbox`]: durable sends with retry keys, retries and crash resume.
+//! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
+//! - [`media`]: inbound media fetched from LINE at once and kept on disk.
 //! - [`metrics`]: Prometheus metrics for `/metrics`.
 //! - [`services`]: the parts that exist once the store is open, shared by
 //!   both listeners.
@@ -36,6 +38,8 @@ pub mod fanout;
 pub mod grpc;
 pub mod inbound;
 pub mod line;
+pub mod lookup_cache;
+pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod proto;

@@ -113,6 +113,12 @@ struct ServeArgs {
     /// [default: 604800].
     #[arg(long, value_name = "SECONDS")]
     dedupe_window_seconds: Option<u64>,
+    /// Seconds kept media stays [default: 2592000].
+    #[arg(long, value_name = "SECONDS")]
+    media_retention_seconds: Option<u64>,
+    /// Most bytes of kept media [default: 10737418240].
+    #[arg(long, value_name = "BYTES")]
+    media_max_bytes: Option<u64>,
     /// Serve gRPC without API keys on an address other hosts can reach.
     /// Only for networks where something else authenticates callers.
     #[arg(long)]
@@ -136,6 +142,8 @@ impl ServeArgs {
             event_retention_seconds,
             event_retention_max_events,
             dedupe_window_seconds,
+            media_retention_seconds,
+            media_max_bytes,
             insecure_no_auth,
         } = self;
         let layer = Layer {
@@ -155,6 +163,8 @@ impl ServeArgs {
             event_retention_seconds,
             event_retention_max_events,
             dedupe_window_seconds,
+            media_retention_seconds,
+            media_max_bytes,
         };
         (config, layer)
     }

@@ -5,8 +5,8 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::{
-    channels::Channels, fanout::Fanout, inbound::Inbound, metrics::Metrics, outbox::Outbox,
-    store::Store,
+    channels::Channels, fanout::Fanout, inbound::Inbound, lookup_cache::LookupCache, media::Media,
+    metrics::Metrics, outbox::Outbox, store::Store,
 };
 
 #[derive(Clone)]
@@ -16,7 +16,10 @@ pub struct Services {
     pub inbound: Inbound,
     pub fanout: Fanout,
     pub outbox: Outbox,
+    pub media: Media,
     pub metrics: Metrics,
+    /// Cached profile and group lookups, and the LINE client they use.
+    pub lookups: LookupCache,
 }
 
 /// Set once, at start-up, when the store has opened.

@@ -61,6 +61,10 @@ pub struct Settings {
     pub event_retention_max_events: Option<u64>,
     /// How long a `webhookEventId` is remembered for deduplication.
     pub dedupe_window: Duration,
+    /// How long fetched media is kept.
+    pub media_retention: Duration,
+    /// Most bytes of media kept; the oldest go first.
+    pub media_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +96,8 @@ pub struct Layer {
     pub event_retention_seconds: Option<u64>,
     pub event_retention_max_events: Option<u64>,
     pub dedupe_window_seconds: Option<u64>,
+    pub media_retention_seconds: Option<u64>,
+    pub media_max_bytes: Option<u64>,
 }
 
 /// API keys as a TOML array or one comma-separated string (as in the
@@ -179,7 +185,8 @@ impl Merged {
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
             line_data_api_base, api_keys, api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
-            event_retention_max_events, dedupe_window_seconds);
+            event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
+            media_max_bytes);
     }
 
     fn origin(&self, key: &'static str) -> Origin {
@@ -330,6 +337,14 @@ fn env_layer(
                 layer.event_retention_max_events =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "event_retention_max_events"))?);
             }
+            "media_retention_seconds" => {
+                layer.media_retention_seconds =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "media_retention_seconds"))?);
+            }
+            "media_max_bytes" => {
+                layer.media_max_bytes =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "media_max_bytes"))?);
+            }
             "dedupe_window_seconds" => {
                 layer.dedupe_window_seconds =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "dedupe_window_seconds"))?);
@@ -473,7 +488,16 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         Some(max) => Some(max),
     };
 
+    let media_retention = layer
+        .media_retention_seconds
+        .ok_or_else(|| required("media_retention_seconds"))?;
+    let media_max_bytes = layer
+        .media_max_bytes
+        .ok_or_else(|| required("media_max_bytes"))?;
+
     Ok(Settings {
+        media_retention: Duration::from_secs(media_retention),
+        media_max_bytes,
         event_retention: Duration::from_secs(retention),
         event_retention_max_events: max_events,
         dedupe_window: Duration::from_secs(dedupe_window),

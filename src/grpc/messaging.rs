@@ -1,19 +1,13 @@
 //! `weiyu.line.v1.Messaging`. Subscribe and Ack stream the inbound event
-//! log (see `subscribe.rs`); sends go through the outbox (see `send.rs`).
-//! Lookups and media arrive in later versions; until then those RPCs answer
-//! UNIMPLEMENTED with a message saying so, never a fake success.
+//! log (see `subscribe.rs`); sends go through the outbox (see `send.rs`);
+//! media is served from the kept copy or LINE (see `content.rs`); profile
+//! and group lookups (cached), the loading animation and mark-as-read call
+//! LINE directly (see `lookup.rs`).
 
-use std::pin::Pin;
-
-use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::{Core, status::not_yet};
+use super::Core;
 use crate::proto::v1::{self as pb, messaging_server::Messaging};
-
-type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-const LOOKUPS: &str = "calls to LINE's profile and chat APIs";
 
 #[derive(Clone)]
 pub struct MessagingService {
@@ -88,51 +82,65 @@ impl Messaging for MessagingService {
         ))
     }
 
-    type GetMessageContentStream = ServerStream<pb::GetMessageContentResponse>;
+    type GetMessageContentStream = super::content::ContentStream;
 
     async fn get_message_content(
         &self,
-        _request: Request<pb::GetMessageContentRequest>,
+        request: Request<pb::GetMessageContentRequest>,
     ) -> Result<Response<Self::GetMessageContentStream>, Status> {
-        Err(not_yet(
-            "Messaging.GetMessageContent",
-            "fetching and keeping inbound media",
-        ))
+        let services = self.core.services()?;
+        let stream = super::content::get_message_content(services, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 
     async fn get_profile(
         &self,
-        _request: Request<pb::GetProfileRequest>,
+        request: Request<pb::GetProfileRequest>,
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
-        Err(not_yet("Messaging.GetProfile", LOOKUPS))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::lookup::get_profile(services, request.into_inner()).await?,
+        ))
     }
 
     async fn get_group_summary(
         &self,
-        _request: Request<pb::GetGroupSummaryRequest>,
+        request: Request<pb::GetGroupSummaryRequest>,
     ) -> Result<Response<pb::GetGroupSummaryResponse>, Status> {
-        Err(not_yet("Messaging.GetGroupSummary", LOOKUPS))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::lookup::get_group_summary(services, request.into_inner()).await?,
+        ))
     }
 
     async fn get_group_member_profile(
         &self,
-        _request: Request<pb::GetGroupMemberProfileRequest>,
+        request: Request<pb::GetGroupMemberProfileRequest>,
     ) -> Result<Response<pb::GetGroupMemberProfileResponse>, Status> {
-        Err(not_yet("Messaging.GetGroupMemberProfile", LOOKUPS))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::lookup::get_group_member_profile(services, request.into_inner()).await?,
+        ))
     }
 
     async fn show_loading_animation(
         &self,
-        _request: Request<pb::ShowLoadingAnimationRequest>,
+        request: Request<pb::ShowLoadingAnimationRequest>,
     ) -> Result<Response<pb::ShowLoadingAnimationResponse>, Status> {
-        Err(not_yet("Messaging.ShowLoadingAnimation", LOOKUPS))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::lookup::show_loading_animation(services, request.into_inner()).await?,
+        ))
     }
 
     async fn mark_as_read(
         &self,
-        _request: Request<pb::MarkAsReadRequest>,
+        request: Request<pb::MarkAsReadRequest>,
     ) -> Result<Response<pb::MarkAsReadResponse>, Status> {
-        Err(not_yet("Messaging.MarkAsRead", LOOKUPS))
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::lookup::mark_as_read(services, request.into_inner()).await?,
+        ))
     }
 
     type SubscribeStream = super::subscribe::SubscribeStream;

@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod content;
+pub mod lookup;
 pub mod messaging;
 pub mod send;
 pub mod status;

@@ -32,7 +32,7 @@ const MAX_MULTICAST: usize = 500;
 
 /// Checks a LINE user, group or room id: LINE's ids are opaque, so only
 /// their shape is checked.
-fn line_id(value: &str) -> Result<String, String> {
+pub(super) fn line_id(value: &str) -> Result<String, String> {
     if value.is_empty() || value.len() > MAX_ID_LEN {
         return Err(format!("must be 1-{MAX_ID_LEN} characters"));
     }

@@ -12,6 +12,7 @@ use super::status::{Violations, store_status};
 use crate::{
     channels::validate,
     fanout::{Filter, Item, StreamEnd},
+    media::{Media, MediaState},
     proto::v1 as pb,
     services::Services,
     store::{EventRecord, StoreError},
@@ -95,8 +96,9 @@ pub async fn subscribe(
         conversation_ids.into_iter().collect(),
     );
     let items = services.fanout.subscribe(after, filter);
-    let stream = ReceiverStream::new(items).map(|item| match item {
-        Ok(Item::Record(record)) => to_event(&record).map(|event| pb::SubscribeResponse {
+    let media = services.media.clone();
+    let stream = ReceiverStream::new(items).map(move |item| match item {
+        Ok(Item::Record(record)) => to_event(&record, &media).map(|event| pb::SubscribeResponse {
             kind: Some(pb::subscribe_response::Kind::Event(event)),
         }),
         Ok(Item::Checkpoint(checkpoint)) => Ok(pb::SubscribeResponse {
@@ -176,12 +178,25 @@ fn filter(
 }
 
 #[allow(clippy::result_large_err)]
-fn to_event(record: &EventRecord) -> Result<pb::Event, Status> {
+fn to_event(record: &EventRecord, media: &Media) -> Result<pb::Event, Status> {
     let mut event = pb::Event::decode(record.payload.clone()).map_err(|e| {
         tracing::error!(sequence = record.sequence, error = %e, "a stored event cannot be decoded");
         Status::internal(format!("stored event {} is damaged", record.sequence))
     })?;
     event.sequence = record.sequence;
+    // Media is fetched after the event was stored: say where it stands now.
+    if let Some(pb::event::Payload::Message(message)) = &mut event.payload
+        && let Some(content) = &mut message.message
+        && content.content_status() == pb::ContentStatus::Pending
+        && let Some(meta) = media.meta(&record.channel_id, &content.id)
+    {
+        content.set_content_status(match meta.state {
+            MediaState::Pending => pb::ContentStatus::Pending,
+            MediaState::Stored => pb::ContentStatus::Stored,
+            MediaState::Gone => pb::ContentStatus::Gone,
+            MediaState::Failed => pb::ContentStatus::Failed,
+        });
+    }
     Ok(event)
 }
 

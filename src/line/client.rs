@@ -46,6 +46,8 @@ pub enum NetworkError {
 #[derive(Clone, Debug)]
 pub struct LineClient {
     http: reqwest::Client,
+    /// Without a whole-request timeout, for media downloads.
+    streaming: reqwest::Client,
     api_base: String,
     data_base: String,
 }
@@ -58,8 +60,15 @@ impl LineClient {
             .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a reqwest client with static settings builds");
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(30))
+            .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with static settings builds");
         Self {
             http,
+            streaming,
             api_base: api_base.as_str().trim_end_matches('/').to_owned(),
             data_base: data_base.as_str().trim_end_matches('/').to_owned(),
         }
@@ -87,9 +96,23 @@ impl LineClient {
         send(self.request(Method::GET, &self.api_base, path, token)).await
     }
 
-    /// GETs `path` on the data host (message content).
-    pub async fn get_data(&self, token: &Secret, path: &str) -> Result<LineResponse, NetworkError> {
-        send(self.request(Method::GET, &self.data_base, path, token)).await
+    /// GETs `path` on the data host (message content) and returns the
+    /// response unread, so that large media can be streamed, not buffered.
+    /// No overall timeout: a 200 MB video takes its time; the connection
+    /// and the wait for headers are still bounded.
+    pub async fn get_data_stream(
+        &self,
+        token: &Secret,
+        path: &str,
+    ) -> Result<reqwest::Response, NetworkError> {
+        let request = self
+            .streaming
+            .get(format!("{}{path}", self.data_base))
+            .bearer_auth(token.expose());
+        tokio::time::timeout(REQUEST_TIMEOUT, request.send())
+            .await
+            .map_err(|_| NetworkError::Timeout(REQUEST_TIMEOUT))?
+            .map_err(network)
     }
 
     fn request(
@@ -132,7 +155,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<LineResponse, NetworkE
 
 /// Classifies a reqwest failure; the message never carries the URL's
 /// query or any header (the token is a header).
-fn network(err: reqwest::Error) -> NetworkError {
+pub fn network(err: reqwest::Error) -> NetworkError {
     let err = err.without_url();
     if err.is_connect() {
         NetworkError::Connect(err.to_string())

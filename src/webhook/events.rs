@@ -331,12 +331,30 @@ fn message_content(v: &Value) -> pb::MessageContent {
             type_name: type_name.clone(),
         }),
     };
+    let content_status = content_status(&content);
     pb::MessageContent {
         id: string(&v["id"]),
         type_name,
         quote_token: string(&v["quoteToken"]),
         mark_as_read_token: string(&v["markAsReadToken"]),
+        content_status: content_status as i32,
         content: Some(content),
+    }
+}
+
+/// Media hosted by LINE is fetched as soon as the event is stored
+/// (`PENDING` until then); external media is never fetched.
+fn content_status(content: &Content) -> pb::ContentStatus {
+    let provider = match content {
+        Content::Image(image) => image.content_provider.as_ref(),
+        Content::Video(video) => video.content_provider.as_ref(),
+        Content::Audio(audio) => audio.content_provider.as_ref(),
+        Content::File(_) => return pb::ContentStatus::Pending,
+        _ => return pb::ContentStatus::Unspecified,
+    };
+    match provider.map(|p| p.r#type()) {
+        Some(pb::ContentProviderType::External) => pb::ContentStatus::External,
+        _ => pb::ContentStatus::Pending,
     }
 }
 

@@ -1,0 +1,243 @@
+//! A short-lived, bounded cache of LINE's answers to lookups (profiles,
+//! group summaries, member profiles), per channel, plus the LINE client the
+//! lookups use. Only successful answers are stored; an entry lives at most
+//! [`LOOKUP_TTL`], and past [`LOOKUP_CAPACITY`] entries the oldest goes.
+//!
+//! Time comes from a replaceable clock (Unix milliseconds) so that expiry
+//! can be tested without waiting; it also dates `fetch_time`.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+
+use crate::{line::LineClient, time::now_ms};
+
+/// How long an answer is served from the cache (the contract says "at
+/// most 5 minutes").
+pub const LOOKUP_TTL: Duration = Duration::from_secs(5 * 60);
+/// Entries kept at most; the oldest is dropped to make room.
+pub const LOOKUP_CAPACITY: usize = 10_000;
+
+/// Now, in Unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// A cached answer: LINE's response body and when LINE was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub body: Bytes,
+    /// Unix milliseconds, by the cache's clock.
+    pub fetch_time_ms: i64,
+}
+
+/// The cache; cheap to clone (clones share entries).
+#[derive(Clone)]
+pub struct LookupCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    line: LineClient,
+    ttl_ms: i64,
+    capacity: usize,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+/// (channel scope, lookup): the scope names our channel and its LINE
+/// channel, the lookup is LINE's path.
+type Key = (String, String);
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Key, (u64, Cached)>,
+    /// Insertion sequence → key, oldest first.
+    order: BTreeMap<u64, Key>,
+    next: u64,
+}
+
+impl State {
+    fn remove(&mut self, key: &Key) {
+        if let Some((seq, _)) = self.entries.remove(key) {
+            self.order.remove(&seq);
+        }
+    }
+}
+
+impl LookupCache {
+    /// The production cache: [`LOOKUP_TTL`], [`LOOKUP_CAPACITY`], wall clock.
+    pub fn new(line: LineClient) -> Self {
+        Self::with(line, LOOKUP_TTL, LOOKUP_CAPACITY, Arc::new(now_ms))
+    }
+
+    pub fn with(line: LineClient, ttl: Duration, capacity: usize, clock: Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                line,
+                ttl_ms: ttl.as_millis().min(i64::MAX as u128) as i64,
+                capacity: capacity.max(1),
+                clock,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The LINE client lookups are made with.
+    pub fn line(&self) -> &LineClient {
+        &self.inner.line
+    }
+
+    /// Now, by the cache's clock (Unix milliseconds).
+    pub fn now_ms(&self) -> i64 {
+        (self.inner.clock)()
+    }
+
+    fn fresh(&self, cached: &Cached, now: i64) -> bool {
+        // A clock that went backwards makes an entry stale rather than
+        // immortal.
+        cached.fetch_time_ms <= now && now - cached.fetch_time_ms < self.inner.ttl_ms
+    }
+
+    /// The answer stored for `lookup` in `scope`, if still fresh.
+    pub fn get(&self, scope: &str, lookup: &str) -> Option<Cached> {
+        let now = self.now_ms();
+        let key = (scope.to_owned(), lookup.to_owned());
+        let mut state = self.lock();
+        let cached = state.entries.get(&key).map(|(_, cached)| cached.clone())?;
+        if self.fresh(&cached, now) {
+            return Some(cached);
+        }
+        state.remove(&key);
+        None
+    }
+
+    /// Stores a successful answer, replacing an older one for the same key.
+    pub fn insert(&self, scope: &str, lookup: &str, cached: Cached) {
+        let now = self.now_ms();
+        if !self.fresh(&cached, now) {
+            return;
+        }
+        let key = (scope.to_owned(), lookup.to_owned());
+        let mut state = self.lock();
+        state.remove(&key);
+        // Expired entries at the old end go first, then the oldest live
+        // ones while the cache is full.
+        while let Some((_, oldest)) = state.order.first_key_value() {
+            let oldest = oldest.clone();
+            let expired = state
+                .entries
+                .get(&oldest)
+                .is_none_or(|(_, c)| !self.fresh(c, now));
+            if expired || state.entries.len() >= self.inner.capacity {
+                state.remove(&oldest);
+            } else {
+                break;
+            }
+        }
+        let seq = state.next;
+        state.next += 1;
+        state.order.insert(seq, key.clone());
+        state.entries.insert(key, (seq, cached));
+    }
+
+    /// Entries held now (including any not yet found expired).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+
+    fn cache(capacity: usize) -> (LookupCache, Arc<AtomicI64>) {
+        let now = Arc::new(AtomicI64::new(1_700_000_000_000));
+        let clock = now.clone();
+        let base = url::Url::parse("http://127.0.0.1:9").unwrap();
+        let cache = LookupCache::with(
+            LineClient::new(&base, &base),
+            Duration::from_secs(300),
+            capacity,
+            Arc::new(move || clock.load(Ordering::SeqCst)),
+        );
+        (cache, now)
+    }
+
+    fn answer(cache: &LookupCache, body: &'static str) -> Cached {
+        Cached {
+            body: Bytes::from_static(body.as_bytes()),
+            fetch_time_ms: cache.now_ms(),
+        }
+    }
+
+    #[test]
+    fn lookup_entries_live_at_most_the_ttl() {
+        let (cache, now) = cache(10);
+        cache.insert("ch_a", "/v2/bot/profile/U1", answer(&cache, "one"));
+        assert_eq!(cache.get("ch_a", "/v2/bot/profile/U1").unwrap().body, "one");
+        // Scoped per channel.
+        assert!(cache.get("ch_b", "/v2/bot/profile/U1").is_none());
+        now.fetch_add(299_999, Ordering::SeqCst);
+        assert!(cache.get("ch_a", "/v2/bot/profile/U1").is_some());
+        now.fetch_add(1, Ordering::SeqCst);
+        assert!(cache.get("ch_a", "/v2/bot/profile/U1").is_none());
+        assert!(cache.is_empty(), "an expired entry is dropped when found");
+    }
+
+    #[test]
+    fn lookup_entries_from_the_future_or_stale_are_not_served() {
+        let (cache, now) = cache(10);
+        let stale = Cached {
+            body: Bytes::from_static(b"old"),
+            fetch_time_ms: cache.now_ms() - 300_000,
+        };
+        cache.insert("ch_a", "k", stale);
+        assert!(cache.is_empty(), "a stale answer is not stored");
+        cache.insert("ch_a", "k", answer(&cache, "x"));
+        now.fetch_sub(1, Ordering::SeqCst);
+        assert!(cache.get("ch_a", "k").is_none(), "the clock went back");
+    }
+
+    #[test]
+    fn lookup_cache_is_bounded_and_evicts_the_oldest() {
+        let (cache, now) = cache(3);
+        for i in 0..3 {
+            cache.insert("ch_a", &format!("k{i}"), answer(&cache, "v"));
+            now.fetch_add(1, Ordering::SeqCst);
+        }
+        // Replacing an entry makes it the newest.
+        cache.insert("ch_a", "k0", answer(&cache, "v0"));
+        cache.insert("ch_a", "k3", answer(&cache, "v3"));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get("ch_a", "k1").is_none(), "the oldest went");
+        assert_eq!(cache.get("ch_a", "k0").unwrap().body, "v0");
+        assert!(cache.get("ch_a", "k2").is_some());
+        assert!(cache.get("ch_a", "k3").is_some());
+    }
+
+    #[test]
+    fn lookup_cache_drops_expired_entries_before_live_ones() {
+        let (cache, now) = cache(3);
+        cache.insert("ch_a", "old", answer(&cache, "v"));
+        now.fetch_add(200_000, Ordering::SeqCst);
+        cache.insert("ch_a", "mid", answer(&cache, "v"));
+        now.fetch_add(200_000, Ordering::SeqCst);
+        cache.insert("ch_a", "new", answer(&cache, "v"));
+        assert_eq!(cache.len(), 2, "`old` expired and was dropped");
+        assert!(cache.get("ch_a", "mid").is_some());
+        assert!(cache.get("ch_a", "new").is_some());
+    }
+}

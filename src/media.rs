@@ -1,0 +1,483 @@
+//! Media of inbound messages, fetched from LINE as soon as the event is
+//! stored (LINE deletes it after an unspecified time) and kept on disk
+//! under `data_dir/media`, bounded in total size and age.
+//!
+//! Layout: `media/{channel id}/{message id}` holds the content,
+//! `…/{message id}.preview` the preview, `…/{message id}.json` what is
+//! known about it. Files are written under a temporary name and renamed, so
+//! a crash never leaves a half file that looks whole.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{io::AsyncWriteExt as _, sync::mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    channels::Channels,
+    line::{LineClient, client::NetworkError},
+    time::now_ms,
+};
+
+/// Downloads running at once: media is big, webhooks come first.
+const WORKERS: usize = 2;
+/// Media waiting to be fetched before new ones are marked failed (and
+/// served from LINE on demand instead).
+const QUEUE_DEPTH: usize = 10_000;
+/// LINE's largest media (video, audio, files) are 200 MB.
+pub const MAX_FILE_BYTES: u64 = 300 * 1024 * 1024;
+/// Attempts per media before giving up (202 "still preparing" included).
+const MAX_ATTEMPTS: u32 = 8;
+
+/// What is known about one message's media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaState {
+    Pending,
+    Stored,
+    Gone,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MediaMeta {
+    pub state: MediaState,
+    #[serde(default)]
+    pub content_type: String,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub preview_content_type: String,
+    #[serde(default)]
+    pub file_name: String,
+    #[serde(default)]
+    pub error: String,
+    pub update_time_ms: i64,
+}
+
+/// One media to fetch.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub channel_id: String,
+    pub message_id: String,
+    /// Image and video messages have a preview too.
+    pub preview: bool,
+    pub file_name: String,
+}
+
+/// The media keeper; cheap to clone.
+#[derive(Clone)]
+pub struct Media {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    line: LineClient,
+    channels: Channels,
+    queue: mpsc::Sender<Job>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Message ids are LINE's decimal ids; anything else never reaches a path.
+pub fn valid_message_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Media {
+    pub fn new(dir: PathBuf, line: LineClient, channels: Channels) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
+        let inner = Arc::new(Inner {
+            dir,
+            line,
+            channels,
+            queue,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        for _ in 0..WORKERS {
+            let inner = inner.clone();
+            let jobs = jobs.clone();
+            inner.tasks.clone().spawn(async move {
+                loop {
+                    let job = tokio::select! {
+                        _ = inner.shutdown.cancelled() => return,
+                        job = async { jobs.lock().await.recv().await } => match job {
+                            Some(job) => job,
+                            None => return,
+                        },
+                    };
+                    inner.fetch(job).await;
+                }
+            });
+        }
+        Self { inner }
+    }
+
+    /// Queues a fetch; never waits (ingest must not).
+    pub fn enqueue(&self, job: Job) {
+        if !valid_message_id(&job.message_id) {
+            return;
+        }
+        let path = self.inner.meta_path(&job.channel_id, &job.message_id);
+        let meta = MediaMeta {
+            state: MediaState::Pending,
+            content_type: String::new(),
+            size: 0,
+            preview_content_type: String::new(),
+            file_name: job.file_name.clone(),
+            error: String::new(),
+            update_time_ms: now_ms(),
+        };
+        if let Err(err) = write_meta_sync(&path, &meta) {
+            tracing::warn!(error = %err, "cannot record pending media");
+            return;
+        }
+        if let Err(err) = self.inner.queue.try_send(job) {
+            let job = match err {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
+                    job
+                }
+            };
+            let meta = MediaMeta {
+                state: MediaState::Failed,
+                error: "too many media waiting to be fetched".into(),
+                ..meta
+            };
+            let _ = write_meta_sync(
+                &self.inner.meta_path(&job.channel_id, &job.message_id),
+                &meta,
+            );
+        }
+    }
+
+    /// What is known about a message's media.
+    pub fn meta(&self, channel_id: &str, message_id: &str) -> Option<MediaMeta> {
+        if !valid_message_id(message_id) {
+            return None;
+        }
+        let text = std::fs::read(self.inner.meta_path(channel_id, message_id)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// The kept file, if stored.
+    pub fn stored_path(&self, channel_id: &str, message_id: &str, preview: bool) -> PathBuf {
+        self.inner.content_path(channel_id, message_id, preview)
+    }
+
+    pub fn line(&self) -> &LineClient {
+        &self.inner.line
+    }
+
+    /// Drops media older than `before` and, oldest first, whatever exceeds
+    /// `max_total_bytes`. Returns the number of media removed.
+    pub async fn prune(&self, before: SystemTime, max_total_bytes: u64) -> usize {
+        let dir = self.inner.dir.clone();
+        tokio::task::spawn_blocking(move || prune_dir(&dir, before, max_total_bytes))
+            .await
+            .unwrap_or(0)
+    }
+
+    pub async fn close(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+impl Inner {
+    fn channel_dir(&self, channel_id: &str) -> PathBuf {
+        self.dir.join(channel_id)
+    }
+
+    fn meta_path(&self, channel_id: &str, message_id: &str) -> PathBuf {
+        self.channel_dir(channel_id)
+            .join(format!("{message_id}.json"))
+    }
+
+    fn content_path(&self, channel_id: &str, message_id: &str, preview: bool) -> PathBuf {
+        let name = if preview {
+            format!("{message_id}.preview")
+        } else {
+            message_id.to_owned()
+        };
+        self.channel_dir(channel_id).join(name)
+    }
+
+    async fn fetch(&self, job: Job) {
+        let meta_path = self.meta_path(&job.channel_id, &job.message_id);
+        let mut meta = read_meta(&meta_path).await.unwrap_or(MediaMeta {
+            state: MediaState::Pending,
+            content_type: String::new(),
+            size: 0,
+            preview_content_type: String::new(),
+            file_name: job.file_name.clone(),
+            error: String::new(),
+            update_time_ms: now_ms(),
+        });
+        let outcome = self.download(&job, false).await;
+        match outcome {
+            Ok(Downloaded::Stored { content_type, size }) => {
+                meta.state = MediaState::Stored;
+                meta.content_type = content_type;
+                meta.size = size;
+                meta.error.clear();
+                if job.preview
+                    && let Ok(Downloaded::Stored { content_type, .. }) =
+                        self.download(&job, true).await
+                {
+                    meta.preview_content_type = content_type;
+                }
+            }
+            Ok(Downloaded::Gone(reason)) => {
+                meta.state = MediaState::Gone;
+                meta.error = reason;
+            }
+            Err(reason) => {
+                meta.state = MediaState::Failed;
+                meta.error = reason;
+            }
+        }
+        meta.update_time_ms = now_ms();
+        if let Err(err) = write_meta(&meta_path, &meta).await {
+            tracing::warn!(error = %err, "cannot record fetched media");
+        }
+    }
+
+    /// Fetches with retries: 202 (LINE still preparing), 5xx and network
+    /// errors are retried with backoff.
+    async fn download(&self, job: &Job, preview: bool) -> Result<Downloaded, String> {
+        let channel = self
+            .channels
+            .get(&job.channel_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let token = self
+            .channels
+            .access_token(&channel)
+            .map_err(|e| e.to_string())?
+            .ok_or("the channel has no access token")?;
+        let path = format!(
+            "/v2/bot/message/{}/content{}",
+            job.message_id,
+            if preview { "/preview" } else { "" }
+        );
+        let mut last = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                let pause = Duration::from_millis(500 * (1 << attempt.min(6)));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = self.shutdown.cancelled() => return Err("stopped before the media was fetched".into()),
+                }
+            }
+            let response = match self.line.get_data_stream(&token, &path).await {
+                Ok(response) => response,
+                Err(
+                    err @ (NetworkError::Connect(_)
+                    | NetworkError::Timeout(_)
+                    | NetworkError::Broken(_)),
+                ) => {
+                    last = err.to_string();
+                    continue;
+                }
+            };
+            match response.status().as_u16() {
+                200 => {
+                    let target = self.content_path(&job.channel_id, &job.message_id, preview);
+                    return save(response, &target).await;
+                }
+                202 => last = "LINE is still preparing the content".into(),
+                404 | 410 => {
+                    return Ok(Downloaded::Gone(format!(
+                        "LINE answered {}: the content is gone",
+                        response.status().as_u16()
+                    )));
+                }
+                status if status >= 500 || status == 429 => {
+                    last = format!("LINE answered {status}");
+                }
+                status => return Err(format!("LINE answered {status}")),
+            }
+        }
+        Err(format!("gave up after {MAX_ATTEMPTS} attempts: {last}"))
+    }
+}
+
+enum Downloaded {
+    Stored { content_type: String, size: u64 },
+    Gone(String),
+}
+
+/// Streams a response body to `target` (via a temporary file).
+async fn save(mut response: reqwest::Response, target: &Path) -> Result<Downloaded, String> {
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_FILE_BYTES)
+    {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let partial = target.with_extension("part");
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut size = 0u64;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(err) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(crate::line::client::network(err).to_string());
+            }
+        };
+        size += chunk.len() as u64;
+        if size > MAX_FILE_BYTES {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+        }
+        file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+    }
+    file.sync_all().await.map_err(|e| e.to_string())?;
+    drop(file);
+    tokio::fs::rename(&partial, target)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Downloaded::Stored { content_type, size })
+}
+
+async fn read_meta(path: &Path) -> Option<MediaMeta> {
+    let bytes = tokio::fs::read(path).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+async fn write_meta(path: &Path, meta: &MediaMeta) -> std::io::Result<()> {
+    let path = path.to_owned();
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || write_meta_sync(&path, &meta))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+fn write_meta_sync(path: &Path, meta: &MediaMeta) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let partial = path.with_extension("json.part");
+    std::fs::write(
+        &partial,
+        serde_json::to_vec(meta).expect("media meta serializes"),
+    )?;
+    std::fs::rename(partial, path)
+}
+
+/// See [`Media::prune`].
+fn prune_dir(dir: &Path, before: SystemTime, max_total_bytes: u64) -> usize {
+    let Ok(channels) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    // (modified, path, size) of every content file with its meta.
+    let mut files = Vec::new();
+    for channel in channels.flatten() {
+        let Ok(entries) = std::fs::read_dir(channel.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_content = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(valid_message_id);
+            if !is_content {
+                continue;
+            }
+            if let Ok(metadata) = entry.metadata() {
+                let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                files.push((modified, path, metadata.len()));
+            }
+        }
+    }
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, _, size)| size).sum();
+    let mut removed = 0;
+    for (modified, path, size) in files {
+        if modified >= before && total <= max_total_bytes {
+            break;
+        }
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_extension("preview"));
+        let meta = path.with_extension("json");
+        if let Ok(bytes) = std::fs::read(&meta)
+            && let Ok(mut record) = serde_json::from_slice::<MediaMeta>(&bytes)
+        {
+            record.state = MediaState::Gone;
+            record.error = "removed by media retention".into();
+            let _ = write_meta_sync(&meta, &record);
+        }
+        total = total.saturating_sub(size);
+        removed += 1;
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_ids_reach_the_file_system() {
+        assert!(valid_message_id("444573844083572737"));
+        for bad in ["", "../x", "a/b", "a.b", &"1".repeat(65)] {
+            assert!(!valid_message_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retention_drops_old_and_excess_media_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let channel = dir.path().join("ch_x");
+        std::fs::create_dir_all(&channel).unwrap();
+        for (name, size) in [("1", 100), ("2", 100), ("3", 100)] {
+            std::fs::write(channel.join(name), vec![0u8; size]).unwrap();
+            write_meta_sync(
+                &channel.join(format!("{name}.json")),
+                &MediaMeta {
+                    state: MediaState::Stored,
+                    content_type: "image/jpeg".into(),
+                    size: size as u64,
+                    preview_content_type: String::new(),
+                    file_name: String::new(),
+                    error: String::new(),
+                    update_time_ms: 0,
+                },
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let removed = prune_dir(dir.path(), SystemTime::UNIX_EPOCH, 200);
+        assert_eq!(removed, 1);
+        assert!(!channel.join("1").exists() && channel.join("2").exists());
+        let meta: MediaMeta =
+            serde_json::from_slice(&std::fs::read(channel.join("1.json")).unwrap()).unwrap();
+        assert_eq!(meta.state, MediaState::Gone);
+        let removed = prune_dir(dir.path(), SystemTime::now(), u64::MAX);
+        assert_eq!(removed, 2, "everything older than now");
+    }
+}
