@@ -1,0 +1,217 @@
+//! Contract check: one request of every kind the service sends to LINE's
+//! API host, through the real service, against the Prism mock server
+//! running LINE's own OpenAPI description (`messaging-api.yml`). Prism
+//! answers a request that breaks the description with 4xx, which fails the
+//! send and this test.
+//!
+//! Needs Prism: `.ci/run` starts it and sets `LINE_ADAPTER_PRISM_URL`
+//! (`npx @stoplight/prism-cli mock -p 4010 ../shared/line-openapi/messaging-api.yml`).
+//! Without that variable the test says so and checks nothing else.
+
+mod support;
+
+use line_adapter::proto::v1::{self as pb, conversation::Chat, message::Kind};
+use support::{SECRET, TOKEN, TestApp, test_settings};
+
+fn message(kind: Kind) -> pb::Message {
+    pb::Message {
+        kind: Some(kind),
+        ..Default::default()
+    }
+}
+
+/// Every kind of message the contract offers, each as LINE documents it.
+fn every_message() -> Vec<Vec<pb::Message>> {
+    let text = message(Kind::Text(pb::TextMessage {
+        text: "$ Hello from line-adapter".into(),
+        emojis: vec![pb::TextMessageEmoji {
+            index: 0,
+            product_id: "5ac1bfd5040ab15980c9b435".into(),
+            emoji_id: "001".into(),
+        }],
+        quote_token: "q3Plxr4AgKd".into(),
+    }));
+    let mut with_extras = text.clone();
+    with_extras.quick_reply = Some(pb::QuickReply {
+        items: vec![pb::QuickReplyItem {
+            image_url: "https://example.com/sushi.png".into(),
+            action_json: r#"{"type":"message","label":"Sushi","text":"Sushi"}"#.into(),
+        }],
+    });
+    with_extras.sender = Some(pb::Sender {
+        name: "Cony".into(),
+        icon_url: "https://example.com/cony.png".into(),
+    });
+    vec![
+        vec![text],
+        vec![with_extras],
+        vec![message(Kind::Sticker(pb::StickerMessage {
+            package_id: "446".into(),
+            sticker_id: "1988".into(),
+            quote_token: String::new(),
+        }))],
+        vec![message(Kind::Image(pb::ImageMessage {
+            original_content_url: "https://example.com/original.jpg".into(),
+            preview_image_url: "https://example.com/preview.jpg".into(),
+        }))],
+        vec![message(Kind::Video(pb::VideoMessage {
+            original_content_url: "https://example.com/original.mp4".into(),
+            preview_image_url: "https://example.com/preview.jpg".into(),
+            tracking_id: "track-id".into(),
+        }))],
+        vec![message(Kind::Audio(pb::AudioMessage {
+            original_content_url: "https://example.com/original.m4a".into(),
+            duration_ms: 60_000,
+        }))],
+        vec![message(Kind::Location(pb::LocationMessage {
+            title: "my location".into(),
+            address: "1-3 Kioicho, Chiyoda-ku, Tokyo".into(),
+            latitude: 35.67966,
+            longitude: 139.73669,
+        }))],
+        vec![message(Kind::Flex(pb::FlexMessage {
+            alt_text: "this is a flex message".into(),
+            contents_json: r#"{"type":"bubble","body":{"type":"box","layout":"vertical","contents":[{"type":"text","text":"hello"}]}}"#.into(),
+        }))],
+        vec![message(Kind::Template(pb::TemplateMessage {
+            alt_text: "this is a confirm template".into(),
+            template_json: r#"{"type":"confirm","text":"Are you sure?","actions":[{"type":"message","label":"Yes","text":"yes"},{"type":"message","label":"No","text":"no"}]}"#.into(),
+        }))],
+        vec![message(Kind::Imagemap(pb::ImagemapMessage {
+            base_url: "https://example.com/bot/images/rm001".into(),
+            alt_text: "This is an imagemap".into(),
+            base_width: 1040,
+            base_height: 1040,
+            actions_json: r#"[{"type":"uri","linkUri":"https://example.com/","area":{"x":0,"y":586,"width":520,"height":454}}]"#.into(),
+            video_json: String::new(),
+        }))],
+        vec![message(Kind::Raw(pb::RawMessage {
+            json: r#"{"type":"text","text":"raw text"}"#.into(),
+        }))],
+    ]
+}
+
+#[tokio::test]
+async fn every_request_we_send_passes_lines_openapi_description() {
+    let Ok(prism) = std::env::var("LINE_ADAPTER_PRISM_URL") else {
+        eprintln!(
+            "LINE_ADAPTER_PRISM_URL is not set: the contract check needs Prism (.ci/run starts it)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(test_settings(dir.path(), |layer| {
+        layer.line_api_base = Some(prism.clone());
+        layer.line_data_api_base = Some(prism.clone());
+    }))
+    .await;
+    let channel = app
+        .admin()
+        .await
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "Contract".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let mut messaging = app.messaging().await;
+    let user = "U4af4980629abcdef0123456789abcdef";
+    let to = Some(pb::Conversation {
+        chat: Some(Chat::UserId(user.into())),
+    });
+    let delivered = |delivery: Option<pb::Delivery>, what: &str| {
+        let delivery = delivery.unwrap();
+        assert_eq!(
+            delivery.state(),
+            pb::DeliveryState::Delivered,
+            "{what}: {:?}",
+            delivery.error
+        );
+    };
+
+    for (i, messages) in every_message().into_iter().enumerate() {
+        let response = messaging
+            .push(pb::PushRequest {
+                channel_id: channel.id.clone(),
+                to: to.clone(),
+                messages,
+                notification_disabled: i % 2 == 0,
+                custom_aggregation_units: if i == 0 {
+                    vec!["promotion_a".into()]
+                } else {
+                    vec![]
+                },
+                idempotency_key: String::new(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("push #{i}: {status:?}"));
+        delivered(response.into_inner().delivery, &format!("push #{i}"));
+    }
+    let text = every_message().remove(0);
+    let reply = messaging
+        .reply(pb::ReplyRequest {
+            channel_id: channel.id.clone(),
+            reply_token: "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA".into(),
+            messages: text.clone(),
+            notification_disabled: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    delivered(reply.into_inner().delivery, "reply");
+    let multicast = messaging
+        .multicast(pb::MulticastRequest {
+            channel_id: channel.id.clone(),
+            to: vec![user.into(), "U0123456789abcdef0123456789abcdef".into()],
+            messages: text.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    delivered(multicast.into_inner().delivery, "multicast");
+    let broadcast = messaging
+        .broadcast(pb::BroadcastRequest {
+            channel_id: channel.id.clone(),
+            messages: text,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    delivered(broadcast.into_inner().delivery, "broadcast");
+
+    messaging
+        .get_profile(pb::GetProfileRequest {
+            channel_id: channel.id.clone(),
+            user_id: user.into(),
+        })
+        .await
+        .expect("getProfile");
+    messaging
+        .get_group_summary(pb::GetGroupSummaryRequest {
+            channel_id: channel.id.clone(),
+            group_id: "Ca56f94637c0123456789abcdef012345".into(),
+        })
+        .await
+        .expect("getGroupSummary");
+    messaging
+        .show_loading_animation(pb::ShowLoadingAnimationRequest {
+            channel_id: channel.id.clone(),
+            user_id: user.into(),
+            loading_seconds: 20,
+        })
+        .await
+        .expect("showLoadingAnimation");
+    messaging
+        .mark_as_read(pb::MarkAsReadRequest {
+            channel_id: channel.id.clone(),
+            mark_as_read_token: "30yhdy232...".into(),
+        })
+        .await
+        .expect("markMessagesAsReadByToken");
+}
