@@ -9,6 +9,7 @@
 //! out. Channels live here now; the event log, consumer positions and the
 //! outbox join them as the service grows.
 
+mod group_flush;
 pub mod records;
 pub mod sled_log;
 pub mod sled_store;

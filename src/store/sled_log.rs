@@ -471,12 +471,16 @@ impl Writer {
         self.appended_since_prune
             .set(self.appended_since_prune.get() + fresh.len() as u64);
         self.bounds.head.store(head, Ordering::Release);
+        // Indexed before answering, so a caller that appended can use the
+        // tokens at once.
+        for record in &fresh {
+            self.reply_tokens.add(record);
+        }
         for (answer, outcomes) in answers {
             let _ = answer.send(Ok(outcomes));
         }
         // Published only once durable, in sequence order. No receiver is fine.
         for record in fresh {
-            self.reply_tokens.add(&record);
             let _ = self.tail.send(record);
         }
     }

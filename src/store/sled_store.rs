@@ -15,6 +15,7 @@ use sled::{
 };
 use tokio::sync::broadcast;
 
+use super::group_flush::GroupFlush;
 use super::{
     AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord, LogBounds,
     NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, sled_log::EventLog,
@@ -31,11 +32,11 @@ const META: &str = "meta";
 /// sled-backed store. Cheap to clone (sled handles are reference-counted).
 #[derive(Clone)]
 pub struct SledStore {
-    db: sled::Db,
     channels: sled::Tree,
     line_ids: sled::Tree,
     meta: sled::Tree,
     consumers: sled::Tree,
+    flusher: GroupFlush,
     deliveries: sled::Tree,
     idempotency: sled::Tree,
     used_reply_tokens: sled::Tree,
@@ -72,12 +73,15 @@ impl SledStore {
         let idempotency = db.open_tree(IDEMPOTENCY).map_err(backend)?;
         let used_reply_tokens = db.open_tree(USED_REPLY_TOKENS).map_err(backend)?;
         let log = EventLog::open(&db, &dir.join("db"))?;
+        let data_file = std::fs::File::open(dir.join("db"))
+            .map_err(|e| StoreError::Backend(format!("cannot open sled's data file: {e}")))?;
+        let flusher = GroupFlush::new(db.clone(), data_file);
         Ok(Self {
-            db,
             channels,
             line_ids,
             meta,
             consumers,
+            flusher,
             deliveries,
             idempotency,
             used_reply_tokens,
@@ -86,8 +90,7 @@ impl SledStore {
     }
 
     async fn flush_now(&self) -> Result<()> {
-        self.db.flush_async().await.map_err(backend)?;
-        Ok(())
+        self.flusher.flush().await
     }
 }
 
