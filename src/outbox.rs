@@ -29,6 +29,10 @@ const MAX_ATTEMPTS: u32 = 16;
 /// LINE keeps a retry key for 24 hours; past that a retry could send twice.
 /// Stop well before.
 const RETRY_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// LINE remembers a retry key for 24 hours: a push first attempted longer
+/// ago than this (e.g. resumed after a long outage) could be delivered twice,
+/// so it is failed instead of resent.
+const RETRY_KEY_LIFETIME: Duration = Duration::from_secs(23 * 60 * 60);
 /// Replies are retried (when LINE answered and so sent nothing) only while
 /// their token can still work.
 const REPLY_WINDOW: Duration = Duration::from_secs(50);
@@ -284,6 +288,19 @@ impl Inner {
 
     /// One attempt; the record is saved before the request and after.
     async fn attempt(&self, record: &mut DeliveryRecord) -> Result<Attempt, StoreError> {
+        let age = now_ms().saturating_sub(record.create_time_ms);
+        if record.kind != SendKind::Reply
+            && record.attempts > 0
+            && age > RETRY_KEY_LIFETIME.as_millis() as i64
+        {
+            record.state = DeliveryState::Failed;
+            record.failure = Some(
+                "its retry key is older than LINE keeps it (24 h): not resent, to avoid a duplicate"
+                    .into(),
+            );
+            self.save(record).await;
+            return Ok(Attempt::Done);
+        }
         let token = match self.token(&record.channel_id).await {
             Ok(token) => token,
             Err(reason) => {

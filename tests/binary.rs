@@ -278,3 +278,99 @@ async fn a_second_process_cannot_open_the_same_data_dir() {
         .expect("the first process is unaffected");
     assert_eq!(first.terminate().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_by_sigkill_completes_once_after_the_restart() {
+    use line_adapter::proto::v1::{
+        Conversation, Message, PushRequest, TextMessage, conversation::Chat, message::Kind,
+        messaging_client::MessagingClient,
+    };
+    use support::fake_line::FakeLine;
+
+    const PUSH: &str = "/v2/bot/message/push";
+    let line = FakeLine::start().await;
+    for _ in 0..3 {
+        line.script(PUSH, 503, &[], "");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LINE_ADAPTER_LINE_API_BASE", line.url()),
+        ("LINE_ADAPTER_LINE_DATA_API_BASE", line.url()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let request = |channel_id: &str| PushRequest {
+        channel_id: channel_id.into(),
+        to: Some(Conversation {
+            chat: Some(Chat::UserId("U1".into())),
+        }),
+        messages: vec![Message {
+            kind: Some(Kind::Text(TextMessage {
+                text: "survives a crash".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }],
+        idempotency_key: "crash-1".into(),
+        ..Default::default()
+    };
+
+    let mut first = Process::serve(dir.path(), &env);
+    let url = first.grpc_url();
+    let channel = ChannelAdminClient::connect(url.clone())
+        .await
+        .unwrap()
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let mut messaging = MessagingClient::connect(url).await.unwrap();
+    let cut_off = tokio::spawn({
+        let request = request(&channel.id);
+        async move { messaging.push(request).await }
+    });
+    for _ in 0..500 {
+        if !line.requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !line.requests().is_empty(),
+        "the first attempt reached LINE"
+    );
+    first.child.kill().unwrap(); // SIGKILL: no drain, no flush
+    first.wait_exit();
+    let _ = cut_off.await;
+
+    let mut second = Process::serve(dir.path(), &env);
+    let mut messaging = MessagingClient::connect(second.grpc_url()).await.unwrap();
+    let mut delivered = None;
+    for _ in 0..200 {
+        if let Ok(response) = messaging.push(request(&channel.id)).await {
+            let delivery = response.into_inner().delivery.unwrap();
+            if delivery.state() == line_adapter::proto::v1::DeliveryState::Delivered {
+                delivered = Some(delivery);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered = delivered.expect("delivered after the restart");
+    let requests = line.requests();
+    let keys: std::collections::HashSet<_> = requests
+        .iter()
+        .map(|r| r.headers["x-line-retry-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 1, "one retry key across the crash");
+    assert!(keys.contains(&delivered.retry_key));
+    assert_eq!(requests.len(), 4, "three 503s, then one accepted request");
+    assert_eq!(second.terminate().code(), Some(0));
+}

@@ -522,3 +522,48 @@ async fn an_unfinished_send_resumes_after_a_restart_with_its_retry_key() {
     assert_eq!(keys.len(), 1, "one retry key across the restart");
     assert!(keys.contains(&delivered.retry_key));
 }
+
+#[tokio::test]
+async fn resets_are_retried_for_pushes_but_make_replies_unknown() {
+    let line = FakeLine::start().await;
+    line.script(PUSH, 0, &[], "");
+    line.script(REPLY, 0, &[], "");
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &line).await;
+    let channel = channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+
+    let pushed = messaging
+        .push(push(&channel, "U1", "after a reset"))
+        .await
+        .unwrap()
+        .into_inner()
+        .delivery
+        .unwrap();
+    assert_eq!(pushed.state(), pb::DeliveryState::Delivered);
+    assert_eq!(pushed.attempts, 2);
+    let keys: Vec<_> = line
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-line-retry-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, [pushed.retry_key.clone(), pushed.retry_key.clone()]);
+
+    // The reply may have reached LINE before the connection broke: it is
+    // not sent again, and the caller hears that the outcome is unknown.
+    let status = messaging
+        .reply(pb::ReplyRequest {
+            channel_id: channel.id.clone(),
+            reply_token: "token-that-broke".into(),
+            messages: vec![text("maybe")],
+            push_fallback_to: user("U1"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("unknown"), "{}", status.message());
+    let replies = line.requests().iter().filter(|r| r.path == REPLY).count();
+    assert_eq!(replies, 1, "a reply is never retried blindly");
+    assert_eq!(line.requests().len(), 3, "and no fallback push either");
+}

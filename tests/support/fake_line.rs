@@ -3,7 +3,6 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
 };
@@ -17,6 +16,9 @@ use hyper_util::{
     server::conn::auto,
 };
 use tokio::net::TcpListener;
+
+/// Marks a scripted answer that drops the connection (not a real status).
+const RESET: u16 = 999;
 
 /// One request LINE's stand-in received.
 #[derive(Debug, Clone)]
@@ -62,7 +64,13 @@ impl FakeLine {
                 let state = shared.clone();
                 let service = service_fn(move |request: Request<Incoming>| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                    async move {
+                        // A scripted status 0 drops the connection without
+                        // answering, as a reset or a crash of LINE would.
+                        answer(&state, request)
+                            .await
+                            .ok_or_else(|| std::io::Error::other("scripted connection reset"))
+                    }
                 });
                 tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
@@ -80,7 +88,9 @@ impl FakeLine {
     }
 
     /// Queues an answer for the next request to `path` (without query).
+    /// Status 0 drops the connection instead of answering.
     pub fn script(&self, path: &str, status: u16, headers: &[(&str, &str)], body: &str) {
+        let status = if status == 0 { RESET } else { status };
         let scripted = Scripted {
             status: StatusCode::from_u16(status).expect("a valid status code"),
             headers: headers
@@ -110,7 +120,7 @@ impl Drop for FakeLine {
     }
 }
 
-async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -138,6 +148,9 @@ async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
         headers: Vec::new(),
         body: "{}".into(),
     });
+    if scripted.status.as_u16() == RESET {
+        return None;
+    }
     let mut response = Response::new(Full::new(Bytes::from(scripted.body)));
     *response.status_mut() = scripted.status;
     let headers = response.headers_mut();
@@ -149,7 +162,7 @@ async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
             value.parse().unwrap(),
         );
     }
-    response
+    Some(response)
 }
 
 /// A request id in LINE's format (a UUID).
