@@ -16,7 +16,7 @@ use crate::{
     outbox::{NewDelivery, OutboxError},
     proto::v1 as pb,
     services::Services,
-    store::{DeliveryRecord, DeliveryState, SendKind},
+    store::{DeliveryRecord, DeliveryState, ReplyToken, SendKind},
     time::{now_ms, timestamp},
 };
 
@@ -561,17 +561,10 @@ pub async fn send(
     let mut chosen = None;
     let now = now_ms();
     let conversation_id = crate::outbox::conversation_id(&chat);
-    // Newest first: the freshest token has the most time left.
-    for token in services
+    let recent = services
         .store
-        .recent_reply_tokens(&channel_id, conversation_id)
-        .into_iter()
-        .rev()
-    {
-        let age = now.saturating_sub(token.receive_time_ms);
-        if age > FRESH_REPLY_TOKEN.as_millis() as i64 {
-            break;
-        }
+        .recent_reply_tokens(&channel_id, conversation_id);
+    for (token, age) in fresh_tokens(recent, now) {
         if services
             .store
             .claim_reply_token(&channel_id, &token.token, now)
@@ -638,6 +631,20 @@ pub async fn send(
     })
 }
 
+/// The tokens Send may try, freshest first (it has the most time left),
+/// with their age in ms; tokens older than `FRESH_REPLY_TOKEN` are left
+/// out, since LINE would likely refuse them by the time the reply arrives.
+fn fresh_tokens(recent: Vec<ReplyToken>, now_ms: i64) -> impl Iterator<Item = (ReplyToken, i64)> {
+    recent
+        .into_iter()
+        .rev()
+        .map(move |token| {
+            let age = now_ms.saturating_sub(token.receive_time_ms);
+            (token, age)
+        })
+        .take_while(|(_, age)| *age <= FRESH_REPLY_TOKEN.as_millis() as i64)
+}
+
 async fn webhook_event_id(services: &Services, sequence: u64) -> String {
     let Ok(records) = services
         .store
@@ -672,4 +679,34 @@ pub async fn get_delivery(
     Ok(pb::GetDeliveryResponse {
         delivery: Some(to_proto(&record)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(sequence: u64, receive_time_ms: i64) -> ReplyToken {
+        ReplyToken {
+            sequence,
+            token: format!("t{sequence}"),
+            receive_time_ms,
+        }
+    }
+
+    #[test]
+    fn send_tries_fresh_tokens_newest_first_and_never_expired_ones() {
+        let now = 1_000_000;
+        let recent = vec![
+            token(1, now - 120_000), // two minutes: expired
+            token(2, now - 51_000),  // past the 50 s margin
+            token(3, now - 30_000),
+            token(4, now - 1_000),
+        ];
+        let tried: Vec<_> = fresh_tokens(recent, now)
+            .map(|(t, age)| (t.sequence, age))
+            .collect();
+        assert_eq!(tried, [(4, 1_000), (3, 30_000)]);
+        let only_expired = vec![token(1, now - 60_000)];
+        assert_eq!(fresh_tokens(only_expired, now).count(), 0);
+    }
 }
