@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use line_adapter::proto::v1::{self as pb, get_group_member_profile_request::Chat};
-use support::{SECRET, TOKEN, TestApp, fake_line::FakeLine, test_settings};
+use support::{
+    TOKEN, TestApp, create_channel_with_token, fake_line::FakeLine, start_with_line, test_settings,
+};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
@@ -19,31 +21,6 @@ const PROFILE: &str = "/v2/bot/profile/U4af4980629aaaaaaaaaaaaaaaaaaaaaaaa";
 const LOADING: &str = "/v2/bot/chat/loading/start";
 const MARK_AS_READ: &str = "/v2/bot/chat/markAsRead";
 const NOT_FOUND_BODY: &str = r#"{"message":"Not found"}"#;
-
-async fn start(dir: &std::path::Path, line: &FakeLine) -> TestApp {
-    TestApp::start_with(test_settings(dir, |layer| {
-        layer.line_api_base = Some(line.url());
-        layer.line_data_api_base = Some(line.url());
-    }))
-    .await
-}
-
-async fn channel_with_token(app: &TestApp) -> pb::Channel {
-    app.admin()
-        .await
-        .create_channel(pb::CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap()
-}
 
 fn profile(channel: &pb::Channel, user_id: &str) -> pb::GetProfileRequest {
     pb::GetProfileRequest {
@@ -92,8 +69,8 @@ async fn get_profile_asks_line_once_and_then_answers_from_the_cache() {
         r#"{"displayName":"LINE taro","userId":"U4af4980629aaaaaaaaaaaaaaaaaaaaaaaa","language":"en","pictureUrl":"https://obs.line-apps.com/pic","statusMessage":"Hello, LINE!"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let first = messaging
@@ -135,8 +112,8 @@ async fn profiles_without_optional_fields_answer_empty_strings() {
         r#"{"displayName":"Hanako","userId":"U4af4980629aaaaaaaaaaaaaaaaaaaaaaaa"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let answer = app
         .messaging()
         .await
@@ -161,8 +138,8 @@ async fn errors_are_not_cached_and_404_is_not_found_with_lines_message() {
         r#"{"displayName":"LINE taro","userId":"U4af4980629aaaaaaaaaaaaaaaaaaaaaaaa"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let status = messaging
@@ -215,8 +192,8 @@ async fn get_group_summary_asks_line_and_maps_the_answer() {
         ),
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     let request = pb::GetGroupSummaryRequest {
         channel_id: channel.id.clone(),
@@ -255,8 +232,8 @@ async fn a_403_is_permission_denied() {
         r#"{"message":"Access to this API is not available for your account"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let status = app
         .messaging()
         .await
@@ -289,8 +266,8 @@ async fn a_5xx_is_retried_once_then_unavailable() {
         r#"{"displayName":"LINE taro","userId":"U4af4980629aaaaaaaaaaaaaaaaaaaaaaaa"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let status = messaging
@@ -323,7 +300,7 @@ async fn an_unreachable_line_is_unavailable() {
         layer.line_data_api_base = Some(format!("http://{closed}"));
     }))
     .await;
-    let channel = channel_with_token(&app).await;
+    let channel = create_channel_with_token(&app).await;
     let status = app
         .messaging()
         .await
@@ -346,8 +323,8 @@ async fn a_429_is_resource_exhausted_with_retry_info() {
         r#"{"message":"The API rate limit has been exceeded. Try again later."}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let status = app
         .messaging()
         .await
@@ -380,8 +357,8 @@ async fn group_and_room_member_profiles_use_their_paths() {
         &format!(r#"{{"displayName":"In room","userId":"{USER}"}}"#),
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     let request = |chat: Chat| pb::GetGroupMemberProfileRequest {
         channel_id: channel.id.clone(),
@@ -428,8 +405,8 @@ async fn a_member_who_is_not_in_the_group_is_not_found() {
     let path = format!("/v2/bot/group/{GROUP}/member/{USER}");
     line.script(&path, 404, &[], NOT_FOUND_BODY);
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let status = app
         .messaging()
         .await
@@ -454,8 +431,8 @@ async fn show_loading_animation_posts_what_line_documents() {
     line.script(LOADING, 202, &[], "{}");
     line.script(LOADING, 202, &[], "{}");
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     let request = |seconds: i32| pb::ShowLoadingAnimationRequest {
         channel_id: channel.id.clone(),
@@ -487,8 +464,8 @@ async fn show_loading_animation_posts_what_line_documents() {
 async fn loading_seconds_must_be_5_to_60_in_steps_of_5() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     for seconds in [-5, 1, 4, 7, 59, 65, 120] {
         let status = messaging
@@ -523,8 +500,8 @@ async fn a_line_400_is_invalid_argument_naming_lines_property() {
         r#"{"message":"The request body has 1 error(s)","details":[{"message":"Invalid chat ID","property":"chatId"}]}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let status = app
         .messaging()
         .await
@@ -555,8 +532,8 @@ async fn mark_as_read_posts_the_token() {
         r#"{"message":"Invalid markAsReadToken"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     let request = |token: &str| pb::MarkAsReadRequest {
         channel_id: channel.id.clone(),
@@ -595,8 +572,8 @@ async fn mark_as_read_posts_the_token() {
 async fn bad_fields_are_named_and_nothing_reaches_line() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let status = messaging
@@ -657,8 +634,8 @@ async fn bad_fields_are_named_and_nothing_reaches_line() {
 async fn ids_are_percent_encoded_as_one_path_segment() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     // FakeLine answers `{}` (no profile): what matters is the path.
     let _ = app
         .messaging()
@@ -678,8 +655,8 @@ async fn an_unreadable_answer_is_unavailable_and_not_cached() {
     let line = FakeLine::start().await;
     line.script(PROFILE, 200, &[], "<html>proxy</html>");
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     let status = messaging
         .get_profile(profile(&channel, USER))
@@ -695,7 +672,7 @@ async fn an_unreadable_answer_is_unavailable_and_not_cached() {
 async fn unknown_channels_and_missing_tokens_are_refused() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
+    let app = start_with_line(dir.path(), &line).await;
     let mut messaging = app.messaging().await;
 
     let status = messaging
@@ -739,8 +716,8 @@ async fn a_401_is_a_failed_precondition() {
         r#"{"message":"Authentication failed due to the expired access token"}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let status = app
         .messaging()
         .await

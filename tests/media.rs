@@ -8,35 +8,10 @@ use std::time::Duration;
 
 use line_adapter::proto::v1 as pb;
 use support::{
-    SECRET, TOKEN, TestApp, fake_line::FakeLine, from_earliest, next_events, post_webhook,
-    subscribe, test_settings,
+    SECRET, TOKEN, TestApp, create_channel_with_token, fake_line::FakeLine, from_earliest,
+    next_events, post_webhook, start_with_line, subscribe,
 };
 use tonic::Code;
-
-async fn start(dir: &std::path::Path, line: &FakeLine) -> TestApp {
-    TestApp::start_with(test_settings(dir, |layer| {
-        layer.line_api_base = Some(line.url());
-        layer.line_data_api_base = Some(line.url());
-    }))
-    .await
-}
-
-async fn channel(app: &TestApp) -> pb::Channel {
-    app.admin()
-        .await
-        .create_channel(pb::CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap()
-}
 
 fn media_event(id: &str, kind: &str) -> serde_json::Value {
     let mut message = serde_json::json!({"id": id, "type": kind});
@@ -160,8 +135,8 @@ async fn media_is_fetched_kept_and_served_in_chunks() {
         "%PDF-1.7",
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     post(
         &app,
         &channel,
@@ -227,8 +202,8 @@ async fn gone_content_is_reported_and_unknown_content_streams_from_line() {
         "png!",
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     post(&app, &channel, vec![media_event("2001", "image")]).await;
 
     wait_status(&app, "2001", pb::ContentStatus::Gone).await;

@@ -7,36 +7,13 @@ mod support;
 use std::time::Duration;
 
 use line_adapter::proto::v1::{self as pb, conversation::Chat};
-use support::{SECRET, TOKEN, TestApp, fake_line::FakeLine, post_webhook, test_settings};
+use support::{
+    SECRET, TOKEN, create_channel_with_token, fake_line::FakeLine, post_webhook, start_with_line,
+};
 use tonic::Code;
 
 const PUSH: &str = "/v2/bot/message/push";
 const REPLY: &str = "/v2/bot/message/reply";
-
-async fn start(dir: &std::path::Path, line: &FakeLine) -> TestApp {
-    TestApp::start_with(test_settings(dir, |layer| {
-        layer.line_api_base = Some(line.url());
-        layer.line_data_api_base = Some(line.url());
-    }))
-    .await
-}
-
-async fn channel_with_token(app: &TestApp) -> pb::Channel {
-    app.admin()
-        .await
-        .create_channel(pb::CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap()
-}
 
 fn text(text: &str) -> pb::Message {
     pb::Message {
@@ -77,8 +54,8 @@ async fn push_sends_what_line_documents() {
         r#"{"sentMessages":[{"id":"461230966842064897","quoteToken":"IStG5h1Tz7b"}]}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
 
     let mut request = push(&channel, "U4af4980629", "Hello, world");
     request.notification_disabled = true;
@@ -144,8 +121,8 @@ async fn retries_reuse_one_retry_key_and_409_means_delivered() {
         r#"{"message":"The retry key is already accepted","sentMessages":[{"id":"1"}]}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
 
     let delivery = app
         .messaging()
@@ -178,8 +155,8 @@ async fn rate_limits_wait_for_retry_after_and_monthly_limits_fail_fast() {
         r#"{"message":"The API rate limit has been exceeded. Try again later."}"#,
     );
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let delivered = messaging
@@ -243,8 +220,8 @@ async fn rate_limits_wait_for_retry_after_and_monthly_limits_fail_fast() {
 async fn send_replies_with_a_fresh_token_once_then_pushes() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let client = reqwest::Client::new();
 
     let standby = serde_json::json!({"destination": "U0", "events": [
@@ -341,8 +318,8 @@ async fn a_rejected_reply_token_falls_back_to_push_when_allowed() {
     let line = FakeLine::start().await;
     line.script(REPLY, 400, &[], r#"{"message":"Invalid reply token"}"#);
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let delivery = messaging
@@ -385,8 +362,8 @@ async fn a_rejected_reply_token_falls_back_to_push_when_allowed() {
 async fn idempotency_keys_return_the_same_delivery() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
     let keyed = |text_: &str| pb::PushRequest {
         idempotency_key: "agent-42-msg-7".into(),
@@ -404,8 +381,8 @@ async fn idempotency_keys_return_the_same_delivery() {
 async fn bad_requests_name_the_field_and_send_nothing() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let empty = pb::PushRequest {
@@ -448,7 +425,7 @@ async fn bad_requests_name_the_field_and_send_nothing() {
 async fn a_channel_without_a_token_fails_with_a_precondition() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
+    let app = start_with_line(dir.path(), &line).await;
     let channel = support::create_channel(&app, "1234567890").await;
     let status = app
         .messaging()
@@ -472,8 +449,8 @@ async fn an_unfinished_send_resumes_after_a_restart_with_its_retry_key() {
         line.script(PUSH, 503, &[], "");
     }
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut request = push(&channel, "U1", "survives");
     request.idempotency_key = "resume-1".into();
     let pending = tokio::spawn({
@@ -494,7 +471,7 @@ async fn an_unfinished_send_resumes_after_a_restart_with_its_retry_key() {
 
     // LINE recovers (the remaining scripted 503s, then 200s); the
     // restarted service finishes the same send.
-    let app = start(dir.path(), &line).await;
+    let app = start_with_line(dir.path(), &line).await;
     let mut messaging = app.messaging().await;
     let mut delivered = None;
     for _ in 0..200 {
@@ -529,8 +506,8 @@ async fn resets_are_retried_for_pushes_but_make_replies_unknown() {
     line.script(PUSH, 0, &[], "");
     line.script(REPLY, 0, &[], "");
     let dir = tempfile::tempdir().unwrap();
-    let app = start(dir.path(), &line).await;
-    let channel = channel_with_token(&app).await;
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
     let mut messaging = app.messaging().await;
 
     let pushed = messaging

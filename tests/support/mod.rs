@@ -188,6 +188,33 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Starts the service with both LINE bases pointed at `line`.
+pub async fn start_with_line(dir: &Path, line: &fake_line::FakeLine) -> TestApp {
+    TestApp::start_with(test_settings(dir, |layer| {
+        layer.line_api_base = Some(line.url());
+        layer.line_data_api_base = Some(line.url());
+    }))
+    .await
+}
+
+/// Registers a channel with [`SECRET`] and the long-lived [`TOKEN`].
+pub async fn create_channel_with_token(app: &TestApp) -> pb::Channel {
+    app.admin()
+        .await
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .expect("create the channel")
+        .into_inner()
+        .channel
+        .expect("the response carries the channel")
+}
+
 /// Registers a channel with [`SECRET`] and returns it.
 pub async fn create_channel(app: &TestApp, line_channel_id: &str) -> pb::Channel {
     app.admin()
