@@ -207,6 +207,19 @@ async fn every_request_we_send_passes_lines_openapi_description() {
         })
         .await
         .expect("showLoadingAnimation");
+    let mut admin = app.admin().await;
+    admin
+        .get_bot_info(pb::GetBotInfoRequest {
+            channel_id: channel.id.clone(),
+        })
+        .await
+        .expect("getBotInfo");
+    admin
+        .get_quota(pb::GetQuotaRequest {
+            channel_id: channel.id.clone(),
+        })
+        .await
+        .expect("getMessageQuota and getMessageQuotaConsumption");
     messaging
         .mark_as_read(pb::MarkAsReadRequest {
             channel_id: channel.id.clone(),

@@ -452,32 +452,105 @@ impl ChannelAdmin for AdminService {
 
     async fn get_token_status(
         &self,
-        _request: Request<pb::GetTokenStatusRequest>,
+        request: Request<pb::GetTokenStatusRequest>,
     ) -> Result<Response<pb::GetTokenStatusResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.GetTokenStatus",
-            "issuing and renewing channel access tokens",
-        ))
+        let pb::GetTokenStatusRequest { channel_id: id } = request.into_inner();
+        let id = channel_id(&id)?;
+        let record = self.core.channels()?.get(&id).await?;
+        // Tokens are stored (long-lived) in this version; issuing, expiry and
+        // renewal come with the other token modes.
+        Ok(Response::new(pb::GetTokenStatusResponse {
+            status: Some(pb::TokenStatus {
+                mode: token_mode_to_proto(record.token_mode) as i32,
+                kid: record.kid.clone().unwrap_or_default(),
+                has_token: record.access_token.is_some(),
+                token_fingerprint: record
+                    .access_token
+                    .as_ref()
+                    .map(|t| t.fingerprint.clone())
+                    .unwrap_or_default(),
+                issue_time: None,
+                expire_time: None,
+                refresh_time: None,
+                last_refresh_error: String::new(),
+                last_refresh_error_time: None,
+            }),
+        }))
     }
 
     async fn get_bot_info(
         &self,
-        _request: Request<pb::GetBotInfoRequest>,
+        request: Request<pb::GetBotInfoRequest>,
     ) -> Result<Response<pb::GetBotInfoResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.GetBotInfo",
-            "calls to LINE's bot info API",
-        ))
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct BotInfo {
+            user_id: String,
+            basic_id: String,
+            #[serde(default)]
+            premium_id: String,
+            display_name: String,
+            #[serde(default)]
+            picture_url: String,
+            chat_mode: String,
+            mark_as_read_mode: String,
+        }
+        let pb::GetBotInfoRequest { channel_id: id } = request.into_inner();
+        let id = channel_id(&id)?;
+        let services = self.core.services()?;
+        let record = services.channels.get(&id).await?;
+        let info: BotInfo =
+            super::lookup::fetch(services, &record, "GetBotInfo", "/v2/bot/info").await?;
+        Ok(Response::new(pb::GetBotInfoResponse {
+            user_id: info.user_id,
+            basic_id: info.basic_id,
+            premium_id: info.premium_id,
+            display_name: info.display_name,
+            picture_url: info.picture_url,
+            chat_mode: info.chat_mode,
+            mark_as_read_mode: info.mark_as_read_mode,
+        }))
     }
 
     async fn get_quota(
         &self,
-        _request: Request<pb::GetQuotaRequest>,
+        request: Request<pb::GetQuotaRequest>,
     ) -> Result<Response<pb::GetQuotaResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.GetQuota",
-            "calls to LINE's quota API",
-        ))
+        #[derive(serde::Deserialize)]
+        struct Quota {
+            r#type: String,
+            #[serde(default)]
+            value: i64,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Consumption {
+            total_usage: i64,
+        }
+        let pb::GetQuotaRequest { channel_id: id } = request.into_inner();
+        let id = channel_id(&id)?;
+        let services = self.core.services()?;
+        let record = services.channels.get(&id).await?;
+        let quota: Quota =
+            super::lookup::fetch(services, &record, "GetQuota", "/v2/bot/message/quota").await?;
+        let consumption: Consumption = super::lookup::fetch(
+            services,
+            &record,
+            "GetQuota",
+            "/v2/bot/message/quota/consumption",
+        )
+        .await?;
+        let limited = quota.r#type == "limited";
+        Ok(Response::new(pb::GetQuotaResponse {
+            limited,
+            monthly_limit: if limited { quota.value } else { 0 },
+            total_usage: consumption.total_usage,
+            remaining: if limited {
+                (quota.value - consumption.total_usage).max(0)
+            } else {
+                0
+            },
+        }))
     }
 }
 

@@ -201,17 +201,7 @@ async fn lookup<T: DeserializeOwned>(
     let token = token(services, record)?;
     let fetch_time_ms = cache.now_ms();
     let response = call(rpc, || cache.line().get(&token, path)).await?;
-    let value = serde_json::from_slice(&response.body).map_err(|err| {
-        Status::unavailable(format!(
-            "{rpc}: LINE answered {} with a body this version cannot read ({err}){}",
-            response.status.as_u16(),
-            response
-                .request_id
-                .as_deref()
-                .map(|id| format!(" [x-line-request-id {id}]"))
-                .unwrap_or_default()
-        ))
-    })?;
+    let value = parse(rpc, &response)?;
     cache.insert(
         &scope,
         path,
@@ -221,6 +211,36 @@ async fn lookup<T: DeserializeOwned>(
         },
     );
     Ok((value, fetch_time_ms))
+}
+
+/// LINE's JSON answer, or UNAVAILABLE naming what could not be read.
+#[allow(clippy::result_large_err)]
+fn parse<T: DeserializeOwned>(rpc: &str, response: &LineResponse) -> Result<T, Status> {
+    serde_json::from_slice(&response.body).map_err(|err| {
+        Status::unavailable(format!(
+            "{rpc}: LINE answered {} with a body this version cannot read ({err}){}",
+            response.status.as_u16(),
+            response
+                .request_id
+                .as_deref()
+                .map(|id| format!(" [x-line-request-id {id}]"))
+                .unwrap_or_default()
+        ))
+    })
+}
+
+/// An uncached LINE answer to `GET path`, parsed: for what admins ask
+/// rarely and want current (bot info, quota).
+#[allow(clippy::result_large_err)]
+pub(super) async fn fetch<T: DeserializeOwned>(
+    services: &Services,
+    record: &ChannelRecord,
+    rpc: &str,
+    path: &str,
+) -> Result<T, Status> {
+    let token = token(services, record)?;
+    let response = call(rpc, || services.lookups.line().get(&token, path)).await?;
+    parse(rpc, &response)
 }
 
 /// POSTs `body` to `path`; LINE's answer body is not used.
