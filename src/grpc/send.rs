@@ -117,6 +117,35 @@ async fn existing_channel(services: &Services, id: &str) -> Result<String, Statu
     Ok(id)
 }
 
+/// A send with no chat, reply event or push fallback; callers add those.
+fn new_delivery(channel_id: String, kind: SendKind, body: Value, key: String) -> NewDelivery {
+    NewDelivery {
+        channel_id,
+        kind,
+        conversation: None,
+        body,
+        idempotency_key: key,
+        reply_webhook_event_id: String::new(),
+        push_fallback: None,
+    }
+}
+
+/// A push of `messages` to a chat (`user:…`, `group:…` or `room:…`).
+fn push_delivery(
+    channel_id: String,
+    to: String,
+    messages: Vec<Value>,
+    notification_disabled: bool,
+    units: Option<Value>,
+    key: String,
+) -> NewDelivery {
+    let body = push_body(&to, messages, notification_disabled, units);
+    NewDelivery {
+        conversation: Some(to),
+        ..new_delivery(channel_id, SendKind::Push, body, key)
+    }
+}
+
 fn body(mut fields: serde_json::Map<String, Value>, notification_disabled: bool) -> Value {
     if notification_disabled {
         fields.insert("notificationDisabled".into(), Value::Bool(true));
@@ -335,15 +364,7 @@ pub async fn push(
     let to = to.unwrap_or_default();
     let record = submit(
         services,
-        NewDelivery {
-            channel_id,
-            kind: SendKind::Push,
-            body: push_body(&to, converted, notification_disabled, units),
-            conversation: Some(to),
-            idempotency_key: key,
-            reply_webhook_event_id: String::new(),
-            push_fallback: None,
-        },
+        push_delivery(channel_id, to, converted, notification_disabled, units, key),
     )
     .await?;
     Ok(pb::PushResponse {
@@ -387,15 +408,12 @@ pub async fn multicast(
     }
     let record = submit(
         services,
-        NewDelivery {
+        new_delivery(
             channel_id,
-            kind: SendKind::Multicast,
-            body: body(fields, notification_disabled),
-            conversation: None,
-            idempotency_key: key,
-            reply_webhook_event_id: String::new(),
-            push_fallback: None,
-        },
+            SendKind::Multicast,
+            body(fields, notification_disabled),
+            key,
+        ),
     )
     .await?;
     Ok(pb::MulticastResponse {
@@ -423,15 +441,12 @@ pub async fn broadcast(
     fields.insert("messages".into(), Value::Array(converted));
     let record = submit(
         services,
-        NewDelivery {
+        new_delivery(
             channel_id,
-            kind: SendKind::Broadcast,
-            body: body(fields, notification_disabled),
-            conversation: None,
-            idempotency_key: key,
-            reply_webhook_event_id: String::new(),
-            push_fallback: None,
-        },
+            SendKind::Broadcast,
+            body(fields, notification_disabled),
+            key,
+        ),
     )
     .await?;
     Ok(pb::BroadcastResponse {
@@ -483,15 +498,9 @@ pub async fn reply(
             reply_webhook_event_id: String::new(),
             push_fallback: fallback,
         },
-        (false, Some(to)) => NewDelivery {
-            channel_id,
-            kind: SendKind::Push,
-            body: push_body(&to, converted, notification_disabled, None),
-            conversation: Some(to),
-            idempotency_key: key,
-            reply_webhook_event_id: String::new(),
-            push_fallback: None,
-        },
+        (false, Some(to)) => {
+            push_delivery(channel_id, to, converted, notification_disabled, None, key)
+        }
         (false, None) => {
             return Err(Status::failed_precondition(
                 "reply_token: this reply token was already used; a token is used at most once (give push_fallback_to to push instead)",
@@ -596,15 +605,14 @@ pub async fn send(
             )
         }
         None if allow_push => (
-            NewDelivery {
+            push_delivery(
                 channel_id,
-                kind: SendKind::Push,
-                body: push_body(&chat, converted, notification_disabled, None),
-                conversation: Some(chat.clone()),
-                idempotency_key: key,
-                reply_webhook_event_id: String::new(),
-                push_fallback: None,
-            },
+                chat.clone(),
+                converted,
+                notification_disabled,
+                None,
+                key,
+            ),
             format!(
                 "no unused reply token younger than {} s for this chat: pushed (counts against the monthly quota)",
                 FRESH_REPLY_TOKEN.as_secs()
