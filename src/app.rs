@@ -25,6 +25,7 @@ use crate::{
     settings::Settings,
     store::{Retention, SledStore, Store, StoreError, sled_log::REPLY_TOKEN_LIFETIME},
     time::now_ms,
+    tokens::{TokenSettings, Tokens},
     webhook::{self, HttpState, Readiness},
 };
 
@@ -43,6 +44,8 @@ const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
 /// How often retention runs. Pruning stops at the first record it keeps,
 /// so a run with nothing to drop costs next to nothing.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often issued tokens are checked for renewal.
+const TOKEN_RENEW_INTERVAL: Duration = Duration::from_secs(60);
 
 impl AppError {
     /// Whether the operator's configuration (rather than the machine) is at
@@ -196,11 +199,21 @@ pub async fn run(
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher);
     let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base);
-    let outbox = Outbox::new(store.clone(), line.clone(), channels.clone());
-    let media = Media::new(settings.data_dir.join(MEDIA_DIR), line, channels.clone());
+    let tokens = Tokens::new(
+        channels.clone(),
+        store.clone(),
+        line.clone(),
+        TokenSettings {
+            refresh_margin: settings.token_refresh_margin,
+            v2_1_lifetime: settings.token_v2_1_lifetime,
+        },
+    );
+    let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone());
+    let media = Media::new(settings.data_dir.join(MEDIA_DIR), line, tokens.clone());
     ready.set(Services {
         store: store.clone(),
         channels,
+        tokens: tokens.clone(),
         inbound: Inbound::new(store.clone(), media.clone()),
         fanout: fanout.clone(),
         outbox: outbox.clone(),
@@ -221,6 +234,7 @@ pub async fn run(
         media.clone(),
         settings.clone(),
     ));
+    let renewer = tokio::spawn(renew_tokens_forever(tokens));
     set_health(&health, ServingStatus::Serving).await;
     readiness.set(true);
     tracing::info!(data_dir = %settings.data_dir.display(), "ready");
@@ -251,6 +265,7 @@ pub async fn run(
     set_health(&health, ServingStatus::NotServing).await;
     clear_health(health).await;
     pruner.abort();
+    renewer.abort();
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
         // Subscribe streams never end by themselves: end them (each tells
         // its client where to resume) so the gRPC drain can finish.
@@ -276,6 +291,7 @@ pub async fn run(
         http_task.abort();
     }
     let _ = pruner.await;
+    let _ = renewer.await;
     store.close().await?;
     tracing::info!("stopped");
     match failure {
@@ -313,6 +329,17 @@ async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settin
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "applying retention failed"),
         }
+    }
+}
+
+/// Renews issued access tokens before they expire, every
+/// `TOKEN_RENEW_INTERVAL`, until aborted.
+async fn renew_tokens_forever(tokens: Tokens) {
+    let mut ticks = tokio::time::interval(TOKEN_RENEW_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        tokens.renew_due().await;
     }
 }
 

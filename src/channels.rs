@@ -11,7 +11,9 @@ use std::{
 
 use crate::{
     secret::{Cipher, CipherError, Secret},
-    store::{ChannelRecord, PreviousSecret, SealedSecret, Store, StoreError, TokenMode},
+    store::{
+        ChannelRecord, KeyPairRecord, PreviousSecret, SealedSecret, Store, StoreError, TokenMode,
+    },
     time::now_ms,
 };
 
@@ -98,6 +100,26 @@ pub mod validate {
         Ok(value.to_owned())
     }
 
+    pub const KID_MAX_CHARS: usize = 128;
+
+    /// The kid LINE's console shows: 1–128 printable ASCII characters.
+    pub fn kid(value: &str) -> Result<String, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if value.len() > KID_MAX_CHARS {
+            return Err(format!("must be at most {KID_MAX_CHARS} characters"));
+        }
+        if !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(
+                "must be printable ASCII without spaces, as the LINE Developers Console shows it"
+                    .into(),
+            );
+        }
+        Ok(value.to_owned())
+    }
+
     pub fn channel_id(value: &str) -> Result<String, String> {
         let value = value.trim();
         if value.is_empty() {
@@ -136,6 +158,8 @@ pub enum ChannelError {
     Store(StoreError),
     #[error(transparent)]
     Cipher(#[from] CipherError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<StoreError> for ChannelError {
@@ -243,6 +267,22 @@ impl Channels {
             .map_err(ChannelError::from)
     }
 
+    /// Seals a token LINE issued for this channel.
+    pub fn seal_issued_token(&self, channel_id: &str, token: &Secret) -> SealedSecret {
+        self.seal(channel_id, "issued_token", token)
+    }
+
+    pub fn open_issued_token(
+        &self,
+        channel_id: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Secret, ChannelError> {
+        Ok(self.cipher.decrypt_secret(
+            &seal_context(channel_id, "issued_token"),
+            &sealed.ciphertext,
+        )?)
+    }
+
     /// The secrets that verify this channel's webhooks now: the current one
     /// and, during its grace period, the one it replaced.
     pub fn webhook_secrets(
@@ -278,7 +318,8 @@ impl Channels {
             line_channel_id: new.line_channel_id,
             previous_channel_secret: None,
             token_mode,
-            kid: None,
+            key_pair: None,
+            pending_key_pair: None,
             create_time_ms: now,
             update_time_ms: now,
         };
@@ -308,6 +349,86 @@ impl Channels {
         id: &str,
         changes: ChannelChanges,
     ) -> Result<ChannelRecord, ChannelError> {
+        self.modify(id, |current| self.apply(current, &changes))
+            .await
+    }
+
+    /// Generates a v2.1 assertion signing key pair. With no registered kid
+    /// it becomes the channel's key pair at once; while a kid is in use it
+    /// waits as the pending pair until SetKid registers its kid.
+    pub async fn generate_key_pair(
+        &self,
+        id: &str,
+    ) -> Result<(ChannelRecord, KeyPairRecord), ChannelError> {
+        // RSA generation takes tens of milliseconds: off the async workers.
+        let generated = tokio::task::spawn_blocking(crate::tokens::keys::generate)
+            .await
+            .map_err(|err| ChannelError::Internal(format!("key generation stopped: {err}")))?
+            .map_err(|err| ChannelError::Internal(err.to_string()))?;
+        let pair = KeyPairRecord {
+            private_key: self.seal(id, "signing_key", &generated.private_key),
+            public_jwk: generated.public_jwk,
+            thumbprint: generated.thumbprint,
+            kid: None,
+            create_time_ms: now_ms(),
+        };
+        let record = self
+            .modify(id, |current| {
+                let mut next = current.clone();
+                if current.kid().is_some() {
+                    next.pending_key_pair = Some(pair.clone());
+                } else {
+                    next.key_pair = Some(pair.clone());
+                    next.pending_key_pair = None;
+                }
+                Ok(next)
+            })
+            .await?;
+        Ok((record, pair))
+    }
+
+    /// Registers the kid LINE's console gave the newest public key: the
+    /// pending pair (if any) becomes the pair in use.
+    pub async fn set_kid(&self, id: &str, kid: &str) -> Result<ChannelRecord, ChannelError> {
+        self.modify(id, |current| {
+            let mut next = current.clone();
+            let mut pair = match (&current.pending_key_pair, &current.key_pair) {
+                (Some(pending), _) => pending.clone(),
+                (None, Some(active)) => active.clone(),
+                (None, None) => {
+                    return Err(ChannelError::Precondition {
+                        field: "kid",
+                        reason: "no key pair: call GenerateKeyPair and register its public key in the LINE Developers Console first".into(),
+                    });
+                }
+            };
+            pair.kid = Some(kid.to_owned());
+            next.key_pair = Some(pair);
+            next.pending_key_pair = None;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// The private key of a key pair of this channel.
+    pub fn open_private_key(
+        &self,
+        record: &ChannelRecord,
+        pair: &KeyPairRecord,
+    ) -> Result<Secret, ChannelError> {
+        Ok(self.cipher.decrypt_secret(
+            &seal_context(&record.id, "signing_key"),
+            &pair.private_key.ciphertext,
+        )?)
+    }
+
+    /// Read, change, write if nobody changed the record meanwhile, else try
+    /// again. `change` returning the record unchanged writes nothing.
+    async fn modify(
+        &self,
+        id: &str,
+        change: impl Fn(&ChannelRecord) -> Result<ChannelRecord, ChannelError>,
+    ) -> Result<ChannelRecord, ChannelError> {
         let mut last_conflict = None;
         for attempt in 0..UPDATE_ATTEMPTS {
             if attempt > 0 {
@@ -315,10 +436,12 @@ impl Channels {
                 tokio::time::sleep(Duration::from_millis(1 << attempt.min(5))).await;
             }
             let current = self.get(id).await?;
-            let next = self.apply(&current, &changes)?;
+            let mut next = change(&current)?;
             if next == current {
                 return Ok(current);
             }
+            next.version = current.version + 1;
+            next.update_time_ms = now_ms();
             match self.store.replace_channel(current.version, &next).await {
                 Ok(()) => return Ok(next),
                 Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
@@ -383,15 +506,8 @@ impl Channels {
             Some(mode) => *mode,
             None => Some(current.token_mode),
         };
-        next.token_mode = resolve_token_mode(
-            requested_mode,
-            next.access_token.is_some(),
-            next.kid.as_deref(),
-        )?;
-        if next != *current {
-            next.version = current.version + 1;
-            next.update_time_ms = now;
-        }
+        next.token_mode =
+            resolve_token_mode(requested_mode, next.access_token.is_some(), next.kid())?;
         Ok(next)
     }
 

@@ -25,6 +25,8 @@
 //! - [`line`]: LINE's HTTP API: client, error classification, messages.
 //! - [`outbox`]: durable sends with retry keys, retries and crash resume.
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
+//! - [`tokens`]: channel access tokens in every mode (obtain, cache, renew,
+//!   revoke) and the v2.1 assertion signing keys.
 //! - [`media`]: inbound media fetched from LINE at once and kept on disk.
 //! - [`metrics`]: Prometheus metrics for `/metrics`.
 //! - [`services`]: the parts that exist once the store is open, shared by
@@ -51,4 +53,5 @@ pub mod store;
 pub mod tail;
 pub mod telemetry;
 pub mod time;
+pub mod tokens;
 pub mod webhook;

@@ -119,6 +119,14 @@ struct ServeArgs {
     /// Most bytes of kept media [default: 10737418240].
     #[arg(long, value_name = "BYTES")]
     media_max_bytes: Option<u64>,
+    /// Seconds before expiry issued access tokens are renewed
+    /// [default: 86400].
+    #[arg(long, value_name = "SECONDS")]
+    token_refresh_margin_seconds: Option<u64>,
+    /// Lifetime of channel access tokens v2.1, in seconds, at most 30 days
+    /// [default: 2592000].
+    #[arg(long, value_name = "SECONDS")]
+    token_v2_1_lifetime_seconds: Option<u64>,
     /// Serve gRPC without API keys on an address other hosts can reach.
     /// Only for networks where something else authenticates callers.
     #[arg(long)]
@@ -144,6 +152,8 @@ impl ServeArgs {
             dedupe_window_seconds,
             media_retention_seconds,
             media_max_bytes,
+            token_refresh_margin_seconds,
+            token_v2_1_lifetime_seconds,
             insecure_no_auth,
         } = self;
         let layer = Layer {
@@ -165,6 +175,9 @@ impl ServeArgs {
             dedupe_window_seconds,
             media_retention_seconds,
             media_max_bytes,
+            token_refresh_margin_seconds,
+            token_v2_1_lifetime_seconds,
+            master_key_previous: None,
         };
         (config, layer)
     }

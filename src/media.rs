@@ -18,9 +18,9 @@ use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    channels::Channels,
     line::{LineClient, client::NetworkError},
     time::now_ms,
+    tokens::Tokens,
 };
 
 /// Downloads running at once: media is big, webhooks come first.
@@ -78,7 +78,7 @@ pub struct Media {
 struct Inner {
     dir: PathBuf,
     line: LineClient,
-    channels: Channels,
+    tokens: Tokens,
     queue: mpsc::Sender<Job>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -90,12 +90,12 @@ pub fn valid_message_id(id: &str) -> bool {
 }
 
 impl Media {
-    pub fn new(dir: PathBuf, line: LineClient, channels: Channels) -> Self {
+    pub fn new(dir: PathBuf, line: LineClient, tokens: Tokens) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             dir,
             line,
-            channels,
+            tokens,
             queue,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -254,15 +254,13 @@ impl Inner {
     /// errors are retried with backoff.
     async fn download(&self, job: &Job, preview: bool) -> Result<Downloaded, String> {
         let channel = self
-            .channels
+            .tokens
+            .channels()
             .get(&job.channel_id)
             .await
             .map_err(|e| e.to_string())?;
-        let token = self
-            .channels
-            .access_token(&channel)
-            .map_err(|e| e.to_string())?
-            .ok_or("the channel has no access token")?;
+        let mut token = self.tokens.get(&channel).await.map_err(|e| e.to_string())?;
+        let mut renewed = false;
         let path = format!(
             "/v2/bot/message/{}/content{}",
             job.message_id,
@@ -302,6 +300,16 @@ impl Inner {
                 }
                 status if status >= 500 || status == 429 => {
                     last = format!("LINE answered {status}");
+                }
+                // The token was refused: once with a renewed one.
+                401 if !renewed => {
+                    renewed = true;
+                    token = self
+                        .tokens
+                        .after_unauthorized(&channel, &token)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    last = "LINE answered 401".into();
                 }
                 status => return Err(format!("LINE answered {status}")),
             }

@@ -18,10 +18,15 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    channels::{ChannelError, Channels},
+    channels::ChannelError,
     line::{Classified, LineClient, classify, client::NetworkError},
-    store::{DeliveryRecord, DeliveryState, SendKind, SentMessageRecord, Store, StoreError},
+    secret::Secret,
+    store::{
+        ChannelRecord, DeliveryRecord, DeliveryState, SendKind, SentMessageRecord, Store,
+        StoreError,
+    },
     time::now_ms,
+    tokens::{TokenError, Tokens},
 };
 
 /// Attempts before a send is given up (with backoff that is about an hour).
@@ -75,7 +80,7 @@ pub struct Outbox {
 struct Inner {
     store: Arc<dyn Store>,
     line: LineClient,
-    channels: Channels,
+    tokens: Tokens,
     /// Live state of deliveries being worked on, for callers that wait.
     watchers: Mutex<HashMap<String, watch::Sender<DeliveryRecord>>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -92,12 +97,12 @@ pub fn conversation_id(conversation: &str) -> &str {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, line: LineClient, channels: Channels) -> Self {
+    pub fn new(store: Arc<dyn Store>, line: LineClient, tokens: Tokens) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 line,
-                channels,
+                tokens,
                 watchers: Mutex::new(HashMap::new()),
                 limits: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -235,6 +240,13 @@ impl Outbox {
     }
 }
 
+/// Why no token could be had for an attempt.
+enum TokenProblem {
+    /// Trying later may help.
+    Transient(String),
+    Permanent(String),
+}
+
 /// What one attempt came to.
 enum Attempt {
     Done,
@@ -301,9 +313,15 @@ impl Inner {
             self.save(record).await;
             return Ok(Attempt::Done);
         }
-        let token = match self.token(&record.channel_id).await {
-            Ok(token) => token,
-            Err(reason) => {
+        let (channel, token) = match self.token(&record.channel_id).await {
+            Ok(found) => found,
+            Err(TokenProblem::Transient(reason)) => {
+                // LINE's token endpoint failed: nothing was sent, try again.
+                record.attempts += 1;
+                record.failure = Some(reason);
+                return Ok(Attempt::RetryAfter(None));
+            }
+            Err(TokenProblem::Permanent(reason)) => {
                 record.state = DeliveryState::Failed;
                 record.failure = Some(reason);
                 self.save(record).await;
@@ -324,9 +342,29 @@ impl Inner {
                 .await
                 .expect("the semaphore is never closed");
             let retry_key = (!record.retry_key.is_empty()).then_some(record.retry_key.as_str());
-            self.line
+            let response = self
+                .line
                 .post_json(&token, path(record.kind), &record.body, retry_key)
-                .await
+                .await;
+            match response {
+                // LINE refused the token, so nothing was sent: once, with a
+                // renewed token (the same retry key; a reply's token is
+                // still unused).
+                Ok(refused) if refused.status == reqwest::StatusCode::UNAUTHORIZED => {
+                    match self.tokens.after_unauthorized(&channel, &token).await {
+                        Ok(renewed) => {
+                            self.line
+                                .post_json(&renewed, path(record.kind), &record.body, retry_key)
+                                .await
+                        }
+                        Err(err) => {
+                            tracing::warn!(delivery = %record.id, error = %err, "no token to retry with after a 401");
+                            Ok(refused)
+                        }
+                    }
+                }
+                other => other,
+            }
         };
         let response = match response {
             Ok(response) => response,
@@ -402,19 +440,22 @@ impl Inner {
         Ok(Attempt::Done)
     }
 
-    async fn token(&self, channel_id: &str) -> Result<crate::secret::Secret, String> {
-        let channel = match self.channels.get(channel_id).await {
+    async fn token(&self, channel_id: &str) -> Result<(ChannelRecord, Secret), TokenProblem> {
+        let channel = match self.tokens.channels().get(channel_id).await {
             Ok(channel) => channel,
-            Err(ChannelError::NotFound(_)) => return Err("the channel was deleted".into()),
-            Err(err) => return Err(format!("cannot read the channel: {err}")),
+            Err(ChannelError::NotFound(_)) => {
+                return Err(TokenProblem::Permanent("the channel was deleted".into()));
+            }
+            Err(err) => {
+                return Err(TokenProblem::Transient(format!(
+                    "cannot read the channel: {err}"
+                )));
+            }
         };
-        match self.channels.access_token(&channel) {
-            Ok(Some(token)) => Ok(token),
-            Ok(None) => Err(format!(
-                "channel {channel_id} has no channel access token; token mode {:?} is not issued by this version yet: store a long-lived token",
-                channel.token_mode
-            )),
-            Err(err) => Err(format!("cannot open the access token: {err}")),
+        match self.tokens.get(&channel).await {
+            Ok(token) => Ok((channel, token)),
+            Err(err @ TokenError::Unavailable(_)) => Err(TokenProblem::Transient(err.to_string())),
+            Err(err) => Err(TokenProblem::Permanent(err.to_string())),
         }
     }
 

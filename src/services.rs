@@ -6,13 +6,15 @@ use std::sync::{Arc, OnceLock};
 
 use crate::{
     channels::Channels, fanout::Fanout, inbound::Inbound, lookup_cache::LookupCache, media::Media,
-    metrics::Metrics, outbox::Outbox, store::Store,
+    metrics::Metrics, outbox::Outbox, store::Store, tokens::Tokens,
 };
 
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub channels: Channels,
+    /// Channel access tokens, obtained and renewed as each channel's mode says.
+    pub tokens: Tokens,
     pub inbound: Inbound,
     pub fanout: Fanout,
     pub outbox: Outbox,

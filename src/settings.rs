@@ -65,6 +65,13 @@ pub struct Settings {
     pub media_retention: Duration,
     /// Most bytes of media kept; the oldest go first.
     pub media_max_bytes: u64,
+    /// Renew issued access tokens this long before they expire.
+    pub token_refresh_margin: Duration,
+    /// Lifetime asked for channel access tokens v2.1 (`token_exp`).
+    pub token_v2_1_lifetime: Duration,
+    /// The master key being replaced: secrets it sealed still open, and are
+    /// sealed again under `master_key` in the background.
+    pub master_key_previous: Option<MasterKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +105,9 @@ pub struct Layer {
     pub dedupe_window_seconds: Option<u64>,
     pub media_retention_seconds: Option<u64>,
     pub media_max_bytes: Option<u64>,
+    pub token_refresh_margin_seconds: Option<u64>,
+    pub token_v2_1_lifetime_seconds: Option<u64>,
+    pub master_key_previous: Option<Secret>,
 }
 
 /// API keys as a TOML array or one comma-separated string (as in the
@@ -186,7 +196,8 @@ impl Merged {
             line_data_api_base, api_keys, api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
-            media_max_bytes);
+            media_max_bytes, token_refresh_margin_seconds, token_v2_1_lifetime_seconds,
+            master_key_previous);
     }
 
     fn origin(&self, key: &'static str) -> Origin {
@@ -316,6 +327,17 @@ fn env_layer(
             "api_keys" => layer.api_keys = Some(ApiKeyList::Joined(Secret::new(value))),
             "api_keys_file" => layer.api_keys_file = Some(value.into()),
             "master_key" => layer.master_key = Some(Secret::new(value)),
+            "master_key_previous" => layer.master_key_previous = Some(Secret::new(value)),
+            "token_refresh_margin_seconds" => {
+                layer.token_refresh_margin_seconds = Some(
+                    parse_u64(&value).map_err(|e| with_key(e, "token_refresh_margin_seconds"))?,
+                );
+            }
+            "token_v2_1_lifetime_seconds" => {
+                layer.token_v2_1_lifetime_seconds = Some(
+                    parse_u64(&value).map_err(|e| with_key(e, "token_v2_1_lifetime_seconds"))?,
+                );
+            }
             "insecure_no_auth" => {
                 layer.insecure_no_auth =
                     Some(parse_bool(&value).map_err(|e| with_key(e, "insecure_no_auth"))?);
@@ -495,7 +517,33 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         .media_max_bytes
         .ok_or_else(|| required("media_max_bytes"))?;
 
+    let token_refresh_margin = layer
+        .token_refresh_margin_seconds
+        .ok_or_else(|| required("token_refresh_margin_seconds"))?;
+    let token_v2_1_lifetime = layer
+        .token_v2_1_lifetime_seconds
+        .ok_or_else(|| required("token_v2_1_lifetime_seconds"))?;
+    if !(60..=crate::tokens::keys::MAX_TOKEN_LIFETIME_SECS).contains(&token_v2_1_lifetime) {
+        return Err(merged.invalid(
+            "token_v2_1_lifetime_seconds",
+            format!(
+                "must be 60–{} (LINE allows at most 30 days)",
+                crate::tokens::keys::MAX_TOKEN_LIFETIME_SECS
+            ),
+        ));
+    }
+    let master_key_previous = match &layer.master_key_previous {
+        Some(key) => Some(
+            MasterKey::parse(key)
+                .map_err(|e| merged.invalid("master_key_previous", e.to_string()))?,
+        ),
+        None => None,
+    };
+
     Ok(Settings {
+        token_refresh_margin: Duration::from_secs(token_refresh_margin),
+        token_v2_1_lifetime: Duration::from_secs(token_v2_1_lifetime),
+        master_key_previous,
         media_retention: Duration::from_secs(media_retention),
         media_max_bytes,
         event_retention: Duration::from_secs(retention),

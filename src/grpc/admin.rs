@@ -14,6 +14,7 @@ use crate::{
     secret::Secret,
     store::{ChannelRecord, TokenMode},
     time::timestamp,
+    tokens::TokenStatus,
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -50,7 +51,8 @@ impl AdminService {
             previous_channel_secret: _,
             token_mode,
             access_token,
-            kid,
+            key_pair: _,
+            pending_key_pair: _,
             create_time_ms,
             update_time_ms,
         } = record;
@@ -66,7 +68,7 @@ impl AdminService {
                 .as_ref()
                 .map(|t| t.fingerprint.clone())
                 .unwrap_or_default(),
-            kid: kid.clone().unwrap_or_default(),
+            kid: record.kid().unwrap_or_default().to_owned(),
             webhook_url: self
                 .core
                 .settings
@@ -80,6 +82,28 @@ impl AdminService {
     }
 }
 
+impl AdminService {
+    /// The channel as shown to callers: for issued token modes, the token
+    /// fields describe the token in use (one store read).
+    async fn view(&self, record: &ChannelRecord) -> pb::Channel {
+        let mut channel = self.to_proto(record);
+        if record.token_mode != TokenMode::LongLived
+            && let Ok(services) = self.core.services()
+        {
+            match services.tokens.status(record).await {
+                Ok(status) => {
+                    channel.has_access_token = status.has_token;
+                    channel.access_token_fingerprint = status.fingerprint;
+                }
+                Err(err) => {
+                    tracing::warn!(channel = %record.id, error = %err, "cannot read the token state")
+                }
+            }
+        }
+        channel
+    }
+}
+
 pub fn webhook_url(base: &str, channel_id: &str) -> String {
     format!("{}/webhook/line/{channel_id}", base.trim_end_matches('/'))
 }
@@ -90,6 +114,30 @@ fn token_mode_to_proto(mode: TokenMode) -> pb::TokenMode {
         TokenMode::ShortLivedV2 => pb::TokenMode::ShortLivedV2,
         TokenMode::V21Jwt => pb::TokenMode::V21Jwt,
         TokenMode::StatelessV3 => pb::TokenMode::StatelessV3,
+    }
+}
+
+fn token_status_to_proto(status: TokenStatus) -> pb::TokenStatus {
+    let TokenStatus {
+        mode,
+        kid,
+        has_token,
+        fingerprint,
+        issue_time_ms,
+        expire_time_ms,
+        refresh_time_ms,
+        last_error,
+    } = status;
+    pb::TokenStatus {
+        mode: mode.map_or(pb::TokenMode::Unspecified, token_mode_to_proto) as i32,
+        kid,
+        has_token,
+        token_fingerprint: fingerprint,
+        issue_time: issue_time_ms.map(timestamp),
+        expire_time: expire_time_ms.map(timestamp),
+        refresh_time: refresh_time_ms.map(timestamp),
+        last_refresh_error_time: last_error.as_ref().map(|e| timestamp(e.time_ms)),
+        last_refresh_error: last_error.map(|e| e.message).unwrap_or_default(),
     }
 }
 
@@ -196,7 +244,7 @@ impl ChannelAdmin for AdminService {
             .await?;
         tracing::info!(channel = %record.id, line_channel_id = %record.line_channel_id, "channel registered");
         Ok(Response::new(pb::CreateChannelResponse {
-            channel: Some(self.to_proto(&record)),
+            channel: Some(self.view(&record).await),
         }))
     }
 
@@ -208,7 +256,7 @@ impl ChannelAdmin for AdminService {
         let id = channel_id(&id)?;
         let record = self.core.channels()?.get(&id).await?;
         Ok(Response::new(pb::GetChannelResponse {
-            channel: Some(self.to_proto(&record)),
+            channel: Some(self.view(&record).await),
         }))
     }
 
@@ -255,7 +303,13 @@ impl ChannelAdmin for AdminService {
             String::new()
         };
         Ok(Response::new(pb::ListChannelsResponse {
-            channels: records.iter().map(|r| self.to_proto(r)).collect(),
+            channels: {
+                let mut channels = Vec::with_capacity(records.len());
+                for record in &records {
+                    channels.push(self.view(record).await);
+                }
+                channels
+            },
             next_page_token,
         }))
     }
@@ -363,7 +417,7 @@ impl ChannelAdmin for AdminService {
         let record = self.core.channels()?.update(&id, changes).await?;
         tracing::info!(channel = %record.id, fields = ?paths, "channel updated");
         Ok(Response::new(pb::UpdateChannelResponse {
-            channel: Some(self.to_proto(&record)),
+            channel: Some(self.view(&record).await),
         }))
     }
 
@@ -373,10 +427,12 @@ impl ChannelAdmin for AdminService {
     ) -> Result<Response<pb::DeleteChannelResponse>, Status> {
         let pb::DeleteChannelRequest { channel_id: id } = request.into_inner();
         let id = channel_id(&id)?;
-        let record = self.core.channels()?.delete(&id).await?;
+        let services = self.core.services()?;
+        let record = services.channels.delete(&id).await?;
+        services.tokens.forget(&id);
         tracing::info!(channel = %record.id, "channel deleted");
         Ok(Response::new(pb::DeleteChannelResponse {
-            channel: Some(self.to_proto(&record)),
+            channel: Some(self.view(&record).await),
         }))
     }
 
@@ -422,32 +478,57 @@ impl ChannelAdmin for AdminService {
 
     async fn generate_key_pair(
         &self,
-        _request: Request<pb::GenerateKeyPairRequest>,
+        request: Request<pb::GenerateKeyPairRequest>,
     ) -> Result<Response<pb::GenerateKeyPairResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.GenerateKeyPair",
-            "kid key pairs for channel access token v2.1",
-        ))
+        let pb::GenerateKeyPairRequest { channel_id: id } = request.into_inner();
+        let id = channel_id(&id)?;
+        let (record, pair) = self.core.channels()?.generate_key_pair(&id).await?;
+        tracing::info!(
+            channel = %record.id,
+            thumbprint = %pair.thumbprint,
+            pending = record.pending_key_pair.is_some(),
+            "key pair generated"
+        );
+        Ok(Response::new(pb::GenerateKeyPairResponse {
+            public_key_jwk: pair.public_jwk,
+            thumbprint: pair.thumbprint,
+        }))
     }
 
     async fn set_kid(
         &self,
-        _request: Request<pb::SetKidRequest>,
+        request: Request<pb::SetKidRequest>,
     ) -> Result<Response<pb::SetKidResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.SetKid",
-            "kid key pairs for channel access token v2.1",
-        ))
+        let pb::SetKidRequest {
+            channel_id: id,
+            kid,
+        } = request.into_inner();
+        let mut violations = Violations::default();
+        let id = violations.check("channel_id", validate::channel_id(&id));
+        let kid = violations.check("kid", validate::kid(&kid));
+        violations.into_result()?;
+        let (Some(id), Some(kid)) = (id, kid) else {
+            return Err(unrecorded_violation());
+        };
+        let record = self.core.channels()?.set_kid(&id, &kid).await?;
+        tracing::info!(channel = %record.id, kid = %kid, "kid set");
+        Ok(Response::new(pb::SetKidResponse {
+            channel: Some(self.view(&record).await),
+        }))
     }
 
     async fn rotate_access_token(
         &self,
-        _request: Request<pb::RotateAccessTokenRequest>,
+        request: Request<pb::RotateAccessTokenRequest>,
     ) -> Result<Response<pb::RotateAccessTokenResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.RotateAccessToken",
-            "issuing and renewing channel access tokens",
-        ))
+        let pb::RotateAccessTokenRequest { channel_id: id } = request.into_inner();
+        let id = channel_id(&id)?;
+        let services = self.core.services()?;
+        let record = services.channels.get(&id).await?;
+        let status = services.tokens.rotate(&record).await?;
+        Ok(Response::new(pb::RotateAccessTokenResponse {
+            status: Some(token_status_to_proto(status)),
+        }))
     }
 
     async fn get_token_status(
@@ -456,25 +537,11 @@ impl ChannelAdmin for AdminService {
     ) -> Result<Response<pb::GetTokenStatusResponse>, Status> {
         let pb::GetTokenStatusRequest { channel_id: id } = request.into_inner();
         let id = channel_id(&id)?;
-        let record = self.core.channels()?.get(&id).await?;
-        // Tokens are stored (long-lived) in this version; issuing, expiry and
-        // renewal come with the other token modes.
+        let services = self.core.services()?;
+        let record = services.channels.get(&id).await?;
+        let status = services.tokens.status(&record).await?;
         Ok(Response::new(pb::GetTokenStatusResponse {
-            status: Some(pb::TokenStatus {
-                mode: token_mode_to_proto(record.token_mode) as i32,
-                kid: record.kid.clone().unwrap_or_default(),
-                has_token: record.access_token.is_some(),
-                token_fingerprint: record
-                    .access_token
-                    .as_ref()
-                    .map(|t| t.fingerprint.clone())
-                    .unwrap_or_default(),
-                issue_time: None,
-                expire_time: None,
-                refresh_time: None,
-                last_refresh_error: String::new(),
-                last_refresh_error_time: None,
-            }),
+            status: Some(token_status_to_proto(status)),
         }))
     }
 

@@ -75,25 +75,32 @@ pub async fn get_message_content(
     }
 
     // Not kept (yet): ask LINE now.
-    let token = services.channels.access_token(&channel)?.ok_or_else(|| {
-        Status::failed_precondition(format!(
-            "channel {channel_id} has no channel access token to fetch content with"
-        ))
-    })?;
     let path = format!(
         "/v2/bot/message/{message_id}/content{}",
         if preview { "/preview" } else { "" }
     );
-    let response = services
-        .media
-        .line()
-        .get_data_stream(&token, &path)
-        .await
-        .map_err(|err| match err {
-            NetworkError::Connect(_) | NetworkError::Timeout(_) | NetworkError::Broken(_) => {
-                Status::unavailable(err.to_string())
-            }
-        })?;
+    let fetch = |token: crate::secret::Secret| {
+        let path = &path;
+        async move {
+            services
+                .media
+                .line()
+                .get_data_stream(&token, path)
+                .await
+                .map_err(|err| match err {
+                    NetworkError::Connect(_)
+                    | NetworkError::Timeout(_)
+                    | NetworkError::Broken(_) => Status::unavailable(err.to_string()),
+                })
+        }
+    };
+    let token = services.tokens.get(&channel).await?;
+    let mut response = fetch(token.clone()).await?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        // Refused token: once more with a renewed one.
+        let renewed = services.tokens.after_unauthorized(&channel, &token).await?;
+        response = fetch(renewed).await?;
+    }
     let status = response.status().as_u16();
     let request_id = response
         .headers()

@@ -74,30 +74,34 @@ async fn channel(services: &Services, id: Option<String>) -> Result<ChannelRecor
     Ok(services.channels.get(&id).await?)
 }
 
-/// The channel's access token, or FAILED_PRECONDITION worded as the
-/// outbox words it.
+/// Calls LINE with the channel's token, retrying once after a 5xx or a
+/// connection that failed (every call here is idempotent), and once with a
+/// renewed token after a 401. A timeout is not retried: the caller has
+/// already waited [`REQUEST_TIMEOUT`].
 #[allow(clippy::result_large_err)]
-fn token(services: &Services, record: &ChannelRecord) -> Result<Secret, Status> {
-    services.channels.access_token(record)?.ok_or_else(|| {
-        Status::failed_precondition(format!(
-            "channel {} has no channel access token; token mode {:?} is not issued by this version yet: store a long-lived token",
-            record.id, record.token_mode
-        ))
-    })
-}
-
-/// Calls LINE, retrying once after a 5xx or a connection that failed
-/// (every call here is idempotent). A timeout is not retried: the caller
-/// has already waited [`REQUEST_TIMEOUT`].
-#[allow(clippy::result_large_err)]
-async fn call<F, Fut>(rpc: &str, mut request: F) -> Result<LineResponse, Status>
+async fn call<F, Fut>(
+    services: &Services,
+    record: &ChannelRecord,
+    rpc: &str,
+    mut request: F,
+) -> Result<LineResponse, Status>
 where
-    F: FnMut() -> Fut,
+    F: FnMut(Secret) -> Fut,
     Fut: Future<Output = Result<LineResponse, NetworkError>>,
 {
+    let mut token = services.tokens.get(record).await?;
+    let mut renewed = false;
     let mut attempt = 1;
     loop {
-        let result = request().await;
+        let result = request(token.clone()).await;
+        if let Ok(response) = &result
+            && response.status == reqwest::StatusCode::UNAUTHORIZED
+            && !renewed
+        {
+            renewed = true;
+            token = services.tokens.after_unauthorized(record, &token).await?;
+            continue;
+        }
         let retry = match &result {
             Ok(response) => response.status.is_server_error(),
             Err(NetworkError::Connect(_) | NetworkError::Broken(_)) => true,
@@ -159,7 +163,7 @@ fn line_status(code: Code, rpc: &str, error: &ApiError) -> Status {
         .map(|d| format!("{}: {}", d.property, d.message))
         .collect();
     let hint = if error.http_status == 401 {
-        " (the channel access token was rejected; store a valid one)"
+        " (the channel access token was rejected, also after renewing it)"
     } else {
         ""
     };
@@ -198,9 +202,12 @@ async fn lookup<T: DeserializeOwned>(
     {
         return Ok((value, cached.fetch_time_ms));
     }
-    let token = token(services, record)?;
     let fetch_time_ms = cache.now_ms();
-    let response = call(rpc, || cache.line().get(&token, path)).await?;
+    let line = cache.line();
+    let response = call(services, record, rpc, |token| async move {
+        line.get(&token, path).await
+    })
+    .await?;
     let value = parse(rpc, &response)?;
     cache.insert(
         &scope,
@@ -238,8 +245,11 @@ pub(super) async fn fetch<T: DeserializeOwned>(
     rpc: &str,
     path: &str,
 ) -> Result<T, Status> {
-    let token = token(services, record)?;
-    let response = call(rpc, || services.lookups.line().get(&token, path)).await?;
+    let line = services.lookups.line();
+    let response = call(services, record, rpc, |token| async move {
+        line.get(&token, path).await
+    })
+    .await?;
     parse(rpc, &response)
 }
 
@@ -252,9 +262,11 @@ async fn post(
     path: &str,
     body: &Value,
 ) -> Result<(), Status> {
-    let token = token(services, record)?;
     let line = services.lookups.line();
-    call(rpc, || line.post_json(&token, path, body, None)).await?;
+    call(services, record, rpc, |token| async move {
+        line.post_json(&token, path, body, None).await
+    })
+    .await?;
     Ok(())
 }
 

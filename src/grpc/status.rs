@@ -5,7 +5,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::{channels::ChannelError, store::StoreError};
+use crate::{channels::ChannelError, store::StoreError, tokens::TokenError};
 
 /// Collects field violations of one request, so a caller learns about all
 /// of them at once.
@@ -113,12 +113,35 @@ impl From<ChannelError> for Status {
                 )
             }
             ChannelError::Store(err) => store_status(err),
+            ChannelError::Internal(reason) => {
+                tracing::error!(error = %reason, "channel operation failed");
+                Status::internal(reason)
+            }
             ChannelError::Cipher(err) => {
                 tracing::error!(error = %err, "cannot decrypt a stored secret");
                 Status::internal(
                     "a stored secret cannot be decrypted with the configured master key",
                 )
             }
+        }
+    }
+}
+
+impl From<TokenError> for Status {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Precondition(reason) => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation(
+                    "CHANNEL_TOKEN",
+                    "token_mode",
+                    reason.clone(),
+                );
+                Status::with_error_details(Code::FailedPrecondition, reason, details)
+            }
+            err @ TokenError::Unavailable(_) => Status::unavailable(err.to_string()),
+            err @ TokenError::Rejected(_) => Status::failed_precondition(err.to_string()),
+            TokenError::Channel(err) => err.into(),
         }
     }
 }

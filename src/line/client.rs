@@ -96,6 +96,36 @@ impl LineClient {
         send(self.request(Method::GET, &self.api_base, path, token)).await
     }
 
+    /// POSTs a form to a token endpoint (`/v2/oauth/*`, `/oauth2/*`) on the
+    /// API host. These take no bearer token: the form carries the
+    /// credentials.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<LineResponse, NetworkError> {
+        send(
+            self.http
+                .post(format!("{}{path}", self.api_base))
+                .form(form),
+        )
+        .await
+    }
+
+    /// GETs a token endpoint with query parameters, without a bearer token.
+    pub async fn get_query(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<LineResponse, NetworkError> {
+        send(
+            self.http
+                .get(format!("{}{path}", self.api_base))
+                .query(query),
+        )
+        .await
+    }
+
     /// GETs `path` on the data host (message content) and returns the
     /// response unread, so that large media can be streamed, not buffered.
     /// No overall timeout: a 200 MB video takes its time; the connection

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod error;
 pub mod messages;
+pub mod oauth;
 
 pub use client::{LineClient, LineResponse};
 pub use error::{ApiError, Classified, classify};

@@ -21,8 +21,8 @@ use tokio::sync::broadcast;
 
 pub use records::{
     AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState, EventRecord,
-    LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention, SealedSecret, SendKind,
-    SentMessageRecord, TokenMode,
+    IssuedTokenRecord, KeyPairRecord, LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention,
+    SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
@@ -95,6 +95,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a channel; returns what was deleted.
     async fn delete_channel(&self, id: &str) -> Result<Option<ChannelRecord>>;
+
+    /// A channel's token state.
+    async fn get_token_state(&self, channel_id: &str) -> Result<Option<TokenStateRecord>>;
+
+    /// Stores a channel's token state if the stored one has version
+    /// `expected_version` (0: none stored yet), else `Conflict`. The caller
+    /// advances `state.version`. Deleting the channel deletes it.
+    async fn put_token_state(&self, expected_version: u64, state: &TokenStateRecord) -> Result<()>;
 
     /// Stores `value` under `key` unless something is there already;
     /// returns the value now stored. Used for service-wide facts such as the

@@ -53,12 +53,83 @@ pub struct ChannelRecord {
     pub token_mode: TokenMode,
     #[serde(default)]
     pub access_token: Option<SealedSecret>,
+    /// The v2.1 assertion signing key in use (its `kid` once registered).
     #[serde(default)]
-    pub kid: Option<String>,
+    pub key_pair: Option<KeyPairRecord>,
+    /// A newer key pair generated while `key_pair` has a kid: it replaces
+    /// `key_pair` when SetKid registers its kid, so tokens keep flowing
+    /// during a rotation.
+    #[serde(default)]
+    pub pending_key_pair: Option<KeyPairRecord>,
     /// Unix time in milliseconds.
     pub create_time_ms: i64,
     /// Unix time in milliseconds.
     pub update_time_ms: i64,
+}
+
+impl ChannelRecord {
+    /// The kid v2.1 assertions are signed under, once registered.
+    pub fn kid(&self) -> Option<&str> {
+        self.key_pair.as_ref().and_then(|pair| pair.kid.as_deref())
+    }
+}
+
+/// An RSA key pair for v2.1 JWT assertions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyPairRecord {
+    /// PKCS#8 DER (base64) of the private key, sealed.
+    pub private_key: SealedSecret,
+    /// The public key as the JWK given to the LINE console.
+    pub public_jwk: String,
+    /// RFC 7638 thumbprint of the public key.
+    pub thumbprint: String,
+    /// The kid LINE's console assigned to the public key; `None` until
+    /// SetKid.
+    #[serde(default)]
+    pub kid: Option<String>,
+    pub create_time_ms: i64,
+}
+
+/// A channel's issued access tokens: the one in use and replaced ones not
+/// yet revoked. Kept apart from the channel record: it changes with every
+/// renewal, which is not a change of the channel's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenStateRecord {
+    pub channel_id: String,
+    /// Incremented on every change, for optimistic concurrency.
+    pub version: u64,
+    #[serde(default)]
+    pub current: Option<IssuedTokenRecord>,
+    /// Replaced tokens still to be revoked, oldest first.
+    #[serde(default)]
+    pub replaced: Vec<IssuedTokenRecord>,
+    /// The last failed attempt to obtain a token; cleared by a success.
+    #[serde(default)]
+    pub last_error: Option<TokenErrorRecord>,
+}
+
+/// A token LINE issued to us.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedTokenRecord {
+    pub token: SealedSecret,
+    pub mode: TokenMode,
+    /// The LINE channel it was issued for.
+    pub line_channel_id: String,
+    /// v2.1: LINE's id of the token (`key_id`).
+    #[serde(default)]
+    pub key_id: String,
+    /// v2.1: the kid of the key that signed the assertion.
+    #[serde(default)]
+    pub kid: String,
+    pub issue_time_ms: i64,
+    pub expire_time_ms: i64,
+}
+
+/// A failed refresh, for GetTokenStatus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenErrorRecord {
+    pub message: String,
+    pub time_ms: i64,
 }
 
 mod base64_bytes {

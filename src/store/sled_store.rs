@@ -18,7 +18,8 @@ use tokio::sync::broadcast;
 use super::group_flush::GroupFlush;
 use super::{
     AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord, LogBounds,
-    NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, sled_log::EventLog,
+    NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, TokenStateRecord,
+    sled_log::EventLog,
 };
 
 const CHANNELS: &str = "channels";
@@ -28,6 +29,7 @@ const IDEMPOTENCY: &str = "idempotency";
 const USED_REPLY_TOKENS: &str = "used_reply_tokens";
 const CHANNEL_LINE_IDS: &str = "channel_line_ids";
 const META: &str = "meta";
+const TOKENS: &str = "tokens";
 
 /// sled-backed store. Cheap to clone (sled handles are reference-counted).
 #[derive(Clone)]
@@ -40,6 +42,7 @@ pub struct SledStore {
     deliveries: sled::Tree,
     idempotency: sled::Tree,
     used_reply_tokens: sled::Tree,
+    tokens: sled::Tree,
     log: EventLog,
 }
 
@@ -72,6 +75,7 @@ impl SledStore {
         let deliveries = db.open_tree(DELIVERIES).map_err(backend)?;
         let idempotency = db.open_tree(IDEMPOTENCY).map_err(backend)?;
         let used_reply_tokens = db.open_tree(USED_REPLY_TOKENS).map_err(backend)?;
+        let tokens = db.open_tree(TOKENS).map_err(backend)?;
         let log = EventLog::open(&db, &dir.join("db"))?;
         let data_file = std::fs::File::open(dir.join("db"))
             .map_err(|e| StoreError::Backend(format!("cannot open sled's data file: {e}")))?;
@@ -85,6 +89,7 @@ impl SledStore {
             deliveries,
             idempotency,
             used_reply_tokens,
+            tokens,
             log,
         })
     }
@@ -218,11 +223,12 @@ impl Store for SledStore {
     }
 
     async fn delete_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
-        let deleted = tx_result((&self.channels, &self.line_ids).transaction(
-            |(channels, line_ids)| {
+        let deleted = tx_result((&self.channels, &self.line_ids, &self.tokens).transaction(
+            |(channels, line_ids, tokens)| {
                 let Some(bytes) = channels.remove(id.as_bytes())? else {
                     return Ok(None);
                 };
+                tokens.remove(id.as_bytes())?;
                 let record = match decode(id.as_bytes(), &bytes) {
                     Ok(record) => record,
                     Err(err) => return abort(err),
@@ -235,6 +241,55 @@ impl Store for SledStore {
             self.flush_now().await?;
         }
         Ok(deleted)
+    }
+
+    async fn get_token_state(&self, channel_id: &str) -> Result<Option<TokenStateRecord>> {
+        match self.tokens.get(channel_id.as_bytes()).map_err(backend)? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|err| StoreError::Corrupt {
+                        key: format!("tokens/{channel_id}"),
+                        reason: err.to_string(),
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put_token_state(&self, expected_version: u64, state: &TokenStateRecord) -> Result<()> {
+        let value = serde_json::to_vec(state).expect("a token state serializes");
+        tx_result(
+            (&self.channels, &self.tokens).transaction(|(channels, tokens)| {
+                // A state written for a deleted channel would outlive it.
+                if channels.get(state.channel_id.as_bytes())?.is_none() {
+                    return abort(StoreError::NotFound {
+                        id: state.channel_id.clone(),
+                    });
+                }
+                let stored_version = match tokens.get(state.channel_id.as_bytes())? {
+                    Some(bytes) => match serde_json::from_slice::<TokenStateRecord>(&bytes) {
+                        Ok(stored) => stored.version,
+                        Err(err) => {
+                            return abort(StoreError::Corrupt {
+                                key: format!("tokens/{}", state.channel_id),
+                                reason: err.to_string(),
+                            });
+                        }
+                    },
+                    None => 0,
+                };
+                if stored_version != expected_version {
+                    return abort(StoreError::Conflict {
+                        id: state.channel_id.clone(),
+                        expected: expected_version,
+                    });
+                }
+                tokens.insert(state.channel_id.as_bytes(), value.as_slice())?;
+                Ok(())
+            }),
+        )?;
+        self.flush_now().await
     }
 
     async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {

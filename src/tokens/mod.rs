@@ -1,0 +1,644 @@
+//! Channel access tokens: obtained in the channel's token mode, cached (in
+//! memory as a [`Secret`], sealed at rest), renewed before they expire, and
+//! revoked once replaced.
+//!
+//! One refresh per channel at a time: callers that find the token due wait
+//! on the channel's refresh lock, and the first one through refreshes while
+//! the others find the fresh token when they get the lock. A token that is
+//! due but not expired keeps being used when a renewal fails, so a LINE
+//! outage at renewal time costs nothing until the token really expires.
+
+pub mod keys;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use subtle::ConstantTimeEq as _;
+
+use crate::{
+    channels::{ChannelError, Channels},
+    line::{
+        LineClient,
+        oauth::{OAuth, OAuthError},
+    },
+    secret::Secret,
+    store::{
+        ChannelRecord, IssuedTokenRecord, Store, StoreError, TokenErrorRecord, TokenMode,
+        TokenStateRecord,
+    },
+    time::now_ms,
+};
+
+/// Replaced tokens kept for revocation at most; older ones are forgotten
+/// (they expire on their own).
+const MAX_REPLACED: usize = 64;
+/// After a failed renewal of a still valid token, how long callers keep
+/// using it before the next attempt.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+/// How tokens are renewed.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Renew this long before expiry (at most half a token's lifetime, so
+    /// 15-minute stateless tokens are not renewed on every call).
+    pub refresh_margin: Duration,
+    /// `token_exp` asked for v2.1 tokens (at most 30 days).
+    pub v2_1_lifetime: Duration,
+}
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The channel's settings cannot produce a token.
+    #[error("{0}")]
+    Precondition(String),
+    /// LINE or the network failed; trying later may help.
+    #[error("cannot obtain a channel access token now: {0}")]
+    Unavailable(String),
+    /// LINE refused the channel's credentials.
+    #[error("LINE refused to issue a channel access token: {0}")]
+    Rejected(String),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(err: StoreError) -> Self {
+        Self::Channel(err.into())
+    }
+}
+
+/// What GetTokenStatus shows; never the token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub mode: Option<TokenMode>,
+    pub kid: String,
+    pub has_token: bool,
+    pub fingerprint: String,
+    pub issue_time_ms: Option<i64>,
+    pub expire_time_ms: Option<i64>,
+    pub refresh_time_ms: Option<i64>,
+    pub last_error: Option<TokenErrorRecord>,
+}
+
+/// The token manager; cheap to clone.
+#[derive(Clone)]
+pub struct Tokens {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    channels: Channels,
+    store: Arc<dyn Store>,
+    oauth: OAuth,
+    settings: TokenSettings,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// One channel's refresh lock and cached token.
+#[derive(Default)]
+struct Slot {
+    refresh: tokio::sync::Mutex<()>,
+    cached: Mutex<Option<Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: Secret,
+    mode: TokenMode,
+    line_channel_id: String,
+    /// Use it until then; renew after.
+    use_until_ms: i64,
+}
+
+impl Slot {
+    fn fresh(&self, channel: &ChannelRecord, now_ms: i64) -> Option<Secret> {
+        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        cached
+            .as_ref()
+            .filter(|c| {
+                c.mode == channel.token_mode
+                    && c.line_channel_id == channel.line_channel_id
+                    && now_ms < c.use_until_ms
+            })
+            .map(|c| c.token.clone())
+    }
+
+    fn holds(&self, token: &Secret) -> bool {
+        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        cached.as_ref().is_some_and(|c| same(&c.token, token))
+    }
+
+    fn set(&self, cached: Option<Cached>) {
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = cached;
+    }
+}
+
+fn same(a: &Secret, b: &Secret) -> bool {
+    bool::from(a.expose().as_bytes().ct_eq(b.expose().as_bytes()))
+}
+
+/// How a refresh treats the token stored now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// Keep it while it is not due.
+    IfDue,
+    /// Replace it even if fresh (RotateAccessToken).
+    Force,
+}
+
+impl Tokens {
+    pub fn new(
+        channels: Channels,
+        store: Arc<dyn Store>,
+        line: LineClient,
+        settings: TokenSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                channels,
+                store,
+                oauth: OAuth::new(line),
+                settings,
+                slots: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn slot(&self, channel_id: &str) -> Arc<Slot> {
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(channel_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The channels whose tokens these are.
+    pub fn channels(&self) -> &Channels {
+        &self.inner.channels
+    }
+
+    /// Forgets a deleted channel's cached token.
+    pub fn forget(&self, channel_id: &str) {
+        self.inner
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(channel_id);
+    }
+
+    /// A token to call LINE with for `channel`.
+    pub async fn get(&self, channel: &ChannelRecord) -> Result<Secret, TokenError> {
+        if channel.token_mode == TokenMode::LongLived {
+            return self.long_lived(channel);
+        }
+        let slot = self.slot(&channel.id);
+        if let Some(token) = slot.fresh(channel, now_ms()) {
+            return Ok(token);
+        }
+        let _refreshing = slot.refresh.lock().await;
+        // Whoever held the lock before may have refreshed it.
+        if let Some(token) = slot.fresh(channel, now_ms()) {
+            return Ok(token);
+        }
+        self.refresh_locked(channel, &slot, Refresh::IfDue, None)
+            .await
+    }
+
+    /// LINE answered 401 to `rejected`: a token to retry with once. Another
+    /// caller may have replaced it already; otherwise it is dropped (not
+    /// revoked: LINE no longer takes it) and a new one obtained.
+    pub async fn after_unauthorized(
+        &self,
+        channel: &ChannelRecord,
+        rejected: &Secret,
+    ) -> Result<Secret, TokenError> {
+        if channel.token_mode == TokenMode::LongLived {
+            // The admin may have pasted a new one since the record was read.
+            let latest = self.inner.channels.get(&channel.id).await?;
+            let token = self.long_lived(&latest)?;
+            if same(&token, rejected) {
+                return Err(TokenError::Rejected(
+                    "LINE rejected the channel's long-lived access token (401): reissue it in the LINE Developers Console and store it with UpdateChannel".into(),
+                ));
+            }
+            return Ok(token);
+        }
+        let slot = self.slot(&channel.id);
+        let _refreshing = slot.refresh.lock().await;
+        if !slot.holds(rejected)
+            && let Some(token) = slot.fresh(channel, now_ms())
+        {
+            return Ok(token);
+        }
+        slot.set(None);
+        self.refresh_locked(channel, &slot, Refresh::IfDue, Some(rejected))
+            .await
+    }
+
+    /// Obtains a new token now and revokes the one it replaces.
+    pub async fn rotate(&self, channel: &ChannelRecord) -> Result<TokenStatus, TokenError> {
+        if channel.token_mode == TokenMode::LongLived {
+            return Err(TokenError::Precondition(
+                "token_mode: TOKEN_MODE_LONG_LIVED tokens are reissued in the LINE Developers Console only; store the new one with UpdateChannel".into(),
+            ));
+        }
+        let slot = self.slot(&channel.id);
+        {
+            let _refreshing = slot.refresh.lock().await;
+            self.refresh_locked(channel, &slot, Refresh::Force, None)
+                .await?;
+        }
+        self.status(channel).await
+    }
+
+    /// The token state of `channel`, for GetTokenStatus.
+    pub async fn status(&self, channel: &ChannelRecord) -> Result<TokenStatus, TokenError> {
+        let mut status = TokenStatus {
+            mode: Some(channel.token_mode),
+            ..TokenStatus::default()
+        };
+        let state = self.inner.store.get_token_state(&channel.id).await?;
+        status.last_error = state.as_ref().and_then(|s| s.last_error.clone());
+        match channel.token_mode {
+            TokenMode::LongLived => {
+                if let Some(sealed) = &channel.access_token {
+                    status.has_token = true;
+                    status.fingerprint = sealed.fingerprint.clone();
+                    status.issue_time_ms = Some(channel.update_time_ms);
+                }
+            }
+            mode => {
+                status.kid = channel.kid().unwrap_or_default().to_owned();
+                if let Some(current) = state
+                    .as_ref()
+                    .and_then(|s| s.current.as_ref())
+                    .filter(|c| usable(c, channel, now_ms()))
+                {
+                    status.has_token = true;
+                    status.fingerprint = current.token.fingerprint.clone();
+                    status.issue_time_ms = Some(current.issue_time_ms);
+                    status.expire_time_ms = Some(current.expire_time_ms);
+                    status.refresh_time_ms = Some(self.renew_at(current));
+                    if mode == TokenMode::V21Jwt {
+                        status.kid = current.kid.clone();
+                    }
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    /// Renews every stored token that is due, so that sends rarely wait for
+    /// one. Called periodically; failures are recorded in the token state.
+    pub async fn renew_due(&self) {
+        let mut after: Option<String> = None;
+        loop {
+            let page = match self.inner.store.list_channels(after.as_deref(), 100).await {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot list channels for token renewal");
+                    return;
+                }
+            };
+            let Some(last) = page.last() else { return };
+            after = Some(last.id.clone());
+            for channel in page {
+                if channel.token_mode == TokenMode::LongLived {
+                    continue;
+                }
+                let due = match self.inner.store.get_token_state(&channel.id).await {
+                    Ok(Some(TokenStateRecord {
+                        current: Some(current),
+                        ..
+                    })) => now_ms() >= self.renew_at(&current),
+                    // Never used: nothing to renew.
+                    _ => false,
+                };
+                if due && let Err(err) = self.get(&channel).await {
+                    tracing::warn!(channel = %channel.id, error = %err, "token renewal failed");
+                }
+            }
+        }
+    }
+
+    fn long_lived(&self, channel: &ChannelRecord) -> Result<Secret, TokenError> {
+        self.inner.channels.access_token(channel)?.ok_or_else(|| {
+            TokenError::Precondition(format!(
+                "channel {} has no channel access token: store a long-lived token (channel_access_token) or choose another token_mode",
+                channel.id
+            ))
+        })
+    }
+
+    /// When a token is renewed: `refresh_margin` before expiry, at most
+    /// half its lifetime.
+    fn renew_at(&self, token: &IssuedTokenRecord) -> i64 {
+        let lifetime = (token.expire_time_ms - token.issue_time_ms).max(0);
+        let margin = (self.inner.settings.refresh_margin.as_millis() as i64).min(lifetime / 2);
+        token.expire_time_ms - margin
+    }
+
+    /// Under the channel's refresh lock: the stored token if it will do,
+    /// else a new one from LINE (the replaced one revoked).
+    async fn refresh_locked(
+        &self,
+        channel: &ChannelRecord,
+        slot: &Slot,
+        refresh: Refresh,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, TokenError> {
+        let channels = &self.inner.channels;
+        let now = now_ms();
+        let mut state = self
+            .inner
+            .store
+            .get_token_state(&channel.id)
+            .await?
+            .unwrap_or_else(|| TokenStateRecord {
+                channel_id: channel.id.clone(),
+                version: 0,
+                current: None,
+                replaced: Vec::new(),
+                last_error: None,
+            });
+        // The stored token, unless it was rejected or cannot be read.
+        let stored = state
+            .current
+            .as_ref()
+            .filter(|c| usable(c, channel, now))
+            .and_then(|c| {
+                channels
+                    .open_issued_token(&channel.id, &c.token)
+                    .ok()
+                    .map(|token| (c.clone(), token))
+            })
+            .filter(|(_, token)| !rejected.is_some_and(|r| same(r, token)));
+        if refresh == Refresh::IfDue
+            && let Some((record, token)) = &stored
+            && now < self.renew_at(record)
+        {
+            self.cache(slot, channel, token, self.renew_at(record));
+            return Ok(token.clone());
+        }
+
+        match self.issue(channel, &mut state).await {
+            Ok(issued) => {
+                let token = issued.access_token;
+                let record = IssuedTokenRecord {
+                    token: channels.seal_issued_token(&channel.id, &token),
+                    mode: channel.token_mode,
+                    line_channel_id: channel.line_channel_id.clone(),
+                    key_id: issued.key_id,
+                    kid: if channel.token_mode == TokenMode::V21Jwt {
+                        channel.kid().unwrap_or_default().to_owned()
+                    } else {
+                        String::new()
+                    },
+                    issue_time_ms: now,
+                    expire_time_ms: now.saturating_add(issued.expires_in.as_millis() as i64),
+                };
+                let renew_at = self.renew_at(&record);
+                if let Some(old) = state.current.replace(record) {
+                    // A rejected token is dead already; a stateless one
+                    // cannot be revoked; both just go.
+                    let dead = rejected.is_some() && stored.is_none();
+                    if !dead && revocable(old.mode) && old.expire_time_ms > now {
+                        state.replaced.push(old);
+                    }
+                }
+                state.last_error = None;
+                self.revoke_replaced(channel, &mut state).await;
+                self.save(&mut state).await;
+                self.cache(slot, channel, &token, renew_at);
+                tracing::info!(
+                    channel = %channel.id,
+                    mode = ?channel.token_mode,
+                    fingerprint = %token.fingerprint(),
+                    "channel access token issued"
+                );
+                Ok(token)
+            }
+            Err(err) => {
+                state.last_error = Some(TokenErrorRecord {
+                    message: err.to_string(),
+                    time_ms: now,
+                });
+                self.save(&mut state).await;
+                match stored {
+                    // Due but still valid: keep using it for a while.
+                    Some((record, token))
+                        if refresh == Refresh::IfDue && now < record.expire_time_ms =>
+                    {
+                        tracing::warn!(channel = %channel.id, error = %err, "token renewal failed; the current token is still valid");
+                        let retry_at = now + RETRY_AFTER_FAILURE.as_millis() as i64;
+                        self.cache(slot, channel, &token, retry_at.min(record.expire_time_ms));
+                        Ok(token)
+                    }
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    fn cache(&self, slot: &Slot, channel: &ChannelRecord, token: &Secret, use_until_ms: i64) {
+        slot.set(Some(Cached {
+            token: token.clone(),
+            mode: channel.token_mode,
+            line_channel_id: channel.line_channel_id.clone(),
+            use_until_ms,
+        }));
+    }
+
+    /// Writes the token state; a conflict means another writer (a replica)
+    /// refreshed at the same time: both tokens are valid, ours is used.
+    async fn save(&self, state: &mut TokenStateRecord) {
+        let expected = state.version;
+        state.version += 1;
+        match self.inner.store.put_token_state(expected, state).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound { .. }) => {}
+            Err(err) => {
+                state.version = expected;
+                tracing::warn!(channel = %state.channel_id, error = %err, "cannot store the token state");
+            }
+        }
+    }
+
+    /// One token from LINE in the channel's mode; for v2.1 at LINE's limit
+    /// of 30 tokens, the replaced tokens we issued are revoked and the
+    /// request is made once more.
+    async fn issue(
+        &self,
+        channel: &ChannelRecord,
+        state: &mut TokenStateRecord,
+    ) -> Result<crate::line::oauth::IssuedToken, TokenError> {
+        let oauth = &self.inner.oauth;
+        let secret = self.inner.channels.open_secret(channel)?;
+        let line_id = channel.line_channel_id.as_str();
+        let result = match channel.token_mode {
+            TokenMode::LongLived => {
+                return Err(TokenError::Precondition(
+                    "long-lived tokens are not issued by the service".into(),
+                ));
+            }
+            TokenMode::ShortLivedV2 => oauth.issue_short_lived(line_id, &secret).await,
+            TokenMode::StatelessV3 => oauth.issue_stateless(line_id, &secret).await,
+            TokenMode::V21Jwt => {
+                let assertion = self.assertion(channel)?;
+                match oauth.issue_v2_1(&assertion).await {
+                    Err(err) if err.is_token_limit() => {
+                        let freed = self.free_v2_1_slots(channel, state).await?;
+                        if freed == 0 {
+                            return Err(TokenError::Rejected(format!(
+                                "{err}; none of the valid v2.1 tokens were issued by this service (revoke some in the LINE Developers Console or with the tool that issued them)"
+                            )));
+                        }
+                        oauth.issue_v2_1(&self.assertion(channel)?).await
+                    }
+                    other => other,
+                }
+            }
+        };
+        result.map_err(oauth_error)
+    }
+
+    fn assertion(&self, channel: &ChannelRecord) -> Result<Secret, TokenError> {
+        let pair = channel
+            .key_pair
+            .as_ref()
+            .filter(|pair| pair.kid.is_some())
+            .ok_or_else(|| {
+                TokenError::Precondition(
+                    "TOKEN_MODE_V2_1_JWT needs a key pair with a kid: GenerateKeyPair, register the public key in the LINE Developers Console, then SetKid".into(),
+                )
+            })?;
+        let private_key = self.inner.channels.open_private_key(channel, pair)?;
+        keys::assertion(
+            &private_key,
+            pair.kid.as_deref().unwrap_or_default(),
+            &channel.line_channel_id,
+            now_ms() / 1000,
+            self.inner.settings.v2_1_lifetime.as_secs(),
+        )
+        .map_err(|err| TokenError::Precondition(err.to_string()))
+    }
+
+    /// At LINE's limit of 30 valid v2.1 tokens: revokes the replaced ones
+    /// this service issued that LINE still counts, oldest first. Returns how
+    /// many were revoked.
+    async fn free_v2_1_slots(
+        &self,
+        channel: &ChannelRecord,
+        state: &mut TokenStateRecord,
+    ) -> Result<usize, TokenError> {
+        let valid = self
+            .inner
+            .oauth
+            .valid_v2_1_key_ids(&self.assertion(channel)?)
+            .await
+            .map_err(oauth_error)?;
+        let secret = self.inner.channels.open_secret(channel)?;
+        let mut freed = 0;
+        let mut kept = Vec::new();
+        for old in std::mem::take(&mut state.replaced) {
+            let counted = old.mode == TokenMode::V21Jwt && valid.contains(&old.key_id);
+            if !counted {
+                // Not among LINE's valid tokens (expired or revoked): forget.
+                if old.mode != TokenMode::V21Jwt {
+                    kept.push(old);
+                }
+                continue;
+            }
+            match self.revoke(channel, &secret, &old).await {
+                Ok(()) => freed += 1,
+                Err(_) => kept.push(old),
+            }
+        }
+        state.replaced = kept;
+        Ok(freed)
+    }
+
+    /// Revokes replaced tokens; those LINE could not revoke now stay listed
+    /// until they expire.
+    async fn revoke_replaced(&self, channel: &ChannelRecord, state: &mut TokenStateRecord) {
+        if state.replaced.is_empty() {
+            return;
+        }
+        let secret = match self.inner.channels.open_secret(channel) {
+            Ok(secret) => secret,
+            Err(err) => {
+                tracing::warn!(channel = %channel.id, error = %err, "cannot revoke replaced tokens");
+                return;
+            }
+        };
+        let now = now_ms();
+        let mut kept = Vec::new();
+        for old in std::mem::take(&mut state.replaced) {
+            if old.expire_time_ms <= now {
+                continue;
+            }
+            match self.revoke(channel, &secret, &old).await {
+                Ok(()) => tracing::info!(
+                    channel = %channel.id,
+                    fingerprint = %old.token.fingerprint,
+                    "replaced channel access token revoked"
+                ),
+                Err(err) => {
+                    tracing::warn!(channel = %channel.id, fingerprint = %old.token.fingerprint, error = %err, "cannot revoke a replaced token; will try again");
+                    kept.push(old);
+                }
+            }
+        }
+        let overflow = kept.len().saturating_sub(MAX_REPLACED);
+        kept.drain(..overflow);
+        state.replaced = kept;
+    }
+
+    async fn revoke(
+        &self,
+        channel: &ChannelRecord,
+        secret: &Secret,
+        old: &IssuedTokenRecord,
+    ) -> Result<(), TokenError> {
+        let token = self
+            .inner
+            .channels
+            .open_issued_token(&channel.id, &old.token)?;
+        let oauth = &self.inner.oauth;
+        match old.mode {
+            TokenMode::V21Jwt => {
+                oauth
+                    .revoke_v2_1(&old.line_channel_id, secret, &token)
+                    .await
+            }
+            TokenMode::ShortLivedV2 => oauth.revoke_short_lived(&token).await,
+            TokenMode::LongLived | TokenMode::StatelessV3 => Ok(()),
+        }
+        .map_err(oauth_error)
+    }
+}
+
+/// Whether a stored token can serve `channel` now.
+fn usable(token: &IssuedTokenRecord, channel: &ChannelRecord, now_ms: i64) -> bool {
+    token.mode == channel.token_mode
+        && token.line_channel_id == channel.line_channel_id
+        && now_ms < token.expire_time_ms
+}
+
+fn revocable(mode: TokenMode) -> bool {
+    matches!(mode, TokenMode::ShortLivedV2 | TokenMode::V21Jwt)
+}
+
+fn oauth_error(err: OAuthError) -> TokenError {
+    if err.is_transient() || matches!(err, OAuthError::Malformed(_)) {
+        TokenError::Unavailable(err.to_string())
+    } else {
+        TokenError::Rejected(err.to_string())
+    }
+}
