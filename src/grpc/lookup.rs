@@ -99,8 +99,15 @@ where
             && !renewed
         {
             renewed = true;
-            token = services.tokens.after_unauthorized(record, &token).await?;
-            continue;
+            match services.tokens.after_unauthorized(record, &token).await {
+                Ok(next) => {
+                    token = next;
+                    continue;
+                }
+                // No other token (a long-lived one LINE refuses): report
+                // LINE's answer.
+                Err(err) => tracing::debug!(rpc, error = %err, "no other token to retry with"),
+            }
         }
         let retry = match &result {
             Ok(response) => response.status.is_server_error(),
@@ -163,7 +170,7 @@ fn line_status(code: Code, rpc: &str, error: &ApiError) -> Status {
         .map(|d| format!("{}: {}", d.property, d.message))
         .collect();
     let hint = if error.http_status == 401 {
-        " (the channel access token was rejected, also after renewing it)"
+        " (the channel access token was refused: store a valid long-lived token, or check the channel's credentials for issued tokens)"
     } else {
         ""
     };
