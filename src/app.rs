@@ -136,7 +136,11 @@ pub async fn run(
         path: settings.data_dir.clone(),
         source,
     })?;
-    let cipher = Cipher::new(&master_key(&settings)?);
+    let key = master_key(&settings)?;
+    let cipher = match &settings.master_key_previous {
+        Some(previous) => Cipher::rotating(&key, previous),
+        None => Cipher::new(&key),
+    };
 
     if settings.api_keys.is_empty() && grpc_addr.ip().is_loopback() {
         tracing::info!(
@@ -181,8 +185,8 @@ pub async fn run(
         opened = open_store(&settings, &cipher) => Some(opened),
         _ = &mut shutdown => None,
     };
-    let store = match opened {
-        Some(Ok(store)) => store,
+    let (store, rotation) = match opened {
+        Some(Ok(opened)) => opened,
         failed => {
             // Stopped (or failed) before the store opened: nothing to drain.
             stop.cancel();
@@ -197,7 +201,7 @@ pub async fn run(
         }
     };
     let fanout = Fanout::new(store.clone());
-    let channels = Channels::new(store.clone(), cipher);
+    let channels = Channels::new(store.clone(), cipher.clone());
     let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base);
     let tokens = Tokens::new(
         channels.clone(),
@@ -210,6 +214,18 @@ pub async fn run(
     );
     let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone());
     let media = Media::new(settings.data_dir.join(MEDIA_DIR), line, tokens.clone());
+    let metrics = Metrics::new();
+    let rekeyer = rotation.map(|check| {
+        metrics.master_key_rotation_pending.set(1);
+        tokio::spawn(crate::rekey::rotate_and_report(
+            store.clone(),
+            channels.clone(),
+            tokens.clone(),
+            metrics.clone(),
+            MASTER_KEY_CHECK,
+            check,
+        ))
+    });
     ready.set(Services {
         store: store.clone(),
         channels,
@@ -218,7 +234,7 @@ pub async fn run(
         fanout: fanout.clone(),
         outbox: outbox.clone(),
         media: media.clone(),
-        metrics: Metrics::new(),
+        metrics,
         lookups: crate::lookup_cache::LookupCache::new(LineClient::new(
             &settings.line_api_base,
             &settings.line_data_api_base,
@@ -266,6 +282,10 @@ pub async fn run(
     clear_health(health).await;
     pruner.abort();
     renewer.abort();
+    if let Some(rekeyer) = &rekeyer {
+        // Stopped midway, it resumes on the next start.
+        rekeyer.abort();
+    }
     let drained = tokio::time::timeout(settings.shutdown_grace, async {
         // Subscribe streams never end by themselves: end them (each tells
         // its client where to resume) so the gRPC drain can finish.
@@ -292,6 +312,9 @@ pub async fn run(
     }
     let _ = pruner.await;
     let _ = renewer.await;
+    if let Some(rekeyer) = rekeyer {
+        let _ = rekeyer.await;
+    }
     store.close().await?;
     tracing::info!("stopped");
     match failure {
@@ -393,7 +416,13 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
     Ok(key)
 }
 
-async fn open_store(settings: &Settings, cipher: &Cipher) -> Result<Arc<dyn Store>, AppError> {
+/// Opens the store and checks the master key against it. With a previous
+/// key configured and the store still sealed under it, also returns the
+/// check value sealed under the new key, for the rotation to store last.
+async fn open_store(
+    settings: &Settings,
+    cipher: &Cipher,
+) -> Result<(Arc<dyn Store>, Option<Vec<u8>>), AppError> {
     let dir = settings.data_dir.join(STORE_DIR);
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
         .await
@@ -403,12 +432,29 @@ async fn open_store(settings: &Settings, cipher: &Cipher) -> Result<Arc<dyn Stor
     let check = cipher.encrypt(MASTER_KEY_CHECK_CONTEXT, MASTER_KEY_CHECK.as_bytes());
     let stored = store.meta_get_or_insert(MASTER_KEY_CHECK, &check).await?;
     match cipher.decrypt(MASTER_KEY_CHECK_CONTEXT, &stored) {
-        Ok(plain) if &plain[..] == MASTER_KEY_CHECK.as_bytes() => Ok(store),
+        Ok(plain) if &plain[..] == MASTER_KEY_CHECK.as_bytes() => {}
         _ => {
             // Release the data dir before reporting, so a corrected start
-            // can open it at once.
+            // can open it at once. Nothing was written.
             store.close().await?;
-            Err(AppError::MasterKeyMismatch)
+            return Err(AppError::MasterKeyMismatch);
+        }
+    }
+    if !cipher.is_rotating() {
+        return Ok((store, None));
+    }
+    match cipher.reseal(MASTER_KEY_CHECK_CONTEXT, &stored) {
+        Ok(Some(resealed)) => {
+            tracing::info!(
+                "master-key rotation: sealing every stored secret under the new key in the background"
+            );
+            Ok((store, Some(resealed)))
+        }
+        _ => {
+            tracing::info!(
+                "the store is sealed under the current master key already; LINE_ADAPTER_MASTER_KEY_PREVIOUS can be removed"
+            );
+            Ok((store, None))
         }
     }
 }

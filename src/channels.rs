@@ -410,6 +410,63 @@ impl Channels {
         .await
     }
 
+    /// Seals every secret of the channel again under the current master
+    /// key (master-key rotation). Returns how many were moved; a secret
+    /// neither key opens is an error and nothing of the channel changes.
+    pub async fn reseal(&self, id: &str) -> Result<usize, ChannelError> {
+        let moved = std::sync::atomic::AtomicUsize::new(0);
+        self.modify(id, |current| {
+            let mut next = current.clone();
+            let mut count = 0;
+            let mut fields: Vec<(&str, &mut SealedSecret)> =
+                vec![("channel_secret", &mut next.channel_secret)];
+            if let Some(previous) = &mut next.previous_channel_secret {
+                fields.push(("previous_channel_secret", &mut previous.secret));
+            }
+            if let Some(token) = &mut next.access_token {
+                fields.push(("access_token", token));
+            }
+            if let Some(pair) = &mut next.key_pair {
+                fields.push(("signing_key", &mut pair.private_key));
+            }
+            if let Some(pair) = &mut next.pending_key_pair {
+                fields.push(("signing_key", &mut pair.private_key));
+            }
+            for (field, sealed) in fields {
+                if let Some(ciphertext) = self
+                    .cipher
+                    .reseal(&seal_context(id, field), &sealed.ciphertext)?
+                {
+                    sealed.ciphertext = ciphertext;
+                    count += 1;
+                }
+            }
+            moved.store(count, std::sync::atomic::Ordering::Relaxed);
+            Ok(next)
+        })
+        .await?;
+        Ok(moved.into_inner())
+    }
+
+    /// Seals an issued token again under the current master key; `None`
+    /// when it is sealed under it already.
+    pub fn reseal_issued_token(
+        &self,
+        channel_id: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Option<SealedSecret>, ChannelError> {
+        Ok(self
+            .cipher
+            .reseal(
+                &seal_context(channel_id, "issued_token"),
+                &sealed.ciphertext,
+            )?
+            .map(|ciphertext| SealedSecret {
+                ciphertext,
+                fingerprint: sealed.fingerprint.clone(),
+            }))
+    }
+
     /// The private key of a key pair of this channel.
     pub fn open_private_key(
         &self,

@@ -21,6 +21,8 @@
 //! - [`store`]: the storage boundary (trait + plain records) and its sled
 //!   implementation.
 //! - [`secret`]: the `Secret` type and at-rest encryption under the master key.
+//! - [`rekey`]: master-key rotation (every stored secret sealed again under
+//!   the new key, in the background).
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`line`]: LINE's HTTP API: client, error classification, messages.
 //! - [`outbox`]: durable sends with retry keys, retries and crash resume.
@@ -45,6 +47,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod proto;
+pub mod rekey;
 pub mod secret;
 pub mod services;
 pub mod settings;

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub subscribers: Gauge,
     pub log_head: Gauge,
     pub log_oldest: Gauge,
+    /// 1 while secrets are being sealed again under a new master key.
+    pub master_key_rotation_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -102,7 +104,14 @@ impl Metrics {
             "Lowest sequence number still retained in the event log",
             log_oldest.clone(),
         );
+        let master_key_rotation_pending = Gauge::default();
+        registry.register(
+            "master_key_rotation_pending",
+            "1 while stored secrets are being sealed again under a new master key; 0 once the previous key is no longer needed",
+            master_key_rotation_pending.clone(),
+        );
         Self {
+            master_key_rotation_pending,
             registry: Arc::new(registry),
             webhook_requests,
             webhook_duration,

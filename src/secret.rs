@@ -104,10 +104,13 @@ pub enum CipherError {
 const FORMAT_V1: u8 = 1;
 const NONCE_LEN: usize = 24;
 
-/// The at-rest cipher. See the module docs.
+/// The at-rest cipher. See the module docs. During a master-key rotation it
+/// also holds the previous key: what that key sealed still opens, and
+/// [`Cipher::reseal`] moves it to the current key.
 #[derive(Clone)]
 pub struct Cipher {
     aead: XChaCha20Poly1305,
+    previous: Option<XChaCha20Poly1305>,
 }
 
 impl fmt::Debug for Cipher {
@@ -116,11 +119,31 @@ impl fmt::Debug for Cipher {
     }
 }
 
+fn aead(key: &MasterKey) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new_from_slice(&key.0[..])
+        .expect("a master key is always 32 bytes, checked when it is parsed")
+}
+
 impl Cipher {
     pub fn new(key: &MasterKey) -> Self {
-        let aead = XChaCha20Poly1305::new_from_slice(&key.0[..])
-            .expect("a master key is always 32 bytes, checked when it is parsed");
-        Self { aead }
+        Self {
+            aead: aead(key),
+            previous: None,
+        }
+    }
+
+    /// A cipher that seals under `key` and still opens what `previous`
+    /// sealed.
+    pub fn rotating(key: &MasterKey, previous: &MasterKey) -> Self {
+        Self {
+            aead: aead(key),
+            previous: Some(aead(previous)),
+        }
+    }
+
+    /// Whether a previous key is configured.
+    pub fn is_rotating(&self) -> bool {
+        self.previous.is_some()
     }
 
     /// `version || nonce || ciphertext+tag`, with a fresh random nonce (192
@@ -144,26 +167,29 @@ impl Cipher {
         out
     }
 
+    /// Opens what the current key sealed, or the previous one.
     pub fn decrypt(&self, context: &str, data: &[u8]) -> Result<Zeroizing<Vec<u8>>, CipherError> {
-        let fail = || CipherError::Decrypt {
-            context: context.to_owned(),
-        };
-        let (&version, rest) = data.split_first().ok_or_else(fail)?;
-        if version != FORMAT_V1 || rest.len() < NONCE_LEN {
-            return Err(fail());
+        match open(&self.aead, context, data) {
+            Ok(plain) => Ok(plain),
+            Err(err) => match &self.previous {
+                Some(previous) => open(previous, context, data),
+                None => Err(err),
+            },
         }
-        let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let nonce = XNonce::try_from(nonce).map_err(|_| fail())?;
-        self.aead
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| fail())
+    }
+
+    /// `None` when `data` is sealed under the current key; else the same
+    /// plaintext sealed under the current key (it was sealed under the
+    /// previous one). Fails when neither key opens it.
+    pub fn reseal(&self, context: &str, data: &[u8]) -> Result<Option<Vec<u8>>, CipherError> {
+        if open(&self.aead, context, data).is_ok() {
+            return Ok(None);
+        }
+        let previous = self.previous.as_ref().ok_or_else(|| CipherError::Decrypt {
+            context: context.to_owned(),
+        })?;
+        let plain = open(previous, context, data)?;
+        Ok(Some(self.encrypt(context, &plain)))
     }
 
     pub fn encrypt_secret(&self, context: &str, secret: &Secret) -> Vec<u8> {
@@ -177,6 +203,31 @@ impl Cipher {
         })?;
         Ok(Secret::new(text))
     }
+}
+
+fn open(
+    aead: &XChaCha20Poly1305,
+    context: &str,
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+    let fail = || CipherError::Decrypt {
+        context: context.to_owned(),
+    };
+    let (&version, rest) = data.split_first().ok_or_else(fail)?;
+    if version != FORMAT_V1 || rest.len() < NONCE_LEN {
+        return Err(fail());
+    }
+    let (nonce, sealed) = rest.split_at(NONCE_LEN);
+    let nonce = XNonce::try_from(nonce).map_err(|_| fail())?;
+    aead.decrypt(
+        &nonce,
+        Payload {
+            msg: sealed,
+            aad: context.as_bytes(),
+        },
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| fail())
 }
 
 /// The 32-byte key that encrypts every secret at rest.
@@ -310,6 +361,35 @@ mod tests {
         *damaged.last_mut().unwrap() ^= 1;
         assert!(cipher.decrypt("channel/a/secret", &damaged).is_err());
         assert!(cipher.decrypt("channel/a/secret", &[]).is_err());
+    }
+
+    #[test]
+    fn a_rotating_cipher_opens_both_keys_and_reseals_under_the_new_one() {
+        let old = MasterKey::generate();
+        let new = MasterKey::generate();
+        let sealed_old = Cipher::new(&old).encrypt("ctx", b"secret");
+        let rotating = Cipher::rotating(&new, &old);
+        assert_eq!(
+            &rotating.decrypt("ctx", &sealed_old).unwrap()[..],
+            b"secret"
+        );
+        let resealed = rotating.reseal("ctx", &sealed_old).unwrap().expect("moved");
+        assert_eq!(
+            &Cipher::new(&new).decrypt("ctx", &resealed).unwrap()[..],
+            b"secret"
+        );
+        assert!(Cipher::new(&old).decrypt("ctx", &resealed).is_err());
+        assert_eq!(
+            rotating.reseal("ctx", &resealed).unwrap(),
+            None,
+            "already current"
+        );
+        let stranger = Cipher::new(&MasterKey::generate()).encrypt("ctx", b"x");
+        assert!(rotating.reseal("ctx", &stranger).is_err());
+        assert!(
+            rotating.reseal("other", &sealed_old).is_err(),
+            "context still binds"
+        );
     }
 
     #[test]

@@ -532,6 +532,12 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
             ),
         ));
     }
+    if layer.master_key_previous.is_some() && layer.master_key.is_none() {
+        return Err(merged.invalid(
+            "master_key_previous",
+            "needs master_key: set the new key as master_key and the key being replaced as master_key_previous",
+        ));
+    }
     let master_key_previous = match &layer.master_key_previous {
         Some(key) => Some(
             MasterKey::parse(key)

@@ -321,7 +321,6 @@ async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
             .await
             .get_channel(pb::GetChannelRequest {
                 channel_id: id.into(),
-                ..Default::default()
             })
             .await
             .unwrap()

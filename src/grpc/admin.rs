@@ -91,10 +91,12 @@ impl AdminService {
             && let Ok(services) = self.core.services()
         {
             match services.tokens.status(record).await {
-                Ok(status) => {
-                    channel.has_access_token = status.has_token;
+                // The issued token in use; else a pasted one kept aside.
+                Ok(status) if status.has_token => {
+                    channel.has_access_token = true;
                     channel.access_token_fingerprint = status.fingerprint;
                 }
+                Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(channel = %record.id, error = %err, "cannot read the token state")
                 }

@@ -109,6 +109,9 @@ pub trait Store: Send + Sync + 'static {
     /// master key check.
     async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
 
+    /// Replaces the value under `key` (durably).
+    async fn meta_put(&self, key: &str, value: &[u8]) -> Result<()>;
+
     /// Makes everything written so far durable (used at shutdown).
     async fn flush(&self) -> Result<()>;
 

@@ -306,6 +306,11 @@ impl Store for SledStore {
         }
     }
 
+    async fn meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.meta.insert(key.as_bytes(), value).map_err(backend)?;
+        self.flush_now().await
+    }
+
     async fn flush(&self) -> Result<()> {
         self.flush_now().await
     }

@@ -257,6 +257,31 @@ impl Tokens {
         self.status(channel).await
     }
 
+    /// Seals the channel's issued tokens again under the current master key
+    /// (master-key rotation), under the refresh lock so no renewal races
+    /// it. Returns how many were moved.
+    pub async fn reseal(&self, channel_id: &str) -> Result<usize, TokenError> {
+        let slot = self.slot(channel_id);
+        let _refreshing = slot.refresh.lock().await;
+        let Some(mut state) = self.inner.store.get_token_state(channel_id).await? else {
+            return Ok(0);
+        };
+        let channels = &self.inner.channels;
+        let mut moved = 0;
+        for issued in state.current.iter_mut().chain(state.replaced.iter_mut()) {
+            if let Some(sealed) = channels.reseal_issued_token(channel_id, &issued.token)? {
+                issued.token = sealed;
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            let expected = state.version;
+            state.version += 1;
+            self.inner.store.put_token_state(expected, &state).await?;
+        }
+        Ok(moved)
+    }
+
     /// The token state of `channel`, for GetTokenStatus.
     pub async fn status(&self, channel: &ChannelRecord) -> Result<TokenStatus, TokenError> {
         let mut status = TokenStatus {
