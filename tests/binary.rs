@@ -374,3 +374,147 @@ async fn a_send_cut_off_by_sigkill_completes_once_after_the_restart() {
     assert_eq!(requests.len(), 4, "three 503s, then one accepted request");
     assert_eq!(second.terminate().code(), Some(0));
 }
+
+/// Every token flow at debug level: issued tokens, the JWT assertion, the
+/// private key and the channel secret never reach the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_flows_leave_no_secret_in_the_log() {
+    use line_adapter::proto::v1 as pb;
+
+    let line = support::fake_line::FakeLine::start().await;
+    let token_body = |token: &str| {
+        format!(
+            r#"{{"access_token":"{token}","expires_in":2592000,"token_type":"Bearer","key_id":"key-{token}"}}"#
+        )
+    };
+    line.script(
+        "/v2/oauth/accessToken",
+        200,
+        &[],
+        &token_body("issued-v2-token-aaaa"),
+    );
+    line.script(
+        "/v2/bot/info",
+        401,
+        &[],
+        r#"{"message":"Authentication failed"}"#,
+    );
+    line.script(
+        "/v2/oauth/accessToken",
+        200,
+        &[],
+        &token_body("issued-v2-token-bbbb"),
+    );
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("issued-v21-token-cccc"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = "cd".repeat(32);
+    let base = line.url();
+    let mut process = Process::serve(
+        dir.path(),
+        &[
+            ("LINE_ADAPTER_MASTER_KEY", &master_key),
+            ("LINE_ADAPTER_LINE_API_BASE", &base),
+            ("LINE_ADAPTER_LINE_DATA_API_BASE", &base),
+        ],
+    );
+    let mut admin = ChannelAdminClient::connect(process.grpc_url())
+        .await
+        .unwrap();
+    let channel = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: String::new(),
+            token_mode: pb::TokenMode::ShortLivedV2 as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let id = channel.id.clone();
+    // 401 → renewed → retried: the fake answers the retry with `{}`.
+    let _ = admin
+        .get_bot_info(pb::GetBotInfoRequest {
+            channel_id: id.clone(),
+        })
+        .await;
+    let pair = admin
+        .generate_key_pair(pb::GenerateKeyPairRequest {
+            channel_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    admin
+        .set_kid(pb::SetKidRequest {
+            channel_id: id.clone(),
+            kid: "kid-1".into(),
+        })
+        .await
+        .unwrap();
+    admin
+        .update_channel(UpdateChannelRequest {
+            channel_id: id.clone(),
+            token_mode: pb::TokenMode::V21Jwt as i32,
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["token_mode".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let rotated = admin
+        .rotate_access_token(pb::RotateAccessTokenRequest {
+            channel_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = admin
+        .get_token_status(pb::GetTokenStatusRequest { channel_id: id })
+        .await
+        .unwrap()
+        .into_inner();
+    drop(admin);
+    assert_eq!(process.terminate().code(), Some(0), "{}", process.output());
+
+    let assertion = line
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/oauth2/v2.1/token")
+        .map(|r| {
+            url::form_urlencoded::parse(&r.body)
+                .find(|(k, _)| k == "client_assertion")
+                .unwrap()
+                .1
+                .into_owned()
+        })
+        .expect("a v2.1 token was asked for");
+    let output = process.output();
+    assert!(output.contains("channel access token issued"), "{output}");
+    let responses = format!("{pair:?} {rotated:?} {status:?}");
+    for secret in [
+        SECRET,
+        &master_key,
+        "issued-v2-token-aaaa",
+        "issued-v2-token-bbbb",
+        "issued-v21-token-cccc",
+        &assertion,
+        // PKCS#8 DER of an RSA key, base64: what the private key looks like.
+        "MIIE",
+        "PRIVATE KEY",
+    ] {
+        assert!(
+            !output.contains(secret),
+            "{secret} reached the log:\n{output}"
+        );
+        assert!(!responses.contains(secret), "{secret} reached a response");
+    }
+}

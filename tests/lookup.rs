@@ -684,6 +684,16 @@ async fn unknown_channels_and_missing_tokens_are_refused() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 
+    // No pasted token: the default mode issues one, and LINE refuses the
+    // credentials. Nothing is asked of LINE without a token.
+    for _ in 0..2 {
+        line.script(
+            "/v2/oauth/accessToken",
+            400,
+            &[],
+            r#"{"error":"invalid_client","error_description":"invalid client_secret"}"#,
+        );
+    }
     let tokenless = support::create_channel(&app, "1234567890").await;
     let status = messaging
         .get_profile(profile(&tokenless, USER))
@@ -691,7 +701,9 @@ async fn unknown_channels_and_missing_tokens_are_refused() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(
-        status.message().contains("no channel access token"),
+        status
+            .message()
+            .contains("refused to issue a channel access token"),
         "{}",
         status.message()
     );
@@ -703,7 +715,8 @@ async fn unknown_channels_and_missing_tokens_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert!(line.requests().is_empty());
+    let paths: Vec<_> = line.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v2/oauth/accessToken", "/v2/oauth/accessToken"]);
 }
 
 #[tokio::test]

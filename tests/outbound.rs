@@ -425,6 +425,13 @@ async fn bad_requests_name_the_field_and_send_nothing() {
 async fn a_channel_without_a_token_fails_with_a_precondition() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
+    // No pasted token, and LINE refuses to issue one for its credentials.
+    line.script(
+        "/v2/oauth/accessToken",
+        400,
+        &[],
+        r#"{"error":"invalid_client","error_description":"invalid client_secret"}"#,
+    );
     let app = start_with_line(dir.path(), &line).await;
     let channel = support::create_channel(&app, "1234567890").await;
     let status = app
@@ -439,7 +446,8 @@ async fn a_channel_without_a_token_fails_with_a_precondition() {
         "{}",
         status.message()
     );
-    assert!(line.requests().is_empty());
+    let paths: Vec<_> = line.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/v2/oauth/accessToken"], "nothing was pushed");
 }
 
 #[tokio::test]
