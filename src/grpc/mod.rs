@@ -10,6 +10,7 @@ pub mod messaging;
 pub mod send;
 pub mod status;
 pub mod subscribe;
+pub mod webhook_admin;
 
 use std::sync::Arc;
 
