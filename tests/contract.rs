@@ -217,6 +217,7 @@ async fn every_request_we_send_passes_lines_openapi_description() {
     admin
         .get_quota(pb::GetQuotaRequest {
             channel_id: channel.id.clone(),
+            date: String::new(),
         })
         .await
         .expect("getMessageQuota and getMessageQuotaConsumption");

@@ -5,7 +5,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::{Request, Response, Status};
 
 use super::{
-    Core, RequestAuthority,
+    Core, RequestAuthority, quota,
     status::{Violations, invalid_field, not_yet},
     webhook_admin,
 };
@@ -527,41 +527,9 @@ impl ChannelAdmin for AdminService {
         &self,
         request: Request<pb::GetQuotaRequest>,
     ) -> Result<Response<pb::GetQuotaResponse>, Status> {
-        #[derive(serde::Deserialize)]
-        struct Quota {
-            r#type: String,
-            #[serde(default)]
-            value: i64,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Consumption {
-            total_usage: i64,
-        }
-        let pb::GetQuotaRequest { channel_id: id } = request.into_inner();
-        let id = channel_id(&id)?;
-        let services = self.core.services()?;
-        let record = services.channels.get(&id).await?;
-        let quota: Quota =
-            super::lookup::fetch(services, &record, "GetQuota", "/v2/bot/message/quota").await?;
-        let consumption: Consumption = super::lookup::fetch(
-            services,
-            &record,
-            "GetQuota",
-            "/v2/bot/message/quota/consumption",
-        )
-        .await?;
-        let limited = quota.r#type == "limited";
-        Ok(Response::new(pb::GetQuotaResponse {
-            limited,
-            monthly_limit: if limited { quota.value } else { 0 },
-            total_usage: consumption.total_usage,
-            remaining: if limited {
-                (quota.value - consumption.total_usage).max(0)
-            } else {
-                0
-            },
-        }))
+        quota::get_quota(self.core.services()?, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod content;
 pub mod lookup;
 pub mod messaging;
+pub mod quota;
 pub mod send;
 pub mod status;
 pub mod subscribe;
