@@ -1,5 +1,6 @@
 //! A short-lived, bounded cache of LINE's answers to lookups (profiles,
-//! group summaries, member profiles), per channel, plus the LINE client the
+//! group summaries, member profiles, and GetQuota's composed answer, which
+//! `grpc::quota` reuses for 30 s only), per channel, plus the LINE client the
 //! lookups use. Only successful answers are stored; an entry lives at most
 //! [`LOOKUP_TTL`], and past [`LOOKUP_CAPACITY`] entries the oldest goes.
 //!

@@ -84,6 +84,7 @@ async fn create_get_list_update_delete() {
     let got = admin
         .get_channel(GetChannelRequest {
             channel_id: created.id.clone(),
+            check_webhook: false,
         })
         .await
         .unwrap()
@@ -178,6 +179,7 @@ async fn create_get_list_update_delete() {
         admin
             .get_channel(GetChannelRequest {
                 channel_id: created.id.clone(),
+                check_webhook: false,
             })
             .await
             .unwrap_err(),
@@ -388,6 +390,7 @@ async fn conflicts_and_preconditions() {
         let channel = admin
             .get_channel(GetChannelRequest {
                 channel_id: id.clone(),
+                check_webhook: false,
             })
             .await
             .unwrap()
@@ -566,6 +569,7 @@ async fn update_mask_and_ids_are_checked() {
     let unchanged = admin
         .get_channel(GetChannelRequest {
             channel_id: channel.id.clone(),
+            check_webhook: false,
         })
         .await
         .unwrap()
@@ -882,6 +886,7 @@ async fn a_different_master_key_is_refused_and_data_stays_intact() {
         .await
         .get_channel(GetChannelRequest {
             channel_id: channel.id.clone(),
+            check_webhook: false,
         })
         .await
         .unwrap()

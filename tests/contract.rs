@@ -103,6 +103,8 @@ async fn every_request_we_send_passes_lines_openapi_description() {
     let app = TestApp::start_with(test_settings(dir.path(), |layer| {
         layer.line_api_base = Some(prism.clone());
         layer.line_data_api_base = Some(prism.clone());
+        // RegisterWebhook sends only https endpoints.
+        layer.public_base_url = Some("https://line.example.com".into());
     }))
     .await;
     let channel = app
@@ -217,9 +219,41 @@ async fn every_request_we_send_passes_lines_openapi_description() {
     admin
         .get_quota(pb::GetQuotaRequest {
             channel_id: channel.id.clone(),
+            date: String::new(),
         })
         .await
-        .expect("getMessageQuota and getMessageQuotaConsumption");
+        .expect("getMessageQuota, getMessageQuotaConsumption, getNumberOfSent*Messages");
+    let dated = admin
+        .get_quota(pb::GetQuotaRequest {
+            channel_id: channel.id.clone(),
+            date: "20240229".into(),
+        })
+        .await
+        .expect("getNumberOfSent*Messages with a date")
+        .into_inner();
+    assert_eq!(dated.sent_date, "20240229");
+    let registered = admin
+        .register_webhook(pb::RegisterWebhookRequest {
+            channel_id: channel.id.clone(),
+        })
+        .await
+        .expect("setWebhookEndpoint, testWebhookEndpoint, getWebhookEndpoint")
+        .into_inner();
+    assert!(
+        registered.test.is_some_and(|t| t.timestamp.is_some()),
+        "LINE's example timestamp is read"
+    );
+    let checked = admin
+        .get_channel(pb::GetChannelRequest {
+            channel_id: channel.id.clone(),
+            check_webhook: true,
+        })
+        .await
+        .expect("getWebhookEndpoint")
+        .into_inner()
+        .webhook_check
+        .unwrap();
+    assert_eq!(checked.error, "", "getWebhookEndpoint");
     messaging
         .mark_as_read(pb::MarkAsReadRequest {
             channel_id: channel.id.clone(),

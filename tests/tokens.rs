@@ -321,6 +321,7 @@ async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
             .await
             .get_channel(pb::GetChannelRequest {
                 channel_id: id.into(),
+                check_webhook: false,
             })
             .await
             .unwrap()

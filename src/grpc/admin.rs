@@ -5,8 +5,9 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::{Request, Response, Status};
 
 use super::{
-    Core, RequestAuthority,
-    status::{Violations, invalid_field, not_yet},
+    Core, RequestAuthority, quota,
+    status::{Violations, invalid_field},
+    webhook_admin,
 };
 use crate::{
     channels::{ChannelChanges, NewChannel, validate},
@@ -254,11 +255,26 @@ impl ChannelAdmin for AdminService {
         &self,
         request: Request<pb::GetChannelRequest>,
     ) -> Result<Response<pb::GetChannelResponse>, Status> {
-        let pb::GetChannelRequest { channel_id: id } = request.into_inner();
+        let (
+            metadata,
+            extensions,
+            pb::GetChannelRequest {
+                channel_id: id,
+                check_webhook,
+            },
+        ) = request.into_parts();
         let id = channel_id(&id)?;
-        let record = self.core.channels()?.get(&id).await?;
+        let services = self.core.services()?;
+        let record = services.channels.get(&id).await?;
+        let webhook_check = if check_webhook {
+            let authority = extensions.get::<RequestAuthority>();
+            Some(webhook_admin::check(&self.core, services, &record, &metadata, authority).await)
+        } else {
+            None
+        };
         Ok(Response::new(pb::GetChannelResponse {
             channel: Some(self.view(&record).await),
+            webhook_check,
         }))
     }
 
@@ -448,34 +464,29 @@ impl ChannelAdmin for AdminService {
         // The channel must exist: a URL for a channel we do not know would
         // only ever be answered 404.
         self.core.channels()?.get(&id).await?;
-        let (base, source) = match &self.core.settings.public_base_url {
-            Some(base) => (base.as_str().to_owned(), "config"),
-            None => {
-                let base = self
-                    .core
-                    .base_url_from_request(&metadata, extensions.get::<RequestAuthority>())
-                    .ok_or_else(|| {
-                        Status::failed_precondition(
-                            "no public base URL: set LINE_ADAPTER_PUBLIC_BASE_URL (the https address LINE reaches this service at)",
-                        )
-                    })?;
-                (base, "request")
-            }
-        };
+        let webhook_admin::WebhookUrl { url, source } = webhook_admin::expected_url(
+            &self.core,
+            &metadata,
+            extensions.get::<RequestAuthority>(),
+            &id,
+        )?;
         Ok(Response::new(pb::GetWebhookUrlResponse {
-            webhook_url: webhook_url(&base, &id),
-            base_url_source: source.to_owned(),
+            webhook_url: url,
+            base_url_source: source.as_str().to_owned(),
         }))
     }
 
     async fn register_webhook(
         &self,
-        _request: Request<pb::RegisterWebhookRequest>,
+        request: Request<pb::RegisterWebhookRequest>,
     ) -> Result<Response<pb::RegisterWebhookResponse>, Status> {
-        Err(not_yet(
-            "ChannelAdmin.RegisterWebhook",
-            "webhook self-registration through LINE's API",
-        ))
+        let (metadata, extensions, pb::RegisterWebhookRequest { channel_id: id }) =
+            request.into_parts();
+        let id = channel_id(&id)?;
+        let authority = extensions.get::<RequestAuthority>();
+        webhook_admin::register(&self.core, &metadata, authority, &id)
+            .await
+            .map(Response::new)
     }
 
     async fn generate_key_pair(
@@ -585,41 +596,9 @@ impl ChannelAdmin for AdminService {
         &self,
         request: Request<pb::GetQuotaRequest>,
     ) -> Result<Response<pb::GetQuotaResponse>, Status> {
-        #[derive(serde::Deserialize)]
-        struct Quota {
-            r#type: String,
-            #[serde(default)]
-            value: i64,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Consumption {
-            total_usage: i64,
-        }
-        let pb::GetQuotaRequest { channel_id: id } = request.into_inner();
-        let id = channel_id(&id)?;
-        let services = self.core.services()?;
-        let record = services.channels.get(&id).await?;
-        let quota: Quota =
-            super::lookup::fetch(services, &record, "GetQuota", "/v2/bot/message/quota").await?;
-        let consumption: Consumption = super::lookup::fetch(
-            services,
-            &record,
-            "GetQuota",
-            "/v2/bot/message/quota/consumption",
-        )
-        .await?;
-        let limited = quota.r#type == "limited";
-        Ok(Response::new(pb::GetQuotaResponse {
-            limited,
-            monthly_limit: if limited { quota.value } else { 0 },
-            total_usage: consumption.total_usage,
-            remaining: if limited {
-                (quota.value - consumption.total_usage).max(0)
-            } else {
-                0
-            },
-        }))
+        quota::get_quota(self.core.services()?, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

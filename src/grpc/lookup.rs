@@ -468,6 +468,49 @@ pub async fn mark_as_read(
     Ok(pb::MarkAsReadResponse {})
 }
 
+// === Admin calls: webhook registration, sent-message counts ===
+
+/// What an admin call sends to LINE.
+#[derive(Clone, Copy)]
+pub(super) enum AdminRequest<'a> {
+    Get,
+    /// A JSON body to PUT (settings such as the webhook endpoint).
+    Put(&'a Value),
+    /// A JSON body to POST.
+    Post(&'a Value),
+}
+
+/// One LINE call for a ChannelAdmin RPC with the channel's token, retried
+/// and mapped to a status as [`call`] does. LINE's answer is returned
+/// unread: some (PUT) answer with an empty body.
+#[allow(clippy::result_large_err)]
+pub(super) async fn admin_call(
+    services: &Services,
+    record: &ChannelRecord,
+    rpc: &str,
+    path: &str,
+    request: AdminRequest<'_>,
+) -> Result<LineResponse, Status> {
+    let line = services.lookups.line();
+    call(services, record, rpc, |token| async move {
+        match request {
+            AdminRequest::Get => line.get(&token, path).await,
+            AdminRequest::Put(body) => line.put_json(&token, path, body).await,
+            AdminRequest::Post(body) => line.post_json(&token, path, body, None).await,
+        }
+    })
+    .await
+}
+
+/// LINE's JSON answer to an admin call, or UNAVAILABLE as [`parse`] words it.
+#[allow(clippy::result_large_err)]
+pub(super) fn admin_parse<T: DeserializeOwned>(
+    rpc: &str,
+    response: &LineResponse,
+) -> Result<T, Status> {
+    parse(rpc, response)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

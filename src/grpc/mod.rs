@@ -7,9 +7,11 @@ pub mod auth;
 pub mod content;
 pub mod lookup;
 pub mod messaging;
+pub mod quota;
 pub mod send;
 pub mod status;
 pub mod subscribe;
+pub mod webhook_admin;
 
 use std::sync::Arc;
 

@@ -145,10 +145,3 @@ impl From<TokenError> for Status {
         }
     }
 }
-
-/// UNIMPLEMENTED for an RPC of the contract that a later version delivers.
-pub fn not_yet(rpc: &str, capability: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is part of the line-adapter contract but not implemented in this version yet ({capability})"
-    ))
-}

@@ -91,6 +91,21 @@ impl LineClient {
         send(request).await
     }
 
+    /// PUTs JSON to `path` on the API host (LINE's settings, such as the
+    /// webhook endpoint: idempotent, so no retry key).
+    pub async fn put_json(
+        &self,
+        token: &Secret,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<LineResponse, NetworkError> {
+        send(
+            self.request(Method::PUT, &self.api_base, path, token)
+                .json(body),
+        )
+        .await
+    }
+
     /// GETs `path` on the API host.
     pub async fn get(&self, token: &Secret, path: &str) -> Result<LineResponse, NetworkError> {
         send(self.request(Method::GET, &self.api_base, path, token)).await
