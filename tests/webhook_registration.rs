@@ -296,6 +296,13 @@ async fn register_webhook_needs_a_known_channel_with_a_token() {
     let app = start(dir.path(), &line, Some(BASE)).await;
     let tokenless = create_channel(&app, "2000000001").await;
     let mut admin = app.admin().await;
+    // No pasted token, and LINE refuses to issue one for its credentials.
+    line.script(
+        "/v2/oauth/accessToken",
+        400,
+        &[],
+        r#"{"error":"invalid_client","error_description":"invalid client_secret"}"#,
+    );
 
     let missing = admin
         .register_webhook(register("ch_01jd0000000000000000000000"))
@@ -310,8 +317,19 @@ async fn register_webhook_needs_a_known_channel_with_a_token() {
         .await
         .unwrap_err();
     assert_eq!(no_token.code(), Code::FailedPrecondition);
-    assert!(no_token.message().contains("no channel access token"));
-    assert!(line.requests().is_empty());
+    assert!(
+        no_token
+            .message()
+            .contains("refused to issue a channel access token"),
+        "{}",
+        no_token.message()
+    );
+    let paths: Vec<_> = line.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/v2/oauth/accessToken"],
+        "nothing else without a token"
+    );
 }
 
 fn get_channel(channel_id: &str, check_webhook: bool) -> pb::GetChannelRequest {
@@ -437,6 +455,13 @@ async fn get_channel_reports_a_webhook_check_it_could_not_make() {
     assert!(!refused.matches);
 
     // No token to ask LINE with.
+    // No pasted token, and LINE refuses to issue one for its credentials.
+    line.script(
+        "/v2/oauth/accessToken",
+        400,
+        &[],
+        r#"{"error":"invalid_client","error_description":"invalid client_secret"}"#,
+    );
     let no_token = admin
         .get_channel(get_channel(&tokenless.id, true))
         .await
@@ -445,7 +470,9 @@ async fn get_channel_reports_a_webhook_check_it_could_not_make() {
         .webhook_check
         .unwrap();
     assert!(
-        no_token.error.contains("no channel access token"),
+        no_token
+            .error
+            .contains("refused to issue a channel access token"),
         "{}",
         no_token.error
     );
@@ -453,5 +480,7 @@ async fn get_channel_reports_a_webhook_check_it_could_not_make() {
         no_token.expected_url,
         format!("{BASE}/webhook/line/{}", tokenless.id)
     );
-    assert_eq!(line.requests().len(), 3, "no call without a token");
+    let paths: Vec<_> = line.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths.len(), 4, "{paths:?}");
+    assert_eq!(paths[3], "/v2/oauth/accessToken", "no call without a token");
 }
