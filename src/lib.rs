@@ -10,6 +10,7 @@
 //! Dependencies point down: `grpc`/`webhook` → `channels`, `inbound`,
 //! `fanout` → `store`.
 //! - [`app`]: builds the parts, serves both listeners, drains on shutdown.
+//! - [`access`]: API keys and the scopes they grant.
 //! - [`settings`]: defaults → TOML file → `LINE_ADAPTER_*` env → flags.
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
 //!   API-key check, the error → status mapping.
@@ -36,6 +37,7 @@
 //! - [`tail`]: `line-adapter tail`, a Subscribe client for operators.
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
+pub mod access;
 pub mod app;
 pub mod channels;
 pub mod fanout;

@@ -45,8 +45,9 @@ pub struct Settings {
     pub line_api_base: Url,
     /// Base of LINE's data API (message content).
     pub line_data_api_base: Url,
-    /// API keys gRPC callers must present; empty = no authentication.
-    pub api_keys: Vec<Secret>,
+    /// API keys gRPC callers must present, with their scopes; empty = no
+    /// authentication.
+    pub api_keys: Vec<crate::access::ApiKey>,
     /// Master key for secrets at rest; `None` = use or create the data dir's
     /// key file.
     pub master_key: Option<MasterKey>,
@@ -600,25 +601,27 @@ fn parse_base_url(merged: &Merged, key: &'static str, text: &str) -> Result<Url,
     Url::parse(&trimmed).map_err(|e| merged.invalid(key, e.to_string()))
 }
 
-fn api_keys(merged: &Merged) -> Result<Vec<Secret>, SettingsError> {
+fn api_keys(merged: &Merged) -> Result<Vec<crate::access::ApiKey>, SettingsError> {
     let layer = &merged.layer;
-    let mut keys: Vec<Secret> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut add = |key: &'static str, raw: &str| -> Result<(), SettingsError> {
-        let raw = raw.trim();
-        if raw.is_empty() {
+    let mut keys: Vec<crate::access::ApiKey> = Vec::new();
+    let mut add = |setting: &'static str, raw: &str, n: usize| -> Result<(), SettingsError> {
+        if raw.trim().is_empty() {
             return Ok(());
         }
-        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(merged.invalid(key, "an API key must not contain whitespace"));
-        }
-        if seen.insert(Secret::new(raw).fingerprint() + raw) {
-            keys.push(Secret::new(raw));
-        }
+        let key = crate::access::parse_entry(raw)
+            .map_err(|reason| merged.invalid(setting, format!("entry {n}: {reason}")))?;
+        // The same key twice: the later entry's scopes win.
+        keys.retain(|k: &crate::access::ApiKey| {
+            !bool::from(subtle::ConstantTimeEq::ct_eq(
+                k.key.expose().as_bytes(),
+                key.key.expose().as_bytes(),
+            ))
+        });
+        keys.push(key);
         Ok(())
     };
-    for secret in layer.api_keys.iter().flat_map(ApiKeyList::keys) {
-        add("api_keys", secret.expose())?;
+    for (n, secret) in layer.api_keys.iter().flat_map(ApiKeyList::keys).enumerate() {
+        add("api_keys", secret.expose(), n + 1)?;
     }
     if let Some(path) = &layer.api_keys_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -627,10 +630,10 @@ fn api_keys(merged: &Merged) -> Result<Vec<Secret>, SettingsError> {
                 format!("cannot read {}: {e}", path.display()),
             )
         })?;
-        for line in text.lines() {
+        for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if !line.starts_with('#') {
-                add("api_keys_file", line)?;
+                add("api_keys_file", line, n + 1)?;
             }
         }
     }

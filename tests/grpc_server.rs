@@ -246,6 +246,7 @@ async fn api_keys_guard_the_contract_but_not_probes() {
         layer.api_keys = Some(ApiKeyList::List(vec![
             Secret::new(key),
             Secret::new("wy-other-key-0000000000"),
+            Secret::new("wy-reader-key-11111111:subscribe"),
         ]));
     }))
     .await;
@@ -286,6 +287,42 @@ async fn api_keys_guard_the_contract_but_not_probes() {
         status.code(),
         Code::Unauthenticated,
         "Messaging is guarded too"
+    );
+
+    // A key scoped to `subscribe` reads the stream but neither administers
+    // nor sends.
+    let reader = |request| {
+        let mut request = Request::new(request);
+        request.metadata_mut().insert(
+            "authorization",
+            "Bearer wy-reader-key-11111111".parse().unwrap(),
+        );
+        request
+    };
+    let denied = admin
+        .list_channels(reader(ListChannelsRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("admin"), "{}", denied.message());
+    assert!(!denied.message().contains("wy-reader-key"));
+    let mut send = Request::new(line_adapter::proto::v1::SendRequest::default());
+    send.metadata_mut().insert(
+        "authorization",
+        "Bearer wy-reader-key-11111111".parse().unwrap(),
+    );
+    let denied = messaging.send(send).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let mut ack = Request::new(line_adapter::proto::v1::AckRequest::default());
+    ack.metadata_mut().insert(
+        "authorization",
+        "Bearer wy-reader-key-11111111".parse().unwrap(),
+    );
+    let passed = messaging.ack(ack).await.unwrap_err();
+    assert_eq!(
+        passed.code(),
+        Code::InvalidArgument,
+        "past the key check, the empty request itself is refused: {passed:?}"
     );
 
     let mut health = HealthClient::new(app.channel().await);

@@ -11,38 +11,48 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 use tonic::{Request, Status, metadata::MetadataMap};
 
-use crate::secret::Secret;
+use super::RpcPath;
+use crate::access::{ApiKey, Scope, Scopes};
 
-/// The caller's key fingerprint, put into request extensions for logs.
+/// The caller's key id (its fingerprint), put into request extensions for
+/// logs.
 #[derive(Debug, Clone)]
 pub struct CallerKey(pub String);
+
+/// A configured key, as checked: its digest, id and scopes.
+struct Known {
+    digest: [u8; 32],
+    id: String,
+    scopes: Scopes,
+}
 
 /// The key check, cheap to clone into each service's interceptor.
 #[derive(Clone)]
 pub struct ApiKeys {
-    digests: Arc<Vec<([u8; 32], String)>>,
+    known: Arc<Vec<Known>>,
 }
 
 impl ApiKeys {
-    pub fn new(keys: &[Secret]) -> Self {
-        let digests = keys
+    pub fn new(keys: &[ApiKey]) -> Self {
+        let known = keys
             .iter()
-            .map(|key| (digest(key.expose()), key.fingerprint()))
+            .map(|key| Known {
+                digest: digest(key.key.expose()),
+                id: key.key.fingerprint(),
+                scopes: key.scopes,
+            })
             .collect();
         Self {
-            digests: Arc::new(digests),
+            known: Arc::new(known),
         }
     }
 
     pub fn is_enabled(&self) -> bool {
-        !self.digests.is_empty()
+        !self.known.is_empty()
     }
 
-    /// Which configured key the metadata presents, by fingerprint.
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Option<String>, Status> {
-        if !self.is_enabled() {
-            return Ok(None);
-        }
+    /// The configured key the metadata presents: its id and scopes.
+    fn authenticate(&self, metadata: &MetadataMap) -> Result<(String, Scopes), Status> {
         let header = metadata
             .get("authorization")
             .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <api key>`"))?;
@@ -58,22 +68,38 @@ impl ApiKeys {
             .ok_or_else(|| Status::unauthenticated("`authorization` must be `Bearer <api key>`"))?;
         let presented = digest(presented);
         let mut found = None;
-        for (candidate, fingerprint) in self.digests.iter() {
-            if bool::from(candidate.ct_eq(&presented)) {
-                found = Some(fingerprint.clone());
+        // Every key is compared, so timing says nothing about which matched.
+        for known in self.known.iter() {
+            if bool::from(known.digest.ct_eq(&presented)) {
+                found = Some((known.id.clone(), known.scopes));
             }
         }
-        found
-            .map(Some)
-            .ok_or_else(|| Status::unauthenticated("unknown API key"))
+        found.ok_or_else(|| Status::unauthenticated("unknown API key"))
     }
 
-    /// A tonic interceptor.
+    /// A tonic interceptor: UNAUTHENTICATED without a known key,
+    /// PERMISSION_DENIED when the key's scopes exclude the method.
     #[allow(clippy::result_large_err)] // tonic's interceptor signature
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(fingerprint) = self.authenticate(request.metadata())? {
-            request.extensions_mut().insert(CallerKey(fingerprint));
+        if !self.is_enabled() {
+            return Ok(request);
         }
+        let path = request
+            .extensions()
+            .get::<RpcPath>()
+            .map(|p| p.0.clone())
+            .unwrap_or_default();
+        let (id, scopes) = self.authenticate(request.metadata())?;
+        // A path we cannot classify needs every scope.
+        let needed = Scope::for_path(&path).unwrap_or(Scope::Admin);
+        if !scopes.allows(needed) {
+            tracing::info!(key = %id, rpc = %path, scope = %needed, "call outside the key's scopes refused");
+            return Err(Status::permission_denied(format!(
+                "this API key (id {id}) lacks the `{needed}` scope that {path} needs"
+            )));
+        }
+        tracing::debug!(key = %id, rpc = %path, "call authorized");
+        request.extensions_mut().insert(CallerKey(id));
         Ok(request)
     }
 }
@@ -85,28 +111,63 @@ fn digest(text: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::parse_entry;
 
-    fn with_auth(value: &str) -> Request<()> {
+    fn call(path: &str, auth: Option<&str>) -> Request<()> {
         let mut request = Request::new(());
-        request
-            .metadata_mut()
-            .insert("authorization", value.parse().unwrap());
+        if let Some(value) = auth {
+            request
+                .metadata_mut()
+                .insert("authorization", value.parse().unwrap());
+        }
+        request.extensions_mut().insert(RpcPath(path.into()));
         request
     }
 
+    const SEND: &str = "/weiyu.line.v1.Messaging/Send";
+    const ROTATE: &str = "/weiyu.line.v1.ChannelAdmin/RotateAccessToken";
+
     #[test]
     fn only_configured_keys_pass() {
-        let keys = ApiKeys::new(&[Secret::new("key-one"), Secret::new("key-two")]);
-        assert!(keys.intercept(with_auth("Bearer key-two")).is_ok());
-        let err = keys.intercept(with_auth("Bearer key-three")).unwrap_err();
+        let keys = ApiKeys::new(&[
+            parse_entry("key-one").unwrap(),
+            parse_entry("key-two").unwrap(),
+        ]);
+        assert!(keys.intercept(call(SEND, Some("Bearer key-two"))).is_ok());
+        let err = keys
+            .intercept(call(SEND, Some("Bearer key-three")))
+            .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert!(!err.message().contains("key-"));
-        assert!(keys.intercept(with_auth("key-one")).is_err());
-        assert!(keys.intercept(Request::new(())).is_err());
+        assert!(keys.intercept(call(SEND, Some("key-one"))).is_err());
+        assert!(keys.intercept(call(SEND, None)).is_err());
+    }
+
+    #[test]
+    fn scopes_limit_what_a_key_calls() {
+        let keys = ApiKeys::new(&[
+            parse_entry("desk:send+subscribe").unwrap(),
+            parse_entry("reader:subscribe").unwrap(),
+        ]);
+        assert!(keys.intercept(call(SEND, Some("Bearer desk"))).is_ok());
+        let denied = keys
+            .intercept(call(ROTATE, Some("Bearer desk")))
+            .unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert!(denied.message().contains("admin"));
+        assert!(!denied.message().contains("desk"));
+        let denied = keys
+            .intercept(call(SEND, Some("Bearer reader")))
+            .unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert!(
+            keys.intercept(call("/weiyu.line.v1.Messaging/Ack", Some("Bearer reader")))
+                .is_ok()
+        );
     }
 
     #[test]
     fn no_keys_means_open() {
-        assert!(ApiKeys::new(&[]).intercept(Request::new(())).is_ok());
+        assert!(ApiKeys::new(&[]).intercept(call(SEND, None)).is_ok());
     }
 }

@@ -104,9 +104,15 @@ impl Core {
 #[derive(Debug, Clone)]
 pub struct RequestAuthority(pub String);
 
+/// The gRPC method path (`/package.Service/Method`), for the scope check.
+#[derive(Debug, Clone)]
+pub struct RpcPath(pub String);
+
 fn capture_authority(
     mut request: http::Request<tonic::body::Body>,
 ) -> http::Request<tonic::body::Body> {
+    let path = RpcPath(request.uri().path().to_owned());
+    request.extensions_mut().insert(path);
     let authority = request
         .uri()
         .authority()
