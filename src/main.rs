@@ -100,7 +100,7 @@ struct ServeArgs {
     /// Largest webhook body accepted, in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     webhook_body_limit: Option<u64>,
-    /// Seconds a graceful stop waits for in-flight calls [default: 30].
+    /// Seconds a graceful stop waits for in-flight calls [default: 20].
     #[arg(long, value_name = "SECONDS")]
     shutdown_grace_seconds: Option<u64>,
     /// Seconds inbound events stay in the log [default: 604800].

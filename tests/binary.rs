@@ -518,3 +518,90 @@ async fn token_flows_leave_no_secret_in_the_log() {
         assert!(!responses.contains(secret), "{secret} reached a response");
     }
 }
+
+/// A stop waits for in-flight calls; a second signal does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    use line_adapter::proto::v1 as pb;
+
+    // A LINE that accepts connections and never answers: the push below
+    // stays in flight, holding the graceful stop.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = Process::serve(
+        dir.path(),
+        &[
+            ("LINE_ADAPTER_LINE_API_BASE", &base),
+            ("LINE_ADAPTER_LINE_DATA_API_BASE", &base),
+        ],
+    );
+    let url = process.grpc_url();
+    let mut admin = ChannelAdminClient::connect(url.clone()).await.unwrap();
+    let channel = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let mut messaging = pb::messaging_client::MessagingClient::connect(url)
+        .await
+        .unwrap();
+    let push = tokio::spawn(async move {
+        messaging
+            .push(pb::PushRequest {
+                channel_id: channel.id,
+                to: Some(pb::Conversation {
+                    chat: Some(pb::conversation::Chat::UserId("U1".into())),
+                }),
+                messages: vec![pb::Message {
+                    kind: Some(pb::message::Kind::Text(pb::TextMessage {
+                        text: "hello".into(),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = process.child.id().to_string();
+    let kill = || {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    kill();
+    process.wait_for("SIGTERM received, stopping");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        process.child.try_wait().unwrap().is_none(),
+        "the first signal waits for the push in flight"
+    );
+    let second = Instant::now();
+    kill();
+    let status = process.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", process.output());
+    assert!(second.elapsed() < Duration::from_secs(5), "exited at once");
+    assert!(process.output().contains("second stop signal: exiting now"));
+    push.abort();
+    held.abort();
+}

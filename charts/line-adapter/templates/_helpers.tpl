@@ -1,0 +1,205 @@
+{{/* Chart name, at most 63 characters. */}}
+{{- define "line-adapter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the release name, plus the chart name unless the release name
+contains it. Kept to 52 characters so that suffixes such as "-headless" and
+the StatefulSet's pod and claim names stay within Kubernetes' limits.
+*/}}
+{{- define "line-adapter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "line-adapter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "line-adapter.labels" -}}
+helm.sh/chart: {{ include "line-adapter.chart" . }}
+{{ include "line-adapter.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "line-adapter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "line-adapter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "line-adapter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "line-adapter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "line-adapter.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/* The Secret the pod reads: the existing one, or the one the chart creates. */}}
+{{- define "line-adapter.secretName" -}}
+{{- .Values.secrets.existingSecret | default (include "line-adapter.fullname" .) }}
+{{- end }}
+
+{{/* The API keys from values as one comma list ("" when there are none). */}}
+{{- define "line-adapter.apiKeys" -}}
+{{- $keys := list }}
+{{- range $i, $item := .Values.secrets.apiKeys }}
+{{- $entry := "" }}
+{{- if kindIs "string" $item }}
+{{- $entry = $item }}
+{{- else if kindIs "map" $item }}
+{{- $key := toString (required (printf "line-adapter: secrets.apiKeys[%d] needs a `key`" $i) $item.key) }}
+{{- $scopes := $item.scopes | default list }}
+{{- if not (kindIs "slice" $scopes) }}
+{{- fail (printf "line-adapter: secrets.apiKeys[%d].scopes must be a list of admin, send, subscribe" $i) }}
+{{- end }}
+{{- $entry = $key }}
+{{- if $scopes }}
+{{- $entry = printf "%s:%s" $key (join "+" $scopes) }}
+{{- end }}
+{{- else }}
+{{- fail (printf "line-adapter: secrets.apiKeys[%d] must be a string `key` or `key:scope+scope`, or a map {key, scopes}" $i) }}
+{{- end }}
+{{- if not (regexMatch "^[^,:\\s]+(:(admin|send|subscribe)(\\+(admin|send|subscribe))*)?$" $entry) }}
+{{- fail (printf "line-adapter: secrets.apiKeys[%d] is not `key` or `key:scope+scope`: a key must not be empty or contain `,`, `:` or whitespace, and scopes are admin, send, subscribe joined with `+`" $i) }}
+{{- end }}
+{{- $keys = append $keys $entry }}
+{{- end }}
+{{- join "," $keys }}
+{{- end }}
+
+{{/* Whether gRPC callers must authenticate: "true" or "". */}}
+{{- define "line-adapter.hasApiKeys" -}}
+{{- if or .Values.secrets.existingSecret .Values.secrets.apiKeys (get (.Values.config | default dict) "api_keys_file") }}true{{ end }}
+{{- end }}
+
+{{/* Seconds a drain may take: config.shutdown_grace_seconds, else 30 (the largest built-in default). */}}
+{{- define "line-adapter.shutdownGrace" -}}
+{{- $grace := get (.Values.config | default dict) "shutdown_grace_seconds" }}
+{{- if or (kindIs "invalid" $grace) (eq (toString $grace) "") }}30{{ else }}{{ int64 $grace }}{{ end }}
+{{- end }}
+
+{{- define "line-adapter.terminationGracePeriodSeconds" -}}
+{{- $grace := include "line-adapter.shutdownGrace" . | int64 }}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add $grace 10 }}
+{{- else }}
+{{- .Values.terminationGracePeriodSeconds | int64 }}
+{{- end }}
+{{- end }}
+
+{{/* public_base_url: config's, else https://<ingress host> when the Ingress has TLS. */}}
+{{- define "line-adapter.publicBaseUrl" -}}
+{{- $config := .Values.config | default dict }}
+{{- if get $config "public_base_url" }}
+{{- get $config "public_base_url" }}
+{{- else if and .Values.ingress.enabled .Values.ingress.host .Values.ingress.tls }}
+{{- printf "https://%s" .Values.ingress.host }}
+{{- end }}
+{{- end }}
+
+{{/* One TOML value: string, whole number, boolean or list of those. */}}
+{{- define "line-adapter.tomlValue" -}}
+{{- $key := index . 0 }}
+{{- $value := index . 1 }}
+{{- if kindIs "string" $value }}
+{{- toJson $value }}
+{{- else if kindIs "bool" $value }}
+{{- $value }}
+{{- else if or (kindIs "int" $value) (kindIs "int64" $value) (kindIs "uint64" $value) }}
+{{- $value }}
+{{- else if kindIs "float64" $value }}
+{{- if ne (float64 (int64 $value)) $value }}
+{{- fail (printf "line-adapter: config.%s must be a whole number, not %v" $key $value) }}
+{{- end }}
+{{- int64 $value }}
+{{- else if kindIs "slice" $value }}
+{{- $items := list }}
+{{- range $value }}
+{{- $items = append $items (include "line-adapter.tomlValue" (list $key .)) }}
+{{- end }}
+{{- printf "[%s]" (join ", " $items) }}
+{{- else }}
+{{- fail (printf "line-adapter: config.%s must be a string, a whole number, a boolean or a list (TOML tables are not settings)" $key) }}
+{{- end }}
+{{- end }}
+
+{{/* line-adapter.toml as the service reads it. */}}
+{{- define "line-adapter.configToml" -}}
+# Rendered by the line-adapter Helm chart from its `config` value.
+grpc_addr = {{ printf "0.0.0.0:%d" (int .Values.ports.grpc) | toJson }}
+http_addr = {{ printf "0.0.0.0:%d" (int .Values.ports.http) | toJson }}
+data_dir = {{ .Values.persistence.mountPath | toJson }}
+{{- $publicBaseUrl := include "line-adapter.publicBaseUrl" . }}
+{{- if $publicBaseUrl }}
+public_base_url = {{ $publicBaseUrl | toJson }}
+{{- end }}
+{{- $config := .Values.config | default dict }}
+{{- range $key := keys $config | sortAlpha }}
+{{- $value := get $config $key }}
+{{- if and (ne $key "public_base_url") (not (kindIs "invalid" $value)) (ne (toString $value) "") }}
+{{ $key }} = {{ include "line-adapter.tomlValue" (list $key $value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Refuses values the service would refuse, or that break it, with a message naming the value. */}}
+{{- define "line-adapter.validate" -}}
+{{- if ne (int .Values.replicaCount) 1 }}
+{{- fail (printf "line-adapter: replicaCount must be 1, not %v: the data dir is a sled database, which only one process may open (see values.yaml)" .Values.replicaCount) }}
+{{- end }}
+{{- $config := .Values.config | default dict }}
+{{- if not (kindIs "map" $config) }}
+{{- fail "line-adapter: config must be a map of setting names to values" }}
+{{- end }}
+{{- $owned := dict "grpc_addr" "ports.grpc" "http_addr" "ports.http" "data_dir" "persistence.mountPath" "insecure_no_auth" "auth.insecureNoAuth" "api_keys" "secrets.apiKeys (or secrets.existingSecret)" "master_key" "secrets.masterKey (or secrets.existingSecret)" "master_key_previous" "secrets.masterKeyPrevious (or secrets.existingSecret)" }}
+{{- range $key := keys $owned | sortAlpha }}
+{{- if hasKey $config $key }}
+{{- fail (printf "line-adapter: config.%s is set by the chart: use %s instead" $key (get $owned $key)) }}
+{{- end }}
+{{- end }}
+{{- if and (not (include "line-adapter.hasApiKeys" .)) (not .Values.auth.insecureNoAuth) }}
+{{- fail "line-adapter: no API keys for gRPC. Set secrets.apiKeys (e.g. --set 'secrets.apiKeys={KEY}', KEY from `openssl rand -hex 32`) or secrets.existingSecret (a Secret with the keys in its entry secrets.keys.apiKeys, default `api-keys`), or set auth.insecureNoAuth=true to serve gRPC unauthenticated (only where something else, e.g. a mesh, authenticates callers). Without keys the service refuses to listen on the pod's address." }}
+{{- end }}
+{{- $_ := include "line-adapter.apiKeys" . }}
+{{- $hexOrBase64 := "^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?)$" }}
+{{- if and .Values.secrets.masterKey (not (regexMatch $hexOrBase64 (toString .Values.secrets.masterKey))) }}
+{{- fail "line-adapter: secrets.masterKey must be 32 bytes as 64 hex digits or base64 (e.g. from `openssl rand -hex 32`)" }}
+{{- end }}
+{{- if .Values.secrets.masterKeyPrevious }}
+{{- if not (regexMatch $hexOrBase64 (toString .Values.secrets.masterKeyPrevious)) }}
+{{- fail "line-adapter: secrets.masterKeyPrevious must be 32 bytes as 64 hex digits or base64" }}
+{{- end }}
+{{- if not .Values.secrets.masterKey }}
+{{- fail "line-adapter: secrets.masterKeyPrevious needs secrets.masterKey (the new key) during a master key rotation" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.secrets.existingSecret (or .Values.secrets.masterKey .Values.secrets.masterKeyPrevious .Values.secrets.apiKeys) }}
+{{- fail "line-adapter: secrets.existingSecret is set, so secrets.masterKey, secrets.masterKeyPrevious and secrets.apiKeys must be empty: put them in that Secret" }}
+{{- end }}
+{{- $grace := include "line-adapter.shutdownGrace" . | int64 }}
+{{- $period := include "line-adapter.terminationGracePeriodSeconds" . | int64 }}
+{{- if le $period $grace }}
+{{- fail (printf "line-adapter: terminationGracePeriodSeconds (%d) must exceed config.shutdown_grace_seconds (%d), or Kubernetes kills the pod before its drain ends" $period $grace) }}
+{{- end }}
+{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) (not .Values.persistence.size) }}
+{{- fail "line-adapter: persistence.size must be set" }}
+{{- end }}
+{{- if not (hasPrefix "/" (toString .Values.persistence.mountPath)) }}
+{{- fail "line-adapter: persistence.mountPath must be an absolute path" }}
+{{- end }}
+{{- end }}
