@@ -32,6 +32,17 @@ enum Command {
     Serve(ServeArgs),
     /// Print inbound events as JSON lines (a client of Messaging.Subscribe).
     Tail(TailArgs),
+    /// Exit 0 when the local service is ready (`GET /readyz` answers 200),
+    /// else 1: a container HEALTHCHECK for images without curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthcheckArgs {
+    /// The readiness URL [default: http://127.0.0.1:<port of
+    /// LINE_ADAPTER_HTTP_ADDR, else 8080>/readyz].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 /// The API key, if the server wants one, comes from LINE_ADAPTER_API_KEY.
@@ -188,6 +199,47 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Tail(args) => tail(args),
+        Command::Healthcheck(args) => healthcheck(args),
+    }
+}
+
+fn healthcheck(args: HealthcheckArgs) -> ExitCode {
+    let url = args.url.unwrap_or_else(|| {
+        let port = std::env::var("LINE_ADAPTER_HTTP_ADDR")
+            .ok()
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+            .map_or(8080, |addr| addr.port());
+        format!("http://127.0.0.1:{port}/readyz")
+    });
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(3))
+                    .no_proxy()
+                    .build()
+                    .map_err(|err| err.to_string())?;
+                let response = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|err| err.to_string())?;
+                Ok(response.status())
+            })
+        });
+    match checked {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("line-adapter healthcheck: {url} answered {status}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("line-adapter healthcheck: {url}: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -605,3 +605,39 @@ async fn a_second_signal_exits_at_once() {
     push.abort();
     held.abort();
 }
+
+/// `line-adapter healthcheck`, the container HEALTHCHECK: 0 while the
+/// service is ready, 1 when nothing answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_follows_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = Process::serve(dir.path(), &[]);
+    process.grpc_url();
+    let listening = process.wait_for("listening");
+    let http = listening["http"]
+        .as_str()
+        .expect("http address logged")
+        .to_owned();
+    let check = |url: &str| {
+        Command::new(BIN)
+            .args(["healthcheck", "--url", url])
+            .output()
+            .unwrap()
+    };
+    let ready = check(&format!("http://{http}/readyz"));
+    assert!(ready.status.success(), "{ready:?}");
+    let port: u16 = http.rsplit(':').next().unwrap().parse().unwrap();
+    let from_env = Command::new(BIN)
+        .arg("healthcheck")
+        .env("LINE_ADAPTER_HTTP_ADDR", format!("0.0.0.0:{port}"))
+        .output()
+        .unwrap();
+    assert!(
+        from_env.status.success(),
+        "the port comes from LINE_ADAPTER_HTTP_ADDR: {from_env:?}"
+    );
+    assert_eq!(process.terminate().code(), Some(0));
+    let down = check(&format!("http://{http}/readyz"));
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("readyz"));
+}
