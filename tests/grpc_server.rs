@@ -346,3 +346,28 @@ async fn api_keys_guard_the_contract_but_not_probes() {
         .unwrap();
     assert!(listed.is_ok());
 }
+
+#[tokio::test]
+async fn oversized_messages_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(dir.path()).await;
+    let mut admin = app.admin().await;
+    let huge = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "x".repeat(5 * 1024 * 1024),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    // tonic's answer to a message over the limit.
+    assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
+    assert!(huge.message().contains("4194304"), "{}", huge.message());
+    let listed = admin
+        .list_channels(ListChannelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.channels.is_empty());
+}

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{
     Status,
     metadata::MetadataMap,
+    service::interceptor::InterceptedService,
     transport::{Server, server::TcpIncoming},
 };
 
@@ -145,6 +146,16 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .include_reflection_service(false)
 }
 
+/// Largest request or response message: LINE's own bodies stop at 2 MB,
+/// content streams in 64 KiB chunks.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Most calls in flight on one connection (Subscribe streams included).
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// Longest a unary call may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves gRPC on `listener` until `shutdown` is cancelled, then lets
 /// in-flight calls finish.
 pub async fn serve(
@@ -164,16 +175,24 @@ pub async fn serve(
         .expect("the embedded descriptor sets are valid (built by build.rs and tonic)");
 
     let admin_keys = keys.clone();
-    let admin =
-        ChannelAdminServer::with_interceptor(admin::AdminService::new(core.clone()), move |req| {
-            admin_keys.intercept(req)
-        });
-    let messaging = MessagingServer::with_interceptor(
-        messaging::MessagingService::new(core.clone()),
-        move |req| keys.intercept(req),
-    );
+    let admin = ChannelAdminServer::new(admin::AdminService::new(core.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let admin = InterceptedService::new(admin, move |req| admin_keys.intercept(req));
+    let messaging = MessagingServer::new(messaging::MessagingService::new(core.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let messaging = InterceptedService::new(messaging, move |req| keys.intercept(req));
 
     Server::builder()
+        // A unary call never needs longer (sends wait at most 10 s for
+        // LINE); streams are not cut, their handler returns at once.
+        .timeout(REQUEST_TIMEOUT)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Dead peers (a pod gone without a FIN) are noticed and their
+        // streams released.
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(tower::util::MapRequestLayer::new(capture_authority))
         // Health and reflection stay open: probes and `grpcurl list` need
         // no key.
