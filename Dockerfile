@@ -41,8 +41,8 @@ USER 65532:65532
 # gRPC, then HTTP (LINE's webhooks, /healthz, /readyz, /metrics).
 EXPOSE 50051 8080
 VOLUME ["/var/lib/line-adapter"]
-# GETs http://127.0.0.1:8080/readyz and exits 0 or 1; `--url` when
-# http_addr moves.
+# GETs http://127.0.0.1:<port of LINE_ADAPTER_HTTP_ADDR, else 8080>/readyz
+# and exits 0 or 1 (`healthcheck --url URL` for another address).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/line-adapter", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/line-adapter"]

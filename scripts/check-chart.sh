@@ -234,7 +234,7 @@ def check_objects(label, values, docs, notes):
     for key, value in (merged.get("config") or {}).items():
         if value not in (None, "") and key != "public_base_url":
             check(settings.get(key) == value, f"[{label}] config.{key} = {value!r} became {settings.get(key)!r}")
-    grace = settings.get("shutdown_grace_seconds", 30)
+    grace = settings.get("shutdown_grace_seconds", 20)
     check(pod["terminationGracePeriodSeconds"] > grace,
           f"[{label}] terminationGracePeriodSeconds must exceed shutdown_grace_seconds")
     volumes = {v["name"]: v for v in pod["volumes"]}

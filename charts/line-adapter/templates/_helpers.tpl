@@ -87,10 +87,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if or .Values.secrets.existingSecret .Values.secrets.apiKeys (get (.Values.config | default dict) "api_keys_file") }}true{{ end }}
 {{- end }}
 
-{{/* Seconds a drain may take: config.shutdown_grace_seconds, else 30 (the largest built-in default). */}}
+{{/* Seconds a drain may take: config.shutdown_grace_seconds, else the service's default (20). */}}
 {{- define "line-adapter.shutdownGrace" -}}
 {{- $grace := get (.Values.config | default dict) "shutdown_grace_seconds" }}
-{{- if or (kindIs "invalid" $grace) (eq (toString $grace) "") }}30{{ else }}{{ int64 $grace }}{{ end }}
+{{- if or (kindIs "invalid" $grace) (eq (toString $grace) "") }}20{{ else }}{{ int64 $grace }}{{ end }}
 {{- end }}
 
 {{- define "line-adapter.terminationGracePeriodSeconds" -}}
