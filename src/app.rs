@@ -202,7 +202,9 @@ pub async fn run(
     };
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher.clone());
-    let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base);
+    let metrics = Metrics::new(store.commit_metrics());
+    let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base)
+        .with_metrics(metrics.line.clone());
     let tokens = Tokens::new(
         channels.clone(),
         store.clone(),
@@ -211,10 +213,14 @@ pub async fn run(
             refresh_margin: settings.token_refresh_margin,
             v2_1_lifetime: settings.token_v2_1_lifetime,
         },
+        metrics.clone(),
     );
-    let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone());
-    let media = Media::new(settings.data_dir.join(MEDIA_DIR), line, tokens.clone());
-    let metrics = Metrics::new();
+    let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone(), metrics.clone());
+    let media = Media::new(
+        settings.data_dir.join(MEDIA_DIR),
+        line.clone(),
+        tokens.clone(),
+    );
     let rekeyer = rotation.map(|check| {
         metrics.master_key_rotation_pending.set(1);
         tokio::spawn(crate::rekey::rotate_and_report(
@@ -235,10 +241,7 @@ pub async fn run(
         outbox: outbox.clone(),
         media: media.clone(),
         metrics,
-        lookups: crate::lookup_cache::LookupCache::new(LineClient::new(
-            &settings.line_api_base,
-            &settings.line_data_api_base,
-        )),
+        lookups: crate::lookup_cache::LookupCache::new(line.clone()),
     });
     match outbox.resume().await {
         Ok(0) => {}

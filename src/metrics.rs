@@ -24,6 +24,73 @@ pub struct WebhookLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LineCallLabels {
+    /// The path with ids replaced by `:id`, e.g. `/v2/bot/profile/:id`.
+    pub endpoint: String,
+    /// HTTP status, or `error` when no response came.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: String,
+}
+
+/// The LINE client's share of the metrics: calls and their latency.
+#[derive(Clone, Debug)]
+pub struct LineMetrics {
+    pub calls: Family<LineCallLabels, Counter>,
+    pub duration: Family<EndpointLabels, Histogram>,
+}
+
+impl LineMetrics {
+    /// Counts one call to `path` (query ignored) that ended with `status`
+    /// (`None`: no response) after `seconds`.
+    pub fn observe(&self, path: &str, status: Option<u16>, seconds: f64) {
+        let endpoint = endpoint_label(path);
+        self.calls
+            .get_or_create(&LineCallLabels {
+                endpoint: endpoint.clone(),
+                status: status.map_or_else(|| "error".to_owned(), |s| s.to_string()),
+            })
+            .inc();
+        self.duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(seconds);
+    }
+}
+
+/// A LINE path as a label of bounded cardinality: ids (user, group, room,
+/// message ids: all digits, or 10+ characters with a digit) become `:id`.
+pub fn endpoint_label(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    path.split('/')
+        .map(|segment| {
+            let digits = segment.bytes().filter(u8::is_ascii_digit).count();
+            let id = (!segment.is_empty() && digits == segment.len())
+                || (segment.len() >= 10 && digits > 0);
+            if id { ":id" } else { segment }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabels {
     /// LINE's event type; types this version does not know are `unknown`,
     /// so a sender cannot create unbounded label values.
@@ -44,17 +111,99 @@ pub struct Metrics {
     pub log_oldest: Gauge,
     /// 1 while secrets are being sealed again under a new master key.
     pub master_key_rotation_pending: Gauge,
+    /// Events a durable consumer has not acknowledged yet.
+    pub consumer_lag: Family<ConsumerLabels, Gauge>,
+    /// Sends in the outbox not final yet, by state (set at each scrape).
+    pub outbox_pending: Family<StateLabels, Gauge>,
+    /// Sends that reached a final state, by state.
+    pub outbox_finished: Family<StateLabels, Counter>,
+    /// Attempts after the first one.
+    pub outbox_retries: Counter,
+    pub line: LineMetrics,
+    /// When each channel's issued access token expires, Unix seconds.
+    pub token_expiry: Family<ChannelLabels, Gauge>,
+    /// Messages left of the monthly quota, as of the last GetQuota.
+    pub quota_remaining: Family<ChannelLabels, Gauge>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    /// The metrics; `commits` are the store's own histograms, if it keeps
+    /// them.
+    pub fn new(commits: Option<crate::store::CommitMetrics>) -> Self {
         let mut registry = Registry::with_prefix("line_adapter");
+        if let Some(commits) = commits {
+            registry.register(
+                "event_log_commit_records",
+                "Records stored per group commit of the event log",
+                commits.records,
+            );
+            registry.register_with_unit(
+                "event_log_commit_duration",
+                "Time to make a group commit durable (sled flush plus fdatasync)",
+                prometheus_client::registry::Unit::Seconds,
+                commits.seconds,
+            );
+        }
+        let consumer_lag = Family::<ConsumerLabels, Gauge>::default();
+        registry.register(
+            "consumer_lag_events",
+            "Events after a durable consumer's acknowledged position",
+            consumer_lag.clone(),
+        );
+        let outbox_pending = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "outbox_pending_deliveries",
+            "Sends not final yet, by state (queued, sending)",
+            outbox_pending.clone(),
+        );
+        let outbox_finished = Family::<StateLabels, Counter>::default();
+        registry.register(
+            "outbox_finished_deliveries",
+            "Sends that reached a final state (delivered, failed, unknown)",
+            outbox_finished.clone(),
+        );
+        let outbox_retries = Counter::default();
+        registry.register(
+            "outbox_retries",
+            "Attempts of a send after its first one",
+            outbox_retries.clone(),
+        );
+        let line = LineMetrics {
+            calls: Family::default(),
+            // 1 ms … ~16 s: the client gives up after 10 s.
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 15))
+            }),
+        };
+        registry.register(
+            "line_api_requests",
+            "Calls to LINE's API by endpoint and HTTP status (`error`: no response)",
+            line.calls.clone(),
+        );
+        registry.register_with_unit(
+            "line_api_request_duration",
+            "Time until LINE's response headers, by endpoint",
+            prometheus_client::registry::Unit::Seconds,
+            line.duration.clone(),
+        );
+        let token_expiry = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "token_expiry_timestamp_seconds",
+            "When each channel's issued access token expires (Unix time)",
+            token_expiry.clone(),
+        );
+        let quota_remaining = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "quota_remaining_messages",
+            "Messages left of a channel's monthly quota, as of its last GetQuota",
+            quota_remaining.clone(),
+        );
         let webhook_requests = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "webhook_requests",
@@ -111,6 +260,13 @@ impl Metrics {
             master_key_rotation_pending.clone(),
         );
         Self {
+            consumer_lag,
+            outbox_pending,
+            outbox_finished,
+            outbox_retries,
+            line,
+            token_expiry,
+            quota_remaining,
             master_key_rotation_pending,
             registry: Arc::new(registry),
             webhook_requests,
@@ -134,10 +290,51 @@ impl Metrics {
             .inc_by(count);
     }
 
+    /// Forgets a deleted channel's series.
+    pub fn forget_channel(&self, channel: &str) {
+        let labels = ChannelLabels {
+            channel: channel.to_owned(),
+        };
+        self.token_expiry.remove(&labels);
+        self.quota_remaining.remove(&labels);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_labels_hide_ids() {
+        assert_eq!(
+            endpoint_label("/v2/bot/profile/U4af4980629abcdef0123456789abcdef"),
+            "/v2/bot/profile/:id"
+        );
+        assert_eq!(
+            endpoint_label("/v2/bot/message/461230966842064897/content?x=1"),
+            "/v2/bot/message/:id/content"
+        );
+        assert_eq!(
+            endpoint_label(
+                "/v2/bot/group/Ca56f94637c1234567890abcdef012345/member/U1234567890abcdef"
+            ),
+            "/v2/bot/group/:id/member/:id"
+        );
+        assert_eq!(endpoint_label("/oauth2/v2.1/token"), "/oauth2/v2.1/token");
+        assert_eq!(
+            endpoint_label("/v2/bot/message/push"),
+            "/v2/bot/message/push"
+        );
+        assert_eq!(
+            endpoint_label("/v2/bot/chat/markAsRead"),
+            "/v2/bot/chat/markAsRead"
+        );
     }
 }

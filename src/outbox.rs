@@ -20,6 +20,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     channels::ChannelError,
     line::{Classified, LineClient, classify, client::NetworkError},
+    metrics::{Metrics, StateLabels},
     secret::Secret,
     store::{
         ChannelRecord, DeliveryRecord, DeliveryState, SendKind, SentMessageRecord, Store,
@@ -81,6 +82,7 @@ struct Inner {
     store: Arc<dyn Store>,
     line: LineClient,
     tokens: Tokens,
+    metrics: Metrics,
     /// Live state of deliveries being worked on, for callers that wait.
     watchers: Mutex<HashMap<String, watch::Sender<DeliveryRecord>>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -97,12 +99,13 @@ pub fn conversation_id(conversation: &str) -> &str {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, line: LineClient, tokens: Tokens) -> Self {
+    pub fn new(store: Arc<dyn Store>, line: LineClient, tokens: Tokens, metrics: Metrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 line,
                 tokens,
+                metrics,
                 watchers: Mutex::new(HashMap::new()),
                 limits: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -231,12 +234,57 @@ impl Outbox {
         self.inner.tasks.spawn(async move {
             let id = record.id.clone();
             inner.work(record).await;
-            inner
+            let watcher = inner
                 .watchers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
+            if let Some(watcher) = watcher {
+                let state = watcher.borrow().state;
+                if state.is_final() {
+                    inner
+                        .metrics
+                        .outbox_finished
+                        .get_or_create(&StateLabels {
+                            state: state_label(state).into(),
+                        })
+                        .inc();
+                }
+            }
         });
+    }
+
+    /// Sends being worked on, by state (queued, sending), for `/metrics`.
+    pub fn pending_by_state(&self) -> [(DeliveryState, usize); 2] {
+        let watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut queued = 0;
+        let mut sending = 0;
+        for watcher in watchers.values() {
+            match watcher.borrow().state {
+                DeliveryState::Sending => sending += 1,
+                state if !state.is_final() => queued += 1,
+                _ => {}
+            }
+        }
+        [
+            (DeliveryState::Queued, queued),
+            (DeliveryState::Sending, sending),
+        ]
+    }
+}
+
+/// A delivery state as a metric label.
+pub fn state_label(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Queued => "queued",
+        DeliveryState::Sending => "sending",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Failed => "failed",
+        DeliveryState::Unknown => "unknown",
     }
 }
 
@@ -318,6 +366,9 @@ impl Inner {
             Err(TokenProblem::Transient(reason)) => {
                 // LINE's token endpoint failed: nothing was sent, try again.
                 record.attempts += 1;
+                if record.attempts > 1 {
+                    self.metrics.outbox_retries.inc();
+                }
                 record.failure = Some(reason);
                 return Ok(Attempt::RetryAfter(None));
             }
@@ -330,6 +381,9 @@ impl Inner {
         };
         record.state = DeliveryState::Sending;
         record.attempts += 1;
+        if record.attempts > 1 {
+            self.metrics.outbox_retries.inc();
+        }
         record.next_attempt_ms = None;
         // Durable before the request: a crash now must be seen as "maybe
         // sent" for a reply on restart.

@@ -117,6 +117,19 @@ async fn ask_line(
         sent("broadcast"),
     )?;
     let limited = quota.r#type == "limited";
+    let labels = crate::metrics::ChannelLabels {
+        channel: record.id.clone(),
+    };
+    if limited {
+        services
+            .metrics
+            .quota_remaining
+            .get_or_create(&labels)
+            .set((quota.value - consumption.total_usage).max(0));
+    } else {
+        // No limit: no series, rather than a misleading number.
+        services.metrics.quota_remaining.remove(&labels);
+    }
     Ok(pb::GetQuotaResponse {
         limited,
         monthly_limit: if limited { quota.value } else { 0 },

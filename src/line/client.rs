@@ -8,7 +8,7 @@ use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use crate::secret::Secret;
+use crate::{metrics::LineMetrics, secret::Secret};
 
 /// Per-request timeout: LINE answers in well under a second; longer means
 /// something is wrong, and a send must be retried (push) or reported
@@ -50,6 +50,7 @@ pub struct LineClient {
     streaming: reqwest::Client,
     api_base: String,
     data_base: String,
+    metrics: Option<LineMetrics>,
 }
 
 impl LineClient {
@@ -71,7 +72,29 @@ impl LineClient {
             streaming,
             api_base: api_base.as_str().trim_end_matches('/').to_owned(),
             data_base: data_base.as_str().trim_end_matches('/').to_owned(),
+            metrics: None,
         }
+    }
+
+    /// Counts every call and its latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: LineMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sends `request` for `path`, measured.
+    async fn send(
+        &self,
+        path: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<LineResponse, NetworkError> {
+        let started = std::time::Instant::now();
+        let result = send(request).await;
+        if let Some(metrics) = &self.metrics {
+            let status = result.as_ref().ok().map(|r| r.status.as_u16());
+            metrics.observe(path, status, started.elapsed().as_secs_f64());
+        }
+        result
     }
 
     /// POSTs JSON to `path` on the API host.
@@ -88,7 +111,7 @@ impl LineClient {
         if let Some(key) = retry_key {
             request = request.header("X-Line-Retry-Key", key);
         }
-        send(request).await
+        self.send(path, request).await
     }
 
     /// PUTs JSON to `path` on the API host (LINE's settings, such as the
@@ -99,7 +122,8 @@ impl LineClient {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<LineResponse, NetworkError> {
-        send(
+        self.send(
+            path,
             self.request(Method::PUT, &self.api_base, path, token)
                 .json(body),
         )
@@ -108,7 +132,8 @@ impl LineClient {
 
     /// GETs `path` on the API host.
     pub async fn get(&self, token: &Secret, path: &str) -> Result<LineResponse, NetworkError> {
-        send(self.request(Method::GET, &self.api_base, path, token)).await
+        self.send(path, self.request(Method::GET, &self.api_base, path, token))
+            .await
     }
 
     /// POSTs a form to a token endpoint (`/v2/oauth/*`, `/oauth2/*`) on the
@@ -119,7 +144,8 @@ impl LineClient {
         path: &str,
         form: &[(&str, &str)],
     ) -> Result<LineResponse, NetworkError> {
-        send(
+        self.send(
+            path,
             self.http
                 .post(format!("{}{path}", self.api_base))
                 .form(form),
@@ -133,7 +159,8 @@ impl LineClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<LineResponse, NetworkError> {
-        send(
+        self.send(
+            path,
             self.http
                 .get(format!("{}{path}", self.api_base))
                 .query(query),
@@ -154,10 +181,16 @@ impl LineClient {
             .streaming
             .get(format!("{}{path}", self.data_base))
             .bearer_auth(token.expose());
-        tokio::time::timeout(REQUEST_TIMEOUT, request.send())
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
             .await
-            .map_err(|_| NetworkError::Timeout(REQUEST_TIMEOUT))?
-            .map_err(network)
+            .map_err(|_| NetworkError::Timeout(REQUEST_TIMEOUT))
+            .and_then(|sent| sent.map_err(network));
+        if let Some(metrics) = &self.metrics {
+            let status = result.as_ref().ok().map(|r| r.status().as_u16());
+            metrics.observe(path, status, started.elapsed().as_secs_f64());
+        }
+        result
     }
 
     fn request(

@@ -67,6 +67,18 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A histogram a store keeps about its own work, exposed on `/metrics`.
+pub type CommitHistogram = prometheus_client::metrics::histogram::Histogram;
+
+/// What a store measures about its event-log commits.
+#[derive(Clone)]
+pub struct CommitMetrics {
+    /// Records stored per group commit.
+    pub records: CommitHistogram,
+    /// Seconds per flush to disk.
+    pub seconds: CommitHistogram,
+}
+
 /// The storage boundary. See the module docs for its rules.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -108,6 +120,15 @@ pub trait Store: Send + Sync + 'static {
     /// returns the value now stored. Used for service-wide facts such as the
     /// master key check.
     async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    /// Histograms of the event log's group commits, if the backend keeps
+    /// them.
+    fn commit_metrics(&self) -> Option<CommitMetrics> {
+        None
+    }
+
+    /// Every durable consumer and its position.
+    async fn consumers(&self) -> Result<Vec<(String, ConsumerPosition)>>;
 
     /// Replaces the value under `key` (durably).
     async fn meta_put(&self, key: &str, value: &[u8]) -> Result<()>;

@@ -306,6 +306,26 @@ impl Store for SledStore {
         }
     }
 
+    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
+        let stats = self.log.stats();
+        Some(super::CommitMetrics {
+            records: stats.commit_records.clone(),
+            seconds: stats.commit_seconds.clone(),
+        })
+    }
+
+    async fn consumers(&self) -> Result<Vec<(String, ConsumerPosition)>> {
+        self.consumers
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(backend)?;
+                let name = String::from_utf8_lossy(&key).into_owned();
+                let position = decode_consumer(&name, &value)?;
+                Ok((name, position))
+            })
+            .collect()
+    }
+
     async fn meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
         self.meta.insert(key.as_bytes(), value).map_err(backend)?;
         self.flush_now().await

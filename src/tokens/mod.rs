@@ -24,6 +24,7 @@ use crate::{
         LineClient,
         oauth::{OAuth, OAuthError},
     },
+    metrics::{ChannelLabels, Metrics},
     secret::Secret,
     store::{
         ChannelRecord, IssuedTokenRecord, Store, StoreError, TokenErrorRecord, TokenMode,
@@ -96,6 +97,7 @@ struct Inner {
     oauth: OAuth,
     settings: TokenSettings,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
+    metrics: Metrics,
 }
 
 /// One channel's refresh lock and cached token.
@@ -156,6 +158,7 @@ impl Tokens {
         store: Arc<dyn Store>,
         line: LineClient,
         settings: TokenSettings,
+        metrics: Metrics,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -164,6 +167,7 @@ impl Tokens {
                 oauth: OAuth::new(line),
                 settings,
                 slots: Mutex::new(HashMap::new()),
+                metrics,
             }),
         }
     }
@@ -190,6 +194,7 @@ impl Tokens {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(channel_id);
+        self.inner.metrics.forget_channel(channel_id);
     }
 
     /// A token to call LINE with for `channel`.
@@ -408,7 +413,13 @@ impl Tokens {
             && let Some((record, token)) = &stored
             && now < self.renew_at(record)
         {
-            self.cache(slot, channel, token, self.renew_at(record));
+            self.cache(
+                slot,
+                channel,
+                token,
+                self.renew_at(record),
+                record.expire_time_ms,
+            );
             return Ok(token.clone());
         }
 
@@ -429,6 +440,7 @@ impl Tokens {
                     expire_time_ms: now.saturating_add(issued.expires_in.as_millis() as i64),
                 };
                 let renew_at = self.renew_at(&record);
+                let expire_time_ms = record.expire_time_ms;
                 if let Some(old) = state.current.replace(record) {
                     // A rejected token is dead already; a stateless one
                     // cannot be revoked; both just go.
@@ -440,7 +452,7 @@ impl Tokens {
                 state.last_error = None;
                 self.revoke_replaced(channel, &mut state).await;
                 self.save(&mut state).await;
-                self.cache(slot, channel, &token, renew_at);
+                self.cache(slot, channel, &token, renew_at, expire_time_ms);
                 tracing::info!(
                     channel = %channel.id,
                     mode = ?channel.token_mode,
@@ -462,7 +474,13 @@ impl Tokens {
                     {
                         tracing::warn!(channel = %channel.id, error = %err, "token renewal failed; the current token is still valid");
                         let retry_at = now + RETRY_AFTER_FAILURE.as_millis() as i64;
-                        self.cache(slot, channel, &token, retry_at.min(record.expire_time_ms));
+                        self.cache(
+                            slot,
+                            channel,
+                            &token,
+                            retry_at.min(record.expire_time_ms),
+                            record.expire_time_ms,
+                        );
                         Ok(token)
                     }
                     _ => Err(err),
@@ -471,7 +489,21 @@ impl Tokens {
         }
     }
 
-    fn cache(&self, slot: &Slot, channel: &ChannelRecord, token: &Secret, use_until_ms: i64) {
+    fn cache(
+        &self,
+        slot: &Slot,
+        channel: &ChannelRecord,
+        token: &Secret,
+        use_until_ms: i64,
+        expire_time_ms: i64,
+    ) {
+        self.inner
+            .metrics
+            .token_expiry
+            .get_or_create(&ChannelLabels {
+                channel: channel.id.clone(),
+            })
+            .set(expire_time_ms / 1000);
         slot.set(Some(Cached {
             token: token.clone(),
             mode: channel.token_mode,

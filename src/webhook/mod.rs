@@ -136,7 +136,7 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
         "/metrics" => match (*method == Method::GET, state.ready.get()) {
             (false, _) => method_not_allowed("GET"),
             (true, None) => text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n"),
-            (true, Some(services)) => metrics(services),
+            (true, Some(services)) => metrics(services).await,
         },
         _ => match path.strip_prefix(WEBHOOK_PREFIX) {
             Some(channel_id) if !channel_id.is_empty() && !channel_id.contains('/') => {
@@ -169,12 +169,33 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
     }
 }
 
-fn metrics(services: &Services) -> Response<Full<Bytes>> {
+/// The exposition, with the gauges that are read at scrape time brought up
+/// to date first.
+async fn metrics(services: &Services) -> Response<Full<Bytes>> {
     let metrics = &services.metrics;
     let bounds = services.store.bounds();
     metrics.subscribers.set(services.fanout.active() as i64);
     metrics.log_head.set(bounds.head as i64);
     metrics.log_oldest.set(bounds.oldest as i64);
+    match services.store.consumers().await {
+        Ok(consumers) => {
+            for (consumer, position) in consumers {
+                metrics
+                    .consumer_lag
+                    .get_or_create(&crate::metrics::ConsumerLabels { consumer })
+                    .set(bounds.head.saturating_sub(position.acked) as i64);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot read consumer positions for metrics"),
+    }
+    for (state, count) in services.outbox.pending_by_state() {
+        metrics
+            .outbox_pending
+            .get_or_create(&crate::metrics::StateLabels {
+                state: crate::outbox::state_label(state).into(),
+            })
+            .set(count as i64);
+    }
     let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
