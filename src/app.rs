@@ -203,8 +203,19 @@ pub async fn run(
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher.clone());
     let metrics = Metrics::new(store.commit_metrics());
-    let line = LineClient::new(&settings.line_api_base, &settings.line_data_api_base)
-        .with_metrics(metrics.line.clone());
+    let line = LineClient::with_proxy(
+        &settings.line_api_base,
+        &settings.line_data_api_base,
+        settings.line_proxy.as_ref(),
+    )
+    .map_err(|reason| AppError::Serve {
+        what: "LINE client",
+        reason,
+    })?
+    .with_metrics(metrics.line.clone());
+    if settings.line_proxy.is_some() {
+        tracing::info!("calls to LINE go through the configured proxy (line_proxy)");
+    }
     let tokens = Tokens::new(
         channels.clone(),
         store.clone(),

@@ -102,6 +102,9 @@ struct ServeArgs {
     /// Base URL of LINE's data API [default: https://api-data.line.me].
     #[arg(long, value_name = "URL")]
     line_data_api_base: Option<String>,
+    /// HTTP(S) proxy for calls to LINE only [default: HTTPS_PROXY/NO_PROXY].
+    #[arg(long, value_name = "URL")]
+    line_proxy: Option<String>,
     /// File with one API key per line.
     #[arg(long, value_name = "FILE")]
     api_keys_file: Option<PathBuf>,
@@ -154,6 +157,7 @@ impl ServeArgs {
             public_base_url,
             line_api_base,
             line_data_api_base,
+            line_proxy,
             api_keys_file,
             log_format,
             webhook_body_limit,
@@ -174,6 +178,7 @@ impl ServeArgs {
             public_base_url,
             line_api_base,
             line_data_api_base,
+            line_proxy,
             api_keys: None,
             api_keys_file,
             master_key: None,

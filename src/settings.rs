@@ -45,6 +45,10 @@ pub struct Settings {
     pub line_api_base: Url,
     /// Base of LINE's data API (message content).
     pub line_data_api_base: Url,
+    /// HTTP(S) proxy for calls to LINE only; `None`: the standard
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables apply. A `Secret`:
+    /// the URL may carry the proxy's credentials.
+    pub line_proxy: Option<Secret>,
     /// API keys gRPC callers must present, with their scopes; empty = no
     /// authentication.
     pub api_keys: Vec<crate::access::ApiKey>,
@@ -93,6 +97,7 @@ pub struct Layer {
     pub public_base_url: Option<String>,
     pub line_api_base: Option<String>,
     pub line_data_api_base: Option<String>,
+    pub line_proxy: Option<String>,
     pub api_keys: Option<ApiKeyList>,
     pub api_keys_file: Option<PathBuf>,
     pub master_key: Option<Secret>,
@@ -194,7 +199,7 @@ impl Merged {
     fn apply(&mut self, src: Layer, origin: impl Fn(&'static str) -> Origin) {
         merge_fields!(self.layer, src, self.origins, origin;
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
-            line_data_api_base, api_keys, api_keys_file, master_key, insecure_no_auth,
+            line_data_api_base, line_proxy, api_keys, api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
             media_max_bytes, token_refresh_margin_seconds, token_v2_1_lifetime_seconds,
@@ -325,6 +330,7 @@ fn env_layer(
             "public_base_url" => layer.public_base_url = Some(value),
             "line_api_base" => layer.line_api_base = Some(value),
             "line_data_api_base" => layer.line_data_api_base = Some(value),
+            "line_proxy" => layer.line_proxy = Some(value),
             "api_keys" => layer.api_keys = Some(ApiKeyList::Joined(Secret::new(value))),
             "api_keys_file" => layer.api_keys_file = Some(value.into()),
             "master_key" => layer.master_key = Some(Secret::new(value)),
@@ -453,6 +459,22 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
             .ok_or_else(|| required("line_data_api_base"))?,
     )?;
 
+    let line_proxy = match layer.line_proxy.as_deref().map(str::trim) {
+        None | Some("") => None,
+        // Errors do not quote the URL: it may carry credentials.
+        Some(text) => match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                Some(Secret::new(text))
+            }
+            Ok(_) => {
+                return Err(merged.invalid(
+                    "line_proxy",
+                    "must be an http:// or https:// proxy URL with a host",
+                ));
+            }
+            Err(e) => return Err(merged.invalid("line_proxy", format!("is not a URL: {e}"))),
+        },
+    };
     let master_key = match &layer.master_key {
         Some(key) if !key.expose().trim().is_empty() => {
             Some(MasterKey::parse(key).map_err(|e| merged.invalid("master_key", e.to_string()))?)
@@ -563,6 +585,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         public_base_url,
         line_api_base,
         line_data_api_base,
+        line_proxy,
         api_keys,
         master_key,
         log_format,

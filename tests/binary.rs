@@ -641,3 +641,52 @@ async fn healthcheck_follows_readiness() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("readyz"));
 }
+
+/// Without `line_proxy`, the standard `HTTPS_PROXY` variable is honoured
+/// for calls to LINE (deployments that reach api.line.me only through a
+/// proxy set it for the whole pod).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_proxy_from_the_environment_is_used_for_line() {
+    use line_adapter::proto::v1 as pb;
+
+    let proxy = support::proxy::Proxy::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy_url = proxy.url();
+    let mut process = Process::serve(
+        dir.path(),
+        &[
+            ("HTTPS_PROXY", &proxy_url),
+            ("LINE_ADAPTER_LINE_API_BASE", "https://line-api.invalid"),
+        ],
+    );
+    let mut admin = ChannelAdminClient::connect(process.grpc_url())
+        .await
+        .unwrap();
+    let channel = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: String::new(),
+            token_mode: pb::TokenMode::ShortLivedV2 as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let refused = admin
+        .rotate_access_token(pb::RotateAccessTokenRequest {
+            channel_id: channel.id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    drop(admin);
+    assert_eq!(process.terminate().code(), Some(0));
+    assert_eq!(
+        proxy.seen(),
+        [("CONNECT".to_owned(), "line-api.invalid:443".to_owned())],
+        "the token request asked the proxy for a tunnel to LINE's host"
+    );
+}

@@ -54,26 +54,52 @@ pub struct LineClient {
 }
 
 impl LineClient {
+    /// A client for the given bases. Without `proxy` the standard
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables apply (reqwest reads
+    /// them); with it, every call to LINE goes through that proxy (still
+    /// bypassed for hosts in `NO_PROXY`).
     pub fn new(api_base: &Url, data_base: &Url) -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_proxy(api_base, data_base, None).expect("no proxy to refuse")
+    }
+
+    /// As [`LineClient::new`], through `proxy` (an http(s) URL, possibly
+    /// with credentials). The error never quotes the URL.
+    pub fn with_proxy(
+        api_base: &Url,
+        data_base: &Url,
+        proxy: Option<&Secret>,
+    ) -> Result<Self, String> {
+        let proxy = proxy
+            .map(|url| {
+                reqwest::Proxy::all(url.expose())
+                    .map(|p| p.no_proxy(reqwest::NoProxy::from_env()))
+                    .map_err(|_| "the LINE proxy URL is not usable".to_owned())
+            })
+            .transpose()?;
+        let builder = |proxy: Option<reqwest::Proxy>| {
+            let builder = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")));
+            match proxy {
+                Some(proxy) => builder.proxy(proxy),
+                None => builder,
+            }
+        };
+        let http = builder(proxy.clone())
             .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("a reqwest client with static settings builds");
-        let streaming = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .map_err(|e| format!("cannot build the LINE client: {}", e.without_url()))?;
+        let streaming = builder(proxy)
             .read_timeout(Duration::from_secs(30))
-            .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("a reqwest client with static settings builds");
-        Self {
+            .map_err(|e| format!("cannot build the LINE client: {}", e.without_url()))?;
+        Ok(Self {
             http,
             streaming,
             api_base: api_base.as_str().trim_end_matches('/').to_owned(),
             data_base: data_base.as_str().trim_end_matches('/').to_owned(),
             metrics: None,
-        }
+        })
     }
 
     /// Counts every call and its latency in `metrics`.

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 pub mod fake_line;
+pub mod proxy;
 
 use std::{
     net::SocketAddr,
