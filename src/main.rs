@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run the service: gRPC (default 127.0.0.1:50051) and HTTP webhooks
     /// (default 0.0.0.0:8080).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print inbound events as JSON lines (a client of Messaging.Subscribe).
     Tail(TailArgs),
     /// Exit 0 when the local service is ready (`GET /readyz` answers 200),
@@ -202,7 +202,7 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Tail(args) => tail(args),
         Command::Healthcheck(args) => healthcheck(args),
     }
