@@ -136,11 +136,7 @@ pub async fn run(
         path: settings.data_dir.clone(),
         source,
     })?;
-    let key = master_key(&settings)?;
-    let cipher = match &settings.master_key_previous {
-        Some(previous) => Cipher::rotating(&key, previous),
-        None => Cipher::new(&key),
-    };
+    let cipher = cipher(&settings)?;
 
     if settings.api_keys.is_empty() && grpc_addr.ip().is_loopback() {
         tracing::info!(
@@ -404,6 +400,28 @@ async fn clear_health(mut reporter: tonic_health::server::HealthReporter) {
     ] {
         reporter.clear_service_status(name).await;
     }
+}
+
+fn cipher(settings: &Settings) -> Result<Cipher, AppError> {
+    let key = master_key(settings)?;
+    Ok(match &settings.master_key_previous {
+        Some(previous) => Cipher::rotating(&key, previous),
+        None => Cipher::new(&key),
+    })
+}
+
+/// The store opened and checked against the master key as [`run`] does,
+/// without serving anything (for `line-adapter check`). `Ok(None)` when the
+/// data dir holds no store yet; nothing is created then.
+pub async fn open_offline(
+    settings: &Settings,
+) -> Result<Option<(Arc<dyn Store>, Cipher)>, AppError> {
+    if !settings.data_dir.join(STORE_DIR).exists() {
+        return Ok(None);
+    }
+    let cipher = cipher(settings)?;
+    let (store, _) = open_store(settings, &cipher).await?;
+    Ok(Some((store, cipher)))
 }
 
 fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {

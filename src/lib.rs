@@ -15,6 +15,7 @@
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
 //!   API-key check, the error → status mapping.
 //! - [`webhook`]: hyper HTTP listener: webhook route, `/healthz`, `/readyz`.
+//! - [`check`]: `line-adapter check`, the operator's first diagnosis.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealing secrets.
 //! - [`inbound`]: verified webhook bodies → durable, deduplicated log records.
 //! - [`fanout`]: Subscribe streams: catch-up from the log, then live, never
@@ -40,6 +41,7 @@
 pub mod access;
 pub mod app;
 pub mod channels;
+pub mod check;
 pub mod fanout;
 pub mod grpc;
 pub mod inbound;

@@ -32,6 +32,10 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print inbound events as JSON lines (a client of Messaging.Subscribe).
     Tail(TailArgs),
+    /// Check the settings, the store, LINE's reachability (through the
+    /// proxy) and every channel's token; exit 1 on any failure. Takes the
+    /// same configuration as `serve`.
+    Check(Box<ServeArgs>),
     /// Exit 0 when the local service is ready (`GET /readyz` answers 200),
     /// else 1: a container HEALTHCHECK for images without curl.
     Healthcheck(HealthcheckArgs),
@@ -205,6 +209,36 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Tail(args) => tail(args),
         Command::Healthcheck(args) => healthcheck(args),
+        Command::Check(args) => check(*args),
+    }
+}
+
+fn check(args: ServeArgs) -> ExitCode {
+    let (config, flags) = args.into_layer();
+    let loaded = match Settings::load(config.as_deref(), std::env::vars_os(), flags) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            println!("settings: FAILED: {err}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    for warning in &loaded.warnings {
+        println!("settings: warning: {warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("line-adapter check: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(line_adapter::check::run(&loaded.settings, &mut stdout)) {
+        0 => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
     }
 }
 

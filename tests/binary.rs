@@ -690,3 +690,122 @@ async fn https_proxy_from_the_environment_is_used_for_line() {
         "the token request asked the proxy for a tunnel to LINE's host"
     );
 }
+
+/// `line-adapter check`: settings, store, LINE reachability and every
+/// channel's token, offline and while the service runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_channel_and_fails_on_any_problem() {
+    use line_adapter::proto::v1 as pb;
+
+    let line = support::fake_line::FakeLine::start().await;
+    let bot = r#"{"userId":"Ub9952f8c0123456789abcdef01234567","basicId":"@shop","displayName":"Shop","chatMode":"chat","markAsReadMode":"auto"}"#;
+    let refused = r#"{"error":"invalid_client","error_description":"invalid client_secret"}"#;
+    for _ in 0..2 {
+        line.script("/v2/bot/info", 200, &[], bot);
+        line.script("/v2/oauth/accessToken", 400, &[], refused);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let master_key = "ef".repeat(32);
+    let base = line.url();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    let env = [
+        ("LINE_ADAPTER_MASTER_KEY", master_key.as_str()),
+        ("LINE_ADAPTER_LINE_API_BASE", base.as_str()),
+        ("LINE_ADAPTER_LINE_DATA_API_BASE", base.as_str()),
+    ];
+    let check = |grpc: &str, env: &[(&str, &str)]| {
+        let output = Command::new(BIN)
+            .args(["check", "--data-dir", &data_dir, "--grpc-addr", grpc])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+
+    // Before the first start: nothing to check but settings and LINE.
+    let (code, report) = check("127.0.0.1:50051", &env);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report.contains("none yet"), "{report}");
+    assert!(report.contains("LINE API"), "{report}");
+
+    let mut process = Process::serve(dir.path(), &env);
+    let url = process.grpc_url();
+    let mut admin = ChannelAdminClient::connect(url.clone()).await.unwrap();
+    let pasted = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let issued = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Broken".into(),
+            line_channel_id: "1234567891".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: String::new(),
+            token_mode: pb::TokenMode::ShortLivedV2 as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    drop(admin);
+
+    // While the service holds the store: through its gRPC API.
+    let grpc = url.trim_start_matches("http://").to_owned();
+    let (code, report) = check(&grpc, &env);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("in use by the running service"), "{report}");
+    let ok_line = format!("channel {} \"Shop\"", pasted.id);
+    let failed_line = format!("channel {} \"Broken\"", issued.id);
+    let line_of = |report: &str, start: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no `{start}` in {report}"))
+            .to_owned()
+    };
+    assert!(line_of(&report, &ok_line).contains("ok, bot \"Shop\" @shop"));
+    assert!(line_of(&report, &failed_line).contains("FAILED"));
+    assert!(line_of(&report, &failed_line).contains("invalid client_secret"));
+    assert!(report.contains("result: 1 check FAILED"), "{report}");
+    assert_eq!(process.terminate().code(), Some(0));
+
+    // Offline: the store opened directly, the same verdicts.
+    let (code, report) = check("127.0.0.1:50051", &env);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(line_of(&report, &ok_line).contains("ok, bot \"Shop\" @shop"));
+    assert!(line_of(&report, &failed_line).contains("invalid client_secret"));
+    for secret in [SECRET, TOKEN, master_key.as_str()] {
+        assert!(!report.contains(secret), "a secret in the report");
+    }
+
+    // LINE unreachable: named, and a failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, report) = check(
+        "127.0.0.1:50051",
+        &[
+            ("LINE_ADAPTER_MASTER_KEY", master_key.as_str()),
+            ("LINE_ADAPTER_LINE_API_BASE", nowhere.as_str()),
+            ("LINE_ADAPTER_LINE_DATA_API_BASE", base.as_str()),
+        ],
+    );
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        line_of(&report, &format!("LINE API {nowhere}")).contains("FAILED"),
+        "{report}"
+    );
+}

@@ -156,6 +156,13 @@ impl LineClient {
         .await
     }
 
+    /// GETs `base` itself, without a token: any HTTP answer shows the host
+    /// is reached (through the proxy, when one is configured).
+    pub async fn probe(&self, base: &Url) -> Result<u16, NetworkError> {
+        let response = self.http.get(base.as_str()).send().await.map_err(network)?;
+        Ok(response.status().as_u16())
+    }
+
     /// GETs `path` on the API host.
     pub async fn get(&self, token: &Secret, path: &str) -> Result<LineResponse, NetworkError> {
         self.send(path, self.request(Method::GET, &self.api_base, path, token))
