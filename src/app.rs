@@ -52,9 +52,10 @@ impl AppError {
     /// fault: `main` exits 64 for these, as for a bad setting.
     pub fn is_configuration(&self) -> bool {
         match self {
-            AppError::MasterKey(_) | AppError::MasterKeyMismatch | AppError::MasterKeyMissing => {
-                true
-            }
+            AppError::MasterKey(_)
+            | AppError::MasterKeyMismatch
+            | AppError::MasterKeyMissing
+            | AppError::Tls { .. } => true,
             AppError::Bind { .. }
             | AppError::DataDir { .. }
             | AppError::Store(_)
@@ -65,6 +66,8 @@ impl AppError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    #[error("TLS for gRPC: {reason}")]
+    Tls { reason: String },
     #[error("cannot listen for {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -162,10 +165,12 @@ pub async fn run(
     let stop = CancellationToken::new();
     let core = Core::new(settings.clone(), ready.clone(), http_addr.port());
 
+    let tls = settings.grpc_tls.as_ref().map(grpc_tls).transpose()?;
     let mut grpc_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(grpc::serve(
         core.clone(),
         health_service,
         listeners.grpc,
+        tls,
         stop.clone(),
     ));
     let http_state = HttpState {
@@ -400,6 +405,28 @@ async fn clear_health(mut reporter: tonic_health::server::HealthReporter) {
     ] {
         reporter.clear_service_status(name).await;
     }
+}
+
+/// The gRPC listener's TLS identity from its PEM files. Read once at start:
+/// a renewed certificate takes effect on the next restart.
+fn grpc_tls(
+    files: &crate::settings::TlsFiles,
+) -> Result<tonic::transport::ServerTlsConfig, AppError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|err| AppError::Tls {
+            reason: format!("cannot read {}: {err}", path.display()),
+        })
+    };
+    let identity = tonic::transport::Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    let config = tonic::transport::ServerTlsConfig::new().identity(identity);
+    // Parsed now, so a bad file stops the start with a clear error.
+    tonic::transport::Server::builder()
+        .tls_config(config.clone())
+        .map_err(|err| AppError::Tls {
+            reason: format!("{} / {}: {err}", files.cert.display(), files.key.display()),
+        })?;
+    tracing::info!(cert = %files.cert.display(), "gRPC serves TLS");
+    Ok(config)
 }
 
 fn cipher(settings: &Settings) -> Result<Cipher, AppError> {

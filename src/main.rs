@@ -109,6 +109,13 @@ struct ServeArgs {
     /// HTTP(S) proxy for calls to LINE only [default: HTTPS_PROXY/NO_PROXY].
     #[arg(long, value_name = "URL")]
     line_proxy: Option<String>,
+    /// PEM certificate chain for TLS on the gRPC listener (with
+    /// --grpc-tls-key-file).
+    #[arg(long, value_name = "FILE")]
+    grpc_tls_cert_file: Option<PathBuf>,
+    /// PEM private key for TLS on the gRPC listener.
+    #[arg(long, value_name = "FILE")]
+    grpc_tls_key_file: Option<PathBuf>,
     /// File with one API key per line.
     #[arg(long, value_name = "FILE")]
     api_keys_file: Option<PathBuf>,
@@ -162,6 +169,8 @@ impl ServeArgs {
             line_api_base,
             line_data_api_base,
             line_proxy,
+            grpc_tls_cert_file,
+            grpc_tls_key_file,
             api_keys_file,
             log_format,
             webhook_body_limit,
@@ -183,6 +192,8 @@ impl ServeArgs {
             line_api_base,
             line_data_api_base,
             line_proxy,
+            grpc_tls_cert_file,
+            grpc_tls_key_file,
             api_keys: None,
             api_keys_file,
             master_key: None,

@@ -37,6 +37,9 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     /// HTTP listen address (webhooks, health, readiness).
     pub http_addr: SocketAddr,
+    /// PEM certificate chain and private key for TLS on the gRPC listener;
+    /// `None`: plaintext (behind a mesh or on loopback).
+    pub grpc_tls: Option<TlsFiles>,
     /// Folder holding the store and, when generated, the master key file.
     pub data_dir: PathBuf,
     /// Public base URL of the webhook listener, as LINE reaches it.
@@ -79,6 +82,13 @@ pub struct Settings {
     pub master_key_previous: Option<MasterKey>,
 }
 
+/// Where a listener's TLS certificate and key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -98,6 +108,8 @@ pub struct Layer {
     pub line_api_base: Option<String>,
     pub line_data_api_base: Option<String>,
     pub line_proxy: Option<String>,
+    pub grpc_tls_cert_file: Option<PathBuf>,
+    pub grpc_tls_key_file: Option<PathBuf>,
     pub api_keys: Option<ApiKeyList>,
     pub api_keys_file: Option<PathBuf>,
     pub master_key: Option<Secret>,
@@ -199,7 +211,8 @@ impl Merged {
     fn apply(&mut self, src: Layer, origin: impl Fn(&'static str) -> Origin) {
         merge_fields!(self.layer, src, self.origins, origin;
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
-            line_data_api_base, line_proxy, api_keys, api_keys_file, master_key, insecure_no_auth,
+            line_data_api_base, line_proxy, grpc_tls_cert_file, grpc_tls_key_file, api_keys,
+            api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
             media_max_bytes, token_refresh_margin_seconds, token_v2_1_lifetime_seconds,
@@ -331,6 +344,8 @@ fn env_layer(
             "line_api_base" => layer.line_api_base = Some(value),
             "line_data_api_base" => layer.line_data_api_base = Some(value),
             "line_proxy" => layer.line_proxy = Some(value),
+            "grpc_tls_cert_file" => layer.grpc_tls_cert_file = Some(value.into()),
+            "grpc_tls_key_file" => layer.grpc_tls_key_file = Some(value.into()),
             "api_keys" => layer.api_keys = Some(ApiKeyList::Joined(Secret::new(value))),
             "api_keys_file" => layer.api_keys_file = Some(value.into()),
             "master_key" => layer.master_key = Some(Secret::new(value)),
@@ -459,6 +474,29 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
             .ok_or_else(|| required("line_data_api_base"))?,
     )?;
 
+    let grpc_tls = match (&layer.grpc_tls_cert_file, &layer.grpc_tls_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            for (setting, path) in [("grpc_tls_cert_file", cert), ("grpc_tls_key_file", key)] {
+                if !path.is_file() {
+                    return Err(merged.invalid(
+                        setting,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+            Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+        }
+        (Some(_), None) => {
+            return Err(merged.invalid("grpc_tls_key_file", "is needed with grpc_tls_cert_file"));
+        }
+        (None, Some(_)) => {
+            return Err(merged.invalid("grpc_tls_cert_file", "is needed with grpc_tls_key_file"));
+        }
+    };
     let line_proxy = match layer.line_proxy.as_deref().map(str::trim) {
         None | Some("") => None,
         // Errors do not quote the URL: it may carry credentials.
@@ -586,6 +624,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         line_api_base,
         line_data_api_base,
         line_proxy,
+        grpc_tls,
         api_keys,
         master_key,
         log_format,

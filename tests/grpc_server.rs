@@ -371,3 +371,59 @@ async fn oversized_messages_are_refused_and_change_nothing() {
         .into_inner();
     assert!(listed.channels.is_empty());
 }
+
+#[tokio::test]
+async fn grpc_serves_tls_when_given_a_certificate() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+    let dir = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = generated.cert.pem();
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::start_with(test_settings(&data, |layer| {
+        layer.grpc_tls_cert_file = Some(cert.clone());
+        layer.grpc_tls_key_file = Some(key.clone());
+    }))
+    .await;
+
+    let channel = Endpoint::from_shared(format!("https://localhost:{}", app.grpc_addr.port()))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&cert_pem))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("a TLS connection with the service's certificate");
+    let mut admin = line_adapter::proto::v1::channel_admin_client::ChannelAdminClient::new(channel);
+    admin
+        .list_channels(ListChannelsRequest::default())
+        .await
+        .expect("calls work over TLS");
+
+    // Plaintext is not spoken any more.
+    let plain = app
+        .admin()
+        .await
+        .list_channels(ListChannelsRequest::default())
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+    app.stop().await.unwrap();
+
+    // A key that is not a key stops the start, as a configuration error.
+    std::fs::write(&key, "not a key").unwrap();
+    let broken = TestApp::spawn(test_settings(&data, |layer| {
+        layer.grpc_tls_cert_file = Some(cert.clone());
+        layer.grpc_tls_key_file = Some(key.clone());
+    }))
+    .await;
+    let err = broken.finished().await.unwrap_err();
+    assert!(err.is_configuration(), "{err}");
+    assert!(err.to_string().contains("tls.key"), "{err}");
+}

@@ -164,6 +164,7 @@ pub async fn serve(
         impl tonic_health::pb::health_server::Health,
     >,
     listener: TcpListener,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let keys = auth::ApiKeys::new(&core.settings.api_keys);
@@ -184,7 +185,12 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let messaging = InterceptedService::new(messaging, move |req| keys.intercept(req));
 
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = tls {
+        // A bad certificate or key fails here, before anything is served.
+        server = server.tls_config(tls)?;
+    }
+    server
         // A unary call never needs longer (sends wait at most 10 s for
         // LINE); streams are not cut, their handler returns at once.
         .timeout(REQUEST_TIMEOUT)
