@@ -99,6 +99,8 @@ impl Inbound {
         }
         let receive_time = timestamp(receive_time_ms);
         let destination = parsed.destination;
+        // The webhook request's span is current here.
+        let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
         let mut type_names = Vec::with_capacity(parsed.events.len());
         let mut media_jobs = Vec::with_capacity(parsed.events.len());
         let batch: Vec<NewEvent> = parsed
@@ -109,6 +111,7 @@ impl Inbound {
                 event.channel_id = channel_id.to_owned();
                 event.destination.clone_from(&destination);
                 event.receive_time = Some(receive_time);
+                event.traceparent.clone_from(&traceparent);
                 // A standby event's token belongs to the module holding chat
                 // control; Send must never use it.
                 let replyable = event.mode() != pb::EventMode::Standby;

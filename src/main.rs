@@ -348,22 +348,29 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    telemetry::init(loaded.settings.log_format);
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
-            tracing::error!(error = %err, "cannot start the async runtime");
+            eprintln!("line-adapter: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
+    // The trace exporter lives on this runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        telemetry::init(loaded.settings.log_format)
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     let result = runtime.block_on(async {
         let listeners = Listeners::bind(&loaded.settings).await?;
         app::run(loaded.settings, listeners, shutdown::signal()).await
     });
+    {
+        let _entered = runtime.enter();
+        telemetry.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -231,27 +231,37 @@ impl Outbox {
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.id.clone(), sender);
         let inner = self.inner.clone();
-        self.inner.tasks.spawn(async move {
-            let id = record.id.clone();
-            inner.work(record).await;
-            let watcher = inner
-                .watchers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            if let Some(watcher) = watcher {
-                let state = watcher.borrow().state;
-                if state.is_final() {
-                    inner
-                        .metrics
-                        .outbox_finished
-                        .get_or_create(&StateLabels {
-                            state: state_label(state).into(),
-                        })
-                        .inc();
+        // The delivery's span follows from the call that submitted it.
+        let span = tracing::info_span!(
+            "delivery",
+            otel.name = %format!("deliver {}", state_label_kind(record.kind)),
+            delivery = %record.id,
+            channel = %record.channel_id,
+        );
+        self.inner.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                let id = record.id.clone();
+                inner.work(record).await;
+                let watcher = inner
+                    .watchers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                if let Some(watcher) = watcher {
+                    let state = watcher.borrow().state;
+                    if state.is_final() {
+                        inner
+                            .metrics
+                            .outbox_finished
+                            .get_or_create(&StateLabels {
+                                state: state_label(state).into(),
+                            })
+                            .inc();
+                    }
                 }
-            }
-        });
+            },
+            span,
+        ));
     }
 
     /// Sends being worked on, by state (queued, sending), for `/metrics`.
@@ -274,6 +284,16 @@ impl Outbox {
             (DeliveryState::Queued, queued),
             (DeliveryState::Sending, sending),
         ]
+    }
+}
+
+/// A send kind as a span name part.
+fn state_label_kind(kind: SendKind) -> &'static str {
+    match kind {
+        SendKind::Reply => "reply",
+        SendKind::Push => "push",
+        SendKind::Multicast => "multicast",
+        SendKind::Broadcast => "broadcast",
     }
 }
 

@@ -809,3 +809,204 @@ async fn check_reports_each_channel_and_fails_on_any_problem() {
         "{report}"
     );
 }
+
+/// Spans collected by an in-process OTLP collector.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)>>>,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let mut spans = self.spans.lock().unwrap();
+        for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .map(|v| format!("{:?}", v.value))
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    spans.push((service.clone(), span));
+                }
+            }
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// Traces: the gRPC server span continues the caller's `traceparent`, calls
+/// to LINE are its children and carry `traceparent` themselves, and a
+/// webhook starts a trace whose `traceparent` travels with its events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_follow_calls_into_line_and_webhooks_into_events() {
+    use line_adapter::proto::v1 as pb;
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::trace_service_server::TraceServiceServer, trace::v1::span::SpanKind,
+    };
+    use tokio_stream::StreamExt as _;
+
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let line = support::fake_line::FakeLine::start().await;
+    line.script(
+        "/v2/bot/info",
+        200,
+        &[],
+        r#"{"userId":"Ub9952f8c0123456789abcdef01234567","basicId":"@shop","displayName":"Shop","chatMode":"chat","markAsReadMode":"auto"}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let base = line.url();
+    let mut process = Process::serve(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("LINE_ADAPTER_LINE_API_BASE", base.as_str()),
+            ("LINE_ADAPTER_LINE_DATA_API_BASE", base.as_str()),
+        ],
+    );
+    let url = process.grpc_url();
+    let http = process.wait_for("listening")["http"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut admin = ChannelAdminClient::connect(url.clone()).await.unwrap();
+    let channel = admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const CALLER_SPAN: &str = "b7ad6b7169203331";
+    let mut call = tonic::Request::new(pb::GetBotInfoRequest {
+        channel_id: channel.id.clone(),
+    });
+    call.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE}-{CALLER_SPAN}-01").parse().unwrap(),
+    );
+    admin.get_bot_info(call).await.unwrap();
+
+    // A webhook, read back from Subscribe with its traceparent.
+    let body = support::text_body("traced", 1, "U1");
+    let response = reqwest::Client::new()
+        .post(format!("http://{http}/webhook/line/{}", channel.id))
+        .header(
+            "x-line-signature",
+            line_adapter::webhook::signature::sign(SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut messaging = pb::messaging_client::MessagingClient::connect(url)
+        .await
+        .unwrap();
+    let mut stream = messaging
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::Position(
+                pb::StartPosition::Earliest as i32,
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let event = loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
+            break event;
+        }
+    };
+    let parts: Vec<&str> = event.traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "a W3C traceparent: {:?}", event.traceparent);
+    let (webhook_trace, webhook_span) = (parts[1].to_owned(), parts[2].to_owned());
+    drop(stream);
+    drop(messaging);
+    drop(admin);
+    // Stopping flushes what is still buffered.
+    assert_eq!(process.terminate().code(), Some(0), "{}", process.output());
+    server.abort();
+
+    let spans = collector.spans.lock().unwrap().clone();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let find = |name: &str| {
+        spans
+            .iter()
+            .find(|(_, s)| s.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `{name}` span in {:?}",
+                    spans.iter().map(|(_, s)| &s.name).collect::<Vec<_>>()
+                )
+            })
+            .clone()
+    };
+    let (service, server_span) = find("weiyu.line.v1.ChannelAdmin/GetBotInfo");
+    assert!(service.contains("line-adapter"), "{service}");
+    assert_eq!(hex(&server_span.trace_id), TRACE);
+    assert_eq!(hex(&server_span.parent_span_id), CALLER_SPAN);
+    assert_eq!(server_span.kind, SpanKind::Server as i32);
+    let (_, client_span) = find("LINE /v2/bot/info");
+    assert_eq!(hex(&client_span.trace_id), TRACE);
+    assert_eq!(client_span.parent_span_id, server_span.span_id);
+    assert_eq!(client_span.kind, SpanKind::Client as i32);
+    let sent = line
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/v2/bot/info")
+        .unwrap();
+    assert_eq!(
+        sent.headers["traceparent"].to_str().unwrap(),
+        format!("00-{TRACE}-{}-01", hex(&client_span.span_id)),
+        "LINE saw the client span as parent"
+    );
+    let (_, webhook) = find("POST /webhook/line/:channel");
+    assert_eq!(hex(&webhook.trace_id), webhook_trace);
+    assert_eq!(hex(&webhook.span_id), webhook_span);
+    assert!(
+        webhook.parent_span_id.is_empty(),
+        "webhooks start their own trace"
+    );
+    let everything = format!("{spans:?}");
+    for secret in [SECRET, TOKEN] {
+        assert!(!everything.contains(secret), "a secret in span data");
+    }
+}

@@ -131,6 +131,30 @@ fn capture_authority(
     request
 }
 
+/// The server span of one call: a child of the caller's `traceparent`
+/// when it sent one. Health checks and reflection get no span (probes every
+/// few seconds would drown the traces).
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let path = request.uri().path();
+    if !path.starts_with("/weiyu.line.v1.") {
+        return tracing::Span::none();
+    }
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
+}
+
 /// Reflection over our contract, health, and google.rpc error details (so
 /// grpcurl can print the BadRequest that names a field). Both reflection
 /// protocols are registered in each, so `grpcurl list` shows both whichever
@@ -191,6 +215,7 @@ pub async fn serve(
         server = server.tls_config(tls)?;
     }
     server
+        .trace_fn(request_span)
         // A unary call never needs longer (sends wait at most 10 s for
         // LINE); streams are not cut, their handler returns at once.
         .timeout(REQUEST_TIMEOUT)

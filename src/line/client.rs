@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::{metrics::LineMetrics, secret::Secret};
@@ -114,8 +115,25 @@ impl LineClient {
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<LineResponse, NetworkError> {
+        let endpoint = crate::metrics::endpoint_label(path);
+        // A child of whatever is current (a gRPC call, a delivery); ids
+        // in the path are masked, and no header or body is recorded.
+        let span = tracing::info_span!(
+            "line",
+            otel.name = %format!("LINE {endpoint}"),
+            otel.kind = "client",
+            url.path = %endpoint,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let mut headers = http::HeaderMap::new();
+        crate::telemetry::propagate(&span, &mut headers);
         let started = std::time::Instant::now();
-        let result = send(request).await;
+        let result = send(request.headers(headers))
+            .instrument(span.clone())
+            .await;
+        if let Ok(response) = &result {
+            span.record("http.response.status_code", response.status.as_u16());
+        }
         if let Some(metrics) = &self.metrics {
             let status = result.as_ref().ok().map(|r| r.status.as_u16());
             metrics.observe(path, status, started.elapsed().as_secs_f64());

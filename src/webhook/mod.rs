@@ -27,6 +27,7 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     channels::{ChannelError, validate},
@@ -148,8 +149,19 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                     return text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n");
                 };
                 let started = Instant::now();
-                let (response, channel) =
-                    webhook(request, &channel_id, services, state.body_limit).await;
+                // Each webhook starts its own trace (LINE sends no trace
+                // context); its events carry the span's `traceparent`.
+                let span = tracing::info_span!(
+                    "webhook",
+                    otel.name = "POST /webhook/line/:channel",
+                    otel.kind = "server",
+                    channel = %channel_id,
+                    http.response.status_code = tracing::field::Empty,
+                );
+                let (response, channel) = webhook(request, &channel_id, services, state.body_limit)
+                    .instrument(span.clone())
+                    .await;
+                span.record("http.response.status_code", response.status().as_u16());
                 services
                     .metrics
                     .webhook_requests
