@@ -208,6 +208,7 @@ pub async fn run(
         &settings.line_api_base,
         &settings.line_data_api_base,
         settings.line_proxy.as_ref(),
+        settings.line_request_timeout,
     )
     .map_err(|reason| AppError::Serve {
         what: "LINE client",
@@ -227,7 +228,8 @@ pub async fn run(
         },
         metrics.clone(),
     );
-    let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone(), metrics.clone());
+    let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone(), metrics.clone())
+        .with_max_backoff(settings.outbox_max_backoff);
     let media = Media::new(
         settings.data_dir.join(MEDIA_DIR),
         line.clone(),

@@ -35,6 +35,7 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
         &settings.line_api_base,
         &settings.line_data_api_base,
         settings.line_proxy.as_ref(),
+        settings.line_request_timeout,
     ) {
         Ok(client) => client,
         Err(reason) => {

@@ -109,6 +109,12 @@ struct ServeArgs {
     /// HTTP(S) proxy for calls to LINE only [default: HTTPS_PROXY/NO_PROXY].
     #[arg(long, value_name = "URL")]
     line_proxy: Option<String>,
+    /// Milliseconds one call to LINE may take [default: 10000].
+    #[arg(long, value_name = "MS")]
+    line_request_timeout_ms: Option<u64>,
+    /// Longest pause between two attempts of a send, ms [default: 60000].
+    #[arg(long, value_name = "MS")]
+    outbox_max_backoff_ms: Option<u64>,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// --grpc-tls-key-file).
     #[arg(long, value_name = "FILE")]
@@ -169,6 +175,8 @@ impl ServeArgs {
             line_api_base,
             line_data_api_base,
             line_proxy,
+            line_request_timeout_ms,
+            outbox_max_backoff_ms,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys_file,
@@ -192,6 +200,8 @@ impl ServeArgs {
             line_api_base,
             line_data_api_base,
             line_proxy,
+            line_request_timeout_ms,
+            outbox_max_backoff_ms,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys: None,

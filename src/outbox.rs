@@ -30,8 +30,10 @@ use crate::{
     tokens::{TokenError, Tokens},
 };
 
-/// Attempts before a send is given up (with backoff that is about an hour).
-const MAX_ATTEMPTS: u32 = 16;
+/// Attempts before a send is given up. With the default backoff the retry
+/// window (an hour) ends first; a shorter `outbox_max_backoff_ms` makes
+/// this the bound.
+const MAX_ATTEMPTS: u32 = 40;
 /// LINE keeps a retry key for 24 hours; past that a retry could send twice.
 /// Stop well before.
 const RETRY_WINDOW: Duration = Duration::from_secs(60 * 60);
@@ -43,7 +45,8 @@ const RETRY_KEY_LIFETIME: Duration = Duration::from_secs(23 * 60 * 60);
 /// their token can still work.
 const REPLY_WINDOW: Duration = Duration::from_secs(50);
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Default longest pause between attempts (`outbox_max_backoff_ms`).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Requests in flight to LINE per channel: one busy channel cannot take all
 /// connections from the others.
 const PER_CHANNEL_IN_FLIGHT: usize = 64;
@@ -83,6 +86,8 @@ struct Inner {
     line: LineClient,
     tokens: Tokens,
     metrics: Metrics,
+    /// Longest pause between two attempts of a send.
+    max_backoff: Duration,
     /// Live state of deliveries being worked on, for callers that wait.
     watchers: Mutex<HashMap<String, watch::Sender<DeliveryRecord>>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -106,6 +111,7 @@ impl Outbox {
                 line,
                 tokens,
                 metrics,
+                max_backoff: BACKOFF_MAX,
                 watchers: Mutex::new(HashMap::new()),
                 limits: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
@@ -113,6 +119,15 @@ impl Outbox {
                 ids: Mutex::new(ulid::Generator::new()),
             }),
         }
+    }
+
+    /// The same outbox with at most `max` between two attempts of a send.
+    /// Call before any send starts.
+    pub fn with_max_backoff(mut self, max: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.max_backoff = max;
+        }
+        self
     }
 
     /// Stores the send and starts it. With an idempotency key already used
@@ -331,7 +346,7 @@ impl Inner {
             match outcome {
                 Ok(Attempt::Done) => return,
                 Ok(Attempt::RetryAfter(pause)) => {
-                    let pause = pause.unwrap_or_else(|| backoff(record.attempts));
+                    let pause = pause.unwrap_or_else(|| backoff(record.attempts, self.max_backoff));
                     let elapsed = now_ms().saturating_sub(record.create_time_ms);
                     let window = match record.kind {
                         SendKind::Reply => REPLY_WINDOW,
@@ -575,10 +590,8 @@ fn path(kind: SendKind) -> &'static str {
 }
 
 /// Exponential backoff with full jitter.
-fn backoff(attempts: u32) -> Duration {
-    let ceiling = BACKOFF_BASE
-        .saturating_mul(1 << attempts.min(16))
-        .min(BACKOFF_MAX);
+fn backoff(attempts: u32, max: Duration) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1 << attempts.min(16)).min(max);
     Duration::from_millis(fastrand::u64(0..=ceiling.as_millis() as u64))
 }
 
@@ -628,9 +641,10 @@ mod tests {
     #[test]
     fn backoff_grows_and_stays_bounded() {
         for attempts in 0..40 {
-            assert!(backoff(attempts) <= BACKOFF_MAX);
+            assert!(backoff(attempts, BACKOFF_MAX) <= BACKOFF_MAX);
+            assert!(backoff(attempts, Duration::from_secs(1)) <= Duration::from_secs(1));
         }
-        assert!(backoff(0) <= BACKOFF_BASE);
+        assert!(backoff(0, BACKOFF_MAX) <= BACKOFF_BASE);
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct Settings {
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables apply. A `Secret`:
     /// the URL may carry the proxy's credentials.
     pub line_proxy: Option<Secret>,
+    /// How long one call to LINE may take before it counts as failed.
+    pub line_request_timeout: Duration,
+    /// Longest pause between two attempts of a send.
+    pub outbox_max_backoff: Duration,
     /// API keys gRPC callers must present, with their scopes; empty = no
     /// authentication.
     pub api_keys: Vec<crate::access::ApiKey>,
@@ -108,6 +112,8 @@ pub struct Layer {
     pub line_api_base: Option<String>,
     pub line_data_api_base: Option<String>,
     pub line_proxy: Option<String>,
+    pub line_request_timeout_ms: Option<u64>,
+    pub outbox_max_backoff_ms: Option<u64>,
     pub grpc_tls_cert_file: Option<PathBuf>,
     pub grpc_tls_key_file: Option<PathBuf>,
     pub api_keys: Option<ApiKeyList>,
@@ -211,7 +217,8 @@ impl Merged {
     fn apply(&mut self, src: Layer, origin: impl Fn(&'static str) -> Origin) {
         merge_fields!(self.layer, src, self.origins, origin;
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
-            line_data_api_base, line_proxy, grpc_tls_cert_file, grpc_tls_key_file, api_keys,
+            line_data_api_base, line_proxy, line_request_timeout_ms, outbox_max_backoff_ms,
+            grpc_tls_cert_file, grpc_tls_key_file, api_keys,
             api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
@@ -344,6 +351,14 @@ fn env_layer(
             "line_api_base" => layer.line_api_base = Some(value),
             "line_data_api_base" => layer.line_data_api_base = Some(value),
             "line_proxy" => layer.line_proxy = Some(value),
+            "outbox_max_backoff_ms" => {
+                layer.outbox_max_backoff_ms =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "outbox_max_backoff_ms"))?);
+            }
+            "line_request_timeout_ms" => {
+                layer.line_request_timeout_ms =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "line_request_timeout_ms"))?);
+            }
             "grpc_tls_cert_file" => layer.grpc_tls_cert_file = Some(value.into()),
             "grpc_tls_key_file" => layer.grpc_tls_key_file = Some(value.into()),
             "api_keys" => layer.api_keys = Some(ApiKeyList::Joined(Secret::new(value))),
@@ -474,6 +489,21 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
             .ok_or_else(|| required("line_data_api_base"))?,
     )?;
 
+    let line_request_timeout = layer
+        .line_request_timeout_ms
+        .ok_or_else(|| required("line_request_timeout_ms"))?;
+    if !(100..=60_000).contains(&line_request_timeout) {
+        return Err(merged.invalid(
+            "line_request_timeout_ms",
+            "must be 100–60000 (LINE answers in well under a second)",
+        ));
+    }
+    let outbox_max_backoff = layer
+        .outbox_max_backoff_ms
+        .ok_or_else(|| required("outbox_max_backoff_ms"))?;
+    if !(100..=600_000).contains(&outbox_max_backoff) {
+        return Err(merged.invalid("outbox_max_backoff_ms", "must be 100–600000"));
+    }
     let grpc_tls = match (&layer.grpc_tls_cert_file, &layer.grpc_tls_key_file) {
         (None, None) => None,
         (Some(cert), Some(key)) => {
@@ -624,6 +654,8 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         line_api_base,
         line_data_api_base,
         line_proxy,
+        line_request_timeout: Duration::from_millis(line_request_timeout),
+        outbox_max_backoff: Duration::from_millis(outbox_max_backoff),
         grpc_tls,
         api_keys,
         master_key,

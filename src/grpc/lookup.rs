@@ -19,10 +19,7 @@ use super::{
 };
 use crate::{
     channels::validate,
-    line::{
-        ApiError, Classified, LineResponse, classify,
-        client::{NetworkError, REQUEST_TIMEOUT},
-    },
+    line::{ApiError, Classified, LineResponse, classify, client::NetworkError},
     lookup_cache::Cached,
     proto::v1 as pb,
     secret::Secret,
@@ -77,7 +74,7 @@ async fn channel(services: &Services, id: Option<String>) -> Result<ChannelRecor
 /// Calls LINE with the channel's token, retrying once after a 5xx or a
 /// connection that failed (every call here is idempotent), and once with a
 /// renewed token after a 401. A timeout is not retried: the caller has
-/// already waited [`REQUEST_TIMEOUT`].
+/// already waited the client's timeout.
 #[allow(clippy::result_large_err)]
 async fn call<F, Fut>(
     services: &Services,
@@ -122,9 +119,9 @@ where
         let response = result.map_err(|err| {
             tracing::debug!(rpc, error = %err, "LINE could not be reached");
             Status::unavailable(match err {
-                NetworkError::Timeout(_) => format!(
-                    "{rpc}: LINE did not answer within {} s",
-                    REQUEST_TIMEOUT.as_secs()
+                NetworkError::Timeout(waited) => format!(
+                    "{rpc}: LINE did not answer within {} ms",
+                    waited.as_millis()
                 ),
                 err => format!("{rpc}: {err} (after {attempt} attempts)"),
             })

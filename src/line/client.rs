@@ -11,9 +11,9 @@ use url::Url;
 
 use crate::{metrics::LineMetrics, secret::Secret};
 
-/// Per-request timeout: LINE answers in well under a second; longer means
-/// something is wrong, and a send must be retried (push) or reported
-/// (reply).
+/// Default per-request timeout (`line_request_timeout_ms`): LINE answers in
+/// well under a second; longer means something is wrong, and a send must be
+/// retried (push) or reported (reply).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// LINE's answer, whatever its status.
@@ -52,6 +52,7 @@ pub struct LineClient {
     api_base: String,
     data_base: String,
     metrics: Option<LineMetrics>,
+    timeout: Duration,
 }
 
 impl LineClient {
@@ -60,15 +61,17 @@ impl LineClient {
     /// them); with it, every call to LINE goes through that proxy (still
     /// bypassed for hosts in `NO_PROXY`).
     pub fn new(api_base: &Url, data_base: &Url) -> Self {
-        Self::with_proxy(api_base, data_base, None).expect("no proxy to refuse")
+        Self::with_proxy(api_base, data_base, None, REQUEST_TIMEOUT).expect("no proxy to refuse")
     }
 
     /// As [`LineClient::new`], through `proxy` (an http(s) URL, possibly
-    /// with credentials). The error never quotes the URL.
+    /// with credentials), giving up on a request after `timeout`. The error
+    /// never quotes the URL.
     pub fn with_proxy(
         api_base: &Url,
         data_base: &Url,
         proxy: Option<&Secret>,
+        timeout: Duration,
     ) -> Result<Self, String> {
         let proxy = proxy
             .map(|url| {
@@ -79,7 +82,7 @@ impl LineClient {
             .transpose()?;
         let builder = |proxy: Option<reqwest::Proxy>| {
             let builder = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
+                .connect_timeout(timeout.min(Duration::from_secs(5)))
                 .user_agent(concat!("line-adapter/", env!("CARGO_PKG_VERSION")));
             match proxy {
                 Some(proxy) => builder.proxy(proxy),
@@ -87,7 +90,7 @@ impl LineClient {
             }
         };
         let http = builder(proxy.clone())
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot build the LINE client: {}", e.without_url()))?;
         let streaming = builder(proxy)
@@ -100,7 +103,13 @@ impl LineClient {
             api_base: api_base.as_str().trim_end_matches('/').to_owned(),
             data_base: data_base.as_str().trim_end_matches('/').to_owned(),
             metrics: None,
+            timeout,
         })
+    }
+
+    /// How long a request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Counts every call and its latency in `metrics`.
@@ -130,7 +139,11 @@ impl LineClient {
         let started = std::time::Instant::now();
         let result = send(request.headers(headers))
             .instrument(span.clone())
-            .await;
+            .await
+            .map_err(|err| match err {
+                NetworkError::Timeout(_) => NetworkError::Timeout(self.timeout),
+                other => other,
+            });
         if let Ok(response) = &result {
             span.record("http.response.status_code", response.status.as_u16());
         }
@@ -233,9 +246,9 @@ impl LineClient {
             .get(format!("{}{path}", self.data_base))
             .bearer_auth(token.expose());
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(REQUEST_TIMEOUT, request.send())
+        let result = tokio::time::timeout(self.timeout, request.send())
             .await
-            .map_err(|_| NetworkError::Timeout(REQUEST_TIMEOUT))
+            .map_err(|_| NetworkError::Timeout(self.timeout))
             .and_then(|sent| sent.map_err(network));
         if let Some(metrics) = &self.metrics {
             let status = result.as_ref().ok().map(|r| r.status().as_u16());

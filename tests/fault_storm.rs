@@ -1,0 +1,275 @@
+//! Fault storm: 10,000 pushes against a LINE stand-in that fails a lot, the
+//! way LINE and networks fail: 30 % 5xx, 10 % 429 with Retry-After, 10 %
+//! hangs past the client's timeout (half of them after accepting the
+//! message), 5 % connection resets, and 409 for a retry key it accepted
+//! before. Every send must end `delivered`, and LINE must have accepted each
+//! retry key exactly once: nothing lost, nothing doubled, nothing stuck.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use line_adapter::proto::v1::{self as pb, conversation::Chat};
+use support::{TestApp, create_channel_with_token, test_settings};
+
+const SENDS: usize = 10_000;
+const CLIENTS: usize = 500;
+/// The service's LINE timeout in this test; hangs last longer.
+const TIMEOUT_MS: u64 = 300;
+const HANG: Duration = Duration::from_millis(1_000);
+
+#[derive(Default)]
+struct Storm {
+    rng: Mutex<Option<fastrand::Rng>>,
+    /// Retry key → times LINE accepted it (answered or not).
+    accepted: Mutex<HashMap<String, u32>>,
+    /// Outcome → count, for the report.
+    outcomes: Mutex<HashMap<&'static str, u64>>,
+}
+
+enum Outcome {
+    Answer(Response<Full<Bytes>>),
+    Reset,
+}
+
+impl Storm {
+    fn count(&self, what: &'static str) {
+        *self.outcomes.lock().unwrap().entry(what).or_default() += 1;
+    }
+
+    fn accept(&self, key: &str) {
+        *self
+            .accepted
+            .lock()
+            .unwrap()
+            .entry(key.to_owned())
+            .or_default() += 1;
+    }
+
+    async fn handle(&self, request: Request<Incoming>) -> Outcome {
+        let key = request
+            .headers()
+            .get("x-line-retry-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if self.accepted.lock().unwrap().contains_key(&key) {
+            self.count("409 already accepted");
+            return Outcome::Answer(answer(
+                409,
+                &[("x-line-accepted-request-id", &format!("accepted-{key}"))],
+                r#"{"message":"The retry key is already accepted","sentMessages":[{"id":"1"}]}"#,
+            ));
+        }
+        let roll = {
+            let mut rng = self.rng.lock().unwrap();
+            rng.get_or_insert_with(|| fastrand::Rng::with_seed(20261127))
+                .u32(0..100)
+        };
+        match roll {
+            0..30 => {
+                self.count("5xx");
+                let status = [500, 502, 503][roll as usize % 3];
+                Outcome::Answer(answer(status, &[], r#"{"message":"Internal error"}"#))
+            }
+            30..40 => {
+                self.count("429");
+                Outcome::Answer(answer(
+                    429,
+                    &[("retry-after", "1")],
+                    r#"{"message":"The API rate limit has been exceeded. Try again later."}"#,
+                ))
+            }
+            40..45 => {
+                // Accepted, but the answer comes after the client gave up.
+                self.count("hang after accepting");
+                self.accept(&key);
+                tokio::time::sleep(HANG).await;
+                Outcome::Answer(answer(200, &[], r#"{"sentMessages":[{"id":"1"}]}"#))
+            }
+            45..50 => {
+                self.count("hang, nothing sent");
+                tokio::time::sleep(HANG).await;
+                Outcome::Answer(answer(503, &[], r#"{"message":"Internal error"}"#))
+            }
+            50..55 => {
+                self.count("reset");
+                Outcome::Reset
+            }
+            _ => {
+                self.count("200");
+                self.accept(&key);
+                Outcome::Answer(answer(200, &[], r#"{"sentMessages":[{"id":"1"}]}"#))
+            }
+        }
+    }
+}
+
+fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    for (name, value) in headers {
+        response.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    response
+}
+
+async fn start_storm(storm: Arc<Storm>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let storm = storm.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let storm = storm.clone();
+                    async move {
+                        match storm.handle(request).await {
+                            Outcome::Answer(response) => Ok::<_, std::io::Error>(response),
+                            Outcome::Reset => Err(std::io::Error::other("reset")),
+                        }
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+        Ok::<_, Infallible>(())
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_sends_through_a_fault_storm_are_delivered_once_each() {
+    let storm = Arc::new(Storm::default());
+    let line = start_storm(storm.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(test_settings(dir.path(), |layer| {
+        layer.line_api_base = Some(line.clone());
+        layer.line_data_api_base = Some(line.clone());
+        layer.line_request_timeout_ms = Some(TIMEOUT_MS);
+        layer.outbox_max_backoff_ms = Some(2_000);
+    }))
+    .await;
+    let channel = create_channel_with_token(&app).await;
+    let started = Instant::now();
+
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let addr = app.grpc_addr;
+            let channel_id = channel.id.clone();
+            tokio::spawn(async move {
+                let mut messaging =
+                    pb::messaging_client::MessagingClient::connect(format!("http://{addr}"))
+                        .await
+                        .unwrap();
+                let mut ids = Vec::new();
+                for n in 0..SENDS / CLIENTS {
+                    let delivery = messaging
+                        .push(pb::PushRequest {
+                            channel_id: channel_id.clone(),
+                            to: Some(pb::Conversation {
+                                chat: Some(Chat::UserId(format!("U{client:04}{n:04}"))),
+                            }),
+                            messages: vec![pb::Message {
+                                kind: Some(pb::message::Kind::Text(pb::TextMessage {
+                                    text: format!("storm {client} {n}"),
+                                    ..Default::default()
+                                })),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("the send is accepted into the outbox")
+                        .into_inner()
+                        .delivery
+                        .unwrap();
+                    ids.push(delivery.id);
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(SENDS);
+    for task in tasks {
+        ids.extend(task.await.unwrap());
+    }
+    assert_eq!(ids.len(), SENDS);
+
+    // Every send reaches `delivered` within a bound: none stuck.
+    let mut messaging = app.messaging().await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut states: HashMap<i32, usize> = HashMap::new();
+    for id in &ids {
+        loop {
+            let delivery = messaging
+                .get_delivery(pb::GetDeliveryRequest {
+                    delivery_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .delivery
+                .unwrap();
+            let state = delivery.state();
+            if state != pb::DeliveryState::Queued && state != pb::DeliveryState::Sending {
+                *states.entry(state as i32).or_default() += 1;
+                assert_eq!(
+                    state,
+                    pb::DeliveryState::Delivered,
+                    "{id} ended {state:?}: {delivery:?}"
+                );
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} stuck in {state:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let elapsed = started.elapsed();
+
+    let accepted = storm.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), SENDS, "every retry key accepted");
+    assert!(
+        accepted.values().all(|&times| times == 1),
+        "no retry key accepted twice"
+    );
+    let outcomes = storm.outcomes.lock().unwrap().clone();
+    for storm_kind in [
+        "5xx",
+        "429",
+        "hang after accepting",
+        "hang, nothing sent",
+        "reset",
+        "409 already accepted",
+    ] {
+        assert!(
+            outcomes.get(storm_kind).copied().unwrap_or(0) > 0,
+            "the storm included {storm_kind}: {outcomes:?}"
+        );
+    }
+    eprintln!(
+        "fault storm: {SENDS} sends delivered once each in {:.1} s; LINE answered {outcomes:?}",
+        elapsed.as_secs_f64()
+    );
+}
