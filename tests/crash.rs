@@ -65,19 +65,24 @@ async fn start_line(line: Arc<RetryKeyLine>) -> String {
                             .unwrap_or_default()
                             .to_owned();
                         let mut accepted = line.accepted.lock().unwrap();
-                        let mut response = if accepted.contains_key(&key) {
-                            let mut r = Response::new(Full::new(Bytes::from_static(
-                                br#"{"message":"The retry key is already accepted"}"#,
-                            )));
-                            *r.status_mut() = StatusCode::CONFLICT;
-                            r.headers_mut()
-                                .insert("x-line-accepted-request-id", "accepted".parse().unwrap());
-                            r
-                        } else {
-                            accepted.insert(key, 1);
-                            Response::new(Full::new(Bytes::from_static(
-                                br#"{"sentMessages":[{"id":"1"}]}"#,
-                            )))
+                        let mut response = match accepted.entry(key) {
+                            std::collections::hash_map::Entry::Occupied(_) => {
+                                let mut r = Response::new(Full::new(Bytes::from_static(
+                                    br#"{"message":"The retry key is already accepted"}"#,
+                                )));
+                                *r.status_mut() = StatusCode::CONFLICT;
+                                r.headers_mut().insert(
+                                    "x-line-accepted-request-id",
+                                    "accepted".parse().unwrap(),
+                                );
+                                r
+                            }
+                            std::collections::hash_map::Entry::Vacant(slot) => {
+                                slot.insert(1);
+                                Response::new(Full::new(Bytes::from_static(
+                                    br#"{"sentMessages":[{"id":"1"}]}"#,
+                                )))
+                            }
                         };
                         response
                             .headers_mut()
