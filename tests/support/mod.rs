@@ -357,3 +357,9 @@ pub async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
 }
+
+/// A well-formed signature (Base64 of 32 bytes) that signs nothing.
+pub fn fake_signature(n: usize) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([(n % 251) as u8; 32])
+}
