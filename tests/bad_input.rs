@@ -331,13 +331,13 @@ async fn hostile_input_gets_clear_answers_and_changes_nothing() {
         .body("{}")
         .send()
         .await;
-    match big {
-        Ok(response) => assert!(
+    // No answer at all (the connection closed) is a refusal too.
+    if let Ok(response) = big {
+        assert!(
             response.status().is_client_error(),
             "huge header: {}",
             response.status()
-        ),
-        Err(_) => {} // closed without an answer: also refused
+        );
     }
     // Wrong signatures at a high rate: all 401, nothing stored.
     let posts: Vec<_> = (0..400)
