@@ -1,0 +1,25 @@
+//! A webhook body and a signature header, as anyone on the internet can
+//! send them: verification and parsing never panic, and what parses keeps
+//! each event's raw JSON.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use line_adapter::{
+    secret::Secret,
+    webhook::{events::parse_body, signature::verify},
+};
+
+fuzz_target!(|data: &[u8]| {
+    let split = data.first().map_or(0, |&b| usize::from(b)).min(data.len());
+    let (signature, body) = data.split_at(split);
+    let _ = verify(
+        &Secret::new("8c1d3e5f7a9b0c2d4e6f8a0b1c3d5e7f"),
+        body,
+        signature,
+    );
+    if let Ok(parsed) = parse_body(body) {
+        for event in parsed.events {
+            assert!(serde_json::from_str::<serde_json::Value>(&event.event.json).is_ok());
+        }
+    }
+});
