@@ -483,6 +483,17 @@ async fn token_flows_leave_no_secret_in_the_log() {
         .unwrap()
         .into_inner();
     drop(admin);
+    let http = process.wait_for("listening")["http"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let metrics = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("line_adapter_token_expiry_timestamp_seconds"));
     assert_eq!(process.terminate().code(), Some(0), "{}", process.output());
 
     let assertion = line
@@ -499,7 +510,7 @@ async fn token_flows_leave_no_secret_in_the_log() {
         .expect("a v2.1 token was asked for");
     let output = process.output();
     assert!(output.contains("channel access token issued"), "{output}");
-    let responses = format!("{pair:?} {rotated:?} {status:?}");
+    let responses = format!("{pair:?} {rotated:?} {status:?} {metrics}");
     for secret in [
         SECRET,
         &master_key,
@@ -515,7 +526,10 @@ async fn token_flows_leave_no_secret_in_the_log() {
             !output.contains(secret),
             "{secret} reached the log:\n{output}"
         );
-        assert!(!responses.contains(secret), "{secret} reached a response");
+        assert!(
+            !responses.contains(secret),
+            "{secret} reached a response or /metrics"
+        );
     }
 }
 
