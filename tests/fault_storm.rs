@@ -185,26 +185,35 @@ async fn ten_thousand_sends_through_a_fault_storm_are_delivered_once_each() {
                         .unwrap();
                 let mut ids = Vec::new();
                 for n in 0..SENDS / CLIENTS {
-                    let delivery = messaging
-                        .push(pb::PushRequest {
-                            channel_id: channel_id.clone(),
-                            to: Some(pb::Conversation {
-                                chat: Some(Chat::UserId(format!("U{client:04}{n:04}"))),
-                            }),
-                            messages: vec![pb::Message {
-                                kind: Some(pb::message::Kind::Text(pb::TextMessage {
-                                    text: format!("storm {client} {n}"),
-                                    ..Default::default()
-                                })),
+                    let request = pb::PushRequest {
+                        channel_id: channel_id.clone(),
+                        to: Some(pb::Conversation {
+                            chat: Some(Chat::UserId(format!("U{client:04}{n:04}"))),
+                        }),
+                        messages: vec![pb::Message {
+                            kind: Some(pb::message::Kind::Text(pb::TextMessage {
+                                text: format!("storm {client} {n}"),
                                 ..Default::default()
-                            }],
+                            })),
                             ..Default::default()
-                        })
-                        .await
-                        .expect("the send is accepted into the outbox")
-                        .into_inner()
-                        .delivery
-                        .unwrap();
+                        }],
+                        // A client that lost an answer asks again with the
+                        // same key and gets the same delivery.
+                        idempotency_key: format!("storm-{client}-{n}"),
+                        ..Default::default()
+                    };
+                    let mut tries = 0;
+                    let delivery = loop {
+                        tries += 1;
+                        match messaging.push(request.clone()).await {
+                            Ok(response) => break response.into_inner().delivery.unwrap(),
+                            Err(status) if tries < 5 => {
+                                eprintln!("push {client}/{n} try {tries}: {status:?}");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(status) => panic!("push {client}/{n} refused: {status:?}"),
+                        }
+                    };
                     ids.push(delivery.id);
                 }
                 ids

@@ -178,7 +178,8 @@ const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// Longest a unary call may take.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// gRPC's own default: a busy peer gets time to answer a ping.
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Serves gRPC on `listener` until `shutdown` is cancelled, then lets
 /// in-flight calls finish.
