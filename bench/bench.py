@@ -250,15 +250,17 @@ class Tools:
         self.binary = Path(args.binary)
         self.ingest_bench = Path(args.ingest_bench)
         self.outbound_bench = Path(args.outbound_bench)
+        self.h2load = Path(args.h2load)
+        self.h2load_lib = args.h2load_lib
 
 
-def start_line_adapter(procs: Procs, tools: Tools, data_dir: Path, log_path: Path):
+def start_line_adapter(procs: Procs, tools: Tools, data_dir: Path, log_path: Path, extra=()):
     grpc_port, http_port = free_port(), free_port()
     logf = open(log_path, "ab")
     started = time.perf_counter()
     proc = procs.start(
         [str(tools.binary), "serve", "--grpc-addr", f"127.0.0.1:{grpc_port}",
-         "--http-addr", f"127.0.0.1:{http_port}", "--data-dir", str(data_dir)],
+         "--http-addr", f"127.0.0.1:{http_port}", "--data-dir", str(data_dir), *extra],
         stdout=logf, stderr=subprocess.STDOUT, cwd=data_dir.parent,
     )
     return proc, grpc_port, http_port, started
@@ -299,9 +301,11 @@ def wait_ready(proc, grpc_port: int, http_port: int, started: float, timeout: fl
     return {"readyz_ms": readyz * 1000, "serving_ms": serving * 1000}
 
 
-def create_channel(tools: Tools, grpc_port: int) -> str:
-    request = json.dumps({"display_name": "bench", "line_channel_id": "1234567890",
-                          "channel_secret": SECRET})
+def create_channel(tools: Tools, grpc_port: int, token: str | None = None) -> str:
+    fields = {"display_name": "bench", "line_channel_id": "1234567890", "channel_secret": SECRET}
+    if token:
+        fields["channel_access_token"] = token
+    request = json.dumps(fields)
     out = subprocess.run(
         [tools.grpcurl, "-plaintext", "-d", request, f"127.0.0.1:{grpc_port}",
          "weiyu.line.v1.ChannelAdmin/CreateChannel"],
@@ -312,12 +316,19 @@ def create_channel(tools: Tools, grpc_port: int) -> str:
 def scrape(http_port: int) -> dict[str, float]:
     status, text = http_get(http_port, "/metrics", 5)
     assert status == 200, f"/metrics answered {status}"
-    out = {"head": 0.0, "ok": 0.0}
+    out = {"head": 0.0, "ok": 0.0, "duplicates": 0.0, "delivered": 0.0, "not_delivered": 0.0, "pending": 0.0}
     for line in text.splitlines():
+        value = line.split()[-1] if line and not line.startswith("#") else "0"
         if line.startswith("line_adapter_event_log_head_sequence "):
-            out["head"] = float(line.split()[-1])
+            out["head"] = float(value)
         elif line.startswith("line_adapter_webhook_requests_total{") and 'status="200"' in line:
-            out["ok"] += float(line.split()[-1])
+            out["ok"] += float(value)
+        elif line.startswith("line_adapter_duplicates_dropped_total"):
+            out["duplicates"] += float(value)
+        elif line.startswith("line_adapter_outbox_finished_deliveries_total{"):
+            out["delivered" if 'state="delivered"' in line else "not_delivered"] += float(value)
+        elif line.startswith("line_adapter_outbox_pending_deliveries{"):
+            out["pending"] += float(value)
     return out
 
 
@@ -429,6 +440,8 @@ def ingest_target(tools, pools, pool_cache, name, port, per_body, seconds, warmu
         after = scrape(port)
         stored = after["head"] - before["head"]
         data["events_stored"] = int(stored)
+        data["duplicates_dropped"] = int(after["duplicates"] - before["duplicates"])
+        assert data["duplicates_dropped"] == 0, data["duplicates_dropped"]
         data["requests_200_server"] = int(after["ok"] - before["ok"])
         # Every request wrk counted got a 200 after its events were on disk;
         # the log holds at least that many new events (a few more whose
@@ -510,7 +523,121 @@ def outbound(tools: Tools, seconds: int, attempts: int = 3) -> dict:
             "command": f"cargo bench --bench outbound_send -- --seconds {seconds} --clients 64"}
 
 
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if n:
+            out += bytes([low | 0x80])
+        else:
+            return out + bytes([low])
+
+
+def _field(number: int, data) -> bytes:
+    data = data if isinstance(data, bytes) else data.encode()
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def push_frame(channel: str) -> bytes:
+    """A gRPC frame of weiyu.line.v1.PushRequest: a text message to one user
+    (channel_id = 1, to = 2 {user_id = 1}, messages = 3 {text = 20 {text = 1}})."""
+    msg = (_field(1, channel) + _field(2, _field(1, "U0123456789abcdef0123456789abcdef"))
+           + _field(3, _field(20, _field(1, "bench"))))
+    return b"\0" + len(msg).to_bytes(4, "big") + msg
+
+
+def outbound_h2load(procs: Procs, tools: Tools, work: Path, out_dir: Path, seconds: int, warmup: int) -> dict:
+    """Pushes through the release binary's gRPC port with h2load (one HTTP/2
+    connection, 64 concurrent streams, the same PushRequest each time: no
+    idempotency key, so every call is a new send) to a Node stand-in for
+    LINE. Each Push answers once LINE has (DELIVERED)."""
+    standin_port = free_port()
+    standin = procs.start([tools.node, str(BENCH / "line-standin.mjs")], env=dict(os.environ, PORT=str(standin_port)),
+                          stdout=open(out_dir / "line-standin.log", "ab"), stderr=subprocess.STDOUT)
+    for _ in range(300):
+        if http_get(standin_port, "/_count", 0.2)[0] == 200:
+            break
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{standin_port}"
+    data_dir = work / "outbound" / "data"
+    data_dir.parent.mkdir(parents=True)
+    server, gport, hport, started = start_line_adapter(
+        procs, tools, data_dir, out_dir / "line-adapter-outbound.log",
+        ["--line-api-base", base, "--line-data-api-base", base])
+    wait_ready(server, gport, hport, started)
+    channel = create_channel(tools, gport, token="bench-token")
+    frame = work / "push.bin"
+    frame.write_bytes(push_frame(channel))
+    before = scrape(hport)
+    options = ["-c1", "-m64", "-D", str(seconds), "--warm-up-time", str(warmup),
+               "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    url_path = "/weiyu.line.v1.Messaging/Push"
+    env = dict(os.environ, LD_LIBRARY_PATH=tools.h2load_lib)
+    server_j0 = _jiffies(server.pid)
+    t0 = time.monotonic()
+    with Contention() as contention:
+        out = subprocess.run([str(tools.h2load), *options, "-d", str(frame), f"http://127.0.0.1:{gport}{url_path}"],
+                             env=env, capture_output=True, text=True, timeout=seconds + warmup + 120)
+    server_cores = (_jiffies(server.pid) - server_j0) / HZ / (time.monotonic() - t0)
+    if out.returncode != 0:
+        raise RuntimeError(f"h2load failed:\n{out.stdout}\n{out.stderr}")
+    text = out.stdout
+    rate = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", text).group(1))
+    total, done, ok, failed, errored, timeouts = map(int, re.search(
+        r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, "
+        r"(\d+) timeout", text).groups())
+    lat = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+"
+                    r"([\d.]+)(us|ms|s)", text)
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    vals = [float(lat.group(i)) * unit[lat.group(i + 1)] for i in (1, 3, 5, 7)]
+    # Let the last answered sends settle, then check them server-side.
+    time.sleep(1)
+    after = scrape(hport)
+    counts = json.loads(http_get(standin_port, "/_count")[1])
+    delivered = int(after["delivered"] - before["delivered"])
+    result = {
+        "sends_per_s": rate, "requests": total, "done": done, "succeeded": ok, "failed": failed,
+        "errored": errored, "timeout": timeouts,
+        "latency_ms": {"min": vals[0], "max": vals[1], "mean": vals[2], "sd": vals[3]},
+        "delivered_server": delivered, "not_delivered_server": int(after["not_delivered"] - before["not_delivered"]),
+        "pending_after": int(after["pending"]),
+        "line_requests": counts["requests"], "line_retry_keys": counts["retry_keys"],
+        "server_cores": round(server_cores, 2), "contention": contention.as_dict(),
+        "command": " ".join(["h2load", *[shlex.quote(o) for o in options], "-d push.bin",
+                             f"http://127.0.0.1:PORT{url_path}"]),
+        "output": text.strip(),
+    }
+    # h2load counts an HTTP 200 as success even if grpc-status says otherwise:
+    # the server's own count of delivered sends must cover what h2load saw
+    # answered (warm-up included on the server side).
+    assert failed == 0 and errored == 0 and timeouts == 0, result
+    assert delivered >= ok, (delivered, ok)
+    assert result["not_delivered_server"] == 0 and result["pending_after"] == 0, result
+    assert counts["retry_keys"] == counts["requests"] == delivered, (counts, delivered)
+    log(f"outbound via h2load: {rate:.0f} sends/s delivered, mean {vals[2]:.2f} ms, max {vals[1]:.2f} ms "
+        f"(server {server_cores:.2f} cores, others {contention.others_cores:.2f})")
+    procs.stop(server)
+    procs.stop(standin)
+    return result
+
+
 # ---------------------------------------------------------------- main
+
+def disk_free(path: Path) -> float:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def dir_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
 
 def machine() -> dict:
     model = ""
@@ -528,7 +655,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
     for name in ("cache", "wrk", "wrk-lib", "grpcurl", "node", "node-peer", "binary",
-                 "ingest-bench", "outbound-bench", "versions"):
+                 "ingest-bench", "outbound-bench", "h2load", "h2load-lib", "versions"):
         ap.add_argument(f"--{name}", required=True)
     args = ap.parse_args()
     tools = Tools(args)
@@ -543,8 +670,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
 
     quick = args.quick
-    seconds = 4 if quick else 15
-    warmup = 1 if quick else 3
+    seconds = 4 if quick else 10
+    warmup = 1 if quick else 2
     small_seconds = 3 if quick else 10
     startup_runs = 5 if quick else 10
     connections = 64
@@ -558,7 +685,17 @@ def main() -> None:
                      "startup_runs": startup_runs},
         "loadavg_start": os.getloadavg(),
     }
+    # Data dirs on the real disk (fsync must mean something); the request
+    # pools, which are only wrk's input, in memory (tmpfs) when there is one.
     work = Path(tempfile.mkdtemp(prefix="line-adapter-bench-", dir=args.cache))
+    shm = Path("/dev/shm")
+    pool_dir = Path(tempfile.mkdtemp(prefix="line-adapter-bench-pools-",
+                                     dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else work))
+    need = 0.8e9 if quick else 1.5e9
+    free = disk_free(work)
+    if free < need:
+        raise SystemExit(f"bench: only {free / 1e9:.1f} GB free on {work}; the durable ingest runs need about "
+                         f"{need / 1e9:.1f} GB for their data dirs (they are deleted afterwards)")
     try:
         with Contention() as whole:
             # 5. start-up, fresh data dir each time.
@@ -566,18 +703,6 @@ def main() -> None:
             results["startup_fresh"] = startup_series(procs, tools, startup_runs, work, None)
             log(f"start-up fresh: best /readyz {results['startup_fresh']['best']['readyz_ms']:.1f} ms, "
                 f"SERVING {results['startup_fresh']['best']['serving_ms']:.1f} ms")
-
-            # The server under test.
-            data_dir = work / "main" / "data"
-            data_dir.parent.mkdir(parents=True)
-            server, gport, hport, started = start_line_adapter(procs, tools, data_dir, out_dir / "line-adapter.log")
-            wait_ready(server, gport, hport, started)
-            channel = create_channel(tools, gport)
-            path = f"/webhook/line/{channel}"
-            time.sleep(3)
-            idle = status_kib(server.pid)
-            results["rss_idle_kib"] = idle["VmRSS"]
-            log(f"line-adapter idle RSS {idle['VmRSS'] / 1024:.1f} MiB (channel {channel})")
 
             # The Node peer, one process and a 2-worker cluster.
             node_procs = {}
@@ -598,34 +723,74 @@ def main() -> None:
             time.sleep(2)
             results["node_rss_idle_kib"] = {n: tree_rss_kib(p.pid) for n, (p, _) in node_procs.items()}
 
-            # Both reject a wrong signature and accept a right one (so the
-            # check really runs on both sides).
-            sanity = {}
-            body = b'{"destination":"U0","events":[]}'
-            for name, port in (("line-adapter", hport), ("node", node_procs["node"][1])):
-                bad = post(port, path, body, {"Content-Type": "application/json", "X-Line-Signature": "AAAA"})
-                good = post(port, path, body, {"Content-Type": "application/json",
-                                               "X-Line-Signature": pool.base64.b64encode(
-                                                   pool.hmac.new(SECRET.encode(), body, pool.hashlib.sha256).digest()).decode()})
-                sanity[name] = {"wrong_signature": bad, "right_signature": good}
-                assert bad == 401 and good == 200, (name, bad, good)
-            results["signature_sanity"] = sanity
-
-            # 1 + 2. Durable ingest vs the Node peer.
-            pools = PoolSet(work, path)
-            pool_cache: dict = {}
+            # 1 + 2. Durable ingest vs the Node peer: a fresh line-adapter
+            # (own data dir) for each body size, so the disk holds one
+            # run's events at a time.
             ingest: dict = {}
-            targets = [("line-adapter", hport, server.pid, True)] + [
-                (n, port, p.pid, False) for n, (p, port) in node_procs.items()]
+            servers: dict = {}
             for per_body in (1, 10):
+                data_dir = work / f"main-{per_body}" / "data"
+                data_dir.parent.mkdir(parents=True)
+                server, gport, hport, started = start_line_adapter(
+                    procs, tools, data_dir, out_dir / f"line-adapter-{per_body}.log")
+                wait_ready(server, gport, hport, started)
+                channel = create_channel(tools, gport)
+                path = f"/webhook/line/{channel}"
+                if per_body == 1:
+                    time.sleep(3)
+                    results["rss_idle_kib"] = status_kib(server.pid)["VmRSS"]
+                    log(f"line-adapter idle RSS {results['rss_idle_kib'] / 1024:.1f} MiB (fresh data dir, one channel)")
+                    # Both reject a wrong signature and accept a right one
+                    # (so the check really runs on both sides).
+                    sanity = {}
+                    body = b'{"destination":"U0","events":[]}'
+                    sig = pool.base64.b64encode(pool.hmac.new(SECRET.encode(), body, pool.hashlib.sha256).digest()).decode()
+                    for name, port in (("line-adapter", hport), ("node", node_procs["node"][1])):
+                        bad = post(port, path, body, {"Content-Type": "application/json", "X-Line-Signature": "AAAA"})
+                        good = post(port, path, body, {"Content-Type": "application/json", "X-Line-Signature": sig})
+                        sanity[name] = {"wrong_signature": bad, "right_signature": good}
+                        assert bad == 401 and good == 200, (name, bad, good)
+                    results["signature_sanity"] = sanity
+
+                pools = PoolSet(pool_dir, path)
+                pool_cache: dict = {}
+                targets = [("line-adapter", hport, server.pid, True)] + [
+                    (n, port, p.pid, False) for n, (p, port) in node_procs.items()]
                 for name, port, pid, on_ours in targets:
+                    if disk_free(work) < 0.3e9:
+                        raise SystemExit("bench: less than 0.3 GB left on the disk; stopping before it fills")
                     ingest[f"{name}/{per_body}"] = ingest_target(
                         tools, pools, pool_cache, name, port, per_body, seconds, warmup, connections,
-                        work, pid, on_ours)
+                        pool_dir, pid, on_ours)
                 for f, _, _ in pool_cache.values():
                     f.unlink(missing_ok=True)
-                pool_cache.clear()
+
+                info = {"rss_hwm_kib": status_kib(server.pid).get("VmHWM", 0)}
+                time.sleep(3)
+                info["rss_after_load_kib"] = status_kib(server.pid)["VmRSS"]
+                info["events_in_log"] = int(scrape(hport)["head"])
+                stop_started = time.perf_counter()
+                info["sigterm_exit_code"] = procs.stop(server)
+                info["sigterm_exit_ms"] = (time.perf_counter() - stop_started) * 1000
+                info["data_dir_bytes"] = dir_bytes(data_dir)
+                log(f"line-adapter ({per_body} ev/body): VmHWM {info['rss_hwm_kib'] / 1024:.1f} MiB, "
+                    f"{info['events_in_log']} events in {info['data_dir_bytes'] / 1e6:.0f} MB; "
+                    f"SIGTERM -> exit {info['sigterm_exit_code']} in {info['sigterm_exit_ms']:.0f} ms")
+                if per_body == 10:
+                    # 5b. start-up on a data dir that holds events.
+                    runs = max(3, startup_runs // 2)
+                    log(f"start-up: {runs} runs on the loaded data dir ({info['events_in_log']} events)")
+                    results["startup_loaded"] = startup_series(procs, tools, runs, work, data_dir)
+                    results["startup_loaded"]["events"] = info["events_in_log"]
+                    results["startup_loaded"]["data_dir_bytes"] = info["data_dir_bytes"]
+                    log(f"start-up loaded: best /readyz {results['startup_loaded']['best']['readyz_ms']:.1f} ms, "
+                        f"SERVING {results['startup_loaded']['best']['serving_ms']:.1f} ms")
+                subprocess.run(["rm", "-rf", str(data_dir.parent)])
+                servers[str(per_body)] = info
+            for name, (proc, _) in node_procs.items():
+                procs.stop(proc)
             results["ingest"] = ingest
+            results["servers"] = servers
             results["ratios"] = {
                 str(pb): {peer: ingest[f"line-adapter/{pb}"]["events_per_s"] / ingest[f"{peer}/{pb}"]["events_per_s"]
                           for peer in node_procs}
@@ -633,34 +798,14 @@ def main() -> None:
             for pb in (1, 10):
                 log(f"ratio line-adapter / node, {pb} event(s) per body: "
                     + ", ".join(f"{peer} {r:.2f}x" for peer, r in results["ratios"][str(pb)].items()))
-
-            loaded = status_kib(server.pid)
-            time.sleep(3)
-            results["rss_after_load_kib"] = status_kib(server.pid)["VmRSS"]
-            results["rss_hwm_kib"] = loaded.get("VmHWM", 0)
             results["rss_loaded_max_kib"] = max(ingest[f"line-adapter/{pb}"]["rss_max_kib"] for pb in (1, 10))
             results["node_rss_loaded_max_kib"] = {
                 n: max(ingest[f"{n}/{pb}"]["rss_max_kib"] for pb in (1, 10)) for n in node_procs}
-            results["events_in_log"] = int(scrape(hport)["head"])
-            for name, (proc, _) in node_procs.items():
-                procs.stop(proc)
-            stop_started = time.perf_counter()
-            results["sigterm_exit_code"] = procs.stop(server)
-            results["sigterm_exit_ms"] = (time.perf_counter() - stop_started) * 1000
-            log(f"line-adapter loaded RSS max {results['rss_loaded_max_kib'] / 1024:.1f} MiB, "
-                f"VmHWM {results['rss_hwm_kib'] / 1024:.1f} MiB; SIGTERM -> exit {results['sigterm_exit_code']} "
-                f"in {results['sigterm_exit_ms']:.0f} ms")
-
-            # 5b. start-up on the data dir that now holds the events.
-            runs = max(3, startup_runs // 2)
-            log(f"start-up: {runs} runs on the loaded data dir ({results['events_in_log']} events)")
-            results["startup_loaded"] = startup_series(procs, tools, runs, work, data_dir)
-            log(f"start-up loaded: best /readyz {results['startup_loaded']['best']['readyz_ms']:.1f} ms, "
-                f"SERVING {results['startup_loaded']['best']['serving_ms']:.1f} ms")
 
             # 3. webhook -> Subscribe at 5,000 req/s.
             results["fanout"] = fanout(tools, small_seconds)
-            # 4. Outbound.
+            # 4. Outbound: h2load against the release binary, and the repo's bench.
+            results["outbound_h2load"] = outbound_h2load(procs, tools, work, out_dir, small_seconds, warmup)
             results["outbound"] = outbound(tools, small_seconds)
         results["contention_whole_run"] = whole.as_dict()
         results["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -669,7 +814,7 @@ def main() -> None:
         log(f"results: {out_dir / 'results.json'}")
     finally:
         procs.cleanup()
-        subprocess.run(["rm", "-rf", str(work)])
+        subprocess.run(["rm", "-rf", str(work), str(pool_dir)])
 
 
 if __name__ == "__main__":

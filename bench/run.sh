@@ -8,8 +8,8 @@
 #   bench/run.sh --quick    short run (~2 min): writes them into the run
 #                           folder under bench/.cache/runs/ only
 #
-# Installs everything it uses into bench/.cache (gitignored): wrk (Debian's
-# package, unpacked, not installed), the Node peer's packages (npm ci from
+# Installs everything it uses into bench/.cache (gitignored): wrk and h2load
+# (Debian's packages, unpacked, not installed), the Node peer's packages (npm ci from
 # bench/node-peer/package-lock.json), and a Python venv with matplotlib,
 # grpcio and grpcurl (bench/requirements.txt). Builds the release binary and
 # the two cargo benches. Loopback only; every process it starts is ended on
@@ -72,6 +72,23 @@ wrk_version=$( (LD_LIBRARY_PATH="$wrk_lib" "$wrk" -v 2>&1 || true) | head -1 | s
 wrk_deb=$(dpkg-deb -f "$cache"/debs/wrk_*.deb Version)
 luajit_deb=$(basename "$(ls "$cache"/debs/libluajit*.deb)" .deb)
 
+# h2load (nghttp2-client) the same way, with the libraries it needs that a
+# plain Debian machine lacks.
+if [ ! -x "$cache/h2load/usr/bin/h2load" ]; then
+  rm -rf "$cache/h2load" "$cache/debs-h2load"
+  mkdir -p "$cache/debs-h2load"
+  (
+    cd "$cache/debs-h2load"
+    apt-get download nghttp2-client libev4 libjemalloc2 libjansson4 2> /dev/null \
+      || { apt-get update -qq && apt-get download nghttp2-client libev4 libjemalloc2 libjansson4; }
+  )
+  for deb in "$cache"/debs-h2load/*.deb; do dpkg -x "$deb" "$cache/h2load"; done
+fi
+h2load="$cache/h2load/usr/bin/h2load"
+h2load_lib=$(find "$cache/h2load" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
+h2load_version=$(LD_LIBRARY_PATH="$h2load_lib" "$h2load" --version | head -1)
+h2load_deb=$(dpkg-deb -f "$cache"/debs-h2load/nghttp2-client_*.deb Version)
+
 # Node.js and the Express peer.
 if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
   apt-get update -qq && apt-get install -y -qq nodejs npm
@@ -130,6 +147,7 @@ json.dump({
                                      capture_output=True, text=True).stdout.strip()),
     "rustc": out("rustc", "-V"),
     "wrk": "$wrk_version (Debian package $wrk_deb, with $luajit_deb)",
+    "h2load": "$h2load_version (Debian package nghttp2-client $h2load_deb)",
     "node": out("node", "-v"),
     "express": pkg("express"),
     "line_bot_sdk": pkg("@line/bot-sdk"),
@@ -146,6 +164,7 @@ say "measuring (results in $run)"
   --wrk "$wrk" --wrk-lib "$wrk_lib" --grpcurl "$grpcurl" --node "$(command -v node)" \
   --node-peer "$cache/node-peer" --binary "$root/target/release/line-adapter" \
   --ingest-bench "$ingest_bench" --outbound-bench "$outbound_bench" \
+  --h2load "$h2load" --h2load-lib "$h2load_lib" \
   --versions "$run/versions.json" &
 orchestrator=$!
 wait "$orchestrator"
