@@ -332,21 +332,40 @@ def scrape(http_port: int) -> dict[str, float]:
     return out
 
 
-def startup_series(procs: Procs, tools: Tools, runs: int, work: Path, data_dir: Path | None) -> dict:
+def _log_gap_ms(text: str) -> float | None:
+    """Time between the service's `listening` and `ready` log lines."""
+    stamps = {}
+    for line in text.splitlines():
+        for key in ("listening", "ready"):
+            if f"line_adapter::app: {key}" in line and key not in stamps:
+                stamps[key] = datetime.datetime.fromisoformat(line.split()[0].replace("Z", "+00:00"))
+    if len(stamps) == 2:
+        return (stamps["ready"] - stamps["listening"]).total_seconds() * 1000
+    return None
+
+
+def startup_series(procs: Procs, tools: Tools, runs: int, work: Path, data_dir: Path | None, log_path: Path) -> dict:
     """Start-up times: a fresh data dir per run, or the given one each time."""
     times = []
     for i in range(runs):
         d = data_dir or (work / f"startup-{i}" / "data")
         d.parent.mkdir(parents=True, exist_ok=True)
-        proc, gport, hport, started = start_line_adapter(procs, tools, d, work / "startup.log")
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        proc, gport, hport, started = start_line_adapter(procs, tools, d, log_path)
         t = wait_ready(proc, gport, hport, started)
         t["rss_kib"] = status_kib(proc.pid).get("VmRSS", 0)
         code = procs.stop(proc)
         t["exit_code"] = code
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            t["listening_to_ready_ms"] = _log_gap_ms(f.read().decode(errors="replace"))
         times.append(t)
-    best = {k: min(t[k] for t in times) for k in ("readyz_ms", "serving_ms")}
-    median = {k: sorted(t[k] for t in times)[len(times) // 2] for k in ("readyz_ms", "serving_ms")}
-    return {"runs": times, "best": best, "median": median}
+    keys = ("readyz_ms", "serving_ms")
+    best = {k: min(t[k] for t in times) for k in keys}
+    median = {k: sorted(t[k] for t in times)[len(times) // 2] for k in keys}
+    gaps = [t["listening_to_ready_ms"] for t in times if t["listening_to_ready_ms"] is not None]
+    return {"runs": times, "best": best, "median": median,
+            "listening_to_ready_ms_median": sorted(gaps)[len(gaps) // 2] if gaps else None}
 
 
 # ---------------------------------------------------------------- wrk
@@ -700,7 +719,8 @@ def main() -> None:
         with Contention() as whole:
             # 5. start-up, fresh data dir each time.
             log(f"start-up: {startup_runs} runs on a fresh data dir")
-            results["startup_fresh"] = startup_series(procs, tools, startup_runs, work, None)
+            results["startup_fresh"] = startup_series(procs, tools, startup_runs, work, None,
+                                                      out_dir / "startup-fresh.log")
             log(f"start-up fresh: best /readyz {results['startup_fresh']['best']['readyz_ms']:.1f} ms, "
                 f"SERVING {results['startup_fresh']['best']['serving_ms']:.1f} ms")
 
@@ -780,7 +800,8 @@ def main() -> None:
                     # 5b. start-up on a data dir that holds events.
                     runs = max(3, startup_runs // 2)
                     log(f"start-up: {runs} runs on the loaded data dir ({info['events_in_log']} events)")
-                    results["startup_loaded"] = startup_series(procs, tools, runs, work, data_dir)
+                    results["startup_loaded"] = startup_series(procs, tools, runs, work, data_dir,
+                                                               out_dir / "startup-loaded.log")
                     results["startup_loaded"]["events"] = info["events_in_log"]
                     results["startup_loaded"]["data_dir_bytes"] = info["data_dir_bytes"]
                     log(f"start-up loaded: best /readyz {results['startup_loaded']['best']['readyz_ms']:.1f} ms, "
