@@ -32,7 +32,12 @@ def main() -> None:
     f = r["fanout"]
     phases = {f"ingest {k}": x["contention"] for k, x in ing.items()}
     phases["webhook→Subscribe"] = f["contention"]
-    phases["outbound"] = r["outbound"]["contention"]
+    phases["outbound (cargo bench)"] = r["outbound"]["contention"]
+    if "outbound_h2load" in r:
+        phases["outbound (h2load)"] = r["outbound_h2load"]["contention"]
+    for key in ("startup_fresh", "startup_loaded"):
+        if "contention" in r[key]:
+            phases[key.replace("_", " ")] = r[key]["contention"]
     noisy = {k: c["other_processes_cores"] for k, c in phases.items() if c["other_processes_cores"] >= QUIET_CORES}
     whole = r["contention_whole_run"]["other_processes_cores"]
     L = []
@@ -47,16 +52,19 @@ def main() -> None:
     w(f"Machine: {m['nproc']} cores ({m['cpu_model']}), {m['mem_gib']} GiB, Linux {m['kernel']}. "
       "Load generator and server share these cores (loopback), for line-adapter and the Node peer alike.")
     w("")
-    if noisy or whole >= QUIET_CORES:
-        w(f"**The machine was not quiet:** processes outside the benchmark used {whole:.2f} cores on average "
-          f"over the whole run (1-min load average {r['loadavg_start'][0]:.2f} at the start, "
-          f"{r['loadavg_end'][0]:.2f} at the end); disturbed phases: "
-          + (", ".join(f"{k} ({c:.2f} cores)" for k, c in noisy.items()) or "none individually")
-          + ". Treat these figures as lower bounds for throughput and upper bounds for latency.")
+    if noisy:
+        w(f"**The machine was not quiet in every phase:** processes outside the benchmark used "
+          + ", ".join(f"{c:.2f} cores during {k}" for k, c in noisy.items())
+          + f" (1-min load average {r['loadavg_start'][0]:.2f} at the start, {r['loadavg_end'][0]:.2f} at the end). "
+          "Treat those phases' figures as lower bounds for throughput and upper bounds for latency.")
     else:
-        w(f"The machine was quiet: processes outside the benchmark used {whole:.2f} cores on average over the "
-          f"whole run and under {QUIET_CORES} cores in every phase (1-min load average "
-          f"{r['loadavg_start'][0]:.2f} at the start, {r['loadavg_end'][0]:.2f} at the end).")
+        w(f"The machine was quiet: in every measured phase, processes outside the benchmark used less than "
+          f"{QUIET_CORES} cores on average (1-min load average {r['loadavg_start'][0]:.2f} at the start, "
+          f"{r['loadavg_end'][0]:.2f} at the end).")
+    w("")
+    w(f"Over the whole run, including the pauses between phases, other processes used {whole:.2f} cores on "
+      "average; that count includes kernel threads (disk writeback, network soft interrupts) working for the "
+      "benchmark itself.")
     w("")
     w("![results](results.png)")
     w("")
