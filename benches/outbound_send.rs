@@ -146,13 +146,30 @@ async fn run(seconds: u64, clients: usize, failure: u32) {
                     ..Default::default()
                 };
                 let begun = Instant::now();
-                let delivery = client
+                let mut delivery = client
                     .push(request)
                     .await
                     .expect("push accepted")
                     .into_inner()
                     .delivery
                     .unwrap();
+                // Push answers after at most 10 s with the delivery as it
+                // stands: one still being retried is followed to its end.
+                while matches!(
+                    delivery.state(),
+                    pb::DeliveryState::Queued | pb::DeliveryState::Sending
+                ) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    delivery = client
+                        .get_delivery(pb::GetDeliveryRequest {
+                            delivery_id: delivery.id.clone(),
+                        })
+                        .await
+                        .expect("the delivery is known")
+                        .into_inner()
+                        .delivery
+                        .unwrap();
+                }
                 assert_eq!(
                     delivery.state(),
                     pb::DeliveryState::Delivered,
