@@ -128,6 +128,25 @@ impl Process {
     }
 }
 
+/// Registers the "Shop" channel with [`SECRET`] and the long-lived [`TOKEN`].
+async fn create_shop(
+    admin: &mut ChannelAdminClient<tonic::transport::Channel>,
+) -> line_adapter::proto::v1::Channel {
+    admin
+        .create_channel(CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap()
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -143,19 +162,7 @@ async fn logs_never_carry_secrets_and_sigterm_stops_cleanly() {
     let url = process.grpc_url();
     let mut admin = ChannelAdminClient::connect(url).await.unwrap();
 
-    let channel = admin
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let channel = create_shop(&mut admin).await;
     admin
         .update_channel(UpdateChannelRequest {
             channel_id: channel.id.clone(),
@@ -316,21 +323,7 @@ async fn a_send_cut_off_by_sigkill_completes_once_after_the_restart() {
 
     let mut first = Process::serve(dir.path(), &env);
     let url = first.grpc_url();
-    let channel = ChannelAdminClient::connect(url.clone())
-        .await
-        .unwrap()
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let channel = create_shop(&mut ChannelAdminClient::connect(url.clone()).await.unwrap()).await;
     let mut messaging = MessagingClient::connect(url).await.unwrap();
     let cut_off = tokio::spawn({
         let request = request(&channel.id);
@@ -558,19 +551,7 @@ async fn a_second_signal_exits_at_once() {
     );
     let url = process.grpc_url();
     let mut admin = ChannelAdminClient::connect(url.clone()).await.unwrap();
-    let channel = admin
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let channel = create_shop(&mut admin).await;
     let mut messaging = pb::messaging_client::MessagingClient::connect(url)
         .await
         .unwrap();
@@ -748,19 +729,7 @@ async fn check_reports_each_channel_and_fails_on_any_problem() {
     let mut process = Process::serve(dir.path(), &env);
     let url = process.grpc_url();
     let mut admin = ChannelAdminClient::connect(url.clone()).await.unwrap();
-    let pasted = admin
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let pasted = create_shop(&mut admin).await;
     let issued = admin
         .create_channel(CreateChannelRequest {
             display_name: "Broken".into(),
@@ -908,19 +877,7 @@ async fn traces_follow_calls_into_line_and_webhooks_into_events() {
         .unwrap()
         .to_owned();
     let mut admin = ChannelAdminClient::connect(url.clone()).await.unwrap();
-    let channel = admin
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let channel = create_shop(&mut admin).await;
 
     const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     const CALLER_SPAN: &str = "b7ad6b7169203331";
@@ -1043,21 +1000,7 @@ async fn sigterm_under_webhook_load_loses_nothing_answered() {
         .as_str()
         .unwrap()
         .to_owned();
-    let channel = ChannelAdminClient::connect(url.clone())
-        .await
-        .unwrap()
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let channel = create_shop(&mut ChannelAdminClient::connect(url.clone()).await.unwrap()).await;
     let subscribe = |url: String| async move {
         pb::messaging_client::MessagingClient::connect(url)
             .await
