@@ -3,16 +3,24 @@
 //! Layout: one tree, `log`, with prefixed keys, so that every append is one
 //! atomic `apply_batch` (a crash never keeps an event without its dedupe
 //! entry, or the reverse):
-//! - `e` + sequence (8 bytes BE) → [`EventRecord`] (prost)
+//! - `c` + first sequence (8 bytes BE) → a chunk of up to
+//!   [`RECORDS_PER_CHUNK`] consecutive [`EventRecord`]s (prost, field 1
+//!   repeated), written by one group commit
 //! - `d` + channel id + 0 + webhookEventId → sequence (8 BE) + receive ms (8 BE)
 //! - `m/head` → the highest sequence ever assigned (8 BE), so numbers are
 //!   never reused even when retention has emptied the log.
 //!
-//! Two keys per event and no more: sled's cost is per key, and the writer is
-//! the one serial step of ingest. So expired dedupe entries are found by a
-//! bounded scan that resumes where the previous prune stopped, and recent
-//! reply tokens live in memory, rebuilt from the log's tail at start-up
-//! (the tokens themselves are durable inside their event records).
+//! sled's cost is per key (each insert links a page fragment, and pages are
+//! copied when consolidated), and the writer is the one serial step of
+//! ingest. Profiling ingest showed the writer spending about half its time
+//! on one key per event; chunks make that one key per commit, leaving the
+//! dedupe entry as the only per-event key. Versions before chunks stored
+//! `e` + sequence → one record; such logs are converted on open.
+//!
+//! So expired dedupe entries are found by a bounded scan that resumes where
+//! the previous prune stopped, and recent reply tokens live in memory,
+//! rebuilt from the log's tail at start-up (the tokens themselves are
+//! durable inside their event records).
 //!
 //! One writer thread owns appends. It takes every request waiting in its
 //! queue, applies them as one batch, flushes (fsync) once, answers them all
@@ -36,7 +44,10 @@ use super::{
     records::{AppendOutcome, EventRecord, LogBounds, NewEvent, ReplyToken, Retention},
 };
 
-const EVENT: u8 = b'e';
+/// Key prefix of a chunk of events.
+const CHUNK: u8 = b'c';
+/// Key prefix of a single event, as versions before chunks stored them.
+const LEGACY_EVENT: u8 = b'e';
 const DEDUPE: u8 = b'd';
 const HEAD_KEY: &[u8] = b"m/head";
 /// Dedupe entries examined per prune at least; prunes run every second.
@@ -48,6 +59,12 @@ const DEDUPE_SCAN_PER_PRUNE: usize = 10_000;
 const EVENTS_PRUNED_PER_RUN: u64 = 20_000;
 /// How far back start-up looks for reply tokens: LINE refuses older ones.
 pub const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
+/// Most records in one chunk: large enough that the chunk key costs little
+/// per event, small enough that a reader starting mid-chunk decodes little
+/// it does not need, and that sled keeps chunks inline in its pages.
+pub const RECORDS_PER_CHUNK: usize = 64;
+/// Legacy records converted per batch when an old log is opened.
+const LEGACY_PER_BATCH: usize = 64 * RECORDS_PER_CHUNK;
 /// Most append requests merged into one batch and flush.
 const MAX_REQUESTS_PER_BATCH: usize = 4096;
 /// Pending append requests before callers wait for the writer.
@@ -131,6 +148,22 @@ impl ReplyTokens {
             });
     }
 
+    /// As [`Self::add`], for the fields read at start-up.
+    fn add_fields(&self, record: ReplyTokenFields) {
+        if record.reply_token.is_empty() {
+            return;
+        }
+        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .entry((record.channel_id, record.conversation_id))
+            .or_default()
+            .push_back(ReplyToken {
+                sequence: record.sequence,
+                token: record.reply_token,
+                receive_time_ms: record.receive_time_ms,
+            });
+    }
+
     fn recent(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
         let tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
         tokens
@@ -165,10 +198,48 @@ pub struct EventLog {
     stats: Arc<LogStats>,
 }
 
-fn event_key(sequence: u64) -> [u8; 9] {
-    let mut key = [EVENT; 9];
-    key[1..].copy_from_slice(&sequence.to_be_bytes());
+fn chunk_key(first_sequence: u64) -> [u8; 9] {
+    let mut key = [CHUNK; 9];
+    key[1..].copy_from_slice(&first_sequence.to_be_bytes());
     key
+}
+
+/// A chunk as stored: consecutive records, oldest first.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EventChunk {
+    #[prost(message, repeated, tag = "1")]
+    records: Vec<EventRecord>,
+}
+
+/// The fields of [`EventRecord`] that start-up needs to rebuild the reply
+/// token index; decoding only these skips copying payloads.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ReplyTokenFields {
+    #[prost(uint64, tag = "1")]
+    sequence: u64,
+    #[prost(string, tag = "2")]
+    channel_id: String,
+    #[prost(string, tag = "4")]
+    conversation_id: String,
+    #[prost(int64, tag = "5")]
+    receive_time_ms: i64,
+    #[prost(string, tag = "8")]
+    reply_token: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ReplyTokenChunk {
+    #[prost(message, repeated, tag = "1")]
+    records: Vec<ReplyTokenFields>,
+}
+
+/// Encodes records as an [`EventChunk`] without cloning them.
+fn encode_chunk<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for record in records {
+        prost::encoding::message::encode(1, record, &mut buf);
+    }
+    buf
 }
 
 fn dedupe_key(channel_id: &str, webhook_event_id: &str) -> Vec<u8> {
@@ -193,11 +264,47 @@ fn backend(err: sled::Error) -> StoreError {
     StoreError::Backend(err.to_string())
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<EventRecord> {
-    EventRecord::decode(value).map_err(|e| StoreError::Corrupt {
-        key: format!("log/e{}", read_u64(&key[1..]).unwrap_or_default()),
-        reason: e.to_string(),
-    })
+fn corrupt(key: &[u8], err: prost::DecodeError) -> StoreError {
+    StoreError::Corrupt {
+        key: format!(
+            "log/{}{}",
+            char::from(key[0]),
+            read_u64(&key[1..]).unwrap_or_default()
+        ),
+        reason: err.to_string(),
+    }
+}
+
+fn decode_chunk(key: &[u8], value: &[u8]) -> Result<Vec<EventRecord>> {
+    EventChunk::decode(value)
+        .map(|chunk| chunk.records)
+        .map_err(|e| corrupt(key, e))
+}
+
+/// Rewrites the one-record-per-key layout of earlier versions as chunks,
+/// in batches that are each atomic: a crash midway leaves every record in
+/// exactly one of the two layouts, and the next open goes on from there.
+fn convert_legacy_records(tree: &sled::Tree) -> Result<()> {
+    loop {
+        let mut records = Vec::with_capacity(LEGACY_PER_BATCH);
+        let mut batch = sled::Batch::default();
+        for item in tree.scan_prefix([LEGACY_EVENT]).take(LEGACY_PER_BATCH) {
+            let (key, value) = item.map_err(backend)?;
+            records.push(EventRecord::decode(&*value).map_err(|e| corrupt(&key, e))?);
+            batch.remove(key);
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        for chunk in records.chunks(RECORDS_PER_CHUNK) {
+            batch.insert(&chunk_key(chunk[0].sequence)[..], encode_chunk(chunk));
+        }
+        tree.apply_batch(batch).map_err(backend)?;
+        tracing::info!(
+            records = records.len(),
+            "converted event records to the chunked layout"
+        );
+    }
 }
 
 impl EventLog {
@@ -210,19 +317,21 @@ impl EventLog {
             StoreError::Backend(format!("cannot open {}: {e}", data_file.display()))
         })?;
         let tree = db.open_tree("log").map_err(backend)?;
+        convert_legacy_records(&tree)?;
         let stored_head = tree
             .get(HEAD_KEY)
             .map_err(backend)?
             .and_then(|v| read_u64(&v))
             .unwrap_or(0);
-        let last_event = tree
-            .scan_prefix([EVENT])
-            .next_back()
-            .transpose()
-            .map_err(backend)?
-            .and_then(|(key, _)| read_u64(&key[1..]));
+        let last_event = match tree.scan_prefix([CHUNK]).next_back() {
+            Some(item) => {
+                let (key, value) = item.map_err(backend)?;
+                decode_chunk(&key, &value)?.last().map(|r| r.sequence)
+            }
+            None => None,
+        };
         let first_event = tree
-            .scan_prefix([EVENT])
+            .scan_prefix([CHUNK])
             .next()
             .transpose()
             .map_err(backend)?
@@ -235,16 +344,18 @@ impl EventLog {
         let reply_tokens = Arc::new(ReplyTokens::default());
         let since = crate::time::now_ms() - REPLY_TOKEN_LIFETIME.as_millis() as i64;
         let mut recent = Vec::new();
-        for item in tree.scan_prefix([EVENT]).rev() {
+        'chunks: for item in tree.scan_prefix([CHUNK]).rev() {
             let (key, value) = item.map_err(backend)?;
-            let record = decode(&key, &value)?;
-            if record.receive_time_ms < since {
-                break;
+            let chunk = ReplyTokenChunk::decode(&*value).map_err(|e| corrupt(&key, e))?;
+            for record in chunk.records.into_iter().rev() {
+                if record.receive_time_ms < since {
+                    break 'chunks;
+                }
+                recent.push(record);
             }
-            recent.push(record);
         }
-        for record in recent.iter().rev() {
-            reply_tokens.add(record);
+        for record in recent.into_iter().rev() {
+            reply_tokens.add_fields(record);
         }
         let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
@@ -305,18 +416,35 @@ impl EventLog {
 
     pub fn read(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
         let head = self.bounds.head.load(Ordering::Acquire);
-        if after >= head {
+        let from = after.saturating_add(1);
+        if from > head || limit == 0 {
             return Ok(Vec::new());
         }
-        let start = event_key(after.saturating_add(1));
-        self.tree
-            .range(start..=event_key(head))
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item.map_err(backend)?;
-                decode(&key, &value)
-            })
-            .collect()
+        // The chunk holding `from` starts at or before it.
+        let start = match self.tree.range(chunk_key(0)..=chunk_key(from)).next_back() {
+            Some(item) => item.map_err(backend)?.0,
+            None => sled::IVec::from(&chunk_key(from)[..]),
+        };
+        let mut records = Vec::new();
+        for item in self
+            .tree
+            .range(start..=sled::IVec::from(&chunk_key(head)[..]))
+        {
+            let (key, value) = item.map_err(backend)?;
+            for record in decode_chunk(&key, &value)? {
+                // Past the head: applied but not yet durable.
+                if record.sequence > head {
+                    return Ok(records);
+                }
+                if record.sequence >= from {
+                    records.push(record);
+                    if records.len() == limit {
+                        return Ok(records);
+                    }
+                }
+            }
+        }
+        Ok(records)
     }
 
     pub fn bounds(&self) -> LogBounds {
@@ -447,7 +575,6 @@ impl Writer {
                 let mut record = new.record;
                 record.sequence = head;
                 let received = record.receive_time_ms;
-                batch.insert(&event_key(head)[..], record.encode_to_vec());
                 if let Some(key) = dedupe {
                     let mut value = [0u8; 16];
                     value[..8].copy_from_slice(&head.to_be_bytes());
@@ -462,6 +589,10 @@ impl Writer {
         }
 
         if failed.is_none() && !fresh.is_empty() {
+            for chunk in fresh.chunks(RECORDS_PER_CHUNK) {
+                let value = encode_chunk(chunk.iter().map(|r| &**r));
+                batch.insert(&chunk_key(chunk[0].sequence)[..], value);
+            }
             batch.insert(HEAD_KEY, &head.to_be_bytes()[..]);
             if let Err(err) = self.tree.apply_batch(batch) {
                 // Atomic: nothing of the batch was applied.
@@ -525,31 +656,38 @@ impl Writer {
         let head = self.bounds.head.load(Ordering::Acquire);
         let mut oldest = self.bounds.oldest.load(Ordering::Acquire);
         let mut batch = sled::Batch::default();
-        for item in self.tree.range(event_key(oldest)..=event_key(head)) {
+        let expired = |record: &EventRecord| {
+            let kept = head.saturating_sub(record.sequence) + 1;
+            retention.max_events.is_some_and(|max| kept > max)
+                || record.receive_time_ms < retention.events_before_ms
+        };
+        for item in self.tree.range(chunk_key(0)..=chunk_key(head)) {
             if report.events >= EVENTS_PRUNED_PER_RUN {
                 break; // the rest next time
             }
             let (key, value) = item.map_err(backend)?;
-            let Some(sequence) = read_u64(&key[1..]) else {
-                break;
-            };
-            let kept = head.saturating_sub(sequence) + 1;
-            let over_count = retention.max_events.is_some_and(|max| kept > max);
-            if !over_count {
-                match decode(&key, &value) {
-                    Ok(record) if record.receive_time_ms >= retention.events_before_ms => break,
-                    Ok(_) => {}
-                    Err(err) => {
-                        // Keep it for an operator to look at; retention of
-                        // what follows waits, everything else goes on.
-                        tracing::error!(error = %err, "a stored event cannot be decoded");
-                        break;
-                    }
+            let records = match decode_chunk(&key, &value) {
+                Ok(records) => records,
+                Err(err) => {
+                    // Keep it for an operator to look at; retention of
+                    // what follows waits, everything else goes on.
+                    tracing::error!(error = %err, "a stored event chunk cannot be decoded");
+                    break;
                 }
+            };
+            let gone = records.iter().take_while(|r| expired(r)).count();
+            if gone == 0 {
+                break;
             }
             batch.remove(key);
-            oldest = sequence + 1;
-            report.events += 1;
+            report.events += gone as u64;
+            oldest = records[gone - 1].sequence + 1;
+            if gone < records.len() {
+                // Keep the rest of the chunk, under its new first sequence.
+                let rest = &records[gone..];
+                batch.insert(&chunk_key(rest[0].sequence)[..], encode_chunk(rest));
+                break;
+            }
         }
         report.dedupe_entries = self.expire_dedupe(retention.dedupe_before_ms, &mut batch)?;
         self.tree.apply_batch(batch).map_err(backend)?;
@@ -775,6 +913,158 @@ mod tests {
             next,
             [AppendOutcome::Stored { sequence: 11 }],
             "never reused"
+        );
+    }
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::store::{SledStore, Store};
+
+    fn record(sequence: u64, received: i64) -> EventRecord {
+        EventRecord {
+            sequence,
+            channel_id: "a".into(),
+            conversation_id: "U1".into(),
+            receive_time_ms: received,
+            reply_token: format!("tok-{sequence}"),
+            payload: bytes::Bytes::from(format!("payload {sequence}")),
+            ..EventRecord::default()
+        }
+    }
+
+    /// sled's I/O threads may hold the database for a moment after the
+    /// last handle is dropped; the file lock goes with them.
+    fn reopen(dir: &std::path::Path) -> SledStore {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_start_and_stop_inside_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let now = crate::time::now_ms();
+        // 150 records in one commit: three chunks (64, 64, 22).
+        let batch = (0..150)
+            .map(|i| NewEvent {
+                // The store assigns the sequence; the payload names it.
+                record: record(i + 1, now),
+                webhook_event_id: Some(format!("w{i}")),
+            })
+            .collect();
+        store.append(batch).await.unwrap();
+        for (after, limit) in [(0, 1), (0, 150), (63, 2), (64, 64), (100, 1000), (149, 5)] {
+            let got: Vec<u64> = store
+                .read_events(after, limit)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.sequence)
+                .collect();
+            let want: Vec<u64> = (after + 1..=150).take(limit).collect();
+            assert_eq!(got, want, "read({after}, {limit})");
+        }
+        assert!(store.read_events(150, 10).await.unwrap().is_empty());
+
+        // Count retention cuts the second chunk in half; what is left reads
+        // as before and survives a restart.
+        let report = store
+            .prune(Retention {
+                events_before_ms: 0,
+                max_events: Some(50),
+                dedupe_before_ms: 0,
+                reply_tokens_before_ms: 0,
+            })
+            .await
+            .unwrap();
+        assert_eq!(report.events, 100);
+        assert_eq!(
+            store.bounds(),
+            LogBounds {
+                oldest: 101,
+                head: 150
+            }
+        );
+        let first = store.read_events(0, 3).await.unwrap();
+        assert_eq!(
+            first.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+            [101, 102, 103]
+        );
+        assert_eq!(&first[0].payload[..], b"payload 101");
+        store.close().await.unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        assert_eq!(
+            store.bounds(),
+            LogBounds {
+                oldest: 101,
+                head: 150
+            }
+        );
+        assert_eq!(store.read_events(100, 1000).await.unwrap().len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_log_of_single_records_is_converted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::time::now_ms();
+        let count = LEGACY_PER_BATCH as u64 + 10;
+        {
+            // The layout of earlier versions: `e` + sequence → one record.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let tree = db.open_tree("log").unwrap();
+            for sequence in 1..=count {
+                let mut key = vec![LEGACY_EVENT];
+                key.extend_from_slice(&sequence.to_be_bytes());
+                tree.insert(key, record(sequence, now).encode_to_vec())
+                    .unwrap();
+            }
+            tree.insert(HEAD_KEY, &count.to_be_bytes()[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.bounds(),
+            LogBounds {
+                oldest: 1,
+                head: count
+            }
+        );
+        let all = store.read_events(0, usize::MAX).await.unwrap();
+        assert_eq!(all.len() as u64, count);
+        assert!(
+            all.iter()
+                .zip(1..)
+                .all(|(r, s)| r.sequence == s && r == &record(s, now))
+        );
+        assert_eq!(
+            store.recent_reply_tokens("a", "U1").len() as u64,
+            count,
+            "reply tokens rebuilt from the converted log"
+        );
+        let next = store
+            .append(vec![NewEvent {
+                record: record(0, now),
+                webhook_event_id: None,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(
+            next,
+            [AppendOutcome::Stored {
+                sequence: count + 1
+            }]
         );
     }
 }
