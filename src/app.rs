@@ -485,7 +485,8 @@ async fn open_store(
     cipher: &Cipher,
 ) -> Result<(Arc<dyn Store>, Option<Vec<u8>>), AppError> {
     let dir = settings.data_dir.join(STORE_DIR);
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&dir))
+    let cache_bytes = settings.store_cache_bytes;
+    let store = tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
         .await
         .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
     let store: Arc<dyn Store> = Arc::new(store);

@@ -115,6 +115,9 @@ struct ServeArgs {
     /// Longest pause between two attempts of a send, ms [default: 60000].
     #[arg(long, value_name = "MS")]
     outbox_max_backoff_ms: Option<u64>,
+    /// Store pages kept in memory, MiB [default: 128].
+    #[arg(long, value_name = "MIB")]
+    store_cache_mib: Option<u64>,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// --grpc-tls-key-file).
     #[arg(long, value_name = "FILE")]
@@ -177,6 +180,7 @@ impl ServeArgs {
             line_proxy,
             line_request_timeout_ms,
             outbox_max_backoff_ms,
+            store_cache_mib,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys_file,
@@ -202,6 +206,7 @@ impl ServeArgs {
             line_proxy,
             line_request_timeout_ms,
             outbox_max_backoff_ms,
+            store_cache_mib,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys: None,

@@ -77,6 +77,8 @@ pub struct Settings {
     pub media_retention: Duration,
     /// Most bytes of media kept; the oldest go first.
     pub media_max_bytes: u64,
+    /// Bytes of store pages kept in memory (sled's cache).
+    pub store_cache_bytes: u64,
     /// Renew issued access tokens this long before they expire.
     pub token_refresh_margin: Duration,
     /// Lifetime asked for channel access tokens v2.1 (`token_exp`).
@@ -129,6 +131,7 @@ pub struct Layer {
     pub dedupe_window_seconds: Option<u64>,
     pub media_retention_seconds: Option<u64>,
     pub media_max_bytes: Option<u64>,
+    pub store_cache_mib: Option<u64>,
     pub token_refresh_margin_seconds: Option<u64>,
     pub token_v2_1_lifetime_seconds: Option<u64>,
     pub master_key_previous: Option<Secret>,
@@ -222,7 +225,8 @@ impl Merged {
             api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
-            media_max_bytes, token_refresh_margin_seconds, token_v2_1_lifetime_seconds,
+            media_max_bytes, store_cache_mib, token_refresh_margin_seconds,
+            token_v2_1_lifetime_seconds,
             master_key_previous);
     }
 
@@ -399,6 +403,10 @@ fn env_layer(
             "media_retention_seconds" => {
                 layer.media_retention_seconds =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "media_retention_seconds"))?);
+            }
+            "store_cache_mib" => {
+                layer.store_cache_mib =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "store_cache_mib"))?);
             }
             "media_max_bytes" => {
                 layer.media_max_bytes =
@@ -607,6 +615,12 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     let media_max_bytes = layer
         .media_max_bytes
         .ok_or_else(|| required("media_max_bytes"))?;
+    let store_cache_mib = layer
+        .store_cache_mib
+        .ok_or_else(|| required("store_cache_mib"))?;
+    if !(16..=65_536).contains(&store_cache_mib) {
+        return Err(merged.invalid("store_cache_mib", "must be 16–65536"));
+    }
 
     let token_refresh_margin = layer
         .token_refresh_margin_seconds
@@ -643,6 +657,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         master_key_previous,
         media_retention: Duration::from_secs(media_retention),
         media_max_bytes,
+        store_cache_bytes: store_cache_mib * 1024 * 1024,
         event_retention: Duration::from_secs(retention),
         event_retention_max_events: max_events,
         dedupe_window: Duration::from_secs(dedupe_window),
@@ -750,6 +765,10 @@ mod tests {
         assert_eq!(s.http_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(s.line_api_base.as_str(), "https://api.line.me/");
         assert_eq!(s.webhook_body_limit, 1024 * 1024);
+        assert_eq!(
+            s.store_cache_bytes,
+            crate::store::sled_store::DEFAULT_CACHE_BYTES
+        );
         assert_eq!(s.log_format, LogFormat::Text);
         assert!(s.api_keys.is_empty() && s.master_key.is_none());
         assert!(loaded.warnings.is_empty());
@@ -818,6 +837,18 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("webhook_body_limit"), "{err}");
+
+        let err = Settings::load(
+            None,
+            env(&[("LINE_ADAPTER_STORE_CACHE_MIB", "8")]),
+            Layer::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("store_cache_mib") && err.contains("16–65536"),
+            "{err}"
+        );
 
         let err = Settings::load(
             None,

@@ -58,10 +58,17 @@ impl SledStore {
         self.log.stats()
     }
 
-    /// Opens (or creates) the store in `dir`. Blocking: call it from
-    /// `spawn_blocking` in async code.
+    /// Opens (or creates) the store in `dir` with the default page cache.
+    /// Blocking: call it from `spawn_blocking` in async code.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store in `dir`, keeping up to `cache_bytes`
+    /// of pages in memory.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        let db = config.open().map_err(|e| match e {
             // sled takes an exclusive file lock; a second process fails here.
             sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
                 path: dir.display().to_string(),
@@ -98,6 +105,9 @@ impl SledStore {
         self.flusher.flush().await
     }
 }
+
+/// sled's own default is 1 GiB; see `store_cache_mib` in the defaults.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 fn backend(err: sled::Error) -> StoreError {
     StoreError::Backend(err.to_string())
