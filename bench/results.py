@@ -279,9 +279,8 @@ def main() -> None:
     w(f"- Idle RSS is small ({mib(r['rss_idle_kib'])}), but under load it grows with what was written and "
       f"stays: {mib(s1['rss_after_load_kib'])} after {s1['events_in_log']:,} events, "
       f"{mib(s10['rss_after_load_kib'])} after {s10['events_in_log']:,} (3 s after the load stopped), against "
-      f"{mib(r['node_rss_loaded_max_kib']['node'])} for the Node process that keeps nothing. sled's page cache "
-      "is the likely holder (the store opens sled with its defaults: a 1 GiB cache); the issue sets no "
-      "target for it.")
+      f"{mib(r['node_rss_loaded_max_kib']['node'])} for the Node process that keeps nothing. Most of it is "
+      "sled's page cache, bounded by `store_cache_mib` (128 MiB by default); the issue sets no target for it.")
     gap = sl.get("listening_to_ready_ms_median")
     w(f"- Start-up is {su['serving_ms']:.0f} ms on an empty data dir but {sl['best']['serving_ms']:.0f} ms with "
       f"{sl['events']:,} events in the log"
