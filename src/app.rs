@@ -23,7 +23,11 @@ use crate::{
     secret::{Cipher, MasterKey, MasterKeyError, MasterKeySource},
     services::{Ready, Services},
     settings::Settings,
-    store::{Retention, SledStore, Store, StoreError, sled_log::REPLY_TOKEN_LIFETIME},
+    settings::StoreBackend,
+    store::{
+        NatsOptions, NatsStore, Retention, SledStore, Store, StoreError,
+        sled_log::REPLY_TOKEN_LIFETIME,
+    },
     time::now_ms,
     tokens::{TokenSettings, Tokens},
     webhook::{self, HttpState, Readiness},
@@ -445,7 +449,7 @@ fn cipher(settings: &Settings) -> Result<Cipher, AppError> {
 pub async fn open_offline(
     settings: &Settings,
 ) -> Result<Option<(Arc<dyn Store>, Cipher)>, AppError> {
-    if !settings.data_dir.join(STORE_DIR).exists() {
+    if settings.store == StoreBackend::Sled && !settings.data_dir.join(STORE_DIR).exists() {
         return Ok(None);
     }
     let cipher = cipher(settings)?;
@@ -484,12 +488,31 @@ async fn open_store(
     settings: &Settings,
     cipher: &Cipher,
 ) -> Result<(Arc<dyn Store>, Option<Vec<u8>>), AppError> {
-    let dir = settings.data_dir.join(STORE_DIR);
-    let cache_bytes = settings.store_cache_bytes;
-    let store = tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
-        .await
-        .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Arc<dyn Store> = match &settings.store {
+        StoreBackend::Sled => {
+            let dir = settings.data_dir.join(STORE_DIR);
+            let cache_bytes = settings.store_cache_bytes;
+            let store =
+                tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
+                    .await
+                    .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
+            Arc::new(store)
+        }
+        StoreBackend::Nats(nats) => {
+            let options = NatsOptions {
+                url: nats.url.clone(),
+                creds_file: nats.creds_file.clone(),
+                tls_ca_file: nats.tls_ca_file.clone(),
+                prefix: nats.prefix.clone(),
+                replicas: nats.replicas,
+                event_retention: settings.event_retention,
+                max_events: settings.event_retention_max_events,
+                dedupe_window: settings.dedupe_window,
+            };
+            tracing::info!(prefix = %nats.prefix, replicas = nats.replicas, "opening the store on NATS JetStream");
+            Arc::new(NatsStore::open(&options).await?)
+        }
+    };
 
     let check = cipher.encrypt(MASTER_KEY_CHECK_CONTEXT, MASTER_KEY_CHECK.as_bytes());
     let stored = store.meta_get_or_insert(MASTER_KEY_CHECK, &check).await?;

@@ -224,6 +224,14 @@ impl ServeArgs {
             token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
             master_key_previous: None,
+            // The store backend is chosen in the environment or the file,
+            // where a deployment sets it once.
+            store: None,
+            nats_url: None,
+            nats_creds_file: None,
+            nats_tls_ca_file: None,
+            nats_prefix: None,
+            nats_replicas: None,
         };
         (config, layer)
     }

@@ -79,6 +79,8 @@ pub struct Settings {
     pub media_max_bytes: u64,
     /// Bytes of store pages kept in memory (sled's cache).
     pub store_cache_bytes: u64,
+    /// Where state is kept: the embedded sled store, or NATS JetStream.
+    pub store: StoreBackend,
     /// Renew issued access tokens this long before they expire.
     pub token_refresh_margin: Duration,
     /// Lifetime asked for channel access tokens v2.1 (`token_exp`).
@@ -86,6 +88,28 @@ pub struct Settings {
     /// The master key being replaced: secrets it sealed still open, and are
     /// sealed again under `master_key` in the background.
     pub master_key_previous: Option<MasterKey>,
+}
+
+/// Which storage backend the service runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// sled in the data dir: one process, one volume.
+    Sled,
+    /// NATS JetStream: any number of replicas on one NATS.
+    Nats(NatsSettings),
+}
+
+/// How to reach NATS, and what to name and replicate there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsSettings {
+    /// One or more server URLs, comma-separated.
+    pub url: String,
+    pub creds_file: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
+    /// Prefix of the stream and bucket names.
+    pub prefix: String,
+    /// JetStream replicas of what the service creates.
+    pub replicas: usize,
 }
 
 /// Where a listener's TLS certificate and key are.
@@ -132,6 +156,12 @@ pub struct Layer {
     pub media_retention_seconds: Option<u64>,
     pub media_max_bytes: Option<u64>,
     pub store_cache_mib: Option<u64>,
+    pub store: Option<String>,
+    pub nats_url: Option<String>,
+    pub nats_creds_file: Option<PathBuf>,
+    pub nats_tls_ca_file: Option<PathBuf>,
+    pub nats_prefix: Option<String>,
+    pub nats_replicas: Option<u64>,
     pub token_refresh_margin_seconds: Option<u64>,
     pub token_v2_1_lifetime_seconds: Option<u64>,
     pub master_key_previous: Option<Secret>,
@@ -225,7 +255,8 @@ impl Merged {
             api_keys_file, master_key, insecure_no_auth,
             log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
-            media_max_bytes, store_cache_mib, token_refresh_margin_seconds,
+            media_max_bytes, store_cache_mib, store, nats_url, nats_creds_file,
+            nats_tls_ca_file, nats_prefix, nats_replicas, token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
             master_key_previous);
     }
@@ -403,6 +434,15 @@ fn env_layer(
             "media_retention_seconds" => {
                 layer.media_retention_seconds =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "media_retention_seconds"))?);
+            }
+            "store" => layer.store = Some(value),
+            "nats_url" => layer.nats_url = Some(value),
+            "nats_creds_file" => layer.nats_creds_file = Some(value.into()),
+            "nats_tls_ca_file" => layer.nats_tls_ca_file = Some(value.into()),
+            "nats_prefix" => layer.nats_prefix = Some(value),
+            "nats_replicas" => {
+                layer.nats_replicas =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "nats_replicas"))?);
             }
             "store_cache_mib" => {
                 layer.store_cache_mib =
@@ -621,6 +661,28 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     if !(16..=65_536).contains(&store_cache_mib) {
         return Err(merged.invalid("store_cache_mib", "must be 16–65536"));
     }
+    let store = match layer.store.as_deref().map(str::trim) {
+        Some("sled") => StoreBackend::Sled,
+        Some("nats") => {
+            // Every replica must open the secrets the others sealed: a key
+            // file generated in each one's data dir would differ.
+            if layer
+                .master_key
+                .as_ref()
+                .is_none_or(|k| k.expose().trim().is_empty())
+            {
+                return Err(merged.invalid(
+                    "store",
+                    "nats needs master_key (LINE_ADAPTER_MASTER_KEY), the same for every replica",
+                ));
+            }
+            StoreBackend::Nats(nats_settings(layer, merged)?)
+        }
+        Some(other) => {
+            return Err(merged.invalid("store", format!("`{other}` is not one of `sled`, `nats`")));
+        }
+        None => return Err(required("store")),
+    };
 
     let token_refresh_margin = layer
         .token_refresh_margin_seconds
@@ -658,6 +720,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         media_retention: Duration::from_secs(media_retention),
         media_max_bytes,
         store_cache_bytes: store_cache_mib * 1024 * 1024,
+        store,
         event_retention: Duration::from_secs(retention),
         event_retention_max_events: max_events,
         dedupe_window: Duration::from_secs(dedupe_window),
@@ -747,6 +810,70 @@ fn api_keys(merged: &Merged) -> Result<Vec<crate::access::ApiKey>, SettingsError
         }
     }
     Ok(keys)
+}
+
+/// The NATS settings, checked; only read when `store = "nats"`.
+fn nats_settings(layer: &Layer, merged: &Merged) -> Result<NatsSettings, SettingsError> {
+    let url = layer.nats_url.as_deref().map(str::trim).unwrap_or_default();
+    if url.is_empty() {
+        return Err(merged.invalid(
+            "nats_url",
+            "is needed with store = nats (e.g. nats://nats:4222)",
+        ));
+    }
+    for one in url.split(',') {
+        let one = one.trim();
+        let parsed = Url::parse(one).ok().filter(|u| {
+            matches!(u.scheme(), "nats" | "tls" | "ws" | "wss") && u.host_str().is_some()
+        });
+        if parsed.is_none() {
+            // Not quoted: a URL may carry credentials.
+            return Err(merged.invalid(
+                "nats_url",
+                "each comma-separated entry must be a nats://, tls://, ws:// or wss:// URL with a host",
+            ));
+        }
+    }
+    let prefix = layer
+        .nats_prefix
+        .as_deref()
+        .unwrap_or("line_adapter")
+        .trim();
+    let valid_prefix = !prefix.is_empty()
+        && prefix.len() <= 32
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid_prefix {
+        return Err(merged.invalid(
+            "nats_prefix",
+            "must be 1–32 letters, digits, `_` or `-` (it starts stream and bucket names)",
+        ));
+    }
+    let replicas = layer.nats_replicas.unwrap_or(1);
+    if !(1..=5).contains(&replicas) {
+        return Err(merged.invalid("nats_replicas", "must be 1–5 (JetStream's limit)"));
+    }
+    for (setting, path) in [
+        ("nats_creds_file", &layer.nats_creds_file),
+        ("nats_tls_ca_file", &layer.nats_tls_ca_file),
+    ] {
+        if let Some(path) = path
+            && !path.is_file()
+        {
+            return Err(merged.invalid(
+                setting,
+                format!("{} is not a readable file", path.display()),
+            ));
+        }
+    }
+    Ok(NatsSettings {
+        url: url.to_owned(),
+        creds_file: layer.nats_creds_file.clone(),
+        tls_ca_file: layer.nats_tls_ca_file.clone(),
+        prefix: prefix.to_owned(),
+        replicas: replicas as usize,
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@
 //! outbox join them as the service grows.
 
 mod group_flush;
+pub mod nats;
 pub mod records;
+pub mod reply_tokens;
 pub mod sled_log;
 pub mod sled_store;
 
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+pub use nats::{NatsOptions, NatsStore};
 pub use records::{
     AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState, EventRecord,
     IssuedTokenRecord, KeyPairRecord, LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention,
@@ -120,6 +123,12 @@ pub trait Store: Send + Sync + 'static {
     /// returns the value now stored. Used for service-wide facts such as the
     /// master key check.
     async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    /// Whether the backend can serve now (a networked one may have lost
+    /// its connection); readiness follows it.
+    fn healthy(&self) -> bool {
+        true
+    }
 
     /// Histograms of the event log's group commits, if the backend keeps
     /// them.

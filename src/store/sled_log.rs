@@ -28,9 +28,9 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -42,6 +42,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{
     Result, StoreError,
     records::{AppendOutcome, EventRecord, LogBounds, NewEvent, ReplyToken, Retention},
+    reply_tokens::ReplyTokens,
 };
 
 /// Key prefix of a chunk of events.
@@ -125,65 +126,6 @@ impl Default for LogStats {
                 prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 16),
             ),
         }
-    }
-}
-
-/// Recent reply tokens by (channel, conversation), oldest first.
-#[derive(Debug, Default)]
-struct ReplyTokens(Mutex<HashMap<(String, String), VecDeque<ReplyToken>>>);
-
-impl ReplyTokens {
-    fn add(&self, record: &EventRecord) {
-        if record.reply_token.is_empty() {
-            return;
-        }
-        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .entry((record.channel_id.clone(), record.conversation_id.clone()))
-            .or_default()
-            .push_back(ReplyToken {
-                sequence: record.sequence,
-                token: record.reply_token.clone(),
-                receive_time_ms: record.receive_time_ms,
-            });
-    }
-
-    /// As [`Self::add`], for the fields read at start-up.
-    fn add_fields(&self, record: ReplyTokenFields) {
-        if record.reply_token.is_empty() {
-            return;
-        }
-        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .entry((record.channel_id, record.conversation_id))
-            .or_default()
-            .push_back(ReplyToken {
-                sequence: record.sequence,
-                token: record.reply_token,
-                receive_time_ms: record.receive_time_ms,
-            });
-    }
-
-    fn recent(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
-        let tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .get(&(channel_id.to_owned(), conversation_id.to_owned()))
-            .map(|queue| queue.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Forgets tokens received before `before_ms`; returns how many.
-    fn expire(&self, before_ms: i64) -> u64 {
-        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut removed = 0;
-        tokens.retain(|_, queue| {
-            while queue.front().is_some_and(|t| t.receive_time_ms < before_ms) {
-                queue.pop_front();
-                removed += 1;
-            }
-            !queue.is_empty()
-        });
-        removed
     }
 }
 
@@ -355,7 +297,15 @@ impl EventLog {
             }
         }
         for record in recent.into_iter().rev() {
-            reply_tokens.add_fields(record);
+            if record.reply_token.is_empty() {
+                continue;
+            }
+            let token = ReplyToken {
+                sequence: record.sequence,
+                token: record.reply_token,
+                receive_time_ms: record.receive_time_ms,
+            };
+            reply_tokens.insert(record.channel_id, record.conversation_id, token);
         }
         let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);

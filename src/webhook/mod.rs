@@ -125,9 +125,16 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
             _ => method_not_allowed("GET, HEAD"),
         },
         "/readyz" => match *method {
-            Method::GET | Method::HEAD if state.readiness.is_ready() => {
+            Method::GET | Method::HEAD
+                if state.readiness.is_ready()
+                    && state.ready.get().is_none_or(|s| s.store.healthy()) =>
+            {
                 text(StatusCode::OK, "ready\n")
             }
+            Method::GET | Method::HEAD if state.readiness.is_ready() => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the store cannot be reached\n",
+            ),
             Method::GET | Method::HEAD => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready: the store is opening or the service is stopping\n",

@@ -1,0 +1,788 @@
+//! The NATS JetStream implementation of [`Store`], for several replicas of
+//! the service on one NATS (cluster).
+//!
+//! Layout, every name starting with the configured prefix `P`:
+//! - stream `P_events` (subject `P.events`): the event log, see [`log`];
+//! - key-value buckets `P_channels` (our id → JSON record), `P_line_ids`
+//!   (LINE channel id → our id), `P_tokens` (token state), `P_meta`,
+//!   `P_consumers` (durable consumer positions), `P_deliveries` (the
+//!   outbox), `P_idempotency` (send idempotency keys), `P_reply_tokens`
+//!   (used reply tokens) and `P_dedupe` (webhookEventIds, see [`log`]).
+//!
+//! Everything is created at start-up if missing (creating what exists is a
+//! no-op), with the configured replicas. Every change uses the bucket's
+//! compare-and-set (create, or update at the revision read) so replicas
+//! racing on one record never lose an update: the loser gets `Conflict`
+//! (or `IdTaken`, `LineChannelIdTaken`) as with sled. A call returns once
+//! JetStream has acknowledged the write, which with replicas > 1 means a
+//! quorum of servers has it.
+//!
+//! Secrets arrive sealed under the master key (the store never sees them
+//! in clear), as with every backend.
+
+mod log;
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{self, kv, stream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::broadcast;
+
+use super::{
+    AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord, LogBounds,
+    NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, TokenStateRecord,
+};
+use log::NatsLog;
+
+/// How to reach NATS and what to create there.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// One or more server URLs, comma-separated.
+    pub url: String,
+    /// A `.creds` file (JWT and NKey seed) for the connection.
+    pub creds_file: Option<std::path::PathBuf>,
+    /// CA bundle to verify the servers' TLS certificates with.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Prefix of every stream and bucket name.
+    pub prefix: String,
+    /// JetStream replicas of the stream and buckets created.
+    pub replicas: usize,
+    /// How long events stay in the log.
+    pub event_retention: Duration,
+    /// Most events kept; `None` = no count limit.
+    pub max_events: Option<u64>,
+    /// How long a webhookEventId is remembered.
+    pub dedupe_window: Duration,
+}
+
+/// How long JetStream itself remembers message ids: covers concurrent
+/// redeliveries and a crash between a publish and its dedupe entry.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Used reply tokens are remembered this long; LINE's tokens live for
+/// minutes, so a day is plenty.
+const USED_REPLY_TOKEN_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long one request to NATS may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn backend(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("NATS: {err}"))
+}
+
+/// A bucket key for any string: kept as it is when it only has characters
+/// keys allow, else hex-encoded behind a marker no plain key can have.
+fn kv_key(raw: &str) -> String {
+    let plain = !raw.is_empty()
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        raw.to_owned()
+    } else {
+        format!("x.{}", hex::encode(raw.as_bytes()))
+    }
+}
+
+/// The original string of a [`kv_key`].
+fn from_kv_key(key: &str) -> String {
+    match key.strip_prefix("x.") {
+        Some(hexed) => hex::decode(hexed)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_else(|_| key.to_owned()),
+        None => key.to_owned(),
+    }
+}
+
+/// A bucket key for a pair, as a digest.
+fn pair_key(a: &str, b: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(a.as_bytes());
+    hash.update([0]);
+    hash.update(b.as_bytes());
+    hex::encode(&hash.finalize()[..20])
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Bytes {
+    serde_json::to_vec(value)
+        .expect("records always serialize to JSON")
+        .into()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(bucket: &str, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: format!("{bucket}/{key}"),
+        reason: e.to_string(),
+    })
+}
+
+/// The live value of an entry: deletes leave markers behind.
+fn live(entry: Option<kv::Entry>) -> Option<kv::Entry> {
+    entry.filter(|e| e.operation == kv::Operation::Put)
+}
+
+fn is_already_exists(err: &kv::CreateError) -> bool {
+    err.kind() == kv::CreateErrorKind::AlreadyExists
+}
+
+fn is_wrong_revision(err: &kv::UpdateError) -> bool {
+    err.kind() == kv::UpdateErrorKind::WrongLastRevision
+}
+
+/// The NATS store. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsStore {
+    client: async_nats::Client,
+    channels: kv::Store,
+    line_ids: kv::Store,
+    tokens: kv::Store,
+    meta: kv::Store,
+    consumers: kv::Store,
+    deliveries: kv::Store,
+    idempotency: kv::Store,
+    used_reply_tokens: kv::Store,
+    log: NatsLog,
+}
+
+impl std::fmt::Debug for NatsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsStore").finish_non_exhaustive()
+    }
+}
+
+impl NatsStore {
+    /// Connects, creates what is missing and starts following the log.
+    pub async fn open(options: &NatsOptions) -> Result<Self> {
+        let mut connect = async_nats::ConnectOptions::new()
+            .name("line-adapter")
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .retry_on_initial_connect()
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                    async_nats::Event::Connected => tracing::info!("NATS connected"),
+                    other => tracing::info!(event = %other, "NATS"),
+                }
+            });
+        if let Some(creds) = &options.creds_file {
+            connect = connect.credentials_file(creds).await.map_err(|e| {
+                StoreError::Backend(format!("NATS credentials {}: {e}", creds.display()))
+            })?;
+        }
+        if let Some(ca) = &options.tls_ca_file {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        let urls: Vec<async_nats::ServerAddr> = options
+            .url
+            .split(',')
+            .map(|u| u.trim().parse())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| StoreError::Backend(format!("NATS url: {e}")))?;
+        let client = tokio::time::timeout(REQUEST_TIMEOUT, connect.connect(urls.as_slice()))
+            .await
+            .map_err(|_| StoreError::Backend("NATS: no server answered within 10 s".into()))?
+            .map_err(backend)?;
+        let js = jetstream::new(client.clone());
+        let p = &options.prefix;
+        let replicas = options.replicas;
+
+        let open = |name: &str, max_age: Duration| {
+            let js = js.clone();
+            let bucket = format!("{p}_{name}");
+            async move {
+                if let Ok(store) = js.get_key_value(&bucket).await {
+                    return Ok(store);
+                }
+                // The bucket's stream, as the client's create_key_value
+                // makes it. That call first reads the account's info, which
+                // the client cannot parse from NATS 2.9 servers (Debian's).
+                let config = stream::Config {
+                    name: format!("KV_{bucket}"),
+                    subjects: vec![format!("$KV.{bucket}.>")],
+                    max_messages_per_subject: 1,
+                    max_age,
+                    storage: stream::StorageType::File,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    allow_direct: true,
+                    num_replicas: replicas,
+                    discard: stream::DiscardPolicy::New,
+                    ..Default::default()
+                };
+                let created = js.create_stream(config).await;
+                // Failing to create is fine when another replica just did.
+                js.get_key_value(&bucket).await.map_err(|e| {
+                    let why = match created {
+                        Err(create) => create.to_string(),
+                        Ok(_) => e.to_string(),
+                    };
+                    StoreError::Backend(format!("NATS: creating bucket {bucket}: {why}"))
+                })
+            }
+        };
+        let forever = Duration::ZERO;
+        let channels = open("channels", forever).await?;
+        let line_ids = open("line_ids", forever).await?;
+        let tokens = open("tokens", forever).await?;
+        let meta = open("meta", forever).await?;
+        let consumers = open("consumers", forever).await?;
+        let deliveries = open("deliveries", forever).await?;
+        let idempotency = open("idempotency", forever).await?;
+        let used_reply_tokens = open("reply_tokens", USED_REPLY_TOKEN_AGE).await?;
+        let dedupe = open("dedupe", options.dedupe_window).await?;
+
+        let subject = format!("{p}.events");
+        let config = stream::Config {
+            name: format!("{p}_events"),
+            subjects: vec![subject.clone()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            max_age: options.event_retention,
+            max_messages: options
+                .max_events
+                .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
+                .unwrap_or(-1),
+            duplicate_window: DUPLICATE_WINDOW,
+            num_replicas: replicas,
+            allow_direct: true,
+            ..Default::default()
+        };
+        // Create, or bring the retention of an existing stream in line
+        // with the settings.
+        let stream = match js.get_stream(&config.name).await {
+            Ok(_) => {
+                js.update_stream(&config).await.map_err(|e| {
+                    StoreError::Backend(format!("NATS: updating stream {}: {e}", config.name))
+                })?;
+                js.get_stream(&config.name).await.map_err(backend)?
+            }
+            Err(_) => js.create_stream(config.clone()).await.map_err(|e| {
+                StoreError::Backend(format!("NATS: creating stream {}: {e}", config.name))
+            })?,
+        };
+        let log = NatsLog::open(js, stream, subject, dedupe).await?;
+        Ok(Self {
+            client,
+            channels,
+            line_ids,
+            tokens,
+            meta,
+            consumers,
+            deliveries,
+            idempotency,
+            used_reply_tokens,
+            log,
+        })
+    }
+
+    /// Whether the connection to NATS is up (for readiness).
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    async fn channel_entry(&self, id: &str) -> Result<Option<(ChannelRecord, u64)>> {
+        let key = kv_key(id);
+        match live(self.channels.entry(&key).await.map_err(backend)?) {
+            Some(entry) => Ok(Some((
+                from_json("channels", id, &entry.value)?,
+                entry.revision,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Claims a LINE channel id for `id`. A claim left behind by a
+    /// channel that no longer holds it (a crash between two writes) is
+    /// taken over.
+    async fn claim_line_id(&self, line_channel_id: &str, id: &str) -> Result<()> {
+        let key = kv_key(line_channel_id);
+        loop {
+            match self.line_ids.create(&key, Bytes::from(id.to_owned())).await {
+                Ok(_) => return Ok(()),
+                Err(err) if is_already_exists(&err) => {}
+                Err(err) => return Err(backend(err)),
+            }
+            let Some(entry) = live(self.line_ids.entry(&key).await.map_err(backend)?) else {
+                continue; // deleted meanwhile: try again
+            };
+            let holder = String::from_utf8_lossy(&entry.value).into_owned();
+            if holder == id {
+                return Ok(());
+            }
+            let held = self
+                .channel_entry(&holder)
+                .await?
+                .is_some_and(|(c, _)| c.line_channel_id == line_channel_id);
+            if held {
+                return Err(StoreError::LineChannelIdTaken {
+                    line_channel_id: line_channel_id.to_owned(),
+                    existing_id: holder,
+                });
+            }
+            match self
+                .line_ids
+                .update(&key, Bytes::from(id.to_owned()), entry.revision)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(err) if is_wrong_revision(&err) => continue,
+                Err(err) => return Err(backend(err)),
+            }
+        }
+    }
+
+    /// Drops a LINE channel id's claim if `id` holds it.
+    async fn release_line_id(&self, line_channel_id: &str, id: &str) -> Result<()> {
+        let key = kv_key(line_channel_id);
+        if let Some(entry) = live(self.line_ids.entry(&key).await.map_err(backend)?)
+            && entry.value.as_ref() == id.as_bytes()
+        {
+            // Someone else may have taken it over since; then it stays.
+            let _ = self
+                .line_ids
+                .delete_expect_revision(&key, Some(entry.revision))
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn all_keys(bucket: &kv::Store) -> Result<Vec<String>> {
+        use futures_util::TryStreamExt as _;
+        match bucket.keys().await {
+            Ok(keys) => keys.try_collect().await.map_err(backend),
+            Err(err) => Err(backend(err)),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for NatsStore {
+    fn healthy(&self) -> bool {
+        self.connected()
+    }
+
+    async fn insert_channel(&self, channel: &ChannelRecord) -> Result<()> {
+        if self.channel_entry(&channel.id).await?.is_some() {
+            return Err(StoreError::IdTaken {
+                id: channel.id.clone(),
+            });
+        }
+        self.claim_line_id(&channel.line_channel_id, &channel.id)
+            .await?;
+        match self
+            .channels
+            .create(kv_key(&channel.id), json(channel))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                self.release_line_id(&channel.line_channel_id, &channel.id)
+                    .await?;
+                if is_already_exists(&err) {
+                    Err(StoreError::IdTaken {
+                        id: channel.id.clone(),
+                    })
+                } else {
+                    Err(backend(err))
+                }
+            }
+        }
+    }
+
+    async fn get_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        Ok(self.channel_entry(id).await?.map(|(c, _)| c))
+    }
+
+    async fn find_channel_by_line_id(&self, line_channel_id: &str) -> Result<Option<String>> {
+        let key = kv_key(line_channel_id);
+        let Some(entry) = live(self.line_ids.entry(&key).await.map_err(backend)?) else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&entry.value).into_owned();
+        // A claim whose channel is gone (or moved to another LINE id) is
+        // stale.
+        let current = self
+            .channel_entry(&id)
+            .await?
+            .is_some_and(|(c, _)| c.line_channel_id == line_channel_id);
+        Ok(current.then_some(id))
+    }
+
+    async fn list_channels(
+        &self,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChannelRecord>> {
+        let mut ids: Vec<String> = Self::all_keys(&self.channels)
+            .await?
+            .iter()
+            .map(|k| from_kv_key(k))
+            .filter(|id| after_id.is_none_or(|after| id.as_str() > after))
+            .collect();
+        ids.sort_unstable();
+        let mut channels = Vec::new();
+        for id in ids {
+            if channels.len() == limit {
+                break;
+            }
+            if let Some((channel, _)) = self.channel_entry(&id).await? {
+                channels.push(channel);
+            }
+        }
+        Ok(channels)
+    }
+
+    async fn replace_channel(&self, expected_version: u64, channel: &ChannelRecord) -> Result<()> {
+        let Some((current, revision)) = self.channel_entry(&channel.id).await? else {
+            return Err(StoreError::NotFound {
+                id: channel.id.clone(),
+            });
+        };
+        let conflict = || StoreError::Conflict {
+            id: channel.id.clone(),
+            expected: expected_version,
+        };
+        if current.version != expected_version {
+            return Err(conflict());
+        }
+        let moved = current.line_channel_id != channel.line_channel_id;
+        if moved {
+            self.claim_line_id(&channel.line_channel_id, &channel.id)
+                .await?;
+        }
+        match self
+            .channels
+            .update(kv_key(&channel.id), json(channel), revision)
+            .await
+        {
+            Ok(_) => {
+                if moved {
+                    self.release_line_id(&current.line_channel_id, &channel.id)
+                        .await?;
+                }
+                Ok(())
+            }
+            Err(err) => {
+                if moved {
+                    self.release_line_id(&channel.line_channel_id, &channel.id)
+                        .await?;
+                }
+                if is_wrong_revision(&err) {
+                    Err(conflict())
+                } else {
+                    Err(backend(err))
+                }
+            }
+        }
+    }
+
+    async fn delete_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        let Some((record, revision)) = self.channel_entry(id).await? else {
+            return Ok(None);
+        };
+        let key = kv_key(id);
+        match self
+            .channels
+            .delete_expect_revision(&key, Some(revision))
+            .await
+        {
+            Ok(()) => {}
+            // Changed meanwhile: deleted by someone else, or replaced, in
+            // which case the caller sees it gone only if it is.
+            Err(_) => return Box::pin(self.delete_channel(id)).await,
+        }
+        self.tokens.delete(&key).await.map_err(backend)?;
+        self.release_line_id(&record.line_channel_id, id).await?;
+        Ok(Some(record))
+    }
+
+    async fn get_token_state(&self, channel_id: &str) -> Result<Option<TokenStateRecord>> {
+        match live(
+            self.tokens
+                .entry(kv_key(channel_id))
+                .await
+                .map_err(backend)?,
+        ) {
+            Some(entry) => from_json("tokens", channel_id, &entry.value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_token_state(&self, expected_version: u64, state: &TokenStateRecord) -> Result<()> {
+        if self.channel_entry(&state.channel_id).await?.is_none() {
+            return Err(StoreError::NotFound {
+                id: state.channel_id.clone(),
+            });
+        }
+        let conflict = || StoreError::Conflict {
+            id: state.channel_id.clone(),
+            expected: expected_version,
+        };
+        let key = kv_key(&state.channel_id);
+        let stored = live(self.tokens.entry(&key).await.map_err(backend)?);
+        let stored_version = match &stored {
+            Some(entry) => {
+                from_json::<TokenStateRecord>("tokens", &state.channel_id, &entry.value)?.version
+            }
+            None => 0,
+        };
+        if stored_version != expected_version {
+            return Err(conflict());
+        }
+        match stored {
+            Some(entry) => match self.tokens.update(&key, json(state), entry.revision).await {
+                Ok(_) => Ok(()),
+                Err(err) if is_wrong_revision(&err) => Err(conflict()),
+                Err(err) => Err(backend(err)),
+            },
+            None => match self.tokens.create(&key, json(state)).await {
+                Ok(_) => Ok(()),
+                Err(err) if is_already_exists(&err) => Err(conflict()),
+                Err(err) => Err(backend(err)),
+            },
+        }
+    }
+
+    async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let k = kv_key(key);
+        loop {
+            match self.meta.create(&k, Bytes::copy_from_slice(value)).await {
+                Ok(_) => return Ok(value.to_vec()),
+                Err(err) if is_already_exists(&err) => {}
+                Err(err) => return Err(backend(err)),
+            }
+            if let Some(stored) = self.meta.get(&k).await.map_err(backend)? {
+                return Ok(stored.to_vec());
+            }
+        }
+    }
+
+    async fn consumers(&self) -> Result<Vec<(String, ConsumerPosition)>> {
+        let mut all = Vec::new();
+        for key in Self::all_keys(&self.consumers).await? {
+            let name = from_kv_key(&key);
+            if let Some(bytes) = self.consumers.get(&key).await.map_err(backend)? {
+                all.push((name.clone(), from_json("consumers", &name, &bytes)?));
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    async fn meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.meta
+            .put(kv_key(key), Bytes::copy_from_slice(value))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<()> {
+        // Every write returned only after JetStream acknowledged it.
+        self.client.flush().await.map_err(backend)
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.flush().await?;
+        self.client.drain().await.map_err(backend)
+    }
+
+    async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
+        self.log.append(batch).await
+    }
+
+    async fn read_events(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        self.log.read(after, limit).await
+    }
+
+    fn bounds(&self) -> LogBounds {
+        self.log.bounds()
+    }
+
+    fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
+        self.log.tail()
+    }
+
+    async fn prune(&self, retention: Retention) -> Result<PruneReport> {
+        self.log.prune(retention.reply_tokens_before_ms).await
+    }
+
+    fn recent_reply_tokens(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
+        self.log.reply_tokens().recent(channel_id, conversation_id)
+    }
+
+    async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>> {
+        match self.consumers.get(kv_key(name)).await.map_err(backend)? {
+            Some(bytes) => from_json("consumers", name, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn claim_reply_token(&self, channel_id: &str, token: &str, now_ms: i64) -> Result<bool> {
+        let key = pair_key(channel_id, token);
+        match self
+            .used_reply_tokens
+            .create(key, Bytes::copy_from_slice(&now_ms.to_be_bytes()))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err) if is_already_exists(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<Option<DeliveryRecord>> {
+        if !delivery.idempotency_key.is_empty() {
+            let key = pair_key(&delivery.channel_id, &delivery.idempotency_key);
+            match self
+                .idempotency
+                .create(&key, Bytes::from(delivery.id.clone()))
+                .await
+            {
+                Ok(_) => {}
+                Err(err) if is_already_exists(&err) => {
+                    if let Some(id) = self.idempotency.get(&key).await.map_err(backend)? {
+                        let id = String::from_utf8_lossy(&id).into_owned();
+                        // Claimed by a send that did not get to store its
+                        // delivery (it failed or crashed): this one takes
+                        // over the key.
+                        if let Some(existing) = self.get_delivery(&id).await? {
+                            return Ok(Some(existing));
+                        }
+                    }
+                    self.idempotency
+                        .put(&key, Bytes::from(delivery.id.clone()))
+                        .await
+                        .map_err(backend)?;
+                }
+                Err(err) => return Err(backend(err)),
+            }
+        }
+        self.deliveries
+            .put(kv_key(&delivery.id), json(delivery))
+            .await
+            .map_err(backend)?;
+        Ok(None)
+    }
+
+    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
+        self.deliveries
+            .put(kv_key(&delivery.id), json(delivery))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
+        match self.deliveries.get(kv_key(id)).await.map_err(backend)? {
+            Some(bytes) => from_json("deliveries", id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn delivery_by_idempotency_key(
+        &self,
+        channel_id: &str,
+        key: &str,
+    ) -> Result<Option<DeliveryRecord>> {
+        match self
+            .idempotency
+            .get(pair_key(channel_id, key))
+            .await
+            .map_err(backend)?
+        {
+            Some(id) => self.get_delivery(&String::from_utf8_lossy(&id)).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
+        let mut unfinished = Vec::new();
+        for key in Self::all_keys(&self.deliveries).await? {
+            if let Some(bytes) = self.deliveries.get(&key).await.map_err(backend)? {
+                let delivery: DeliveryRecord = from_json("deliveries", &key, &bytes)?;
+                if !delivery.state.is_final() {
+                    unfinished.push(delivery);
+                }
+            }
+        }
+        // Oldest first: ids are ULIDs.
+        unfinished.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(unfinished)
+    }
+
+    async fn ack(
+        &self,
+        name: &str,
+        sequence: u64,
+        now_ms: i64,
+    ) -> Result<(ConsumerPosition, bool)> {
+        let head = self.log.head_at_least(sequence).await?;
+        if sequence > head {
+            return Err(StoreError::AckBeyondHead { sequence, head });
+        }
+        let key = kv_key(name);
+        // Compare-and-set so concurrent acks (from any replica) never move
+        // a consumer backwards.
+        loop {
+            let current = live(self.consumers.entry(&key).await.map_err(backend)?);
+            let position = current
+                .as_ref()
+                .map(|e| from_json::<ConsumerPosition>("consumers", name, &e.value))
+                .transpose()?;
+            if let Some(position) = position {
+                if sequence < position.acked {
+                    return Err(StoreError::AckBackwards {
+                        consumer: name.to_owned(),
+                        acked: position.acked,
+                    });
+                }
+                if sequence == position.acked {
+                    return Ok((position, false));
+                }
+            }
+            let next = ConsumerPosition {
+                acked: sequence,
+                update_time_ms: now_ms,
+            };
+            let written = match &current {
+                Some(entry) => match self
+                    .consumers
+                    .update(&key, json(&next), entry.revision)
+                    .await
+                {
+                    Ok(_) => true,
+                    Err(err) if is_wrong_revision(&err) => false,
+                    Err(err) => return Err(backend(err)),
+                },
+                None => match self.consumers.create(&key, json(&next)).await {
+                    Ok(_) => true,
+                    Err(err) if is_already_exists(&err) => false,
+                    Err(err) => return Err(backend(err)),
+                },
+            };
+            if written {
+                return Ok((next, position.is_none()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_never_collide() {
+        for raw in ["ch_01abc", "web-hook", "a.b", "with space", "日本", "x.61"] {
+            let key = kv_key(raw);
+            assert!(
+                key.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)),
+                "{key}"
+            );
+            assert_eq!(from_kv_key(&key), raw);
+        }
+        assert_ne!(kv_key("x.61"), kv_key("a"));
+    }
+}

@@ -1,0 +1,64 @@
+//! Recent reply tokens, in memory, for the outbound side: a reply should
+//! use the newest unused token of its chat. Each backend fills the index
+//! from its log (at start-up from the last 20 minutes, then from every
+//! newly durable record); the tokens themselves are durable inside the
+//! event records.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+};
+
+use super::records::{EventRecord, ReplyToken};
+
+/// Recent reply tokens by (channel, conversation), oldest first.
+#[derive(Debug, Default)]
+pub struct ReplyTokens(Mutex<HashMap<(String, String), VecDeque<ReplyToken>>>);
+
+impl ReplyTokens {
+    pub fn add(&self, record: &EventRecord) {
+        if record.reply_token.is_empty() {
+            return;
+        }
+        self.insert(
+            record.channel_id.clone(),
+            record.conversation_id.clone(),
+            ReplyToken {
+                sequence: record.sequence,
+                token: record.reply_token.clone(),
+                receive_time_ms: record.receive_time_ms,
+            },
+        );
+    }
+
+    /// Adds a token of a chat; tokens are added in sequence order.
+    pub fn insert(&self, channel_id: String, conversation_id: String, token: ReplyToken) {
+        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .entry((channel_id, conversation_id))
+            .or_default()
+            .push_back(token);
+    }
+
+    pub fn recent(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
+        let tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tokens
+            .get(&(channel_id.to_owned(), conversation_id.to_owned()))
+            .map(|queue| queue.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets tokens received before `before_ms`; returns how many.
+    pub fn expire(&self, before_ms: i64) -> u64 {
+        let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut removed = 0;
+        tokens.retain(|_, queue| {
+            while queue.front().is_some_and(|t| t.receive_time_ms < before_ms) {
+                queue.pop_front();
+                removed += 1;
+            }
+            !queue.is_empty()
+        });
+        removed
+    }
+}
