@@ -6,15 +6,18 @@
 #   2. Helm's own engine (Helm v4's Go SDK, from PyPI as helm-python-sdk,
 #      which bundles it as a shared library: there is no helm binary) runs
 #      `helm lint --strict` and `helm template` with the default values (plus
-#      the one value they need: an API key) and with
-#      charts/line-adapter/ci/all-features-values.yaml, and some variants.
+#      the one value they need: an API key), with
+#      charts/line-adapter/ci/all-features-values.yaml (sled mode) and
+#      charts/line-adapter/ci/nats-values.yaml (store.mode=nats: a Deployment
+#      of 3 replicas on NATS JetStream), and some variants.
 #   3. kubernetes-validate --strict checks every rendered object against
 #      Kubernetes 1.30's schemas. The ServiceMonitor (a Prometheus Operator
 #      CRD, not in those schemas) is left out of that on purpose and checked
 #      by assertions here instead.
 #   4. Values the service would refuse must fail rendering with the chart's
-#      message: no API keys (the defaults alone), replicaCount 2, bad keys,
-#      and so on.
+#      message: no API keys (the defaults alone), replicaCount 2 in sled mode,
+#      nats mode without a URL or a master key from a Secret, bad keys, and
+#      so on.
 #   5. Every value in values.yaml is documented in the chart's README, and
 #      every setting the chart writes to line-adapter.toml is one of the
 #      README's settings.
@@ -115,10 +118,11 @@ print(f"helm-python-sdk {helm.__version__}: libhelm_c {helm.helm_c_version()}, "
 
 defaults = load_values(os.path.join(CHART, "values.yaml"))
 all_features = load_values(os.path.join(CHART, "ci", "all-features-values.yaml"))
+nats_values = load_values(os.path.join(CHART, "ci", "nats-values.yaml"))
 
 # --- helm lint -------------------------------------------------------------
 print("--- helm lint --strict")
-for label, values in [("defaults + an API key", KEY), ("all features", all_features)]:
+for label, values in [("defaults + an API key", KEY), ("all features", all_features), ("nats", nats_values)]:
     report = helm.lint(CHART, values, strict=True, kube_version="v" + KUBE_VERSION)
     for m in report["messages"]:
         print(f"  [{label}] severity {m['severity']} {m['path']}: {m['error']}")
@@ -134,6 +138,14 @@ with open(PROJECT_README) as f:
 settings_section = readme.split("\n## Settings", 1)[-1].split("\n## ", 1)[0]
 KNOWN_SETTINGS = set(re.findall(r"^\| `([a-z0-9_]+)` \|", settings_section, re.M))
 check(len(KNOWN_SETTINGS) >= 10, f"could not read the settings table of {PROJECT_README}")
+# The settings of the NATS JetStream store (store.mode=nats), which the
+# service is gaining: accepted here until the project README's Settings
+# table lists them (then this set can go).
+NATS_SETTINGS = {"store", "nats_url", "nats_creds_file", "nats_tls_ca_file", "nats_prefix", "nats_replicas"}
+if NATS_SETTINGS - KNOWN_SETTINGS:
+    print(f"note: {PROJECT_README} does not list {sorted(NATS_SETTINGS - KNOWN_SETTINGS)} yet; "
+          "accepted as the NATS store's settings")
+KNOWN_SETTINGS |= NATS_SETTINGS
 
 
 def documents(manifests):
@@ -189,10 +201,23 @@ def check_objects(label, values, docs, notes):
     for d in docs:
         check(d["metadata"].get("namespace") == NAMESPACE, f"[{label}] {d['kind']} without the release namespace")
 
-    sts = one(docs, "StatefulSet")
-    spec = sts["spec"]
+    nats = merged["store"]["mode"] == "nats"
+    workload_kind, other_kind = ("Deployment", "StatefulSet") if nats else ("StatefulSet", "Deployment")
+    check(not any(d["kind"] == other_kind for d in docs), f"[{label}] {workload_kind} mode must not render a {other_kind}")
+    workload = one(docs, workload_kind)
+    spec = workload["spec"]
     pod = spec["template"]["spec"]
-    check(spec["replicas"] == 1, f"[{label}] StatefulSet replicas must be 1")
+    replicas = merged["replicaCount"]
+    if nats:
+        check(spec["replicas"] == replicas, f"[{label}] Deployment replicas must be replicaCount ({replicas})")
+        rolling = spec.get("strategy", {}).get("rollingUpdate", {})
+        check(spec.get("strategy", {}).get("type") == "RollingUpdate" and rolling.get("maxUnavailable") == 0
+              and rolling.get("maxSurge") not in (None, 0, "0%"),
+              f"[{label}] the Deployment must roll with maxUnavailable 0 and a surge (no gap)")
+        check("volumeClaimTemplates" not in spec and not any(d["kind"] == "PersistentVolumeClaim" for d in docs),
+              f"[{label}] nats mode keeps no PVC")
+    else:
+        check(spec["replicas"] == 1, f"[{label}] StatefulSet replicas must be 1")
     pod_labels = spec["template"]["metadata"]["labels"]
     check(spec["selector"]["matchLabels"].items() <= pod_labels.items(), f"[{label}] selector does not match the pod")
     (container,) = pod["containers"]
@@ -234,10 +259,47 @@ def check_objects(label, values, docs, notes):
     for key, value in (merged.get("config") or {}).items():
         if value not in (None, "") and key != "public_base_url":
             check(settings.get(key) == value, f"[{label}] config.{key} = {value!r} became {settings.get(key)!r}")
+    store_settings = sorted(k for k in settings if k == "store" or k.startswith("nats_"))
+    mounts_by_path = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+
+    def mounted_file(setting, source, name, key):
+        """The file `setting` names is entry `key` of `source` (secret/configMap) `name`, mounted read-only."""
+        path = settings.get(setting)
+        if not check(isinstance(path, str), f"[{label}] {setting} missing"):
+            return
+        folder, file_name = os.path.split(path)
+        mount = mounts_by_path.get(folder, {})
+        check(mount.get("readOnly") is True, f"[{label}] {setting}: {folder} must be mounted read-only")
+        volume = volumes.get(mount.get("name"), {})
+        ref = volume.get(source, {})
+        check(ref.get("secretName" if source == "secret" else "name") == name
+              and ref.get("items") == [{"key": key, "path": file_name}],
+              f"[{label}] {setting} must be entry {key} of the {source} {name}, got {volume}")
+
+    if nats:
+        n = merged["store"]["nats"]
+        urls = n["url"] if isinstance(n["url"], list) else n["url"].split(",")
+        check(settings.get("store") == "nats", f"[{label}] nats mode must write store = \"nats\"")
+        check(settings.get("nats_url") == ",".join(u.strip() for u in urls), f"[{label}] nats_url")
+        check(settings.get("nats_prefix") == n["prefix"], f"[{label}] nats_prefix")
+        check(settings.get("nats_replicas") == n["replicas"], f"[{label}] nats_replicas")
+        if n["credsSecret"]["name"]:
+            mounted_file("nats_creds_file", "secret", n["credsSecret"]["name"], n["credsSecret"]["key"])
+        else:
+            check("nats_creds_file" not in settings, f"[{label}] nats_creds_file without store.nats.credsSecret")
+        if n["tlsCa"]["configMap"] or n["tlsCa"]["secret"]:
+            source = "configMap" if n["tlsCa"]["configMap"] else "secret"
+            mounted_file("nats_tls_ca_file", source, n["tlsCa"][source], n["tlsCa"]["key"])
+        else:
+            check("nats_tls_ca_file" not in settings, f"[{label}] nats_tls_ca_file without store.nats.tlsCa")
+        check(set(store_settings) <= NATS_SETTINGS, f"[{label}] unexpected store settings {store_settings}")
+        check("emptyDir" in volumes.get("data", {}), f"[{label}] nats mode: the data dir must be an emptyDir")
+    else:
+        check(not store_settings, f"[{label}] sled mode must write no store or NATS settings, got {store_settings}")
     grace = settings.get("shutdown_grace_seconds", 20)
     check(pod["terminationGracePeriodSeconds"] > grace,
           f"[{label}] terminationGracePeriodSeconds must exceed shutdown_grace_seconds")
-    volumes = {v["name"]: v for v in pod["volumes"]}
     claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     check(mounts.get(settings.get("data_dir")) == "data" and ("data" in volumes or "data" in claims),
@@ -255,6 +317,10 @@ def check_objects(label, values, docs, notes):
         if ref and not merged["secrets"]["existingSecret"]:
             check(ref["key"] in secrets.get(ref["name"], {}).get("data", {}),
                   f"[{label}] {e['name']} reads {ref['name']}/{ref['key']}, which the chart does not create")
+    if nats:
+        ref = env.get("LINE_ADAPTER_MASTER_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        check(ref.get("key") == merged["secrets"]["keys"]["masterKey"] and ref.get("optional") is False,
+              f"[{label}] nats mode: LINE_ADAPTER_MASTER_KEY must come from the Secret, not optional")
     if merged["secrets"]["apiKeys"] or merged["secrets"]["existingSecret"]:
         check("LINE_ADAPTER_API_KEYS" in env, f"[{label}] LINE_ADAPTER_API_KEYS missing")
     else:
@@ -268,9 +334,13 @@ def check_objects(label, values, docs, notes):
 
     # Services, Ingress.
     services = [d for d in docs if d["kind"] == "Service"]
-    check(len(services) == 3, f"[{label}] expected the headless, gRPC and HTTP Services")
-    check(any(s["spec"].get("clusterIP") == "None" and s["metadata"]["name"] == spec["serviceName"] for s in services),
-          f"[{label}] serviceName must be the headless Service")
+    if nats:
+        check(len(services) == 2 and not any(s["spec"].get("clusterIP") == "None" for s in services),
+              f"[{label}] nats mode: expected the gRPC and HTTP Services and no headless one")
+    else:
+        check(len(services) == 3, f"[{label}] expected the headless, gRPC and HTTP Services")
+        check(any(s["spec"].get("clusterIP") == "None" and s["metadata"]["name"] == spec["serviceName"] for s in services),
+              f"[{label}] serviceName must be the headless Service")
     for s in services:
         check(s["spec"]["selector"].items() <= pod_labels.items(), f"[{label}] Service {s['metadata']['name']} selects no pod")
         for p in s["spec"]["ports"]:
@@ -285,10 +355,32 @@ def check_objects(label, values, docs, notes):
               f"[{label}] the Ingress may publish /webhook/line/ only, got {paths}")
     for sm in (d for d in docs if d["kind"] == "ServiceMonitor"):
         check_service_monitor(sm, services)
+    budget = merged["podDisruptionBudget"]
     for pdb in (d for d in docs if d["kind"] == "PodDisruptionBudget"):
         check(pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(), f"[{label}] PDB selects no pod")
+        if budget["minAvailable"] is None and budget["maxUnavailable"] is None:
+            expected = {"maxUnavailable": 1} if nats and replicas > 1 else {"minAvailable": 1}
+            check(expected.items() <= pdb["spec"].items(), f"[{label}] PDB by default must be {expected}")
 
-    check("ONE REPLICA" in notes, f"[{label}] NOTES.txt must say why there is one replica")
+    spread = pod.get("topologySpreadConstraints", [])
+    presets = [c for c in spread if c.get("matchLabelKeys") == ["pod-template-hash"]]
+    user_given = merged["topologySpreadConstraints"] or []
+    check(spread[len(presets):] == user_given, f"[{label}] topologySpreadConstraints must be passed through")
+    want = []
+    if nats:
+        for key, topology_key in (("nodes", "kubernetes.io/hostname"), ("zones", "topology.kubernetes.io/zone")):
+            how = merged["topologySpread"][key]
+            if how != "none":
+                want.append((topology_key, "DoNotSchedule" if how == "hard" else "ScheduleAnyway"))
+    check([(c["topologyKey"], c["whenUnsatisfiable"]) for c in presets] == want,
+          f"[{label}] topologySpread presets: expected {want}")
+    for c in presets:
+        check(c["labelSelector"]["matchLabels"].items() <= pod_labels.items(), f"[{label}] a spread constraint selects no pod")
+
+    if nats:
+        check("NATS JETSTREAM" in notes, f"[{label}] NOTES.txt must say the store is on NATS JetStream")
+    else:
+        check("ONE REPLICA" in notes, f"[{label}] NOTES.txt must say why there is one replica")
     return kinds
 
 
@@ -312,6 +404,7 @@ def validate(label, docs):
         print(f"  [{label}] kubernetes-validate --strict -k {KUBE_VERSION}: {len(passed)} objects passed{note}")
 
 
+MASTER_KEY = "00" * 32
 VALID = [
     ("defaults + an API key", KEY),
     ("all features", all_features),
@@ -323,7 +416,20 @@ VALID = [
     ("other names and ports", merge(KEY, {"fullnameOverride": "adapter", "ports": {"grpc": 9090, "http": 8081},
                                           "service": {"grpc": {"port": 443}}, "serviceAccount": {"create": False},
                                           "config": {"shutdown_grace_seconds": None}})),
+    ("nats (ci/nats-values.yaml)", nats_values),
+    ("nats, one replica, existing secret", {"store": {"mode": "nats", "nats": {"url": ["nats://nats:4222"]}},
+                                            "secrets": {"existingSecret": "line-adapter-secrets"},
+                                            "podDisruptionBudget": {"enabled": True}}),
+    ("nats, CA from a Secret, hard spread", merge(KEY, {
+        "replicaCount": 2, "secrets": {"masterKey": MASTER_KEY},
+        "store": {"mode": "nats", "nats": {"url": "tls://nats.messaging:4222", "prefix": "line-adapter-staging",
+                                           "replicas": 5, "tlsCa": {"secret": "nats-ca", "key": "ca.pem"}}},
+        "topologySpread": {"nodes": "hard"}, "persistence": {"enabled": False},
+        "topologySpreadConstraints": [{"maxSkew": 2, "topologyKey": "example.com/rack", "whenUnsatisfiable": "ScheduleAnyway",
+                                       "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "line-adapter"}}}],
+        "podDisruptionBudget": {"enabled": True, "minAvailable": 1}})),
 ]
+NATS = merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}, "secrets": {"masterKey": MASTER_KEY}})
 INVALID = [
     ("the bare defaults (no API keys)", None, NO_KEYS_MESSAGE),
     ("insecureNoAuth false, no keys", {"auth": {"insecureNoAuth": False}}, NO_KEYS_MESSAGE),
@@ -340,6 +446,32 @@ INVALID = [
     ("a table in config", merge(KEY, {"config": {"nested": {"a": 1}}}), "TOML tables are not settings"),
     ("a fraction in config", merge(KEY, {"config": {"media_max_bytes": 1.5}}), "must be a whole number"),
     ("a non-OTEL otel.env", merge(KEY, {"otel": {"env": {"RUST_LOG": "debug"}}}), "is not an OTEL_* variable"),
+    ("an unknown store.mode", merge(KEY, {"store": {"mode": "postgres"}}), "store.mode must be sled"),
+    ("an empty store.mode", merge(KEY, {"store": {"mode": ""}}), "store.mode must be sled"),
+    ("replicaCount 3, store.mode sled", merge(KEY, {"store": {"mode": "sled"}, "replicaCount": 3}), "replicaCount must be 1"),
+    ("nats without a URL", merge(NATS, {"store": {"nats": {"url": ""}}}), "store.mode=nats needs store.nats.url"),
+    ("nats without a master key", merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}}),
+     "store.mode=nats needs the master key from a Secret"),
+    ("nats, insecureNoAuth, no master key", {"auth": {"insecureNoAuth": True},
+                                             "store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}},
+     "store.mode=nats needs the master key from a Secret"),
+    ("nats_replicas 0", merge(NATS, {"store": {"nats": {"replicas": 0}}}), "store.nats.replicas (nats_replicas"),
+    ("nats_replicas 6", merge(NATS, {"store": {"nats": {"replicas": 6}}}), "store.nats.replicas (nats_replicas"),
+    ("nats_replicas 1.5", merge(NATS, {"store": {"nats": {"replicas": 1.5}}}), "store.nats.replicas (nats_replicas"),
+    ("replicaCount 0, nats", merge(NATS, {"replicaCount": 0}), "replicaCount must be a whole number of at least 1"),
+    ("credentials in the NATS URL", merge(NATS, {"store": {"nats": {"url": "nats://user:pw@nats:4222"}}}),
+     "store.nats.url must not carry credentials"),
+    ("an empty NATS URL entry", merge(NATS, {"store": {"nats": {"url": "nats://a:4222,,nats://b:4222"}}}),
+     "store.nats.url has an empty entry"),
+    ("a NATS prefix with a dot", merge(NATS, {"store": {"nats": {"prefix": "line.adapter"}}}),
+     "store.nats.prefix (nats_prefix) must be"),
+    ("the CA from a ConfigMap and a Secret", merge(NATS, {"store": {"nats": {"tlsCa": {"configMap": "a", "secret": "b"}}}}),
+     "set configMap or secret, not both"),
+    ("existingClaim in nats mode", merge(NATS, {"persistence": {"existingClaim": "restored-data"}}),
+     "persistence.existingClaim is for store.mode=sled"),
+    ("store in config", merge(KEY, {"config": {"store": "nats"}}), "config.store is set by the chart"),
+    ("nats_url in config", merge(NATS, {"config": {"nats_url": "nats://x:4222"}}), "config.nats_url is set by the chart"),
+    ("a bad topologySpread", merge(NATS, {"topologySpread": {"nodes": "always"}}), "topologySpread.nodes must be soft"),
 ]
 
 with helm.Chart.load(CHART) as chart:

@@ -112,6 +112,55 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The store mode, `sled` or `nats`; anything else fails. */}}
+{{- define "line-adapter.storeMode" -}}
+{{- $mode := dig "mode" "sled" (.Values.store | default dict) }}
+{{- if not (has $mode (list "sled" "nats")) }}
+{{- fail (printf "line-adapter: store.mode must be sled (an embedded sled database on a volume, one replica) or nats (NATS JetStream, any number of replicas), not %q" (toString $mode)) }}
+{{- end }}
+{{- $mode }}
+{{- end }}
+
+{{/*
+nats_url: store.nats.url (a comma list or a YAML list) as one comma list,
+"" when empty. Refuses empty entries, whitespace inside an entry, and
+credentials in a URL (it goes into the ConfigMap).
+*/}}
+{{- define "line-adapter.natsUrl" -}}
+{{- $url := .Values.store.nats.url }}
+{{- $entries := list }}
+{{- if kindIs "slice" $url }}
+{{- $entries = $url }}
+{{- else if not (or (kindIs "invalid" $url) (eq (toString $url) "")) }}
+{{- $entries = splitList "," (toString $url) }}
+{{- end }}
+{{- $urls := list }}
+{{- range $i, $entry := $entries }}
+{{- $entry = trim (toString $entry) }}
+{{- if or (eq $entry "") (regexMatch "\\s" $entry) }}
+{{- fail (printf "line-adapter: store.nats.url has an empty entry or one with whitespace inside (entry %d): give NATS URLs such as nats://nats:4222, several as a comma list" $i) }}
+{{- end }}
+{{- if contains "@" $entry }}
+{{- fail "line-adapter: store.nats.url must not carry credentials (user:password@ or token@): it is written to the ConfigMap. Put the NATS user's .creds file in a Secret and name it in store.nats.credsSecret" }}
+{{- end }}
+{{- $urls = append $urls $entry }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
+
+{{/* Where the NATS .creds file and CA bundle are mounted (nats_creds_file, nats_tls_ca_file). */}}
+{{- define "line-adapter.natsCredsDir" -}}/etc/line-adapter-nats/creds{{- end }}
+{{- define "line-adapter.natsCredsFileName" -}}nats.creds{{- end }}
+{{- define "line-adapter.natsCaDir" -}}/etc/line-adapter-nats/ca{{- end }}
+{{- define "line-adapter.natsCaFileName" -}}ca.crt{{- end }}
+
+{{/* "true" when the value is a whole number (an int, or a float without a fraction), else "". */}}
+{{- define "line-adapter.isWholeNumber" -}}
+{{- if or (kindIs "int" .) (kindIs "int64" .) (kindIs "uint64" .) }}true
+{{- else if and (kindIs "float64" .) (eq (float64 (int64 .)) .) }}true
+{{- end }}
+{{- end }}
+
 {{/* One TOML value: string, whole number, boolean or list of those. */}}
 {{- define "line-adapter.tomlValue" -}}
 {{- $key := index . 0 }}
@@ -144,6 +193,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 grpc_addr = {{ printf "0.0.0.0:%d" (int .Values.ports.grpc) | toJson }}
 http_addr = {{ printf "0.0.0.0:%d" (int .Values.ports.http) | toJson }}
 data_dir = {{ .Values.persistence.mountPath | toJson }}
+{{- if eq (include "line-adapter.storeMode" .) "nats" }}
+{{- $nats := .Values.store.nats }}
+store = "nats"
+nats_url = {{ include "line-adapter.natsUrl" . | toJson }}
+nats_prefix = {{ toString $nats.prefix | toJson }}
+nats_replicas = {{ int64 $nats.replicas }}
+{{- if $nats.credsSecret.name }}
+nats_creds_file = {{ printf "%s/%s" (include "line-adapter.natsCredsDir" .) (include "line-adapter.natsCredsFileName" .) | toJson }}
+{{- end }}
+{{- if or $nats.tlsCa.configMap $nats.tlsCa.secret }}
+nats_tls_ca_file = {{ printf "%s/%s" (include "line-adapter.natsCaDir" .) (include "line-adapter.natsCaFileName" .) | toJson }}
+{{- end }}
+{{- end }}
 {{- $publicBaseUrl := include "line-adapter.publicBaseUrl" . }}
 {{- if $publicBaseUrl }}
 public_base_url = {{ $publicBaseUrl | toJson }}
@@ -159,14 +221,53 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 
 {{/* Refuses values the service would refuse, or that break it, with a message naming the value. */}}
 {{- define "line-adapter.validate" -}}
+{{- $mode := include "line-adapter.storeMode" . }}
+{{- if eq $mode "sled" }}
 {{- if ne (int .Values.replicaCount) 1 }}
-{{- fail (printf "line-adapter: replicaCount must be 1, not %v: the data dir is a sled database, which only one process may open (see values.yaml)" .Values.replicaCount) }}
+{{- fail (printf "line-adapter: replicaCount must be 1, not %v: with store.mode=sled the data dir is a sled database, which only one process may open (see values.yaml); several replicas need store.mode=nats" .Values.replicaCount) }}
+{{- end }}
+{{- else }}
+{{- $nats := .Values.store.nats }}
+{{- if or (not (include "line-adapter.isWholeNumber" .Values.replicaCount)) (lt (int64 .Values.replicaCount) 1) }}
+{{- fail (printf "line-adapter: replicaCount must be a whole number of at least 1 with store.mode=nats, not %v" .Values.replicaCount) }}
+{{- end }}
+{{- if not (include "line-adapter.natsUrl" .) }}
+{{- fail "line-adapter: store.mode=nats needs store.nats.url, the NATS server URL(s), e.g. nats://nats:4222 (a NATS server with JetStream enabled; see the chart README)" }}
+{{- end }}
+{{- if not (regexMatch "^[A-Za-z0-9_-]+$" (toString $nats.prefix)) }}
+{{- fail (printf "line-adapter: store.nats.prefix (nats_prefix) must be letters, digits, `_` and `-` (it begins NATS stream, bucket and consumer names), not %q" (toString $nats.prefix)) }}
+{{- end }}
+{{- if or (not (include "line-adapter.isWholeNumber" $nats.replicas)) (lt (int64 $nats.replicas) 1) (gt (int64 $nats.replicas) 5) }}
+{{- fail (printf "line-adapter: store.nats.replicas (nats_replicas, JetStream replicas of the streams and buckets) must be a whole number from 1 to 5, not %v" $nats.replicas) }}
+{{- end }}
+{{- if not (or .Values.secrets.masterKey .Values.secrets.existingSecret) }}
+{{- fail "line-adapter: store.mode=nats needs the master key from a Secret: set secrets.masterKey (`openssl rand -hex 32`) or secrets.existingSecret (with the entry secrets.keys.masterKey, default `master-key`). nats mode keeps no volume, so a key generated in the data dir would differ per pod and be lost on restart" }}
+{{- end }}
+{{- if .Values.persistence.existingClaim }}
+{{- fail "line-adapter: persistence.existingClaim is for store.mode=sled; with store.mode=nats the state is on NATS and the data dir is an emptyDir per pod" }}
+{{- end }}
+{{- if and $nats.credsSecret.name (not $nats.credsSecret.key) }}
+{{- fail "line-adapter: store.nats.credsSecret.key must name the Secret's entry holding the .creds file" }}
+{{- end }}
+{{- if and $nats.tlsCa.configMap $nats.tlsCa.secret }}
+{{- fail "line-adapter: store.nats.tlsCa: set configMap or secret, not both" }}
+{{- end }}
+{{- if and (or $nats.tlsCa.configMap $nats.tlsCa.secret) (not $nats.tlsCa.key) }}
+{{- fail "line-adapter: store.nats.tlsCa.key must name the entry holding the CA bundle" }}
+{{- end }}
+{{- end }}
+{{- range $key := list "nodes" "zones" }}
+{{- $how := get ($.Values.topologySpread | default dict) $key }}
+{{- if not (has $how (list "soft" "hard" "none")) }}
+{{- fail (printf "line-adapter: topologySpread.%s must be soft, hard or none, not %v" $key $how) }}
+{{- end }}
 {{- end }}
 {{- $config := .Values.config | default dict }}
 {{- if not (kindIs "map" $config) }}
 {{- fail "line-adapter: config must be a map of setting names to values" }}
 {{- end }}
 {{- $owned := dict "grpc_addr" "ports.grpc" "http_addr" "ports.http" "data_dir" "persistence.mountPath" "insecure_no_auth" "auth.insecureNoAuth" "api_keys" "secrets.apiKeys (or secrets.existingSecret)" "master_key" "secrets.masterKey (or secrets.existingSecret)" "master_key_previous" "secrets.masterKeyPrevious (or secrets.existingSecret)" }}
+{{- $_ := merge $owned (dict "store" "store.mode" "nats_url" "store.nats.url" "nats_prefix" "store.nats.prefix" "nats_replicas" "store.nats.replicas" "nats_creds_file" "store.nats.credsSecret" "nats_tls_ca_file" "store.nats.tlsCa") }}
 {{- range $key := keys $owned | sortAlpha }}
 {{- if hasKey $config $key }}
 {{- fail (printf "line-adapter: config.%s is set by the chart: use %s instead" $key (get $owned $key)) }}
@@ -196,7 +297,7 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- if le $period $grace }}
 {{- fail (printf "line-adapter: terminationGracePeriodSeconds (%d) must exceed config.shutdown_grace_seconds (%d), or Kubernetes kills the pod before its drain ends" $period $grace) }}
 {{- end }}
-{{- if and .Values.persistence.enabled (not .Values.persistence.existingClaim) (not .Values.persistence.size) }}
+{{- if and (eq $mode "sled") .Values.persistence.enabled (not .Values.persistence.existingClaim) (not .Values.persistence.size) }}
 {{- fail "line-adapter: persistence.size must be set" }}
 {{- end }}
 {{- if not (hasPrefix "/" (toString .Values.persistence.mountPath)) }}
