@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use line_adapter::{proto::v1 as pb, secret::Secret, settings::Settings};
 use support::{
-    SECRET, TOKEN, TestApp, all_file_bytes, fake_line::FakeLine, metric, post_webhook,
-    test_settings, text_body,
+    SECRET, TOKEN, TestApp, fake_line::FakeLine, metric, post_webhook, test_settings, text_body,
 };
 
 const PENDING: &str = "line_adapter_master_key_rotation_pending";
@@ -246,7 +245,7 @@ async fn rotation_reseals_every_secret_and_the_old_key_is_then_refused() {
         &format!("Bearer {TOKEN}")
     );
     app.stop().await.unwrap();
-    for (path, bytes) in all_file_bytes(dir.path()) {
+    for (path, bytes) in support::stored_files(dir.path()) {
         for needle in [SECRET, TOKEN, "issued-under-b", &key_a, &key_b] {
             assert!(
                 !support::contains(&bytes, needle.as_bytes()),

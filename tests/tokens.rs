@@ -12,7 +12,7 @@ use std::{collections::HashMap, time::Duration};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
 use line_adapter::proto::v1 as pb;
 use support::{
-    SECRET, TestApp, all_file_bytes, contains,
+    SECRET, TestApp, contains,
     fake_line::{FakeLine, Recorded},
     test_settings,
 };
@@ -331,7 +331,7 @@ async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
         assert!(!channel_view.contains(secret));
     }
     app.stop().await.unwrap();
-    for (path, bytes) in all_file_bytes(dir.path()) {
+    for (path, bytes) in support::stored_files(dir.path()) {
         for needle in [SECRET, "v21-token-b", "v21-token-c", "BEGIN PRIVATE KEY"] {
             assert!(
                 !contains(&bytes, needle.as_bytes()),

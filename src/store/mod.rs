@@ -82,6 +82,17 @@ pub struct CommitMetrics {
     pub seconds: CommitHistogram,
 }
 
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::exponential_buckets;
+        Self {
+            records: CommitHistogram::new(exponential_buckets(1.0, 2.0, 12)),
+            // 50 µs … ~1.6 s.
+            seconds: CommitHistogram::new(exponential_buckets(0.00005, 2.0, 16)),
+        }
+    }
+}
+
 /// The storage boundary. See the module docs for its rules.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

@@ -42,8 +42,46 @@ pub struct TestApp {
     task: Option<JoinHandle<Result<(), AppError>>>,
 }
 
+/// The NATS server the suites run against as well, when set (`.ci/run`
+/// starts one and runs them a second time with it).
+pub const NATS_URL_VAR: &str = "TEST_NATS_URL";
+
+/// The NATS server of this run, if the suites run on NATS.
+pub fn nats_url() -> Option<String> {
+    std::env::var(NATS_URL_VAR).ok().filter(|u| !u.is_empty())
+}
+
+/// The master key tests use on NATS, where a key file per data dir would
+/// not do (every replica needs the same key).
+pub const NATS_TEST_MASTER_KEY: &str = "bmF0cy10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
+
+/// The stream and bucket prefix of a data dir: a restart on the same data
+/// dir finds the same state, and tests never see each other's.
+pub fn nats_prefix(data_dir: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    format!("t{}", hex::encode(&digest[..8]))
+}
+
+/// Environment for the real binary serving `data_dir` on NATS, when the
+/// suites run on NATS (empty otherwise): the same state as [`test_settings`]
+/// gives the in-process service on that data dir. Set before a test's own
+/// variables, so a test's master key wins.
+pub fn nats_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    match nats_url() {
+        Some(url) => vec![
+            ("LINE_ADAPTER_STORE", "nats".into()),
+            ("LINE_ADAPTER_NATS_URL", url),
+            ("LINE_ADAPTER_NATS_PREFIX", nats_prefix(data_dir)),
+            ("LINE_ADAPTER_MASTER_KEY", NATS_TEST_MASTER_KEY.into()),
+        ],
+        None => Vec::new(),
+    }
+}
+
 /// Settings a test would get from the embedded defaults, listening on
-/// ephemeral loopback ports with data in `data_dir`.
+/// ephemeral loopback ports with data in `data_dir`; on NATS (when
+/// [`NATS_URL_VAR`] is set) with its state there.
 pub fn test_settings(data_dir: &Path, tweak: impl FnOnce(&mut Layer)) -> Settings {
     let mut layer = Layer {
         grpc_addr: Some("127.0.0.1:0".into()),
@@ -53,6 +91,16 @@ pub fn test_settings(data_dir: &Path, tweak: impl FnOnce(&mut Layer)) -> Setting
         ..Layer::default()
     };
     tweak(&mut layer);
+    if let Some(url) = nats_url()
+        && layer.store.is_none()
+    {
+        layer.store = Some("nats".into());
+        layer.nats_url = Some(url);
+        layer.nats_prefix = Some(nats_prefix(data_dir));
+        if layer.master_key.is_none() {
+            layer.master_key = Some(line_adapter::secret::Secret::new(NATS_TEST_MASTER_KEY));
+        }
+    }
     Settings::load(
         None,
         Vec::<(std::ffi::OsString, std::ffi::OsString)>::new(),
@@ -183,6 +231,30 @@ pub fn all_file_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         }
     }
     out
+}
+
+/// Where `nats-server` keeps its JetStream files, when the suites run on
+/// NATS: the secrets-at-rest checks read the bytes it wrote.
+pub const NATS_STORE_DIR_VAR: &str = "TEST_NATS_STORE_DIR";
+
+/// Every file holding a test's stored state, with its bytes: the data dir,
+/// and on NATS the server's files of the test's streams and buckets.
+pub fn stored_files(data_dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = all_file_bytes(data_dir);
+    if nats_url().is_some() {
+        let store = std::env::var(NATS_STORE_DIR_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{NATS_STORE_DIR_VAR} must name nats-server's store dir when {NATS_URL_VAR} is set"
+            )
+        });
+        let prefix = nats_prefix(data_dir);
+        files.extend(
+            all_file_bytes(Path::new(&store))
+                .into_iter()
+                .filter(|(path, _)| path.to_string_lossy().contains(&prefix)),
+        );
+    }
+    files
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -39,8 +39,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::broadcast;
 
 use super::super::{
-    AppendOutcome, EventRecord, LogBounds, NewEvent, PruneReport, Result, StoreError,
-    reply_tokens::ReplyTokens, sled_log::REPLY_TOKEN_LIFETIME,
+    AppendOutcome, CommitMetrics, EventRecord, LogBounds, NewEvent, PruneReport, Result,
+    StoreError, reply_tokens::ReplyTokens, sled_log::REPLY_TOKEN_LIFETIME,
 };
 use super::backend;
 
@@ -65,6 +65,9 @@ pub struct NatsLog {
     bounds: Arc<Bounds>,
     tail: broadcast::Sender<Arc<EventRecord>>,
     reply_tokens: Arc<ReplyTokens>,
+    /// Per append: records stored, and the time until JetStream and the
+    /// dedupe bucket acknowledged them.
+    commits: CommitMetrics,
 }
 
 /// The dedupe key of an event: a digest, because bucket keys allow only a
@@ -110,6 +113,7 @@ impl NatsLog {
             bounds,
             tail,
             reply_tokens: Arc::new(ReplyTokens::default()),
+            commits: CommitMetrics::default(),
         };
         log.load_reply_tokens(head).await?;
         log.start_tail(head + 1).await?;
@@ -199,6 +203,7 @@ impl NatsLog {
 
     pub async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
         use futures_util::future::try_join_all;
+        let started = std::time::Instant::now();
         let keys: Vec<Option<String>> = batch
             .iter()
             .map(|new| {
@@ -284,6 +289,10 @@ impl NatsLog {
         try_join_all(puts).await?;
         if let Some(&(_, last)) = fresh.last() {
             self.bounds.head.fetch_max(last, Ordering::AcqRel);
+            self.commits.records.observe(fresh.len() as f64);
+            self.commits
+                .seconds
+                .observe(started.elapsed().as_secs_f64());
         }
 
         for i in 0..batch.len() {
@@ -369,6 +378,10 @@ impl NatsLog {
 
     pub fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.tail.subscribe()
+    }
+
+    pub fn commit_metrics(&self) -> CommitMetrics {
+        self.commits.clone()
     }
 
     pub fn reply_tokens(&self) -> &ReplyTokens {

@@ -361,6 +361,10 @@ impl Store for NatsStore {
         self.connected()
     }
 
+    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
+        Some(self.log.commit_metrics())
+    }
+
     async fn insert_channel(&self, channel: &ChannelRecord) -> Result<()> {
         if self.channel_entry(&channel.id).await?.is_some() {
             return Err(StoreError::IdTaken {
