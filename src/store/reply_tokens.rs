@@ -31,13 +31,22 @@ impl ReplyTokens {
         );
     }
 
-    /// Adds a token of a chat; tokens are added in sequence order.
+    /// Adds a token of a chat, kept in sequence order: usually the newest,
+    /// but a backend filling the index in the background may add older
+    /// ones after newer ones.
     pub fn insert(&self, channel_id: String, conversation_id: String, token: ReplyToken) {
         let mut tokens = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tokens
-            .entry((channel_id, conversation_id))
-            .or_default()
-            .push_back(token);
+        let queue = tokens.entry((channel_id, conversation_id)).or_default();
+        match queue.back() {
+            Some(last) if last.sequence > token.sequence => {
+                let at = queue.partition_point(|t| t.sequence < token.sequence);
+                if queue.get(at).is_none_or(|t| t.sequence != token.sequence) {
+                    queue.insert(at, token);
+                }
+            }
+            Some(last) if last.sequence == token.sequence => {}
+            _ => queue.push_back(token),
+        }
     }
 
     pub fn recent(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
@@ -60,5 +69,40 @@ impl ReplyTokens {
             !queue.is_empty()
         });
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(sequence: u64) -> ReplyToken {
+        ReplyToken {
+            sequence,
+            token: format!("t{sequence}"),
+            receive_time_ms: sequence as i64,
+        }
+    }
+
+    #[test]
+    fn tokens_stay_in_sequence_order_whatever_order_they_arrive_in() {
+        let tokens = ReplyTokens::default();
+        for sequence in [5, 9, 2, 7, 9, 1, 10, 7] {
+            tokens.insert("ch".into(), "U1".into(), token(sequence));
+        }
+        let order: Vec<u64> = tokens
+            .recent("ch", "U1")
+            .iter()
+            .map(|t| t.sequence)
+            .collect();
+        assert_eq!(order, [1, 2, 5, 7, 9, 10], "sorted, each once");
+        assert_eq!(tokens.expire(6), 3);
+        let order: Vec<u64> = tokens
+            .recent("ch", "U1")
+            .iter()
+            .map(|t| t.sequence)
+            .collect();
+        assert_eq!(order, [7, 9, 10]);
+        assert!(tokens.recent("ch", "U2").is_empty());
     }
 }

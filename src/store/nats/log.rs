@@ -115,8 +115,21 @@ impl NatsLog {
             reply_tokens: Arc::new(ReplyTokens::default()),
             commits: CommitMetrics::default(),
         };
-        log.load_reply_tokens(head).await?;
         log.start_tail(head + 1).await?;
+        // In the background: a restart must not wait for a long read, and
+        // until it ends a reply just finds fewer recent tokens to choose
+        // from (it falls back as when a token is missing).
+        let loader = log.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match loader.load_reply_tokens(head).await {
+                Ok(()) => tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "reply tokens of the last 20 minutes loaded"
+                ),
+                Err(err) => tracing::warn!(error = %err, "loading recent reply tokens failed"),
+            }
+        });
         Ok(log)
     }
 

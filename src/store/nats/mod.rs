@@ -6,8 +6,10 @@
 //! - key-value buckets `P_channels` (our id → JSON record), `P_line_ids`
 //!   (LINE channel id → our id), `P_tokens` (token state), `P_meta`,
 //!   `P_consumers` (durable consumer positions), `P_deliveries` (the
-//!   outbox), `P_idempotency` (send idempotency keys), `P_reply_tokens`
-//!   (used reply tokens) and `P_dedupe` (webhookEventIds, see [`log`]).
+//!   outbox), `P_open_deliveries` (the ids of unfinished ones, so a restart
+//!   reads only those), `P_idempotency` (send idempotency keys),
+//!   `P_reply_tokens` (used reply tokens) and `P_dedupe` (webhookEventIds,
+//!   see [`log`]).
 //!
 //! Everything is created at start-up if missing (creating what exists is a
 //! no-op), with the configured replicas. Every change uses the bucket's
@@ -139,6 +141,7 @@ pub struct NatsStore {
     meta: kv::Store,
     consumers: kv::Store,
     deliveries: kv::Store,
+    open_deliveries: kv::Store,
     idempotency: kv::Store,
     used_reply_tokens: kv::Store,
     log: NatsLog,
@@ -227,6 +230,7 @@ impl NatsStore {
         let meta = open("meta", forever).await?;
         let consumers = open("consumers", forever).await?;
         let deliveries = open("deliveries", forever).await?;
+        let open_deliveries = open("open_deliveries", forever).await?;
         let idempotency = open("idempotency", forever).await?;
         let used_reply_tokens = open("reply_tokens", USED_REPLY_TOKEN_AGE).await?;
         let dedupe = open("dedupe", options.dedupe_window).await?;
@@ -269,6 +273,7 @@ impl NatsStore {
             meta,
             consumers,
             deliveries,
+            open_deliveries,
             idempotency,
             used_reply_tokens,
             log,
@@ -342,6 +347,29 @@ impl NatsStore {
                 .line_ids
                 .delete_expect_revision(&key, Some(entry.revision))
                 .await;
+        }
+        Ok(())
+    }
+
+    /// Stores a delivery and keeps the set of unfinished ones in step. The
+    /// order makes a crash between the two writes harmless: an unfinished
+    /// delivery is marked open before it is stored, and a finished one is
+    /// unmarked only after; a stale mark is dropped when a restart reads it.
+    async fn write_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
+        let key = kv_key(&delivery.id);
+        let finished = delivery.state.is_final();
+        if !finished {
+            self.open_deliveries
+                .put(&key, Bytes::new())
+                .await
+                .map_err(backend)?;
+        }
+        self.deliveries
+            .put(&key, json(delivery))
+            .await
+            .map_err(backend)?;
+        if finished {
+            self.open_deliveries.purge(&key).await.map_err(backend)?;
         }
         Ok(())
     }
@@ -662,19 +690,12 @@ impl Store for NatsStore {
                 Err(err) => return Err(backend(err)),
             }
         }
-        self.deliveries
-            .put(kv_key(&delivery.id), json(delivery))
-            .await
-            .map_err(backend)?;
+        self.write_delivery(delivery).await?;
         Ok(None)
     }
 
     async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
-        self.deliveries
-            .put(kv_key(&delivery.id), json(delivery))
-            .await
-            .map_err(backend)?;
-        Ok(())
+        self.write_delivery(delivery).await
     }
 
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
@@ -701,13 +722,29 @@ impl Store for NatsStore {
     }
 
     async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let keys = Self::all_keys(&self.open_deliveries).await?;
+        let stored: Vec<(String, Option<Bytes>)> = futures_util::stream::iter(keys)
+            .map(|key| async move {
+                let bytes = self.deliveries.get(&key).await.map_err(backend)?;
+                Ok::<_, StoreError>((key, bytes))
+            })
+            .buffered(32)
+            .try_collect()
+            .await?;
         let mut unfinished = Vec::new();
-        for key in Self::all_keys(&self.deliveries).await? {
-            if let Some(bytes) = self.deliveries.get(&key).await.map_err(backend)? {
-                let delivery: DeliveryRecord = from_json("deliveries", &key, &bytes)?;
-                if !delivery.state.is_final() {
-                    unfinished.push(delivery);
-                }
+        for (key, bytes) in stored {
+            let delivery = match bytes {
+                Some(bytes) => Some(from_json::<DeliveryRecord>("deliveries", &key, &bytes)?),
+                None => None,
+            };
+            match delivery {
+                Some(delivery) if !delivery.state.is_final() => unfinished.push(delivery),
+                // Finished: a mark left by a crash between two writes.
+                Some(_) => self.open_deliveries.purge(&key).await.map_err(backend)?,
+                // Not stored (yet: another replica may be between its two
+                // writes right now), so the mark stays.
+                None => {}
             }
         }
         // Oldest first: ids are ULIDs.
