@@ -233,7 +233,9 @@ pub async fn run(
         metrics.clone(),
     );
     let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone(), metrics.clone())
-        .with_max_backoff(settings.outbox_max_backoff);
+        .with_max_backoff(settings.outbox_max_backoff)
+        // An attempt, with its saves, fits in the lease twice over.
+        .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
     let media = Media::new(
         settings.data_dir.join(MEDIA_DIR),
         line.clone(),
@@ -266,6 +268,10 @@ pub async fn run(
         Ok(count) => tracing::info!(count, "resumed unfinished sends"),
         Err(err) => tracing::error!(error = %err, "cannot resume unfinished sends"),
     }
+    let adopter = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.adopt_forever().await }
+    });
     let pruner = tokio::spawn(prune_forever(
         store.clone(),
         media.clone(),
@@ -302,6 +308,7 @@ pub async fn run(
     set_health(&health, ServingStatus::NotServing).await;
     clear_health(health).await;
     pruner.abort();
+    adopter.abort();
     renewer.abort();
     if let Some(rekeyer) = &rekeyer {
         // Stopped midway, it resumes on the next start.

@@ -51,6 +51,9 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// connections from the others.
 const PER_CHANNEL_IN_FLIGHT: usize = 64;
 const INVALID_REPLY_TOKEN: &str = "invalid reply token";
+/// Default lease on a send (see [`Outbox::with_lease`]): an attempt (at most
+/// the LINE request timeout, 10 s by default) and its two saves fit in it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// A send to store and perform.
 #[derive(Debug, Clone)]
@@ -94,6 +97,10 @@ struct Inner {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     ids: Mutex<ulid::Generator>,
+    /// This process, as the holder of delivery leases.
+    owner: String,
+    /// How long a lease taken before an attempt lasts.
+    lease: Duration,
 }
 
 /// `user:U…` → the id LINE wants in `to`.
@@ -117,8 +124,27 @@ impl Outbox {
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 ids: Mutex::new(ulid::Generator::new()),
+                owner: uuid::Uuid::new_v4().simple().to_string(),
+                lease: DEFAULT_LEASE,
             }),
         }
+    }
+
+    /// The same outbox taking leases of `lease` on a send before each
+    /// attempt, so that of several processes on one store only one attempts
+    /// it at a time; one that dies mid-send leaves its sends to the others
+    /// once the lease runs out. It must outlast an attempt: the LINE request
+    /// timeout plus two saves. Call before any send starts.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.lease = lease;
+        }
+        self
+    }
+
+    /// How often [`Self::adopt_forever`] looks for sends no one works on.
+    pub fn adopt_interval(&self) -> Duration {
+        self.inner.lease / 2
     }
 
     /// The same outbox with at most `max` between two attempts of a send.
@@ -204,12 +230,25 @@ impl Outbox {
         self.inner.store.get_delivery(id).await
     }
 
-    /// Resumes what a previous process left unfinished. A reply caught
-    /// mid-request cannot be retried safely and becomes `unknown`.
+    /// Resumes what a previous process left unfinished, or another
+    /// process stopped working on (its lease ran out): sends this process
+    /// works on already, and sends another process holds a lease on, are
+    /// left alone. A reply caught mid-request cannot be retried safely and
+    /// becomes `unknown`. Returns how many it took up.
     pub async fn resume(&self) -> Result<usize, StoreError> {
         let unfinished = self.inner.store.unfinished_deliveries().await?;
-        let count = unfinished.len();
+        let mut count = 0;
         for mut record in unfinished {
+            let local = self
+                .inner
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&record.id);
+            if local || !self.inner.take_lease(&record.id).await? {
+                continue;
+            }
+            count += 1;
             if record.kind == SendKind::Reply && record.state == DeliveryState::Sending {
                 record.state = DeliveryState::Unknown;
                 record.failure = Some("the service stopped while this reply was being sent".into());
@@ -220,6 +259,25 @@ impl Outbox {
             self.start(record);
         }
         Ok(count)
+    }
+
+    /// Takes up, every [`Self::adopt_interval`], the sends no process works
+    /// on (their process died), until the outbox closes.
+    pub async fn adopt_forever(&self) {
+        let mut ticks = tokio::time::interval(self.adopt_interval());
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = self.inner.shutdown.cancelled() => return,
+            }
+            match self.resume().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "took up sends another process left"),
+                Err(err) => tracing::warn!(error = %err, "looking for abandoned sends failed"),
+            }
+        }
     }
 
     /// Stops the workers; unfinished sends stay stored and resume on the
@@ -337,14 +395,55 @@ enum Attempt {
 }
 
 impl Inner {
+    /// Takes or renews this process's lease on a send.
+    async fn take_lease(&self, id: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let until = now.saturating_add(self.lease.as_millis() as i64);
+        self.store.lease_delivery(id, &self.owner, now, until).await
+    }
+
     async fn work(&self, mut record: DeliveryRecord) {
         loop {
             if self.shutdown.is_cancelled() {
-                return; // stored as it is; resumed on the next start
+                // Stored as it is; another process (or the next start)
+                // takes it up at once.
+                self.release(&record.id).await;
+                return;
+            }
+            // Only the lease holder attempts; and another process may have
+            // moved the send on while this one waited.
+            match self.take_lease(&record.id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(delivery = %record.id, "another process is sending it");
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(delivery = %record.id, error = %err, "outbox storage failed");
+                    return;
+                }
+            }
+            match self.store.get_delivery(&record.id).await {
+                Ok(Some(stored)) if stored.update_time_ms != record.update_time_ms => {
+                    record = stored;
+                    if record.state.is_final() {
+                        self.publish(&record);
+                        self.release(&record.id).await;
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(delivery = %record.id, error = %err, "outbox storage failed");
+                    return;
+                }
             }
             let outcome = self.attempt(&mut record).await;
             match outcome {
-                Ok(Attempt::Done) => return,
+                Ok(Attempt::Done) => {
+                    self.release(&record.id).await;
+                    return;
+                }
                 Ok(Attempt::RetryAfter(pause)) => {
                     let pause = pause.unwrap_or_else(|| backoff(record.attempts, self.max_backoff));
                     let elapsed = now_ms().saturating_sub(record.create_time_ms);
@@ -361,6 +460,7 @@ impl Inner {
                             record.failure = Some("retries ran out".into());
                         }
                         self.save(&mut record).await;
+                        self.release(&record.id).await;
                         return;
                     }
                     record.state = DeliveryState::Queued;
@@ -368,7 +468,10 @@ impl Inner {
                     self.save(&mut record).await;
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
-                        _ = self.shutdown.cancelled() => return,
+                        _ = self.shutdown.cancelled() => {
+                            self.release(&record.id).await;
+                            return;
+                        }
                     }
                 }
                 Err(err) => {
@@ -558,8 +661,15 @@ impl Inner {
     }
 
     async fn store_update(&self, record: &mut DeliveryRecord) -> Result<(), StoreError> {
-        record.update_time_ms = now_ms();
+        // Strictly increasing, so that another process can tell it moved.
+        record.update_time_ms = now_ms().max(record.update_time_ms + 1);
         self.store.update_delivery(record).await?;
+        self.publish(record);
+        Ok(())
+    }
+
+    /// Shows a record's state to callers waiting on it.
+    fn publish(&self, record: &DeliveryRecord) {
         if let Some(watcher) = self
             .watchers
             .lock()
@@ -568,7 +678,14 @@ impl Inner {
         {
             watcher.send_replace(record.clone());
         }
-        Ok(())
+    }
+
+    /// Gives up the lease on a finished send (a failure only leaves it to
+    /// expire).
+    async fn release(&self, id: &str) {
+        if let Err(err) = self.store.release_delivery(id, &self.owner).await {
+            tracing::debug!(delivery = %id, error = %err, "releasing a send's lease failed");
+        }
     }
 
     /// Saves a state; a storage failure is logged (the previous durable

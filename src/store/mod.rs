@@ -217,6 +217,26 @@ pub trait Store: Send + Sync + 'static {
     /// a restart resumes.
     async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
 
+    /// Takes, or renews, the right of process `owner` to attempt delivery
+    /// `id` until `until_ms`: `true` when it has it, `false` while another
+    /// owner's lease runs. With several processes on one store, this is
+    /// what lets only one attempt a send at a time. A backend only one
+    /// process can open needs no leases.
+    async fn lease_delivery(
+        &self,
+        _id: &str,
+        _owner: &str,
+        _now_ms: i64,
+        _until_ms: i64,
+    ) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Gives up `owner`'s lease on delivery `id`, if it holds one.
+    async fn release_delivery(&self, _id: &str, _owner: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Moves a consumer's position to `sequence` durably, creating it if
     /// needed (`true` in the result). Fails with `AckBackwards` below its
     /// position and `AckBeyondHead` past the log's head; the same position

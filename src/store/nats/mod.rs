@@ -7,7 +7,8 @@
 //!   (LINE channel id → our id), `P_tokens` (token state), `P_meta`,
 //!   `P_consumers` (durable consumer positions), `P_deliveries` (the
 //!   outbox), `P_open_deliveries` (the ids of unfinished ones, so a restart
-//!   reads only those), `P_idempotency` (send idempotency keys),
+//!   reads only those), `P_leases` (which replica may attempt a delivery
+//!   now), `P_idempotency` (send idempotency keys),
 //!   `P_reply_tokens` (used reply tokens) and `P_dedupe` (webhookEventIds,
 //!   see [`log`]).
 //!
@@ -131,6 +132,13 @@ fn is_wrong_revision(err: &kv::UpdateError) -> bool {
     err.kind() == kv::UpdateErrorKind::WrongLastRevision
 }
 
+/// Who may attempt a delivery, until when.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Lease {
+    owner: String,
+    until_ms: i64,
+}
+
 /// The NATS store. Cheap to clone.
 #[derive(Clone)]
 pub struct NatsStore {
@@ -142,6 +150,7 @@ pub struct NatsStore {
     consumers: kv::Store,
     deliveries: kv::Store,
     open_deliveries: kv::Store,
+    leases: kv::Store,
     idempotency: kv::Store,
     used_reply_tokens: kv::Store,
     log: NatsLog,
@@ -231,6 +240,9 @@ impl NatsStore {
         let consumers = open("consumers", forever).await?;
         let deliveries = open("deliveries", forever).await?;
         let open_deliveries = open("open_deliveries", forever).await?;
+        // A lease left behind expires by itself; a delivery's retries end
+        // within the hour.
+        let leases = open("leases", Duration::from_secs(2 * 60 * 60)).await?;
         let idempotency = open("idempotency", forever).await?;
         let used_reply_tokens = open("reply_tokens", USED_REPLY_TOKEN_AGE).await?;
         let dedupe = open("dedupe", options.dedupe_window).await?;
@@ -274,6 +286,7 @@ impl NatsStore {
             consumers,
             deliveries,
             open_deliveries,
+            leases,
             idempotency,
             used_reply_tokens,
             log,
@@ -750,6 +763,73 @@ impl Store for NatsStore {
         // Oldest first: ids are ULIDs.
         unfinished.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(unfinished)
+    }
+
+    async fn lease_delivery(
+        &self,
+        id: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool> {
+        let key = kv_key(id);
+        let lease = Lease {
+            owner: owner.to_owned(),
+            until_ms,
+        };
+        let current = live(self.leases.entry(&key).await.map_err(backend)?);
+        let written = match current {
+            None => self
+                .leases
+                .create(&key, json(&lease))
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    if is_already_exists(&e) {
+                        None
+                    } else {
+                        Some(backend(e))
+                    }
+                }),
+            Some(entry) => {
+                let held: Lease = from_json("leases", id, &entry.value)?;
+                if held.owner != owner && held.until_ms > now_ms {
+                    return Ok(false);
+                }
+                self.leases
+                    .update(&key, json(&lease), entry.revision)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        if is_wrong_revision(&e) {
+                            None
+                        } else {
+                            Some(backend(e))
+                        }
+                    })
+            }
+        };
+        match written {
+            Ok(()) => Ok(true),
+            // Someone else wrote it first: theirs.
+            Err(None) => Ok(false),
+            Err(Some(err)) => Err(err),
+        }
+    }
+
+    async fn release_delivery(&self, id: &str, owner: &str) -> Result<()> {
+        let key = kv_key(id);
+        if let Some(entry) = live(self.leases.entry(&key).await.map_err(backend)?) {
+            let held: Lease = from_json("leases", id, &entry.value)?;
+            if held.owner == owner {
+                // Taken over meanwhile: then it stays.
+                let _ = self
+                    .leases
+                    .purge_expect_revision(&key, Some(entry.revision))
+                    .await;
+            }
+        }
+        Ok(())
     }
 
     async fn ack(
