@@ -20,14 +20,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::{body::Incoming, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
 use line_adapter::{
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, conversation::Chat,
@@ -35,69 +27,15 @@ use line_adapter::{
     },
     webhook::signature::sign,
 };
-use support::{SECRET, TOKEN, text_body};
+use support::{
+    SECRET, TOKEN,
+    retry_key_line::{RetryKeyLine, start_line},
+    text_body,
+};
 use tokio_stream::StreamExt as _;
 
 const BIN: &str = env!("CARGO_BIN_EXE_line-adapter");
 const RUN: Duration = Duration::from_secs(30);
-
-/// LINE as far as retry keys go: the first request with a key is accepted,
-/// later ones get 409 with the accepted request id.
-#[derive(Default)]
-struct RetryKeyLine {
-    accepted: Mutex<HashMap<String, u32>>,
-}
-
-async fn start_line(line: Arc<RetryKeyLine>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let line = line.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let line = line.clone();
-                    async move {
-                        let key = request
-                            .headers()
-                            .get("x-line-retry-key")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned();
-                        let mut accepted = line.accepted.lock().unwrap();
-                        let mut response = match accepted.entry(key) {
-                            std::collections::hash_map::Entry::Occupied(_) => {
-                                let mut r = Response::new(Full::new(Bytes::from_static(
-                                    br#"{"message":"The retry key is already accepted"}"#,
-                                )));
-                                *r.status_mut() = StatusCode::CONFLICT;
-                                r.headers_mut().insert(
-                                    "x-line-accepted-request-id",
-                                    "accepted".parse().unwrap(),
-                                );
-                                r
-                            }
-                            std::collections::hash_map::Entry::Vacant(slot) => {
-                                slot.insert(1);
-                                Response::new(Full::new(Bytes::from_static(
-                                    br#"{"sentMessages":[{"id":"1"}]}"#,
-                                )))
-                            }
-                        };
-                        response
-                            .headers_mut()
-                            .insert("content-type", "application/json".parse().unwrap());
-                        Ok::<_, std::io::Error>(response)
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -6,6 +6,7 @@
 
 pub mod fake_line;
 pub mod proxy;
+pub mod retry_key_line;
 
 use std::{
     net::SocketAddr,

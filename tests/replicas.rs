@@ -1,0 +1,531 @@
+//! Several replicas on one NATS JetStream: the real binary, three
+//! processes sharing one state. Runs when the suites run on NATS
+//! (`TEST_NATS_URL`, as `.ci/run` does); the NATS restart test starts its
+//! own `nats-server`.
+//! - webhooks spread over the replicas (with LINE's redeliveries sent to
+//!   other replicas than the original) appear exactly once, in one order,
+//!   on a Subscribe to any replica;
+//! - a replica killed with SIGKILL under load loses nothing it answered,
+//!   its durable consumer resumes on another replica right after its last
+//!   ack, and its sends (some caught mid-request) are delivered exactly
+//!   once, by one replica at a time;
+//! - NATS restarted: the service reports not ready, recovers, and loses
+//!   nothing acknowledged.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use line_adapter::{
+    proto::v1::{
+        self as pb, channel_admin_client::ChannelAdminClient, conversation::Chat,
+        messaging_client::MessagingClient,
+    },
+    webhook::signature::sign,
+};
+use support::{
+    NATS_TEST_MASTER_KEY, SECRET, TOKEN, nats_url,
+    retry_key_line::{RetryKeyLine, start_line},
+    text_body,
+};
+use tokio_stream::StreamExt as _;
+
+const BIN: &str = env!("CARGO_BIN_EXE_line-adapter");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `line-adapter serve` on NATS.
+struct Replica {
+    child: Child,
+    grpc: String,
+    http: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    fn spawn(nats: &str, prefix: &str, line: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (grpc, http) = (free_port(), free_port());
+        let child = Command::new(BIN)
+            .args(["serve", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
+            .args(["--http-addr", &format!("127.0.0.1:{http}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("LINE_ADAPTER_STORE", "nats")
+            .env("LINE_ADAPTER_NATS_URL", nats)
+            .env("LINE_ADAPTER_NATS_PREFIX", prefix)
+            .env("LINE_ADAPTER_MASTER_KEY", NATS_TEST_MASTER_KEY)
+            .env("LINE_ADAPTER_LINE_API_BASE", line)
+            .env("LINE_ADAPTER_LINE_DATA_API_BASE", line)
+            // A short lease (2 × 1 s + 10 s) so a dead replica's sends are
+            // taken up within the test.
+            .env("LINE_ADAPTER_LINE_REQUEST_TIMEOUT_MS", "1000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the binary");
+        Self {
+            child,
+            grpc: format!("http://127.0.0.1:{grpc}"),
+            http,
+            _dir: dir,
+        }
+    }
+
+    async fn ready(&self) -> bool {
+        matches!(
+            reqwest::get(format!("http://127.0.0.1:{}/readyz", self.http)).await,
+            Ok(r) if r.status() == 200
+        )
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.ready().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("replica on {} did not become ready", self.http);
+    }
+
+    fn webhook_url(&self, channel: &str) -> String {
+        format!("http://127.0.0.1:{}/webhook/line/{channel}", self.http)
+    }
+
+    async fn messaging(&self) -> MessagingClient<tonic::transport::Channel> {
+        MessagingClient::connect(self.grpc.clone()).await.unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("r{}", uuid::Uuid::new_v4().simple())[..17].to_owned()
+}
+
+async fn start_replicas(nats: &str, prefix: &str, line: &str, n: usize) -> Vec<Replica> {
+    let replicas: Vec<Replica> = (0..n).map(|_| Replica::spawn(nats, prefix, line)).collect();
+    for replica in &replicas {
+        replica.wait_ready().await;
+    }
+    replicas
+}
+
+async fn create_channel(replica: &Replica) -> String {
+    let mut admin = ChannelAdminClient::connect(replica.grpc.clone())
+        .await
+        .unwrap();
+    admin
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: TOKEN.into(),
+            token_mode: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap()
+        .id
+}
+
+/// Every event from the start, as (sequence, webhookEventId), read until
+/// `expected` events arrived or the stream went quiet.
+async fn replay(replica: &Replica, expected: usize) -> Vec<(u64, String)> {
+    let mut messaging = replica.messaging().await;
+    let mut stream = messaging
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::Position(
+                pb::StartPosition::Earliest as i32,
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while events.len() < expected {
+        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+            Ok(Some(Ok(item))) => {
+                if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
+                    events.push((event.sequence, event.webhook_event_id));
+                }
+            }
+            _ => break,
+        }
+    }
+    events
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> Option<u16> {
+    client
+        .post(url)
+        .header("x-line-signature", sign(SECRET, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+/// Checks that the log holds each of `answered` exactly once, gap-free
+/// from 1, and returns it.
+fn assert_once_in_order(events: &[(u64, String)], answered: &[String]) {
+    for (i, (sequence, _)) in events.iter().enumerate() {
+        assert_eq!(*sequence, i as u64 + 1, "gap-free sequence");
+    }
+    let mut stored: HashMap<&str, u32> = HashMap::new();
+    for (_, id) in events {
+        *stored.entry(id).or_default() += 1;
+    }
+    for id in answered {
+        assert_eq!(
+            stored.get(id.as_str()),
+            Some(&1),
+            "{id} answered 200, stored {:?} times",
+            stored.get(id.as_str())
+        );
+    }
+    assert!(stored.values().all(|&n| n == 1), "nothing stored twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_spread_over_replicas_appear_once_in_one_order_everywhere() {
+    let Some(nats) = nats_url() else {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    };
+    let line = start_line(Arc::new(RetryKeyLine::default())).await;
+    let replicas = start_replicas(&nats, &unique_prefix(), &line, 3).await;
+    let channel = create_channel(&replicas[0]).await;
+    let client = reqwest::Client::new();
+
+    // 150 bodies of 2 events, round robin; each body is sent again to the
+    // next replica, as LINE redelivers to whichever pod the Service picks.
+    let mut answered = Vec::new();
+    let mut sends = Vec::new();
+    for n in 0..150 {
+        let prefix = format!("spread-{n}");
+        let body = text_body(&prefix, 2, "U1");
+        for hop in 0..2 {
+            let url = replicas[(n + hop) % 3].webhook_url(&channel);
+            let (client, body) = (client.clone(), body.clone());
+            sends.push(tokio::spawn(
+                async move { post(&client, &url, &body).await },
+            ));
+        }
+        answered.push(format!("{prefix}-0"));
+        answered.push(format!("{prefix}-1"));
+    }
+    for send in sends {
+        assert_eq!(send.await.unwrap(), Some(200));
+    }
+
+    let mut orders = Vec::new();
+    for replica in &replicas {
+        let events = replay(replica, answered.len()).await;
+        assert_eq!(
+            events.len(),
+            answered.len(),
+            "every event, on every replica"
+        );
+        assert_once_in_order(&events, &answered);
+        orders.push(events);
+    }
+    assert_eq!(orders[0], orders[1], "one order on every replica");
+    assert_eq!(orders[0], orders[2], "one order on every replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
+    let Some(nats) = nats_url() else {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    };
+    // Each answer takes 300 ms, so sends are caught mid-request.
+    let line_state = Arc::new(RetryKeyLine::with_delay(Duration::from_millis(300)));
+    let line = start_line(line_state.clone()).await;
+    let mut replicas = start_replicas(&nats, &unique_prefix(), &line, 3).await;
+    let channel = create_channel(&replicas[0]).await;
+    let urls: Vec<String> = replicas.iter().map(|r| r.webhook_url(&channel)).collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut load = Vec::new();
+    for poster in 0..3 {
+        let (stop, answered, urls) = (stop.clone(), answered.clone(), urls.clone());
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let prefix = format!("kill-{poster}-{n}");
+                let body = text_body(&prefix, 2, "U1");
+                if post(&client, &urls[n % 3], &body).await == Some(200) {
+                    let mut answered = answered.lock().unwrap();
+                    answered.push(format!("{prefix}-0"));
+                    answered.push(format!("{prefix}-1"));
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }));
+    }
+
+    // Pushes accepted by the replica about to die.
+    let mut victim = replicas[2].messaging().await;
+    let mut pushed = Vec::new();
+    for n in 0..40 {
+        let response = victim
+            .push(pb::PushRequest {
+                channel_id: channel.clone(),
+                to: Some(pb::Conversation {
+                    chat: Some(Chat::UserId(format!("U{n}"))),
+                }),
+                messages: vec![pb::Message {
+                    kind: Some(pb::message::Kind::Text(pb::TextMessage {
+                        text: format!("push {n}"),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pushed.push(response.delivery.unwrap().id);
+    }
+
+    // A durable consumer on the victim acknowledges what it reads.
+    let mut stream = victim
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::Consumer("desk".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut confirmed = 0;
+    while confirmed < 100 {
+        let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("events flow")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
+            victim
+                .ack(pb::AckRequest {
+                    consumer: "desk".into(),
+                    sequence: event.sequence,
+                })
+                .await
+                .unwrap();
+            confirmed = event.sequence;
+        }
+    }
+
+    // SIGKILL, with sends in flight and webhooks arriving.
+    replicas[2].child.kill().unwrap();
+    replicas[2].child.wait().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The consumer resumes on another replica right after its last ack.
+    let mut survivor = replicas[0].messaging().await;
+    let mut resumed = survivor
+        .subscribe(pb::SubscribeRequest {
+            start: Some(pb::subscribe_request::Start::Consumer("desk".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), resumed.next())
+            .await
+            .expect("the consumer resumes")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
+            break event.sequence;
+        }
+    };
+    assert_eq!(first, confirmed + 1, "resumed right after the last ack");
+
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() > 100, "webhooks flowed: {}", answered.len());
+    let events = replay(&replicas[1], usize::MAX).await;
+    assert_once_in_order(&events, &answered);
+
+    // The victim's sends: taken up by the others once its leases ran out
+    // (12 s), each delivered, LINE accepting each retry key once, and never
+    // two requests with one key in flight at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &pushed {
+        loop {
+            let delivery = survivor
+                .get_delivery(pb::GetDeliveryRequest {
+                    delivery_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .delivery
+                .unwrap();
+            if delivery.state == pb::DeliveryState::Delivered as i32 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} not delivered: {delivery:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let accepted = line_state.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), pushed.len(), "each send accepted once");
+    assert!(accepted.values().all(|&n| n == 1));
+    assert_eq!(
+        line_state.max_in_flight_per_key.load(Ordering::SeqCst),
+        1,
+        "one replica at a time per send"
+    );
+}
+
+/// A `nats-server` of this test's own, to stop and start again.
+struct OwnNats {
+    child: Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl OwnNats {
+    fn start(port: u16, store: tempfile::TempDir) -> Self {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, store }
+    }
+
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.store
+    }
+}
+
+async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_restarted_the_service_is_not_ready_then_recovers_losing_nothing() {
+    if nats_url().is_none() {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    }
+    let nats = OwnNats::start(free_port(), tempfile::tempdir().unwrap());
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let line = start_line(Arc::new(RetryKeyLine::default())).await;
+    let replicas = start_replicas(&url, "restart", &line, 1).await;
+    let replica = &replicas[0];
+    let channel = create_channel(replica).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let webhook = replica.webhook_url(&channel);
+
+    let mut answered = Vec::new();
+    for n in 0..20 {
+        let prefix = format!("before-{n}");
+        assert_eq!(
+            post(&client, &webhook, &text_body(&prefix, 1, "U1")).await,
+            Some(200)
+        );
+        answered.push(format!("{prefix}-0"));
+    }
+
+    let port = nats.port;
+    let store = nats.stop();
+    wait_until("not ready while NATS is down", async || {
+        !replica.ready().await
+    })
+    .await;
+    let refused = post(&client, &webhook, &text_body("while-down", 1, "U1")).await;
+    assert_ne!(refused, Some(200), "nothing acknowledged without NATS");
+
+    let nats = OwnNats::start(port, store);
+    wait_until("ready again", async || replica.ready().await).await;
+    for n in 0..20 {
+        let prefix = format!("after-{n}");
+        assert_eq!(
+            post(&client, &webhook, &text_body(&prefix, 1, "U1")).await,
+            Some(200)
+        );
+        answered.push(format!("{prefix}-0"));
+    }
+    let events = replay(replica, usize::MAX).await;
+    // The refused webhook may or may not be stored (its answer was not a
+    // 200, so LINE sends it again); everything answered 200 is, once.
+    let events: Vec<(u64, String)> = events
+        .into_iter()
+        .filter(|(_, id)| id != "while-down-0")
+        .collect();
+    let answered_ids: Vec<&String> = answered.iter().collect();
+    assert_eq!(events.len(), answered.len(), "{events:?}");
+    for (_, id) in &events {
+        assert!(answered_ids.contains(&id), "{id}");
+    }
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        events.iter().all(|(_, id)| seen.insert(id.clone())),
+        "once each"
+    );
+    drop(replicas);
+    let _ = nats.stop();
+}

@@ -1,0 +1,107 @@
+//! LINE as far as retry keys go, over real HTTP: the first request with a
+//! key is accepted, later ones get 409 with the accepted request id, as
+//! LINE answers. It also counts how many requests with one key were in
+//! flight at once, to prove that only one process attempts a send at a
+//! time.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+
+#[derive(Default)]
+pub struct RetryKeyLine {
+    /// Requests that got 200, by retry key.
+    pub accepted: Mutex<HashMap<String, u32>>,
+    /// How long each answer takes, so that a send can be caught mid-request.
+    pub delay: Duration,
+    in_flight: Mutex<HashMap<String, u32>>,
+    /// The most requests with one retry key that were in flight at once.
+    pub max_in_flight_per_key: AtomicU32,
+}
+
+impl RetryKeyLine {
+    pub fn with_delay(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
+    }
+
+    async fn answer(&self, key: String) -> Response<Full<Bytes>> {
+        {
+            let mut in_flight = self.in_flight.lock().unwrap();
+            let now = in_flight.entry(key.clone()).or_default();
+            *now += 1;
+            self.max_in_flight_per_key.fetch_max(*now, Ordering::SeqCst);
+        }
+        tokio::time::sleep(self.delay).await;
+        if let Some(n) = self.in_flight.lock().unwrap().get_mut(&key) {
+            *n -= 1;
+        }
+        let mut accepted = self.accepted.lock().unwrap();
+        let mut response = match accepted.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                let mut r = Response::new(Full::new(Bytes::from_static(
+                    br#"{"message":"The retry key is already accepted"}"#,
+                )));
+                *r.status_mut() = StatusCode::CONFLICT;
+                r.headers_mut()
+                    .insert("x-line-accepted-request-id", "accepted".parse().unwrap());
+                r
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(1);
+                Response::new(Full::new(Bytes::from_static(
+                    br#"{"sentMessages":[{"id":"1"}]}"#,
+                )))
+            }
+        };
+        response
+            .headers_mut()
+            .insert("content-type", "application/json".parse().unwrap());
+        response
+    }
+}
+
+/// Serves `line` on an ephemeral loopback port; returns its base URL.
+pub async fn start_line(line: Arc<RetryKeyLine>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let line = line.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let line = line.clone();
+                    async move {
+                        let key = request
+                            .headers()
+                            .get("x-line-retry-key")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        Ok::<_, std::io::Error>(line.answer(key).await)
+                    }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
