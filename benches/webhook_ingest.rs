@@ -6,6 +6,10 @@
 //! `-- --seconds N --connections N --only PHASE`). Prints throughput and latency
 //! percentiles; asserts nothing about timing.
 //!
+//! On NATS JetStream: `-- --nats nats://127.0.0.1:4222 --replicas 3` runs
+//! that many replicas (in this process, on one fresh prefix); load is spread
+//! over them round robin and the fan-out phase subscribes once on each.
+//!
 //! Phases:
 //! 1. Saturation, bodies of 1 and of 10 events: events/s, requests/s and
 //!    p50/p99/p99.9 of the time to the 200 (which includes the durable write).
@@ -42,6 +46,10 @@ struct Args {
     /// Run only the phase with this name (ingest1, ingest10, fanout1,
     /// fanout1000).
     only: Option<String>,
+    /// Run on NATS JetStream at this URL instead of sled.
+    nats: Option<String>,
+    /// Replicas to run (NATS only).
+    replicas: usize,
 }
 
 fn args() -> Args {
@@ -49,6 +57,8 @@ fn args() -> Args {
         seconds: 5,
         connections: 64,
         only: None,
+        nats: None,
+        replicas: 1,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -58,6 +68,10 @@ fn args() -> Args {
                 args.connections = iter.next().and_then(|v| v.parse().ok()).unwrap_or(64)
             }
             "--only" => args.only = iter.next(),
+            "--nats" => args.nats = iter.next(),
+            "--replicas" => {
+                args.replicas = iter.next().and_then(|v| v.parse().ok()).unwrap_or(1).max(1)
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -86,51 +100,80 @@ fn body(id: &str, count: usize, text: &str) -> Bytes {
     )
 }
 
-struct Server {
-    grpc: String,
-    webhook_url: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+/// The replicas under test (one on sled).
+struct Servers {
+    /// gRPC base of each replica.
+    grpc: Vec<String>,
+    /// The channel's webhook URL on each replica.
+    webhook_urls: Vec<String>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dirs: Vec<tempfile::TempDir>,
 }
 
-async fn start_server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let layer = Layer {
-        grpc_addr: Some("127.0.0.1:0".into()),
-        http_addr: Some("127.0.0.1:0".into()),
-        data_dir: Some(dir.path().to_owned()),
-        ..Layer::default()
+async fn start_servers(args: &Args) -> Servers {
+    let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let mut servers = Servers {
+        grpc: Vec::new(),
+        webhook_urls: Vec::new(),
+        stops: Vec::new(),
+        tasks: Vec::new(),
+        _dirs: Vec::new(),
     };
-    let settings = Settings::load(
-        None,
-        Vec::<(std::ffi::OsString, std::ffi::OsString)>::new(),
-        layer,
-    )
-    .unwrap()
-    .settings;
-    let listeners = Listeners::bind(&settings).await.unwrap();
-    let grpc = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let http = listeners.http.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app::run(settings, listeners, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let client = reqwest::Client::new();
-    while client
-        .get(format!("http://{http}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut https = Vec::new();
+    for _ in 0..if args.nats.is_some() {
+        args.replicas
+    } else {
+        1
+    } {
+        let dir = tempfile::tempdir().unwrap();
+        let mut layer = Layer {
+            grpc_addr: Some("127.0.0.1:0".into()),
+            http_addr: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.path().to_owned()),
+            ..Layer::default()
+        };
+        if let Some(url) = &args.nats {
+            layer.store = Some("nats".into());
+            layer.nats_url = Some(url.clone());
+            layer.nats_prefix = Some(prefix.clone());
+            layer.master_key = Some(line_adapter::secret::Secret::new("ab".repeat(32)));
+        }
+        let settings = Settings::load(
+            None,
+            Vec::<(std::ffi::OsString, std::ffi::OsString)>::new(),
+            layer,
+        )
+        .unwrap()
+        .settings;
+        let listeners = Listeners::bind(&settings).await.unwrap();
+        servers
+            .grpc
+            .push(format!("http://{}", listeners.grpc.local_addr().unwrap()));
+        let http = listeners.http.local_addr().unwrap();
+        https.push(http);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        servers.stops.push(stop);
+        servers.tasks.push(tokio::spawn(async move {
+            app::run(settings, listeners, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        }));
+        servers._dirs.push(dir);
+        let client = reqwest::Client::new();
+        while client
+            .get(format!("http://{http}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
-    let channel = ChannelAdminClient::connect(grpc.clone())
+    let channel = ChannelAdminClient::connect(servers.grpc[0].clone())
         .await
         .unwrap()
         .create_channel(pb::CreateChannelRequest {
@@ -144,13 +187,11 @@ async fn start_server() -> Server {
         .into_inner()
         .channel
         .unwrap();
-    Server {
-        grpc,
-        webhook_url: format!("http://{http}/webhook/line/{}", channel.id),
-        stop,
-        task,
-        _dir: dir,
-    }
+    servers.webhook_urls = https
+        .iter()
+        .map(|http| format!("http://{http}/webhook/line/{}", channel.id))
+        .collect();
+    servers
 }
 
 fn client() -> reqwest::Client {
@@ -181,7 +222,7 @@ fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 }
 
 /// Phase 1: as fast as `connections` clients can go.
-async fn saturate(server: &Server, args: &Args, per_body: usize, tag: &str) {
+async fn saturate(servers: &Servers, args: &Args, per_body: usize, tag: &str) {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
     let requests = Arc::new(AtomicU64::new(0));
@@ -189,7 +230,7 @@ async fn saturate(server: &Server, args: &Args, per_body: usize, tag: &str) {
     let mut workers = Vec::new();
     for worker in 0..args.connections {
         let client = client();
-        let url = server.webhook_url.clone();
+        let url = servers.webhook_urls[worker % servers.webhook_urls.len()].clone();
         let latencies = latencies.clone();
         let requests = requests.clone();
         let tag = tag.to_owned();
@@ -226,17 +267,18 @@ async fn saturate(server: &Server, args: &Args, per_body: usize, tag: &str) {
 
 /// Phase 2: paced requests of one event; every subscriber measures when
 /// each event arrives relative to when its request was sent.
-async fn fan_out(server: &Server, subscribers: usize, rate: u64, seconds: u64, tag: &str) {
+async fn fan_out(servers: &Servers, subscribers: usize, rate: u64, seconds: u64, tag: &str) {
     let origin = Instant::now();
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3).unwrap()));
     let expected = rate * seconds;
     let mut readers = Vec::new();
-    // Spread streams over several connections, as separate services would.
+    // Spread streams over several connections (and every replica), as
+    // separate services would.
     let channels: Vec<Channel> = {
         let mut channels = Vec::new();
-        for _ in 0..subscribers.div_ceil(100) {
+        for i in 0..subscribers.div_ceil(100).max(servers.grpc.len()) {
             channels.push(
-                Channel::from_shared(server.grpc.clone())
+                Channel::from_shared(servers.grpc[i % servers.grpc.len()].clone())
                     .unwrap()
                     .connect()
                     .await
@@ -290,7 +332,7 @@ async fn fan_out(server: &Server, subscribers: usize, rate: u64, seconds: u64, t
         let due = first_due + period * n as u32;
         tokio::time::sleep_until((origin + due).into()).await;
         let client = client.clone();
-        let url = server.webhook_url.clone();
+        let url = servers.webhook_urls[n as usize % servers.webhook_urls.len()].clone();
         let due_us = due.as_micros() as u64;
         let body = body(&format!("{tag}-{n}"), 1, &due_us.to_string());
         let acks = acks.clone();
@@ -327,27 +369,40 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let server = start_server().await;
+        let servers = start_servers(&args).await;
+        let store = match &args.nats {
+            Some(_) => format!(
+                "NATS JetStream, {} replica(s) in this process",
+                servers.grpc.len()
+            ),
+            None => "sled with fsync per group commit".into(),
+        };
         println!(
-            "line-adapter webhook benchmark: {} s per phase, {} cores, sled with fsync per group commit",
+            "line-adapter webhook benchmark: {} s per phase, {} cores, {store}",
             args.seconds,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
+        let server = &servers;
         let run = |phase: &str| args.only.as_deref().is_none_or(|only| only == phase);
         if run("ingest1") {
-            saturate(&server, &args, 1, "one").await;
+            saturate(server, &args, 1, "one").await;
         }
         if run("ingest10") {
-            saturate(&server, &args, 10, "ten").await;
+            saturate(server, &args, 10, "ten").await;
         }
         if run("fanout1") {
-            fan_out(&server, 1, 5_000, args.seconds, "f1").await;
+            // One subscriber per replica.
+            fan_out(server, server.grpc.len(), 5_000, args.seconds, "f1").await;
         }
         if run("fanout1000") {
-            fan_out(&server, 1_000, 20, args.seconds, "f1000").await;
-            fan_out(&server, 1_000, 100, args.seconds, "g1000").await;
+            fan_out(server, 1_000, 20, args.seconds, "f1000").await;
+            fan_out(server, 1_000, 100, args.seconds, "g1000").await;
         }
-        let _ = server.stop.send(());
-        server.task.await.unwrap();
+        for stop in servers.stops {
+            let _ = stop.send(());
+        }
+        for task in servers.tasks {
+            task.await.unwrap();
+        }
     });
 }
