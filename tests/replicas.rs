@@ -529,3 +529,77 @@ async fn nats_restarted_the_service_is_not_ready_then_recovers_losing_nothing() 
     drop(replicas);
     let _ = nats.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_is_obtained_once_for_all_replicas() {
+    let Some(nats) = nats_url() else {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    };
+    let line = support::fake_line::FakeLine::start().await;
+    const BOT: &str = r#"{"userId":"Ub9952f8c0123456789abcdef01234567","basicId":"@shop","displayName":"Shop","chatMode":"chat","markAsReadMode":"auto"}"#;
+    for n in 0..3 {
+        // Enough for every replica to get its own, were they to ask.
+        line.script(
+            "/v2/oauth/accessToken",
+            200,
+            &[],
+            &format!(
+                r#"{{"access_token":"issued-{n}","expires_in":2592000,"token_type":"Bearer"}}"#
+            ),
+        );
+        line.script("/v2/bot/info", 200, &[], BOT);
+    }
+    let replicas = start_replicas(&nats, &unique_prefix(), &line.url(), 3).await;
+    let mut admin = ChannelAdminClient::connect(replicas[0].grpc.clone())
+        .await
+        .unwrap();
+    let channel = admin
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: "1234567890".into(),
+            channel_secret: SECRET.into(),
+            token_mode: pb::TokenMode::ShortLivedV2 as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+
+    // All three need a token at the same moment.
+    let mut calls = Vec::new();
+    for replica in &replicas {
+        let (url, id) = (replica.grpc.clone(), channel.id.clone());
+        calls.push(tokio::spawn(async move {
+            ChannelAdminClient::connect(url)
+                .await
+                .unwrap()
+                .get_bot_info(pb::GetBotInfoRequest { channel_id: id })
+                .await
+                .map(|r| r.into_inner().display_name)
+        }));
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap(), "Shop");
+    }
+    let requests = line.requests();
+    let issued = requests
+        .iter()
+        .filter(|r| r.path == "/v2/oauth/accessToken")
+        .count();
+    assert_eq!(issued, 1, "one token request for three replicas");
+    let bearers: Vec<String> = requests
+        .iter()
+        .filter(|r| r.path == "/v2/bot/info")
+        .map(|r| {
+            r.headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(bearers, vec!["Bearer issued-0".to_owned(); 3]);
+}

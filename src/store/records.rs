@@ -106,6 +106,12 @@ pub struct TokenStateRecord {
     /// The last failed attempt to obtain a token; cleared by a success.
     #[serde(default)]
     pub last_error: Option<TokenErrorRecord>,
+    /// The process obtaining a new token right now, and until when it may
+    /// (Unix ms): replicas sharing a store ask LINE once, not once each.
+    #[serde(default)]
+    pub refresh_owner: String,
+    #[serde(default)]
+    pub refresh_until_ms: i64,
 }
 
 /// A token LINE issued to us.

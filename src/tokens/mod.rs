@@ -39,6 +39,12 @@ const MAX_REPLACED: usize = 64;
 /// After a failed renewal of a still valid token, how long callers keep
 /// using it before the next attempt.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+/// How long a claim to refresh a channel's token holds: longer than the
+/// token calls (with a revocation) take. Another process waits for it at
+/// most this long, then refreshes itself.
+const REFRESH_CLAIM: Duration = Duration::from_secs(30);
+/// How often a process waiting for another's refresh looks again.
+const REFRESH_POLL: Duration = Duration::from_millis(100);
 
 /// How tokens are renewed.
 #[derive(Debug, Clone)]
@@ -98,6 +104,8 @@ struct Inner {
     settings: TokenSettings,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     metrics: Metrics,
+    /// This process, as the holder of refresh claims.
+    owner: String,
 }
 
 /// One channel's refresh lock and cached token.
@@ -168,6 +176,7 @@ impl Tokens {
                 settings,
                 slots: Mutex::new(HashMap::new()),
                 metrics,
+                owner: uuid::Uuid::new_v4().simple().to_string(),
             }),
         }
     }
@@ -385,18 +394,12 @@ impl Tokens {
     ) -> Result<Secret, TokenError> {
         let channels = &self.inner.channels;
         let now = now_ms();
-        let mut state = self
+        let state = self
             .inner
             .store
             .get_token_state(&channel.id)
             .await?
-            .unwrap_or_else(|| TokenStateRecord {
-                channel_id: channel.id.clone(),
-                version: 0,
-                current: None,
-                replaced: Vec::new(),
-                last_error: None,
-            });
+            .unwrap_or_else(|| empty_state(&channel.id));
         // The stored token, unless it was rejected or cannot be read.
         let stored = state
             .current
@@ -423,6 +426,16 @@ impl Tokens {
             return Ok(token.clone());
         }
 
+        let claimed = self
+            .claim_refresh(channel, slot, refresh, rejected, state)
+            .await?;
+        let mut state = match claimed {
+            Claim::Ours(state) => state,
+            Claim::TheirToken(token) => return Ok(token),
+        };
+        let now = now_ms();
+        state.refresh_owner.clear();
+        state.refresh_until_ms = 0;
         match self.issue(channel, &mut state).await {
             Ok(issued) => {
                 let token = issued.access_token;
@@ -485,6 +498,77 @@ impl Tokens {
                     }
                     _ => Err(err),
                 }
+            }
+        }
+    }
+
+    /// Takes the right to refresh the channel's token with a
+    /// compare-and-set on its state, so that of several processes sharing
+    /// the store one asks LINE; the others wait for its token and use it.
+    /// After [`REFRESH_CLAIM`] without a result they refresh themselves.
+    async fn claim_refresh(
+        &self,
+        channel: &ChannelRecord,
+        slot: &Slot,
+        refresh: Refresh,
+        rejected: Option<&Secret>,
+        mut state: TokenStateRecord,
+    ) -> Result<Claim, TokenError> {
+        let store = &self.inner.store;
+        let owner = &self.inner.owner;
+        let started = now_ms();
+        let give_up = started.saturating_add(REFRESH_CLAIM.as_millis() as i64);
+        loop {
+            let now = now_ms();
+            let theirs = state.refresh_until_ms > now && state.refresh_owner != *owner;
+            if !theirs || now >= give_up {
+                state.refresh_owner = owner.clone();
+                state.refresh_until_ms = now.saturating_add(REFRESH_CLAIM.as_millis() as i64);
+                let expected = state.version;
+                state.version += 1;
+                match store.put_token_state(expected, &state).await {
+                    Ok(()) => return Ok(Claim::Ours(state)),
+                    // Someone else wrote first: read what they wrote.
+                    Err(StoreError::Conflict { .. }) => {}
+                    // The channel is going away, or the store is in
+                    // trouble: refresh as a lone process would.
+                    Err(_) => {
+                        state.version = expected;
+                        return Ok(Claim::Ours(state));
+                    }
+                }
+            } else {
+                tokio::time::sleep(REFRESH_POLL).await;
+            }
+            state = store
+                .get_token_state(&channel.id)
+                .await?
+                .unwrap_or_else(|| empty_state(&channel.id));
+            // Another process's new token, when it is one this call can use.
+            let now = now_ms();
+            let fresh = state
+                .current
+                .as_ref()
+                .filter(|c| c.issue_time_ms >= started || refresh == Refresh::IfDue)
+                .filter(|c| usable(c, channel, now) && now < self.renew_at(c))
+                .and_then(|c| {
+                    let token = self
+                        .inner
+                        .channels
+                        .open_issued_token(&channel.id, &c.token)
+                        .ok()?;
+                    Some((c.clone(), token))
+                })
+                .filter(|(_, token)| !rejected.is_some_and(|r| same(r, token)));
+            if let Some((record, token)) = fresh {
+                self.cache(
+                    slot,
+                    channel,
+                    &token,
+                    self.renew_at(&record),
+                    record.expire_time_ms,
+                );
+                return Ok(Claim::TheirToken(token));
             }
         }
     }
@@ -697,5 +781,25 @@ fn oauth_error(err: OAuthError) -> TokenError {
         TokenError::Unavailable(err.to_string())
     } else {
         TokenError::Rejected(err.to_string())
+    }
+}
+
+/// The outcome of [`Tokens::claim_refresh`].
+enum Claim {
+    /// This process refreshes; the state carries its claim.
+    Ours(TokenStateRecord),
+    /// Another process refreshed meanwhile: its token.
+    TheirToken(Secret),
+}
+
+fn empty_state(channel_id: &str) -> TokenStateRecord {
+    TokenStateRecord {
+        channel_id: channel_id.to_owned(),
+        version: 0,
+        current: None,
+        replaced: Vec::new(),
+        last_error: None,
+        refresh_owner: String::new(),
+        refresh_until_ms: 0,
     }
 }
