@@ -430,7 +430,7 @@ impl Tokens {
             .claim_refresh(channel, slot, refresh, rejected, state)
             .await?;
         let mut state = match claimed {
-            Claim::Ours(state) => state,
+            Claim::Ours(state) => *state,
             Claim::TheirToken(token) => return Ok(token),
         };
         let now = now_ms();
@@ -527,14 +527,14 @@ impl Tokens {
                 let expected = state.version;
                 state.version += 1;
                 match store.put_token_state(expected, &state).await {
-                    Ok(()) => return Ok(Claim::Ours(state)),
+                    Ok(()) => return Ok(Claim::Ours(Box::new(state))),
                     // Someone else wrote first: read what they wrote.
                     Err(StoreError::Conflict { .. }) => {}
                     // The channel is going away, or the store is in
                     // trouble: refresh as a lone process would.
                     Err(_) => {
                         state.version = expected;
-                        return Ok(Claim::Ours(state));
+                        return Ok(Claim::Ours(Box::new(state)));
                     }
                 }
             } else {
@@ -787,7 +787,7 @@ fn oauth_error(err: OAuthError) -> TokenError {
 /// The outcome of [`Tokens::claim_refresh`].
 enum Claim {
     /// This process refreshes; the state carries its claim.
-    Ours(TokenStateRecord),
+    Ours(Box<TokenStateRecord>),
     /// Another process refreshed meanwhile: its token.
     TheirToken(Secret),
 }
