@@ -231,8 +231,10 @@ pub async fn run(
             v2_1_lifetime: settings.token_v2_1_lifetime,
         },
         metrics.clone(),
-    );
+    )
+    .with_owner(store.instance_id());
     let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone(), metrics.clone())
+        .with_owner(store.instance_id())
         .with_max_backoff(settings.outbox_max_backoff)
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
@@ -268,9 +270,16 @@ pub async fn run(
         Ok(count) => tracing::info!(count, "resumed unfinished sends"),
         Err(err) => tracing::error!(error = %err, "cannot resume unfinished sends"),
     }
+    // Only where other processes share the store can sends be abandoned
+    // while this one runs.
     let adopter = tokio::spawn({
         let outbox = outbox.clone();
-        async move { outbox.adopt_forever().await }
+        let shared = store.shared();
+        async move {
+            if shared {
+                outbox.adopt_forever().await
+            }
+        }
     });
     let pruner = tokio::spawn(prune_forever(
         store.clone(),
@@ -515,6 +524,7 @@ async fn open_store(
                 event_retention: settings.event_retention,
                 max_events: settings.event_retention_max_events,
                 dedupe_window: settings.dedupe_window,
+                data_dir: settings.data_dir.clone(),
             };
             tracing::info!(prefix = %nats.prefix, replicas = nats.replicas, "opening the store on NATS JetStream");
             Arc::new(NatsStore::open(&options).await?)

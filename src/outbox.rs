@@ -142,6 +142,16 @@ impl Outbox {
         self
     }
 
+    /// The same outbox holding leases as `owner` (the store's instance id):
+    /// after a restart it takes up its own leases at once. Call before any
+    /// send starts.
+    pub fn with_owner(mut self, owner: Option<&str>) -> Self {
+        if let (Some(owner), Some(inner)) = (owner, Arc::get_mut(&mut self.inner)) {
+            inner.owner = owner.to_owned();
+        }
+        self
+    }
+
     /// How often [`Self::adopt_forever`] looks for sends no one works on.
     pub fn adopt_interval(&self) -> Duration {
         self.inner.lease / 2
@@ -248,6 +258,15 @@ impl Outbox {
             if local || !self.inner.take_lease(&record.id).await? {
                 continue;
             }
+            // The list is a snapshot: the send may have moved on (or ended)
+            // since, here or elsewhere.
+            match self.inner.store.get_delivery(&record.id).await? {
+                Some(current) if !current.state.is_final() => record = current,
+                _ => {
+                    self.inner.release(&record.id).await;
+                    continue;
+                }
+            }
             count += 1;
             if record.kind == SendKind::Reply && record.state == DeliveryState::Sending {
                 record.state = DeliveryState::Unknown;
@@ -298,11 +317,18 @@ impl Outbox {
 
     fn start(&self, record: DeliveryRecord) {
         let (sender, _) = watch::channel(record.clone());
-        self.inner
-            .watchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(record.id.clone(), sender);
+        {
+            let mut watchers = self
+                .inner
+                .watchers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            // Already worked on here (a resume racing a submit).
+            if watchers.contains_key(&record.id) {
+                return;
+            }
+            watchers.insert(record.id.clone(), sender);
+        }
         let inner = self.inner.clone();
         // The delivery's span follows from the call that submitted it.
         let span = tracing::info_span!(
@@ -397,9 +423,30 @@ enum Attempt {
 impl Inner {
     /// Takes or renews this process's lease on a send.
     async fn take_lease(&self, id: &str) -> Result<bool, StoreError> {
+        self.take_lease_for(id, Duration::ZERO).await
+    }
+
+    /// Takes or renews the lease to cover a wait of `wait` first.
+    async fn take_lease_for(&self, id: &str, wait: Duration) -> Result<bool, StoreError> {
         let now = now_ms();
-        let until = now.saturating_add(self.lease.as_millis() as i64);
+        let until = now.saturating_add((wait + self.lease).as_millis() as i64);
         self.store.lease_delivery(id, &self.owner, now, until).await
+    }
+
+    /// Waits `pause` holding the lease (so no other process takes the
+    /// send up meanwhile); `false` when the service stops or the lease
+    /// could not be kept.
+    async fn wait_holding(&self, id: &str, pause: Duration) -> bool {
+        if !matches!(self.take_lease_for(id, pause).await, Ok(true)) {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = self.shutdown.cancelled() => {
+                self.release(id).await;
+                false
+            }
+        }
     }
 
     async fn work(&self, mut record: DeliveryRecord) {
@@ -424,6 +471,11 @@ impl Inner {
                 }
             }
             match self.store.get_delivery(&record.id).await {
+                // Withdrawn: it lost a race for its idempotency key.
+                Ok(None) => {
+                    self.release(&record.id).await;
+                    return;
+                }
                 Ok(Some(stored)) if stored.update_time_ms != record.update_time_ms => {
                     record = stored;
                     if record.state.is_final() {
@@ -438,7 +490,31 @@ impl Inner {
                     return;
                 }
             }
-            let outcome = self.attempt(&mut record).await;
+            // Taken up before its next attempt is due: wait for it.
+            if let Some(next) = record.next_attempt_ms
+                && next > now_ms()
+            {
+                let pause = Duration::from_millis((next - now_ms()).max(0) as u64);
+                if !self.wait_holding(&record.id, pause).await {
+                    return;
+                }
+                continue;
+            }
+            // Renewed while the attempt runs: waiting for a slot on a busy
+            // channel, a token and the request may together outlast it.
+            let id = record.id.clone();
+            let renew = async {
+                loop {
+                    tokio::time::sleep(self.lease / 3).await;
+                    if let Err(err) = self.take_lease(&id).await {
+                        tracing::warn!(delivery = %id, error = %err, "renewing a send's lease failed");
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = self.attempt(&mut record) => outcome,
+                never = renew => never,
+            };
             match outcome {
                 Ok(Attempt::Done) => {
                     self.release(&record.id).await;
@@ -466,12 +542,8 @@ impl Inner {
                     record.state = DeliveryState::Queued;
                     record.next_attempt_ms = Some(now_ms() + pause.as_millis() as i64);
                     self.save(&mut record).await;
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = self.shutdown.cancelled() => {
-                            self.release(&record.id).await;
-                            return;
-                        }
+                    if !self.wait_holding(&record.id, pause).await {
+                        return;
                     }
                 }
                 Err(err) => {

@@ -135,6 +135,19 @@ pub trait Store: Send + Sync + 'static {
     /// master key check.
     async fn meta_get_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
 
+    /// Whether several processes may open this store at once (and so
+    /// must look for each other's abandoned work).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// For a shared store: this process's identity towards the others, the
+    /// same after a restart on the same host and data dir, so a restarted
+    /// process takes up its own leases and claims at once.
+    fn instance_id(&self) -> Option<&str> {
+        None
+    }
+
     /// Whether the backend can serve now (a networked one may have lost
     /// its connection); readiness follows it.
     fn healthy(&self) -> bool {

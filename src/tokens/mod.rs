@@ -181,6 +181,16 @@ impl Tokens {
         }
     }
 
+    /// The same tokens claiming refreshes as `owner` (the store's instance
+    /// id): after a restart its own claim does not hold it up. Call before
+    /// any token is asked for.
+    pub fn with_owner(mut self, owner: Option<&str>) -> Self {
+        if let (Some(owner), Some(inner)) = (owner, Arc::get_mut(&mut self.inner)) {
+            inner.owner = owner.to_owned();
+        }
+        self
+    }
+
     fn slot(&self, channel_id: &str) -> Arc<Slot> {
         self.inner
             .slots

@@ -149,6 +149,10 @@ impl NatsLog {
             })
             .await
             .map_err(backend)?;
+        // Nothing in the last 20 minutes: nothing to wait for.
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
         let mut messages = consumer.messages().await.map_err(backend)?;
         loop {
             let next = tokio::time::timeout(READ_TIMEOUT, messages.next()).await;
@@ -188,6 +192,10 @@ impl NatsLog {
         let reply_tokens = self.reply_tokens.clone();
         // Ends when the connection is closed for good (the store closed).
         tokio::spawn(async move {
+            // An ordered consumer recreated before it delivered anything
+            // starts over from the stream's first message: what this tail
+            // passed already is dropped here.
+            let mut last = from - 1;
             while let Some(message) = messages.next().await {
                 let message = match message {
                     Ok(message) => message,
@@ -201,6 +209,10 @@ impl NatsLog {
                 };
                 let Ok(info) = message.info() else { continue };
                 let sequence = info.stream_sequence;
+                if sequence <= last {
+                    continue;
+                }
+                last = sequence;
                 match decode(sequence, &message.payload) {
                     Ok(record) => {
                         bounds.head.fetch_max(sequence, Ordering::AcqRel);
@@ -273,9 +285,14 @@ impl NatsLog {
             acks.push((i, ack));
         }
         let mut fresh = Vec::new();
+        let mut remember = Vec::new();
         for (i, ack) in acks {
             let ack = ack.await.map_err(backend)?;
             let sequence = ack.sequence;
+            // A duplicate the stream caught is remembered too: its first
+            // copy may never have reached the bucket (a crash, a failed
+            // write), and the stream forgets ids after minutes.
+            remember.push((i, sequence));
             outcomes[i] = Some(if ack.duplicate {
                 AppendOutcome::Duplicate { sequence }
             } else {
@@ -284,9 +301,9 @@ impl NatsLog {
             });
         }
 
-        // 3. Remember the new ones for the whole dedupe window, before the
-        // caller answers LINE.
-        let puts = fresh.iter().filter_map(|&(i, sequence)| {
+        // 3. Remember them for the whole dedupe window, before the caller
+        // answers LINE.
+        let puts = remember.iter().filter_map(|&(i, sequence)| {
             let key = keys[i].as_deref()?;
             let mut value = [0u8; 16];
             value[..8].copy_from_slice(&sequence.to_be_bytes());
@@ -353,6 +370,10 @@ impl NatsLog {
             let sequence = message.info().map_err(backend)?.stream_sequence;
             if sequence > head {
                 break;
+            }
+            // See the tail: a recreated consumer may start over.
+            if sequence <= records.last().map_or(after, |r: &EventRecord| r.sequence) {
+                continue;
             }
             records.push(decode(sequence, &message.payload)?);
             if sequence == head {

@@ -58,6 +58,9 @@ pub struct NatsOptions {
     pub max_events: Option<u64>,
     /// How long a webhookEventId is remembered.
     pub dedupe_window: Duration,
+    /// The process's data dir: locked while it runs, and with the host
+    /// name its identity towards the other replicas.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// How long JetStream itself remembers message ids: covers concurrent
@@ -66,6 +69,12 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// Used reply tokens are remembered this long; LINE's tokens live for
 /// minutes, so a day is plenty.
 const USED_REPLY_TOKEN_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+/// A LINE channel id claimed this long ago by a channel that does not
+/// hold it was left by a crash between two writes, and may be taken over.
+const STALE_CLAIM: Duration = Duration::from_secs(60);
+/// How long an idempotency key's first send may take to be stored before
+/// a second send with the key gives up waiting for it.
+const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);
 /// How long one request to NATS may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -139,6 +148,34 @@ struct Lease {
     until_ms: i64,
 }
 
+/// Locks `data_dir` for this process and names it: a hash of the host name
+/// and the data dir, stable across restarts, unique while the lock holds.
+fn lock_instance(data_dir: &std::path::Path) -> Result<(std::fs::File, String)> {
+    let locked =
+        |e: std::io::Error| StoreError::Backend(format!("cannot lock {}: {e}", data_dir.display()));
+    std::fs::create_dir_all(data_dir).map_err(locked)?;
+    let file = std::fs::File::create(data_dir.join("instance.lock")).map_err(locked)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StoreError::Locked {
+                path: data_dir.display().to_string(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(locked(e)),
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let mut hash = Sha256::new();
+    hash.update(host.trim().as_bytes());
+    hash.update([0]);
+    hash.update(dir.as_os_str().as_encoded_bytes());
+    Ok((file, hex::encode(&hash.finalize()[..12])))
+}
+
 /// The NATS store. Cheap to clone.
 #[derive(Clone)]
 pub struct NatsStore {
@@ -154,6 +191,9 @@ pub struct NatsStore {
     idempotency: kv::Store,
     used_reply_tokens: kv::Store,
     log: NatsLog,
+    instance_id: String,
+    /// Held while the store is open: one process per data dir.
+    _instance_lock: Arc<std::fs::File>,
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -165,6 +205,7 @@ impl std::fmt::Debug for NatsStore {
 impl NatsStore {
     /// Connects, creates what is missing and starts following the log.
     pub async fn open(options: &NatsOptions) -> Result<Self> {
+        let (instance_lock, instance_id) = lock_instance(&options.data_dir)?;
         let mut connect = async_nats::ConnectOptions::new()
             .name("line-adapter")
             .request_timeout(Some(REQUEST_TIMEOUT))
@@ -202,12 +243,11 @@ impl NatsStore {
             let js = js.clone();
             let bucket = format!("{p}_{name}");
             async move {
-                if let Ok(store) = js.get_key_value(&bucket).await {
-                    return Ok(store);
-                }
                 // The bucket's stream, as the client's create_key_value
                 // makes it. That call first reads the account's info, which
                 // the client cannot parse from NATS 2.9 servers (Debian's).
+                // Not direct: with replicas, a direct get may be answered by
+                // a follower that is behind, and these reads decide.
                 let config = stream::Config {
                     name: format!("KV_{bucket}"),
                     subjects: vec![format!("$KV.{bucket}.>")],
@@ -216,19 +256,23 @@ impl NatsStore {
                     storage: stream::StorageType::File,
                     allow_rollup: true,
                     deny_delete: true,
-                    allow_direct: true,
+                    allow_direct: false,
                     num_replicas: replicas,
                     discard: stream::DiscardPolicy::New,
                     ..Default::default()
                 };
-                let created = js.create_stream(config).await;
-                // Failing to create is fine when another replica just did.
+                // Create it, or bring an existing one in line with the
+                // settings (its max age follows dedupe_window_seconds).
+                let written = match js.create_stream(config.clone()).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => js.update_stream(&config).await.map(|_| ()),
+                };
                 js.get_key_value(&bucket).await.map_err(|e| {
-                    let why = match created {
-                        Err(create) => create.to_string(),
-                        Ok(_) => e.to_string(),
+                    let why = match written {
+                        Err(write) => write.to_string(),
+                        Ok(()) => e.to_string(),
                     };
-                    StoreError::Backend(format!("NATS: creating bucket {bucket}: {why}"))
+                    StoreError::Backend(format!("NATS: opening bucket {bucket}: {why}"))
                 })
             }
         };
@@ -258,7 +302,8 @@ impl NatsStore {
                 .max_events
                 .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
                 .unwrap_or(-1),
-            duplicate_window: DUPLICATE_WINDOW,
+            // JetStream refuses a window longer than the stream's max age.
+            duplicate_window: DUPLICATE_WINDOW.min(options.event_retention),
             num_replicas: replicas,
             allow_direct: true,
             ..Default::default()
@@ -290,6 +335,8 @@ impl NatsStore {
             idempotency,
             used_reply_tokens,
             log,
+            instance_id,
+            _instance_lock: Arc::new(instance_lock),
         })
     }
 
@@ -331,7 +378,10 @@ impl NatsStore {
                 .channel_entry(&holder)
                 .await?
                 .is_some_and(|(c, _)| c.line_channel_id == line_channel_id);
-            if held {
+            // A young claim may be another replica's create in progress
+            // (claim first, channel second): only an old one is stale.
+            let young = time::OffsetDateTime::now_utc() - entry.created < STALE_CLAIM;
+            if held || young {
                 return Err(StoreError::LineChannelIdTaken {
                     line_channel_id: line_channel_id.to_owned(),
                     existing_id: holder,
@@ -400,6 +450,14 @@ impl NatsStore {
 impl Store for NatsStore {
     fn healthy(&self) -> bool {
         self.connected()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn instance_id(&self) -> Option<&str> {
+        Some(&self.instance_id)
     }
 
     fn commit_metrics(&self) -> Option<super::CommitMetrics> {
@@ -532,9 +590,12 @@ impl Store for NatsStore {
             .await
         {
             Ok(()) => {}
-            // Changed meanwhile: deleted by someone else, or replaced, in
-            // which case the caller sees it gone only if it is.
-            Err(_) => return Box::pin(self.delete_channel(id)).await,
+            // Changed meanwhile (replaced, or deleted by someone else):
+            // look again.
+            Err(err) if err.kind() == kv::DeleteErrorKind::WrongLastRevision => {
+                return Box::pin(self.delete_channel(id)).await;
+            }
+            Err(err) => return Err(backend(err)),
         }
         self.tokens.delete(&key).await.map_err(backend)?;
         self.release_line_id(&record.line_channel_id, id).await?;
@@ -677,34 +738,60 @@ impl Store for NatsStore {
     }
 
     async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<Option<DeliveryRecord>> {
-        if !delivery.idempotency_key.is_empty() {
-            let key = pair_key(&delivery.channel_id, &delivery.idempotency_key);
-            match self
-                .idempotency
-                .create(&key, Bytes::from(delivery.id.clone()))
-                .await
-            {
-                Ok(_) => {}
-                Err(err) if is_already_exists(&err) => {
-                    if let Some(id) = self.idempotency.get(&key).await.map_err(backend)? {
-                        let id = String::from_utf8_lossy(&id).into_owned();
-                        // Claimed by a send that did not get to store its
-                        // delivery (it failed or crashed): this one takes
-                        // over the key.
-                        if let Some(existing) = self.get_delivery(&id).await? {
-                            return Ok(Some(existing));
-                        }
+        if delivery.idempotency_key.is_empty() {
+            self.write_delivery(delivery).await?;
+            return Ok(None);
+        }
+        // The delivery is stored before its key points at it, so a key
+        // always names a stored delivery. Whoever creates the key first
+        // wins; the loser withdraws its own delivery before anything could
+        // send it (the caller starts it only after this returns).
+        let key = pair_key(&delivery.channel_id, &delivery.idempotency_key);
+        self.write_delivery(delivery).await?;
+        let winner = match self
+            .idempotency
+            .create(&key, Bytes::from(delivery.id.clone()))
+            .await
+        {
+            Ok(_) => return Ok(None),
+            Err(err) if is_already_exists(&err) => {
+                let id = self.idempotency.get(&key).await.map_err(backend)?;
+                id.map(|id| String::from_utf8_lossy(&id).into_owned())
+            }
+            Err(err) => Err(backend(err))?,
+        };
+        let withdraw = async {
+            let k = kv_key(&delivery.id);
+            self.open_deliveries.purge(&k).await.map_err(backend)?;
+            self.deliveries.purge(&k).await.map_err(backend)
+        };
+        match winner {
+            // A timed-out create that landed after all.
+            Some(id) if id == delivery.id => Ok(None),
+            Some(id) => {
+                withdraw.await?;
+                // Stored before its key was created: there, or purged by a
+                // loser that raced it, which cannot happen to a winner.
+                let deadline = std::time::Instant::now() + IDEMPOTENCY_WAIT;
+                loop {
+                    if let Some(existing) = self.get_delivery(&id).await? {
+                        return Ok(Some(existing));
                     }
-                    self.idempotency
-                        .put(&key, Bytes::from(delivery.id.clone()))
-                        .await
-                        .map_err(backend)?;
+                    if std::time::Instant::now() >= deadline {
+                        return Err(StoreError::Backend(format!(
+                            "the idempotency key names delivery {id}, which is not stored"
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(err) => return Err(backend(err)),
+            }
+            None => {
+                withdraw.await?;
+                Err(StoreError::Backend(
+                    "the idempotency key changed while it was being stored; retry".into(),
+                ))
             }
         }
-        self.write_delivery(delivery).await?;
-        Ok(None)
     }
 
     async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
