@@ -60,6 +60,7 @@ impl Replica {
     fn spawn(nats: &str, prefix: &str, line: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http) = (free_port(), free_port());
+        let log = std::fs::File::create(dir.path().join("replica.log")).unwrap();
         let child = Command::new(BIN)
             .args(["serve", "--grpc-addr", &format!("127.0.0.1:{grpc}")])
             .args(["--http-addr", &format!("127.0.0.1:{http}")])
@@ -76,7 +77,7 @@ impl Replica {
             .env("LINE_ADAPTER_LINE_REQUEST_TIMEOUT_MS", "1000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start the binary");
         Self {
@@ -102,7 +103,8 @@ impl Replica {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("replica on {} did not become ready", self.http);
+        let log = std::fs::read_to_string(self._dir.path().join("replica.log")).unwrap_or_default();
+        panic!("replica on {} did not become ready:\n{log}", self.http);
     }
 
     fn webhook_url(&self, channel: &str) -> String {
@@ -224,6 +226,33 @@ async fn webhooks_spread_over_replicas_appear_once_in_one_order_everywhere() {
     let channel = create_channel(&replicas[0]).await;
     let client = reqwest::Client::new();
 
+    // Live streams on every replica, open before anything is posted: they
+    // receive each event through their replica's tail, wherever it came in.
+    let mut live = Vec::new();
+    for replica in &replicas {
+        let mut stream = replica
+            .messaging()
+            .await
+            .subscribe(pb::SubscribeRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        live.push(tokio::spawn(async move {
+            let mut events = Vec::new();
+            while events.len() < 300 {
+                match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+                    Ok(Some(Ok(item))) => {
+                        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
+                            events.push((event.sequence, event.webhook_event_id));
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            events
+        }));
+    }
+
     // 150 bodies of 2 events, round robin; each body is sent again to the
     // next replica, as LINE redelivers to whichever pod the Service picks.
     let mut answered = Vec::new();
@@ -246,6 +275,16 @@ async fn webhooks_spread_over_replicas_appear_once_in_one_order_everywhere() {
     }
 
     let mut orders = Vec::new();
+    for stream in live {
+        let events = stream.await.unwrap();
+        assert_eq!(
+            events.len(),
+            answered.len(),
+            "every event, live on every replica"
+        );
+        assert_once_in_order(&events, &answered);
+        orders.push(events);
+    }
     for replica in &replicas {
         let events = replay(replica, answered.len()).await;
         assert_eq!(
@@ -256,8 +295,12 @@ async fn webhooks_spread_over_replicas_appear_once_in_one_order_everywhere() {
         assert_once_in_order(&events, &answered);
         orders.push(events);
     }
-    assert_eq!(orders[0], orders[1], "one order on every replica");
-    assert_eq!(orders[0], orders[2], "one order on every replica");
+    for order in &orders[1..] {
+        assert_eq!(
+            &orders[0], order,
+            "one order, live and replayed, everywhere"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -266,8 +309,9 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
         eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
         return;
     };
-    // Each answer takes 300 ms, so sends are caught mid-request.
-    let line_state = Arc::new(RetryKeyLine::with_delay(Duration::from_millis(300)));
+    // Each answer takes 600 ms (within the replicas' 1 s request timeout),
+    // so the victim dies with sends mid-request.
+    let line_state = Arc::new(RetryKeyLine::with_delay(Duration::from_millis(600)));
     let line = start_line(line_state.clone()).await;
     let mut replicas = start_replicas(&nats, &unique_prefix(), &line, 3).await;
     let channel = create_channel(&replicas[0]).await;
@@ -299,31 +343,24 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
         }));
     }
 
-    // Pushes accepted by the replica about to die.
-    let mut victim = replicas[2].messaging().await;
-    let mut pushed = Vec::new();
-    for n in 0..40 {
-        let response = victim
-            .push(pb::PushRequest {
-                channel_id: channel.clone(),
-                to: Some(pb::Conversation {
-                    chat: Some(Chat::UserId(format!("U{n}"))),
-                }),
-                messages: vec![pb::Message {
-                    kind: Some(pb::message::Kind::Text(pb::TextMessage {
-                        text: format!("push {n}"),
-                        ..Default::default()
-                    })),
-                    ..Default::default()
-                }],
+    // Pushes to the replica about to die, each with an idempotency key,
+    // sent just before it dies and not waited for: they are at LINE then.
+    let push = |n: usize| pb::PushRequest {
+        channel_id: channel.clone(),
+        to: Some(pb::Conversation {
+            chat: Some(Chat::UserId(format!("U{n}"))),
+        }),
+        messages: vec![pb::Message {
+            kind: Some(pb::message::Kind::Text(pb::TextMessage {
+                text: format!("push {n}"),
                 ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        pushed.push(response.delivery.unwrap().id);
-    }
-
+            })),
+            ..Default::default()
+        }],
+        idempotency_key: format!("push-{n}"),
+        ..Default::default()
+    };
+    let mut victim = replicas[2].messaging().await;
     // A durable consumer on the victim acknowledges what it reads.
     let mut stream = victim
         .subscribe(pb::SubscribeRequest {
@@ -352,10 +389,25 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
         }
     }
 
-    // SIGKILL, with sends in flight and webhooks arriving.
+    let mut in_flight = Vec::new();
+    for n in 0..40 {
+        let (mut client, request) = (victim.clone(), push(n));
+        in_flight.push(tokio::spawn(async move { client.push(request).await }));
+    }
+
+    // SIGKILL, with sends at LINE and webhooks arriving.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while line_state.in_flight_now() == 0 {
+        assert!(Instant::now() < deadline, "pushes reached LINE");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     replicas[2].child.kill().unwrap();
     replicas[2].child.wait().unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    for call in in_flight {
+        // Cut off (or, rarely, answered just before the kill).
+        let _ = call.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The consumer resumes on another replica right after its last ack.
     let mut survivor = replicas[0].messaging().await;
@@ -388,9 +440,16 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
     let events = replay(&replicas[1], usize::MAX).await;
     assert_once_in_order(&events, &answered);
 
-    // The victim's sends: taken up by the others once its leases ran out
-    // (12 s), each delivered, LINE accepting each retry key once, and never
+    // The victim's sends: the same pushes again through a survivor find
+    // the deliveries the victim stored (or store them, if it died first).
+    // Taken up by the survivors once the victim's leases ran out (12 s),
+    // each is delivered, LINE accepts each retry key once, and never are
     // two requests with one key in flight at once.
+    let mut pushed = Vec::new();
+    for n in 0..40 {
+        let response = survivor.push(push(n)).await.unwrap().into_inner();
+        pushed.push(response.delivery.unwrap().id);
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in &pushed {
         loop {
@@ -416,6 +475,11 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
     let accepted = line_state.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), pushed.len(), "each send accepted once");
     assert!(accepted.values().all(|&n| n == 1));
+    let received = line_state.received.lock().unwrap().clone();
+    assert!(
+        received.values().any(|&n| n >= 2),
+        "some send was cut off mid-request and taken up by a survivor: {received:?}"
+    );
     assert_eq!(
         line_state.max_in_flight_per_key.load(Ordering::SeqCst),
         1,

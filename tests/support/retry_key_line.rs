@@ -29,11 +29,18 @@ pub struct RetryKeyLine {
     /// How long each answer takes, so that a send can be caught mid-request.
     pub delay: Duration,
     in_flight: Mutex<HashMap<String, u32>>,
+    /// Requests received, answered or not, by retry key.
+    pub received: Mutex<HashMap<String, u32>>,
     /// The most requests with one retry key that were in flight at once.
     pub max_in_flight_per_key: AtomicU32,
 }
 
 impl RetryKeyLine {
+    /// Requests being answered right now.
+    pub fn in_flight_now(&self) -> u32 {
+        self.in_flight.lock().unwrap().values().sum()
+    }
+
     pub fn with_delay(delay: Duration) -> Self {
         Self {
             delay,
@@ -42,16 +49,30 @@ impl RetryKeyLine {
     }
 
     async fn answer(&self, key: String) -> Response<Full<Bytes>> {
-        {
+        /// Counts a request out when it ends, also when its client goes
+        /// away mid-request (a killed process) and hyper drops it.
+        struct InFlight<'a>(&'a RetryKeyLine, String);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                if let Some(n) = self.0.in_flight.lock().unwrap().get_mut(&self.1) {
+                    *n -= 1;
+                }
+            }
+        }
+        *self
+            .received
+            .lock()
+            .unwrap()
+            .entry(key.clone())
+            .or_default() += 1;
+        let _in_flight = {
             let mut in_flight = self.in_flight.lock().unwrap();
             let now = in_flight.entry(key.clone()).or_default();
             *now += 1;
             self.max_in_flight_per_key.fetch_max(*now, Ordering::SeqCst);
-        }
+            InFlight(self, key.clone())
+        };
         tokio::time::sleep(self.delay).await;
-        if let Some(n) = self.in_flight.lock().unwrap().get_mut(&key) {
-            *n -= 1;
-        }
         let mut accepted = self.accepted.lock().unwrap();
         let mut response = match accepted.entry(key) {
             std::collections::hash_map::Entry::Occupied(_) => {
