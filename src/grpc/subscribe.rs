@@ -132,10 +132,20 @@ async fn start_after(
             _ => bounds.head,
         },
         Some(Start::AfterSequence(after)) => {
-            if after > bounds.head {
+            let head = if after > bounds.head {
+                // Maybe appended through another replica a moment ago.
+                services
+                    .store
+                    .bounds_reaching(after)
+                    .await
+                    .map_err(store_status)?
+                    .head
+            } else {
+                bounds.head
+            };
+            if after > head {
                 return Err(Status::out_of_range(format!(
-                    "after_sequence {after} is beyond the head of the log ({})",
-                    bounds.head
+                    "after_sequence {after} is beyond the head of the log ({head})"
                 )));
             }
             after

@@ -188,6 +188,13 @@ pub trait Store: Send + Sync + 'static {
     /// The retained sequence range.
     fn bounds(&self) -> LogBounds;
 
+    /// The range, with the head at least `sequence` if the log holds it:
+    /// a shared store's process may not have seen what another process
+    /// appended a moment ago, and asks.
+    async fn bounds_reaching(&self, _sequence: u64) -> Result<LogBounds> {
+        Ok(self.bounds())
+    }
+
     /// Records as they become durable, in sequence order. A receiver that
     /// falls behind gets `RecvError::Lagged` and must read the log instead.
     fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>>;

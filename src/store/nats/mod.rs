@@ -705,6 +705,11 @@ impl Store for NatsStore {
         self.log.bounds()
     }
 
+    async fn bounds_reaching(&self, sequence: u64) -> Result<LogBounds> {
+        self.log.head_at_least(sequence).await?;
+        Ok(self.log.bounds())
+    }
+
     fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.log.tail()
     }
