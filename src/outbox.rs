@@ -271,8 +271,10 @@ impl Outbox {
             if record.kind == SendKind::Reply && record.state == DeliveryState::Sending {
                 record.state = DeliveryState::Unknown;
                 record.failure = Some("the service stopped while this reply was being sent".into());
-                record.update_time_ms = now_ms();
-                self.inner.store.update_delivery(&record).await?;
+                let previous = record.update_time_ms;
+                record.update_time_ms = now_ms().max(previous + 1);
+                self.inner.store.update_delivery(previous, &record).await?;
+                self.inner.release(&record.id).await;
                 continue;
             }
             self.start(record);
@@ -541,8 +543,8 @@ impl Inner {
                     }
                     record.state = DeliveryState::Queued;
                     record.next_attempt_ms = Some(now_ms() + pause.as_millis() as i64);
-                    self.save(&mut record).await;
-                    if !self.wait_holding(&record.id, pause).await {
+                    if !self.save(&mut record).await || !self.wait_holding(&record.id, pause).await
+                    {
                         return;
                     }
                 }
@@ -732,10 +734,17 @@ impl Inner {
             .clone()
     }
 
+    /// Saves a new state of a send, unless another process moved it on
+    /// since this one read it (its lease ran out): then `Conflict`, and
+    /// this process must leave the send alone.
     async fn store_update(&self, record: &mut DeliveryRecord) -> Result<(), StoreError> {
+        let previous = record.update_time_ms;
         // Strictly increasing, so that another process can tell it moved.
-        record.update_time_ms = now_ms().max(record.update_time_ms + 1);
-        self.store.update_delivery(record).await?;
+        record.update_time_ms = now_ms().max(previous + 1);
+        if let Err(err) = self.store.update_delivery(previous, record).await {
+            record.update_time_ms = previous;
+            return Err(err);
+        }
         self.publish(record);
         Ok(())
     }
@@ -760,11 +769,21 @@ impl Inner {
         }
     }
 
-    /// Saves a state; a storage failure is logged (the previous durable
-    /// state stands and a restart resumes from it).
-    async fn save(&self, record: &mut DeliveryRecord) {
-        if let Err(err) = self.store_update(record).await {
-            tracing::error!(delivery = %record.id, error = %err, "saving a delivery failed");
+    /// Saves a state; `false` when another process took the send over
+    /// meanwhile, which ends this process's work on it. A storage failure
+    /// is logged and work goes on (the previous durable state stands and a
+    /// restart resumes from it).
+    async fn save(&self, record: &mut DeliveryRecord) -> bool {
+        match self.store_update(record).await {
+            Ok(()) => true,
+            Err(StoreError::Conflict { .. }) => {
+                tracing::info!(delivery = %record.id, "another process took this send over");
+                false
+            }
+            Err(err) => {
+                tracing::error!(delivery = %record.id, error = %err, "saving a delivery failed");
+                true
+            }
         }
     }
 }

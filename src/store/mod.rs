@@ -221,8 +221,15 @@ pub trait Store: Send + Sync + 'static {
     /// delivery already stored under `(channel, key)` instead, if any.
     async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<Option<DeliveryRecord>>;
 
-    /// Replaces a stored delivery durably.
-    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
+    /// Replaces a stored delivery durably, if it is still as its writer
+    /// last saw it: its stored `update_time_ms` is `previous_update_ms`.
+    /// Else `Conflict` (another process moved it on: its lease ran out),
+    /// or `NotFound`.
+    async fn update_delivery(
+        &self,
+        previous_update_ms: i64,
+        delivery: &DeliveryRecord,
+    ) -> Result<()>;
 
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>>;
 

@@ -424,11 +424,34 @@ impl Store for SledStore {
         }
     }
 
-    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
+    async fn update_delivery(
+        &self,
+        previous_update_ms: i64,
+        delivery: &DeliveryRecord,
+    ) -> Result<()> {
         let value = serde_json::to_vec(delivery).expect("a delivery always serializes");
-        self.deliveries
-            .insert(delivery.id.as_bytes(), value)
+        let key = delivery.id.as_bytes();
+        let Some(current) = self.deliveries.get(key).map_err(backend)? else {
+            return Err(StoreError::NotFound {
+                id: delivery.id.clone(),
+            });
+        };
+        if decode_delivery(&current)?.update_time_ms != previous_update_ms {
+            return Err(StoreError::Conflict {
+                id: delivery.id.clone(),
+                expected: previous_update_ms.max(0) as u64,
+            });
+        }
+        let swapped = self
+            .deliveries
+            .compare_and_swap(key, Some(current), Some(value))
             .map_err(backend)?;
+        if swapped.is_err() {
+            return Err(StoreError::Conflict {
+                id: delivery.id.clone(),
+                expected: previous_update_ms.max(0) as u64,
+            });
+        }
         self.flush_now().await
     }
 
@@ -528,4 +551,64 @@ fn decode_consumer(name: &str, bytes: &[u8]) -> Result<ConsumerPosition> {
         key: format!("{CONSUMERS}/{name}"),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeliveryState, SendKind};
+
+    fn delivery(update_time_ms: i64) -> DeliveryRecord {
+        DeliveryRecord {
+            id: "dl_1".into(),
+            channel_id: "ch_1".into(),
+            kind: SendKind::Push,
+            conversation: None,
+            body: serde_json::json!({}),
+            retry_key: "k".into(),
+            state: DeliveryState::Queued,
+            attempts: 0,
+            next_attempt_ms: None,
+            line_request_id: String::new(),
+            accepted_request_id: String::new(),
+            error: None,
+            failure: None,
+            sent_messages: Vec::new(),
+            idempotency_key: String::new(),
+            request_digest: String::new(),
+            reply_webhook_event_id: String::new(),
+            push_fallback: None,
+            create_time_ms: 1,
+            update_time_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_replaced_only_as_its_writer_last_saw_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.insert_delivery(&delivery(1)).await.unwrap();
+        // The writer that read it at 1 moves it to 2.
+        let mut moved = delivery(2);
+        moved.state = DeliveryState::Sending;
+        store.update_delivery(1, &moved).await.unwrap();
+        // A writer still holding the copy at 1 is refused, and changes
+        // nothing.
+        let mut stale = delivery(3);
+        stale.state = DeliveryState::Delivered;
+        let err = store.update_delivery(1, &stale).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(store.get_delivery("dl_1").await.unwrap(), Some(moved));
+        let err = store
+            .update_delivery(
+                1,
+                &DeliveryRecord {
+                    id: "dl_none".into(),
+                    ..delivery(2)
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    }
 }

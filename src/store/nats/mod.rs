@@ -799,8 +799,46 @@ impl Store for NatsStore {
         }
     }
 
-    async fn update_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
-        self.write_delivery(delivery).await
+    async fn update_delivery(
+        &self,
+        previous_update_ms: i64,
+        delivery: &DeliveryRecord,
+    ) -> Result<()> {
+        let key = kv_key(&delivery.id);
+        let conflict = || StoreError::Conflict {
+            id: delivery.id.clone(),
+            expected: previous_update_ms.max(0) as u64,
+        };
+        let Some(entry) = live(self.deliveries.entry(&key).await.map_err(backend)?) else {
+            return Err(StoreError::NotFound {
+                id: delivery.id.clone(),
+            });
+        };
+        let stored: DeliveryRecord = from_json("deliveries", &delivery.id, &entry.value)?;
+        if stored.update_time_ms != previous_update_ms {
+            return Err(conflict());
+        }
+        // As write_delivery: marked open before, unmarked after.
+        let finished = delivery.state.is_final();
+        if !finished {
+            self.open_deliveries
+                .put(&key, Bytes::new())
+                .await
+                .map_err(backend)?;
+        }
+        match self
+            .deliveries
+            .update(&key, json(delivery), entry.revision)
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_wrong_revision(&err) => return Err(conflict()),
+            Err(err) => return Err(backend(err)),
+        }
+        if finished {
+            self.open_deliveries.purge(&key).await.map_err(backend)?;
+        }
+        Ok(())
     }
 
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
