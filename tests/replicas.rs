@@ -667,3 +667,40 @@ async fn a_token_is_obtained_once_for_all_replicas() {
         .collect();
     assert_eq!(bearers, vec!["Bearer issued-0".to_owned(); 3]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stop_while_nats_is_down_still_ends_within_the_grace() {
+    if nats_url().is_none() {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    }
+    let nats = OwnNats::start(free_port(), tempfile::tempdir().unwrap());
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let line = start_line(Arc::new(RetryKeyLine::default())).await;
+    let mut replicas = start_replicas(&url, "down", &line, 1).await;
+    let _ = nats.stop();
+    let replica = &mut replicas[0];
+    wait_until("not ready while NATS is down", async || {
+        !replica.ready().await
+    })
+    .await;
+
+    let stopped = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &replica.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The default grace is 20 s; nothing acknowledged waits on NATS.
+    let exit = loop {
+        if let Some(exit) = replica.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "still running 30 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+}

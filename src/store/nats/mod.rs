@@ -75,6 +75,8 @@ const STALE_CLAIM: Duration = Duration::from_secs(60);
 /// How long an idempotency key's first send may take to be stored before
 /// a second send with the key gives up waiting for it.
 const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);
+/// How long a stop waits for the connection to NATS to empty.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one request to NATS may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -684,13 +686,25 @@ impl Store for NatsStore {
     }
 
     async fn flush(&self) -> Result<()> {
-        // Every write returned only after JetStream acknowledged it.
-        self.client.flush().await.map_err(backend)
+        // Every write returned only after JetStream acknowledged it: there
+        // is nothing to make durable, only the connection to empty, which
+        // waits for a server while none is reachable.
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.client.flush()).await {
+            Ok(flushed) => flushed.map_err(backend),
+            Err(_) => Ok(()),
+        }
     }
 
     async fn close(&self) -> Result<()> {
-        self.flush().await?;
-        self.client.drain().await.map_err(backend)
+        // Bounded, so that a stop while NATS is down still ends; nothing
+        // acknowledged is lost by not draining.
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.client.drain()).await {
+            Ok(drained) => drained.map_err(backend),
+            Err(_) => {
+                tracing::warn!("NATS unreachable at stop: the connection was not drained");
+                Ok(())
+            }
+        }
     }
 
     async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
