@@ -16,7 +16,7 @@ use line_adapter::proto::v1::{
     CreateChannelRequest, ListChannelsRequest, UpdateChannelRequest,
     channel_admin_client::ChannelAdminClient,
 };
-use support::{OTHER_SECRET, SECRET, TOKEN};
+use support::{OTHER_SECRET, SECRET, TOKEN, create_shop};
 
 // Tests that wait on the process synchronously run on a multi-threaded
 // runtime: the gRPC client's connection task must keep running meanwhile, or
@@ -129,25 +129,6 @@ impl Process {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// Registers the "Shop" channel with [`SECRET`] and the long-lived [`TOKEN`].
-async fn create_shop(
-    admin: &mut ChannelAdminClient<tonic::transport::Channel>,
-) -> line_adapter::proto::v1::Channel {
-    admin
-        .create_channel(CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap()
 }
 
 impl Drop for Process {

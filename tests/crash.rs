@@ -28,7 +28,7 @@ use line_adapter::{
     webhook::signature::sign,
 };
 use support::{
-    SECRET, TOKEN,
+    SECRET,
     retry_key_line::{RetryKeyLine, start_line},
     text_body,
 };
@@ -84,21 +84,9 @@ async fn sigkill_every_few_seconds_loses_and_doubles_nothing() {
     let grpc_url = format!("http://127.0.0.1:{grpc}");
     let mut child = spawn(dir.path(), grpc, http, &line);
     wait_ready(http).await;
-    let channel = ChannelAdminClient::connect(grpc_url.clone())
-        .await
-        .unwrap()
-        .create_channel(pb::CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let channel =
+        support::create_shop(&mut ChannelAdminClient::connect(grpc_url.clone()).await.unwrap())
+            .await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let answered: Arc<Mutex<Vec<String>>> = Arc::default();

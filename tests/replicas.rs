@@ -32,7 +32,7 @@ use line_adapter::{
     webhook::signature::sign,
 };
 use support::{
-    NATS_TEST_MASTER_KEY, SECRET, TOKEN, nats_url,
+    NATS_TEST_MASTER_KEY, SECRET, nats_url,
     retry_key_line::{RetryKeyLine, start_line},
     text_body,
 };
@@ -139,20 +139,7 @@ async fn create_channel(replica: &Replica) -> String {
     let mut admin = ChannelAdminClient::connect(replica.grpc.clone())
         .await
         .unwrap();
-    admin
-        .create_channel(pb::CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: "1234567890".into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: TOKEN.into(),
-            token_mode: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap()
-        .id
+    support::create_shop(&mut admin).await.id
 }
 
 /// Every event from the start, as (sequence, webhookEventId), read until
@@ -169,9 +156,19 @@ async fn replay(replica: &Replica, expected: usize) -> Vec<(u64, String)> {
         .await
         .unwrap()
         .into_inner();
+    collect_events(&mut stream, expected, Duration::from_secs(5)).await
+}
+
+/// Events of a Subscribe stream as (sequence, webhookEventId), until
+/// `expected` arrived or none came for `quiet`.
+async fn collect_events(
+    stream: &mut tonic::Streaming<pb::SubscribeResponse>,
+    expected: usize,
+    quiet: Duration,
+) -> Vec<(u64, String)> {
     let mut events = Vec::new();
     while events.len() < expected {
-        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        match tokio::time::timeout(quiet, stream.next()).await {
             Ok(Some(Ok(item))) => {
                 if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
                     events.push((event.sequence, event.webhook_event_id));
@@ -238,18 +235,7 @@ async fn webhooks_spread_over_replicas_appear_once_in_one_order_everywhere() {
             .unwrap()
             .into_inner();
         live.push(tokio::spawn(async move {
-            let mut events = Vec::new();
-            while events.len() < 300 {
-                match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-                    Ok(Some(Ok(item))) => {
-                        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
-                            events.push((event.sequence, event.webhook_event_id));
-                        }
-                    }
-                    _ => break,
-                }
-            }
-            events
+            collect_events(&mut stream, 300, Duration::from_secs(10)).await
         }));
     }
 

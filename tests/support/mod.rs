@@ -273,8 +273,13 @@ pub async fn start_with_line(dir: &Path, line: &fake_line::FakeLine) -> TestApp 
 
 /// Registers a channel with [`SECRET`] and the long-lived [`TOKEN`].
 pub async fn create_channel_with_token(app: &TestApp) -> pb::Channel {
-    app.admin()
-        .await
+    create_shop(&mut app.admin().await).await
+}
+
+/// Registers the "Shop" channel with [`SECRET`] and the long-lived
+/// [`TOKEN`] through any service's gRPC API (in-process or a binary).
+pub async fn create_shop(admin: &mut ChannelAdminClient<Channel>) -> pb::Channel {
+    admin
         .create_channel(pb::CreateChannelRequest {
             display_name: "Shop".into(),
             line_channel_id: "1234567890".into(),
