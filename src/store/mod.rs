@@ -23,9 +23,10 @@ use tokio::sync::broadcast;
 
 pub use nats::{NatsOptions, NatsStore};
 pub use records::{
-    AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState, EventRecord,
-    IssuedTokenRecord, KeyPairRecord, LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention,
-    SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
+    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState,
+    EventRecord, IssuedTokenRecord, KeyPairRecord, LogBounds, NewEvent, PreviousSecret, ReplyToken,
+    Retention, SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode,
+    TokenStateRecord,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;

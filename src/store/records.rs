@@ -233,6 +233,39 @@ pub struct ConsumerPosition {
     pub update_time_ms: i64,
 }
 
+/// What an ack does to a consumer's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckStep {
+    /// Already there: nothing to write.
+    Unchanged(ConsumerPosition),
+    /// Moves (or creates) the position to this.
+    MoveTo(ConsumerPosition),
+}
+
+impl ConsumerPosition {
+    /// The rule every backend applies to an ack of `sequence` by consumer
+    /// `name` at `current`: never backwards, the same position again is
+    /// fine. The backend writes a `MoveTo` with its compare-and-set.
+    pub fn ack(
+        current: Option<&Self>,
+        name: &str,
+        sequence: u64,
+        now_ms: i64,
+    ) -> Result<AckStep, super::StoreError> {
+        match current {
+            Some(position) if sequence < position.acked => Err(super::StoreError::AckBackwards {
+                consumer: name.to_owned(),
+                acked: position.acked,
+            }),
+            Some(position) if sequence == position.acked => Ok(AckStep::Unchanged(*position)),
+            _ => Ok(AckStep::MoveTo(Self {
+                acked: sequence,
+                update_time_ms: now_ms,
+            })),
+        }
+    }
+}
+
 /// What to drop from the log and the dedupe memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {

@@ -17,9 +17,9 @@ use tokio::sync::broadcast;
 
 use super::group_flush::GroupFlush;
 use super::{
-    AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord, LogBounds,
-    NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, TokenStateRecord,
-    sled_log::EventLog,
+    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord,
+    LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError,
+    TokenStateRecord, sled_log::EventLog,
 };
 
 const CHANNELS: &str = "channels";
@@ -511,20 +511,9 @@ impl Store for SledStore {
                 .as_ref()
                 .map(|bytes| decode_consumer(name, bytes))
                 .transpose()?;
-            if let Some(position) = position {
-                if sequence < position.acked {
-                    return Err(StoreError::AckBackwards {
-                        consumer: name.to_owned(),
-                        acked: position.acked,
-                    });
-                }
-                if sequence == position.acked {
-                    return Ok((position, false));
-                }
-            }
-            let next = ConsumerPosition {
-                acked: sequence,
-                update_time_ms: now_ms,
+            let next = match ConsumerPosition::ack(position.as_ref(), name, sequence, now_ms)? {
+                AckStep::Unchanged(position) => return Ok((position, false)),
+                AckStep::MoveTo(next) => next,
             };
             let encoded = serde_json::to_vec(&next).expect("a position always serializes");
             let swapped = self

@@ -34,8 +34,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::broadcast;
 
 use super::{
-    AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord, LogBounds,
-    NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError, TokenStateRecord,
+    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord,
+    LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError,
+    TokenStateRecord,
 };
 use log::NatsLog;
 
@@ -995,20 +996,9 @@ impl Store for NatsStore {
                 .as_ref()
                 .map(|e| from_json::<ConsumerPosition>("consumers", name, &e.value))
                 .transpose()?;
-            if let Some(position) = position {
-                if sequence < position.acked {
-                    return Err(StoreError::AckBackwards {
-                        consumer: name.to_owned(),
-                        acked: position.acked,
-                    });
-                }
-                if sequence == position.acked {
-                    return Ok((position, false));
-                }
-            }
-            let next = ConsumerPosition {
-                acked: sequence,
-                update_time_ms: now_ms,
+            let next = match ConsumerPosition::ack(position.as_ref(), name, sequence, now_ms)? {
+                AckStep::Unchanged(position) => return Ok((position, false)),
+                AckStep::MoveTo(next) => next,
             };
             let written = match &current {
                 Some(entry) => match self
