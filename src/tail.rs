@@ -111,8 +111,15 @@ pub fn line(event: &pb::Event) -> serde_json::Value {
             .cloned()
             .unwrap_or_default()
     });
-    let raw: serde_json::Value =
-        serde_json::from_str(&event.json).unwrap_or(serde_json::Value::Null);
+    // Dead letters have no JSON (null). An event's JSON may hold a number no
+    // f64 holds (valid JSON, but not a serde `Value`); it is then printed as
+    // a string rather than dropped.
+    let raw = if event.json.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&event.json)
+            .unwrap_or_else(|_| serde_json::Value::String(event.json.clone()))
+    };
     let mut line = json!({
         "sequence": event.sequence,
         "channel_id": event.channel_id,

@@ -1618,6 +1618,22 @@ mod tests {
         assert_eq!(parse_body(body.as_bytes()).unwrap().events.len(), 1);
     }
 
+    /// Found by the fuzz suite in CI: JSON numbers have no range (RFC 8259),
+    /// so a body may carry one no f64 holds. The event is kept byte for byte;
+    /// only the typed field is left unset.
+    #[test]
+    fn numbers_beyond_f64_keep_the_event_verbatim() {
+        let raw = r#"{"type":"follow","webhookEventId":"01A","timestamp":1e530385949997,"mode":"active"}"#;
+        assert!(serde_json::from_str::<Value>(raw).is_err());
+        let body = format!(r#"{{"destination":"U1","events":[{raw}]}}"#);
+        let parsed = parse_body(body.as_bytes()).unwrap();
+        let event = &parsed.events[0].event;
+        assert_eq!(event.json, raw);
+        assert_eq!(event.timestamp, None);
+        assert_eq!(event.mode(), pb::EventMode::Active);
+        assert_eq!(event.r#type(), pb::EventType::Follow);
+    }
+
     // ---- 4. properties -------------------------------------------------------
 
     /// Field names LINE uses, so that random objects hit the typed mappers.
