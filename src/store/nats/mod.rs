@@ -144,6 +144,29 @@ fn is_wrong_revision(err: &kv::UpdateError) -> bool {
     err.kind() == kv::UpdateErrorKind::WrongLastRevision
 }
 
+/// Compare-and-set: writes `value` under `key` only if the key is still as
+/// it was read, `current` (at its revision) or absent. `Ok(false)` when
+/// another writer came first.
+async fn put_if_unchanged(
+    bucket: &kv::Store,
+    key: &str,
+    current: Option<&kv::Entry>,
+    value: Bytes,
+) -> Result<bool> {
+    match current {
+        Some(entry) => match bucket.update(key, value, entry.revision).await {
+            Ok(_) => Ok(true),
+            Err(err) if is_wrong_revision(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        },
+        None => match bucket.create(key, value).await {
+            Ok(_) => Ok(true),
+            Err(err) if is_already_exists(&err) => Ok(false),
+            Err(err) => Err(backend(err)),
+        },
+    }
+}
+
 /// Who may attempt a delivery, until when.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Lease {
@@ -638,17 +661,10 @@ impl Store for NatsStore {
         if stored_version != expected_version {
             return Err(conflict());
         }
-        match stored {
-            Some(entry) => match self.tokens.update(&key, json(state), entry.revision).await {
-                Ok(_) => Ok(()),
-                Err(err) if is_wrong_revision(&err) => Err(conflict()),
-                Err(err) => Err(backend(err)),
-            },
-            None => match self.tokens.create(&key, json(state)).await {
-                Ok(_) => Ok(()),
-                Err(err) if is_already_exists(&err) => Err(conflict()),
-                Err(err) => Err(backend(err)),
-            },
+        if put_if_unchanged(&self.tokens, &key, stored.as_ref(), json(state)).await? {
+            Ok(())
+        } else {
+            Err(conflict())
         }
     }
 
@@ -923,43 +939,14 @@ impl Store for NatsStore {
             until_ms,
         };
         let current = live(self.leases.entry(&key).await.map_err(backend)?);
-        let written = match current {
-            None => self
-                .leases
-                .create(&key, json(&lease))
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    if is_already_exists(&e) {
-                        None
-                    } else {
-                        Some(backend(e))
-                    }
-                }),
-            Some(entry) => {
-                let held: Lease = from_json("leases", id, &entry.value)?;
-                if held.owner != owner && held.until_ms > now_ms {
-                    return Ok(false);
-                }
-                self.leases
-                    .update(&key, json(&lease), entry.revision)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        if is_wrong_revision(&e) {
-                            None
-                        } else {
-                            Some(backend(e))
-                        }
-                    })
+        if let Some(entry) = &current {
+            let held: Lease = from_json("leases", id, &entry.value)?;
+            if held.owner != owner && held.until_ms > now_ms {
+                return Ok(false);
             }
-        };
-        match written {
-            Ok(()) => Ok(true),
-            // Someone else wrote it first: theirs.
-            Err(None) => Ok(false),
-            Err(Some(err)) => Err(err),
         }
+        // Someone else writing it first: theirs.
+        put_if_unchanged(&self.leases, &key, current.as_ref(), json(&lease)).await
     }
 
     async fn release_delivery(&self, id: &str, owner: &str) -> Result<()> {
@@ -1000,23 +987,7 @@ impl Store for NatsStore {
                 AckStep::Unchanged(position) => return Ok((position, false)),
                 AckStep::MoveTo(next) => next,
             };
-            let written = match &current {
-                Some(entry) => match self
-                    .consumers
-                    .update(&key, json(&next), entry.revision)
-                    .await
-                {
-                    Ok(_) => true,
-                    Err(err) if is_wrong_revision(&err) => false,
-                    Err(err) => return Err(backend(err)),
-                },
-                None => match self.consumers.create(&key, json(&next)).await {
-                    Ok(_) => true,
-                    Err(err) if is_already_exists(&err) => false,
-                    Err(err) => return Err(backend(err)),
-                },
-            };
-            if written {
+            if put_if_unchanged(&self.consumers, &key, current.as_ref(), json(&next)).await? {
                 return Ok((next, position.is_none()));
             }
         }
