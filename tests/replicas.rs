@@ -16,6 +16,7 @@ mod support;
 
 use std::{
     collections::HashMap,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -58,6 +59,10 @@ struct Replica {
 
 impl Replica {
     fn spawn(nats: &str, prefix: &str, line: &str) -> Self {
+        Self::spawn_with(nats, prefix, line, &[])
+    }
+
+    fn spawn_with(nats: &str, prefix: &str, line: &str, env: &[(&str, &Path)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (grpc, http) = (free_port(), free_port());
         let log = std::fs::File::create(dir.path().join("replica.log")).unwrap();
@@ -76,7 +81,8 @@ impl Replica {
             // taken up within the test.
             .env("LINE_ADAPTER_LINE_REQUEST_TIMEOUT_MS", "1000")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start the binary");
@@ -482,9 +488,14 @@ struct OwnNats {
 
 impl OwnNats {
     fn start(port: u16, store: tempfile::TempDir) -> Self {
+        Self::start_with(port, store, &[])
+    }
+
+    fn start_with(port: u16, store: tempfile::TempDir, args: &[&std::ffi::OsStr]) -> Self {
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -689,4 +700,100 @@ async fn a_stop_while_nats_is_down_still_ends_within_the_grace() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(exit.code(), Some(0));
+}
+
+/// A private CA and a certificate it issued for 127.0.0.1, as PEM files in
+/// `dir`: (CA certificate, server certificate, server key).
+fn private_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    );
+    std::fs::write(&files.0, ca.pem()).unwrap();
+    std::fs::write(&files.1, cert.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+/// NATS that requires TLS, with a certificate from a private CA: the
+/// service trusting that CA (`nats_tls_ca_file`) works; one that does not
+/// refuses the server and does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_over_tls_with_a_private_ca() {
+    if nats_url().is_none() {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    }
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_pki(pki.path());
+    let nats = OwnNats::start_with(
+        free_port(),
+        tempfile::tempdir().unwrap(),
+        &[
+            "--tls".as_ref(),
+            "--tlscert".as_ref(),
+            cert.as_os_str(),
+            "--tlskey".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let line = start_line(Arc::new(RetryKeyLine::default())).await;
+
+    let trusting = Replica::spawn_with(
+        &url,
+        "tls",
+        &line,
+        &[("LINE_ADAPTER_NATS_TLS_CA_FILE", ca.as_path())],
+    );
+    trusting.wait_ready().await;
+    let channel = create_channel(&trusting).await;
+    let client = reqwest::Client::new();
+    for n in 0..3 {
+        let body = text_body(&format!("tls-{n}"), 1, "U1");
+        assert_eq!(
+            post(&client, &trusting.webhook_url(&channel), &body).await,
+            Some(200)
+        );
+    }
+    let ids: Vec<String> = replay(&trusting, 3)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids, ["tls-0-0", "tls-1-0", "tls-2-0"]);
+
+    // The system roots do not include the private CA: start-up tries for
+    // its 30 s window, then stops, naming the reason.
+    let mut untrusting = Replica::spawn(&url, "tls", &line);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = untrusting.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a service not trusting the server's certificate must not start"
+        );
+        assert!(!untrusting.ready().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success());
+    let log = std::fs::read_to_string(untrusting._dir.path().join("replica.log")).unwrap();
+    assert!(
+        log.contains("NATS: cannot connect") && log.contains("certificate"),
+        "{log}"
+    );
+    drop((trusting, untrusting));
+    let _ = nats.stop();
 }

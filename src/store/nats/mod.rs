@@ -228,6 +228,38 @@ impl std::fmt::Debug for NatsStore {
     }
 }
 
+/// How long start-up keeps trying to reach NATS: in a cluster the service
+/// may start before NATS does.
+const CONNECT_WINDOW: Duration = Duration::from_secs(30);
+
+/// The first connection, tried again until [`CONNECT_WINDOW`] ends. Each
+/// failure is logged with its reason (an untrusted certificate, a refused
+/// connection) and the last one is the error, instead of the client's own
+/// background retries, which report only "IO error".
+async fn connect_within(
+    connect: async_nats::ConnectOptions,
+    urls: &[async_nats::ServerAddr],
+) -> Result<async_nats::Client> {
+    let deadline = tokio::time::Instant::now() + CONNECT_WINDOW;
+    loop {
+        let why = match tokio::time::timeout(REQUEST_TIMEOUT, connect.clone().connect(urls)).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+        };
+        if tokio::time::Instant::now() + CONNECT_RETRY >= deadline {
+            return Err(StoreError::Backend(format!(
+                "NATS: cannot connect within {} s: {why}",
+                CONNECT_WINDOW.as_secs()
+            )));
+        }
+        tracing::warn!(error = %why, "NATS not reachable yet; trying again");
+        tokio::time::sleep(CONNECT_RETRY).await;
+    }
+}
+
+const CONNECT_RETRY: Duration = Duration::from_secs(1);
+
 impl NatsStore {
     /// Connects, creates what is missing and starts following the log.
     pub async fn open(options: &NatsOptions) -> Result<Self> {
@@ -235,7 +267,6 @@ impl NatsStore {
         let mut connect = async_nats::ConnectOptions::new()
             .name("line-adapter")
             .request_timeout(Some(REQUEST_TIMEOUT))
-            .retry_on_initial_connect()
             .event_callback(|event| async move {
                 match event {
                     async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
@@ -257,10 +288,7 @@ impl NatsStore {
             .map(|u| u.trim().parse())
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| StoreError::Backend(format!("NATS url: {e}")))?;
-        let client = tokio::time::timeout(REQUEST_TIMEOUT, connect.connect(urls.as_slice()))
-            .await
-            .map_err(|_| StoreError::Backend("NATS: no server answered within 10 s".into()))?
-            .map_err(backend)?;
+        let client = connect_within(connect, &urls).await?;
         let js = jetstream::new(client.clone());
         let p = &options.prefix;
         let replicas = options.replicas;
