@@ -10,7 +10,9 @@
 //!   ack, and its sends (some caught mid-request) are delivered exactly
 //!   once, by one replica at a time;
 //! - NATS restarted: the service reports not ready, recovers, and loses
-//!   nothing acknowledged.
+//!   nothing acknowledged;
+//! - NATS over TLS with a private CA, and in operator mode with a `.creds`
+//!   file: connected when trusted, refused with the reason otherwise.
 
 mod support;
 
@@ -109,8 +111,28 @@ impl Replica {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let log = std::fs::read_to_string(self._dir.path().join("replica.log")).unwrap_or_default();
-        panic!("replica on {} did not become ready:\n{log}", self.http);
+        panic!(
+            "replica on {} did not become ready:\n{}",
+            self.http,
+            self.log()
+        );
+    }
+
+    /// Waits for the process to end (never ready meanwhile).
+    async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            assert!(!self.ready().await, "must not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("replica.log")).unwrap_or_default()
     }
 
     fn webhook_url(&self, channel: &str) -> String {
@@ -492,17 +514,35 @@ impl OwnNats {
     }
 
     fn start_with(port: u16, store: tempfile::TempDir, args: &[&std::ffi::OsStr]) -> Self {
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        command
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
-            .args(args)
+            .args(args);
+        Self::spawn(command, port, store)
+    }
+
+    /// With a configuration file (which names the port and store dir).
+    fn start_config(port: u16, store: tempfile::TempDir, config: &Path) -> Self {
+        let mut command = Command::new("nats-server");
+        command.arg("-c").arg(config);
+        Self::spawn(command, port, store)
+    }
+
+    fn spawn(mut command: Command, port: u16, store: tempfile::TempDir) -> Self {
+        let log = store.path().join("nats-server.log");
+        let child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("nats-server on PATH (.ci/run installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { child, port, store }
@@ -776,24 +816,168 @@ async fn nats_over_tls_with_a_private_ca() {
     // The system roots do not include the private CA: start-up tries for
     // its 30 s window, then stops, naming the reason.
     let mut untrusting = Replica::spawn(&url, "tls", &line);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = untrusting.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a service not trusting the server's certificate must not start"
-        );
-        assert!(!untrusting.ready().await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = untrusting.wait_exit(Duration::from_secs(60)).await;
     assert!(!status.success());
-    let log = std::fs::read_to_string(untrusting._dir.path().join("replica.log")).unwrap();
+    let log = untrusting.log();
     assert!(
         log.contains("NATS: cannot connect") && log.contains("certificate"),
         "{log}"
     );
     drop((trusting, untrusting));
+    let _ = nats.stop();
+}
+
+/// A NATS JWT (v2) for `subject`, signed by `issuer`.
+fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    let header = B64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": uuid::Uuid::new_v4().simple().to_string(),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    });
+    let payload = B64.encode(claims.to_string());
+    let signature = issuer
+        .sign(format!("{header}.{payload}").as_bytes())
+        .unwrap();
+    format!("{header}.{payload}.{}", B64.encode(signature))
+}
+
+/// A `.creds` file: a user's JWT and its NKey seed.
+fn creds(user_jwt: &str, user: &nkeys::KeyPair) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().unwrap()
+    )
+}
+
+/// NATS in operator mode (decentralised JWT auth, as NGS and most managed
+/// NATS use): the service connects with a `.creds` file (`nats_creds_file`)
+/// and works; with a user the server does not know it is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_with_a_creds_file() {
+    use serde_json::json;
+    if nats_url().is_none() {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    }
+    let files = tempfile::tempdir().unwrap();
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "test-operator",
+        json!({"type": "operator", "version": 2}),
+    );
+    let account_jwt = nats_jwt(
+        &operator,
+        &account.public_key(),
+        "line-adapter",
+        json!({
+            "limits": {
+                "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                "wildcards": true, "conn": -1, "leaf": -1,
+                "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+            },
+            "type": "account",
+            "version": 2,
+        }),
+    );
+    let user_jwt = nats_jwt(
+        &account,
+        &user.public_key(),
+        "line-adapter",
+        json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1, "type": "user", "version": 2}),
+    );
+    // JetStream needs a system account.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = nats_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        json!({"type": "account", "version": 2}),
+    );
+    let port = free_port();
+    let store = tempfile::tempdir().unwrap();
+    let config = files.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "host: 127.0.0.1\nport: {port}\noperator: {operator_jwt}\n\
+             system_account: {sys}\nresolver: MEMORY\n\
+             resolver_preload: {{ {sys}: {system_jwt}, {}: {account_jwt} }}\n\
+             jetstream: {{ store_dir: {:?} }}\n",
+            account.public_key(),
+            store.path().display().to_string(),
+            sys = system.public_key(),
+        ),
+    )
+    .unwrap();
+    let good = files.path().join("good.creds");
+    std::fs::write(&good, creds(&user_jwt, &user)).unwrap();
+    // A user signed by an account the server does not know.
+    let stranger = nkeys::KeyPair::new_user();
+    let stranger_jwt = nats_jwt(
+        &nkeys::KeyPair::new_account(),
+        &stranger.public_key(),
+        "stranger",
+        json!({"pub": {}, "sub": {}, "type": "user", "version": 2}),
+    );
+    let bad = files.path().join("bad.creds");
+    std::fs::write(&bad, creds(&stranger_jwt, &stranger)).unwrap();
+
+    let nats = OwnNats::start_config(port, store, &config);
+    let url = format!("nats://127.0.0.1:{port}");
+    let line = start_line(Arc::new(RetryKeyLine::default())).await;
+
+    let member = Replica::spawn_with(
+        &url,
+        "creds",
+        &line,
+        &[("LINE_ADAPTER_NATS_CREDS_FILE", good.as_path())],
+    );
+    member.wait_ready().await;
+    let channel = create_channel(&member).await;
+    let client = reqwest::Client::new();
+    for n in 0..3 {
+        let body = text_body(&format!("creds-{n}"), 1, "U1");
+        assert_eq!(
+            post(&client, &member.webhook_url(&channel), &body).await,
+            Some(200)
+        );
+    }
+    let ids: Vec<String> = replay(&member, 3)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids, ["creds-0-0", "creds-1-0", "creds-2-0"]);
+
+    let mut refused = Replica::spawn_with(
+        &url,
+        "creds",
+        &line,
+        &[("LINE_ADAPTER_NATS_CREDS_FILE", bad.as_path())],
+    );
+    // Refused credentials are not tried again for the start-up window.
+    let status = refused.wait_exit(Duration::from_secs(20)).await;
+    assert!(!status.success());
+    let log = refused.log();
+    assert!(
+        log.contains("NATS: cannot connect") && log.contains("authorization"),
+        "{log}"
+    );
+    // Its seed is a secret: never logged.
+    assert!(!log.contains(&stranger.seed().unwrap()));
+    drop((member, refused));
     let _ = nats.stop();
 }

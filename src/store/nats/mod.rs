@@ -27,7 +27,10 @@ mod log;
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::{
+    ConnectErrorKind,
+    jetstream::{self, kv, stream},
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
@@ -242,11 +245,25 @@ async fn connect_within(
 ) -> Result<async_nats::Client> {
     let deadline = tokio::time::Instant::now() + CONNECT_WINDOW;
     loop {
-        let why = match tokio::time::timeout(REQUEST_TIMEOUT, connect.clone().connect(urls)).await {
-            Ok(Ok(client)) => return Ok(client),
-            Ok(Err(err)) => err.to_string(),
-            Err(_) => format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
-        };
+        let (why, lasting) =
+            match tokio::time::timeout(REQUEST_TIMEOUT, connect.clone().connect(urls)).await {
+                Ok(Ok(client)) => return Ok(client),
+                // Credentials refused now are refused again.
+                Ok(Err(err)) => (
+                    err.to_string(),
+                    matches!(
+                        err.kind(),
+                        ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation
+                    ),
+                ),
+                Err(_) => (
+                    format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
+                    false,
+                ),
+            };
+        if lasting {
+            return Err(StoreError::Backend(format!("NATS: cannot connect: {why}")));
+        }
         if tokio::time::Instant::now() + CONNECT_RETRY >= deadline {
             return Err(StoreError::Backend(format!(
                 "NATS: cannot connect within {} s: {why}",
