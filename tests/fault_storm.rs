@@ -9,7 +9,6 @@ mod support;
 
 use std::{
     collections::HashMap,
-    convert::Infallible,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -17,11 +16,7 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::{body::Incoming, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use hyper::body::Incoming;
 use line_adapter::proto::v1::{self as pb, conversation::Chat};
 use support::{TestApp, create_channel_with_token, test_settings};
 
@@ -134,29 +129,17 @@ fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Response<Full<By
 }
 
 async fn start_storm(storm: Arc<Storm>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let storm = storm.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let storm = storm.clone();
-                    async move {
-                        match storm.handle(request).await {
-                            Outcome::Answer(response) => Ok::<_, std::io::Error>(response),
-                            Outcome::Reset => Err(std::io::Error::other("reset")),
-                        }
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    let (addr, _) = support::http_stub::serve(move |request: Request<Incoming>| {
+        let storm = storm.clone();
+        async move {
+            match storm.handle(request).await {
+                Outcome::Answer(response) => Some(response),
+                Outcome::Reset => None,
+            }
         }
-        Ok::<_, Infallible>(())
-    });
-    url
+    })
+    .await;
+    format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

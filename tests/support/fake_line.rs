@@ -10,12 +10,7 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
-use hyper::{body::Incoming, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
-use tokio::net::TcpListener;
+use hyper::body::Incoming;
 
 /// Marks a scripted answer that drops the connection (not a real status).
 const RESET: u16 = 999;
@@ -55,30 +50,14 @@ pub struct FakeLine {
 
 impl FakeLine {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let state = state.clone();
-                    async move {
-                        // A scripted status 0 drops the connection without
-                        // answering, as a reset or a crash of LINE would.
-                        answer(&state, request)
-                            .await
-                            .ok_or_else(|| std::io::Error::other("scripted connection reset"))
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = super::http_stub::serve(move |request: Request<Incoming>| {
+            let state = shared.clone();
+            // A scripted status 0 drops the connection without answering.
+            async move { answer(&state, request).await }
+        })
+        .await;
         Self { addr, state, task }
     }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 pub mod fake_line;
+pub mod http_stub;
 pub mod proxy;
 pub mod retry_key_line;
 

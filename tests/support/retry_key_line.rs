@@ -16,11 +16,7 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::{body::Incoming, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use hyper::body::Incoming;
 
 #[derive(Default)]
 pub struct RetryKeyLine {
@@ -100,29 +96,16 @@ impl RetryKeyLine {
 
 /// Serves `line` on an ephemeral loopback port; returns its base URL.
 pub async fn start_line(line: Arc<RetryKeyLine>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let line = line.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let line = line.clone();
-                    async move {
-                        let key = request
-                            .headers()
-                            .get("x-line-retry-key")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default()
-                            .to_owned();
-                        Ok::<_, std::io::Error>(line.answer(key).await)
-                    }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
+    let (addr, _) = super::http_stub::serve(move |request: Request<Incoming>| {
+        let line = line.clone();
+        let key = request
+            .headers()
+            .get("x-line-retry-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        async move { Some(line.answer(key).await) }
+    })
+    .await;
+    format!("http://{addr}")
 }
