@@ -25,7 +25,7 @@ use crate::{
     settings::Settings,
     settings::StoreBackend,
     store::{
-        NatsOptions, NatsStore, Retention, SledStore, Store, StoreError,
+        NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
         sled_log::REPLY_TOKEN_LIFETIME,
     },
     time::now_ms,
@@ -187,7 +187,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let opened = tokio::select! {
-        opened = open_store(&settings, &cipher) => Some(opened),
+        opened = open_store(&settings, &cipher, nats::CONNECT_WINDOW) => Some(opened),
         _ = &mut shutdown => None,
     };
     let (store, rotation) = match opened {
@@ -469,7 +469,8 @@ pub async fn open_offline(
         return Ok(None);
     }
     let cipher = cipher(settings)?;
-    let (store, _) = open_store(settings, &cipher).await?;
+    // A check reports an unreachable NATS at once rather than waiting for it.
+    let (store, _) = open_store(settings, &cipher, Duration::ZERO).await?;
     Ok(Some((store, cipher)))
 }
 
@@ -500,9 +501,11 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
 /// Opens the store and checks the master key against it. With a previous
 /// key configured and the store still sealed under it, also returns the
 /// check value sealed under the new key, for the rotation to store last.
+/// `nats_connect_window`: how long to keep trying to reach NATS.
 async fn open_store(
     settings: &Settings,
     cipher: &Cipher,
+    nats_connect_window: Duration,
 ) -> Result<(Arc<dyn Store>, Option<Vec<u8>>), AppError> {
     let store: Arc<dyn Store> = match &settings.store {
         StoreBackend::Sled => {
@@ -520,6 +523,7 @@ async fn open_store(
                 creds_file: nats.creds_file.clone(),
                 tls_ca_file: nats.tls_ca_file.clone(),
                 prefix: nats.prefix.clone(),
+                connect_window: nats_connect_window,
                 replicas: nats.replicas,
                 event_retention: settings.event_retention,
                 max_events: settings.event_retention_max_events,

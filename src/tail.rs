@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
-use serde_json::json;
+use serde_json::value::RawValue;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use crate::{
@@ -102,44 +102,62 @@ fn authorized<T>(message: T, api_key: Option<&str>) -> Result<Request<T>, TailEr
     Ok(request)
 }
 
+/// One printed line: the event's own JSON is embedded verbatim.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    sequence: u64,
+    channel_id: &'a str,
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    conversation: &'a str,
+    webhook_event_id: &'a str,
+    /// `null` for dead letters. Raw rather than a `Value`: an event may
+    /// hold a number no f64 holds, which is still JSON.
+    json: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter: Option<DeadLetterLine<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct DeadLetterLine<'a> {
+    error: &'a str,
+    content_type: &'a str,
+    body_base64: String,
+}
+
 /// One JSON line for an event.
-pub fn line(event: &pb::Event) -> serde_json::Value {
-    let conversation = event.source.as_ref().map(|source| {
-        [&source.group_id, &source.room_id, &source.user_id]
-            .into_iter()
-            .find(|id| !id.is_empty())
-            .cloned()
-            .unwrap_or_default()
-    });
-    // Dead letters have no JSON (null). An event's JSON may hold a number no
-    // f64 holds (valid JSON, but not a serde `Value`); it is then printed as
-    // a string rather than dropped.
-    let raw = if event.json.is_empty() {
-        serde_json::Value::Null
+pub fn line(event: &pb::Event) -> String {
+    let conversation = event
+        .source
+        .as_ref()
+        .and_then(|source| {
+            [&source.group_id, &source.room_id, &source.user_id]
+                .into_iter()
+                .find(|id| !id.is_empty())
+        })
+        .map_or("", String::as_str);
+    let type_name = if event.type_name.is_empty() {
+        event.r#type().as_str_name()
     } else {
-        serde_json::from_str(&event.json)
-            .unwrap_or_else(|_| serde_json::Value::String(event.json.clone()))
+        &event.type_name
     };
-    let mut line = json!({
-        "sequence": event.sequence,
-        "channel_id": event.channel_id,
-        "type": if event.type_name.is_empty() {
-            event.r#type().as_str_name().to_owned()
-        } else {
-            event.type_name.clone()
+    let line = Line {
+        sequence: event.sequence,
+        channel_id: &event.channel_id,
+        type_name,
+        conversation,
+        webhook_event_id: &event.webhook_event_id,
+        json: serde_json::from_str(&event.json).ok(),
+        dead_letter: match &event.payload {
+            Some(pb::event::Payload::DeadLetter(dead)) => Some(DeadLetterLine {
+                error: &dead.error,
+                content_type: &dead.content_type,
+                body_base64: BASE64.encode(&dead.body),
+            }),
+            _ => None,
         },
-        "conversation": conversation.unwrap_or_default(),
-        "webhook_event_id": event.webhook_event_id,
-        "json": raw,
-    });
-    if let Some(pb::event::Payload::DeadLetter(dead)) = &event.payload {
-        line["dead_letter"] = json!({
-            "error": dead.error,
-            "content_type": dead.content_type,
-            "body_base64": BASE64.encode(&dead.body),
-        });
-    }
-    line
+    };
+    serde_json::to_string(&line).expect("serializing strings and raw JSON cannot fail")
 }
 
 /// Follows the stream, printing to `out`, until `max` events, the server
@@ -190,4 +208,54 @@ pub async fn run(options: TailOptions, out: &mut impl Write) -> Result<(), TailE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_events_json_is_printed_verbatim_even_beyond_f64() {
+        let json = r#"{"type":"follow","webhookEventId":"01A","timestamp":1e530385949997}"#;
+        let event = pb::Event {
+            sequence: 7,
+            channel_id: "ch".into(),
+            type_name: "follow".into(),
+            webhook_event_id: "01A".into(),
+            json: json.into(),
+            source: Some(pb::Source {
+                user_id: "U1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            line(&event),
+            format!(
+                r#"{{"sequence":7,"channel_id":"ch","type":"follow","conversation":"U1","webhook_event_id":"01A","json":{json}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_has_null_json_and_its_body() {
+        let event = pb::Event {
+            sequence: 1,
+            r#type: pb::EventType::DeadLetter as i32,
+            payload: Some(pb::event::Payload::DeadLetter(pb::DeadLetter {
+                body: b"{oops".to_vec(),
+                error: "body is not valid JSON".into(),
+                content_type: "application/json".into(),
+            })),
+            ..Default::default()
+        };
+        let printed: serde_json::Value = serde_json::from_str(&line(&event)).unwrap();
+        assert_eq!(printed["json"], serde_json::Value::Null);
+        assert_eq!(printed["type"], "EVENT_TYPE_DEAD_LETTER");
+        assert_eq!(
+            printed["dead_letter"]["body_base64"],
+            BASE64.encode(b"{oops")
+        );
+        assert_eq!(printed["dead_letter"]["error"], "body is not valid JSON");
+    }
 }

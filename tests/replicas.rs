@@ -501,11 +501,19 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
     );
 }
 
-/// A `nats-server` of this test's own, to stop and start again.
+/// A `nats-server` of this test's own, to stop and start again. Killed
+/// when dropped, also when a test fails midway.
 struct OwnNats {
     child: Child,
     port: u16,
-    store: tempfile::TempDir,
+    store: Option<tempfile::TempDir>,
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl OwnNats {
@@ -545,13 +553,18 @@ impl OwnNats {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, port, store }
+        Self {
+            child,
+            port,
+            store: Some(store),
+        }
     }
 
+    /// Stops the server, keeping its store for a restart.
     fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.store
+        self.store.take().expect("the store is kept until stop")
     }
 }
 
@@ -745,9 +758,16 @@ async fn a_stop_while_nats_is_down_still_ends_within_the_grace() {
 /// A private CA and a certificate it issued for 127.0.0.1, as PEM files in
 /// `dir`: (CA certificate, server certificate, server key).
 fn private_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
+        KeyPair,
+    };
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Its own name, so that the server certificate is not self-issued.
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, "line-adapter test CA");
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
     let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])

@@ -54,6 +54,8 @@ pub struct NatsOptions {
     pub tls_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every stream and bucket name.
     pub prefix: String,
+    /// How long to keep trying to connect at start-up (zero: one try).
+    pub connect_window: Duration,
     /// JetStream replicas of the stream and buckets created.
     pub replicas: usize,
     /// How long events stay in the log.
@@ -231,51 +233,85 @@ impl std::fmt::Debug for NatsStore {
     }
 }
 
-/// How long start-up keeps trying to reach NATS: in a cluster the service
-/// may start before NATS does.
-const CONNECT_WINDOW: Duration = Duration::from_secs(30);
+/// How long `serve` keeps trying to reach NATS at start-up: in a cluster
+/// the service may start before NATS does.
+pub const CONNECT_WINDOW: Duration = Duration::from_secs(30);
 
-/// The first connection, tried again until [`CONNECT_WINDOW`] ends. Each
-/// failure is logged with its reason (an untrusted certificate, a refused
-/// connection) and the last one is the error, instead of the client's own
-/// background retries, which report only "IO error".
+/// Pause between two connection tries.
+const CONNECT_RETRY: Duration = Duration::from_secs(1);
+
+/// The first connection, tried again until `window` ends (zero: one try).
+/// Each failure is logged with its reason (an untrusted certificate, a
+/// refused connection) and the last one is the error, instead of the
+/// client's own background retries, which report only "IO error".
 async fn connect_within(
     connect: async_nats::ConnectOptions,
     urls: &[async_nats::ServerAddr],
+    window: Duration,
+    tls_ca_file: Option<&std::path::Path>,
 ) -> Result<async_nats::Client> {
-    let deadline = tokio::time::Instant::now() + CONNECT_WINDOW;
-    loop {
+    use tokio::time::Instant;
+    let start = Instant::now();
+    // The client gives each address 5 s; a little more for name lookups.
+    let per_try = Duration::from_secs(5) * u32::try_from(urls.len()).unwrap_or(u32::MAX)
+        + Duration::from_secs(5);
+    let window_end = start + window;
+    let servers = urls
+        .iter()
+        .map(|u| format!("{}:{}", u.host(), u.port()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for attempt in 1.. {
+        // A try may start late in the window but not run past its end; the
+        // first always gets its full time.
+        let until = match attempt {
+            1 => Instant::now() + per_try,
+            _ => (Instant::now() + per_try).min(window_end),
+        };
         let (why, lasting) =
-            match tokio::time::timeout(REQUEST_TIMEOUT, connect.clone().connect(urls)).await {
+            match tokio::time::timeout_at(until, connect.clone().connect(urls)).await {
                 Ok(Ok(client)) => return Ok(client),
-                // Credentials refused now are refused again.
-                Ok(Err(err)) => (
-                    err.to_string(),
-                    matches!(
-                        err.kind(),
-                        ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation
-                    ),
-                ),
-                Err(_) => (
-                    format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()),
-                    false,
-                ),
+                Ok(Err(err)) => {
+                    let kind = err.kind();
+                    let why = match (kind, tls_ca_file) {
+                        (ConnectErrorKind::Tls, Some(ca)) => {
+                            format!("{err} (nats_tls_ca_file {})", ca.display())
+                        }
+                        _ => err.to_string(),
+                    };
+                    // Refused credentials and a TLS setup that cannot work
+                    // (an unreadable CA file) fail the same way again. In
+                    // operator mode an account may reach a server late; a
+                    // restart tries again then.
+                    let lasting = matches!(
+                        kind,
+                        ConnectErrorKind::Authentication
+                            | ConnectErrorKind::AuthorizationViolation
+                            | ConnectErrorKind::Tls
+                    );
+                    (why, lasting)
+                }
+                Err(_) => ("no answer".to_owned(), false),
             };
         if lasting {
-            return Err(StoreError::Backend(format!("NATS: cannot connect: {why}")));
-        }
-        if tokio::time::Instant::now() + CONNECT_RETRY >= deadline {
             return Err(StoreError::Backend(format!(
-                "NATS: cannot connect within {} s: {why}",
-                CONNECT_WINDOW.as_secs()
+                "NATS: cannot connect to {servers}: {why}"
             )));
         }
-        tracing::warn!(error = %why, "NATS not reachable yet; trying again");
+        if Instant::now() + CONNECT_RETRY >= window_end {
+            let tries = match attempt {
+                1 => String::new(),
+                n => format!(" ({n} tries in {} s)", (Instant::now() - start).as_secs()),
+            };
+            return Err(StoreError::Backend(format!(
+                "NATS: cannot connect to {servers}{tries}: {why}"
+            )));
+        }
+        tracing::warn!(error = %why, %servers, "NATS not reachable yet; trying again");
         tokio::time::sleep(CONNECT_RETRY).await;
     }
+    unreachable!("the attempts are unbounded")
 }
-
-const CONNECT_RETRY: Duration = Duration::from_secs(1);
 
 impl NatsStore {
     /// Connects, creates what is missing and starts following the log.
@@ -305,7 +341,13 @@ impl NatsStore {
             .map(|u| u.trim().parse())
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| StoreError::Backend(format!("NATS url: {e}")))?;
-        let client = connect_within(connect, &urls).await?;
+        let client = connect_within(
+            connect,
+            &urls,
+            options.connect_window,
+            options.tls_ca_file.as_deref(),
+        )
+        .await?;
         let js = jetstream::new(client.clone());
         let p = &options.prefix;
         let replicas = options.replicas;
