@@ -12,7 +12,8 @@
 //! - NATS restarted: the service reports not ready, recovers, and loses
 //!   nothing acknowledged;
 //! - NATS over TLS with a private CA, and in operator mode with a `.creds`
-//!   file: connected when trusted, refused with the reason otherwise.
+//!   file: connected when trusted, refused with the reason otherwise;
+//! - NATS starting after the service: waited for.
 
 mod support;
 
@@ -148,6 +149,19 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A free port for a test's own `nats-server`. Such a port stays unbound
+/// for seconds (before NATS starts, while it restarts), so it is not taken
+/// from the ephemeral range, where another test's `free_port` could be
+/// handed it meanwhile.
+fn nats_port() -> u16 {
+    loop {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -582,7 +596,7 @@ async fn nats_restarted_the_service_is_not_ready_then_recovers_losing_nothing() 
         eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
         return;
     }
-    let nats = OwnNats::start(free_port(), tempfile::tempdir().unwrap());
+    let nats = OwnNats::start(nats_port(), tempfile::tempdir().unwrap());
     let url = format!("nats://127.0.0.1:{}", nats.port);
     let line = start_line(Arc::new(RetryKeyLine::default())).await;
     let replicas = start_replicas(&url, "restart", &line, 1).await;
@@ -724,7 +738,7 @@ async fn a_stop_while_nats_is_down_still_ends_within_the_grace() {
         eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
         return;
     }
-    let nats = OwnNats::start(free_port(), tempfile::tempdir().unwrap());
+    let nats = OwnNats::start(nats_port(), tempfile::tempdir().unwrap());
     let url = format!("nats://127.0.0.1:{}", nats.port);
     let line = start_line(Arc::new(RetryKeyLine::default())).await;
     let mut replicas = start_replicas(&url, "down", &line, 1).await;
@@ -797,7 +811,7 @@ async fn nats_over_tls_with_a_private_ca() {
     let pki = tempfile::tempdir().unwrap();
     let (ca, cert, key) = private_pki(pki.path());
     let nats = OwnNats::start_with(
-        free_port(),
+        nats_port(),
         tempfile::tempdir().unwrap(),
         &[
             "--tls".as_ref(),
@@ -926,7 +940,7 @@ async fn nats_with_a_creds_file() {
         "SYS",
         json!({"type": "account", "version": 2}),
     );
-    let port = free_port();
+    let port = nats_port();
     let store = tempfile::tempdir().unwrap();
     let config = files.path().join("nats.conf");
     std::fs::write(
@@ -999,5 +1013,38 @@ async fn nats_with_a_creds_file() {
     // Its seed is a secret: never logged.
     assert!(!log.contains(&stranger.seed().unwrap()));
     drop((member, refused));
+    let _ = nats.stop();
+}
+
+/// In a cluster the service may start before NATS: start-up keeps trying
+/// (for 30 s) and then serves as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_starting_after_the_service_is_waited_for() {
+    if nats_url().is_none() {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    }
+    let port = nats_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let line = start_line(Arc::new(RetryKeyLine::default())).await;
+    let mut early = Replica::spawn(&url, "late", &line);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(early.child.try_wait().unwrap().is_none(), "still starting");
+    assert!(!early.ready().await);
+    let nats = OwnNats::start(port, tempfile::tempdir().unwrap());
+    early.wait_ready().await;
+    assert!(
+        early.log().contains("NATS not reachable yet"),
+        "{}",
+        early.log()
+    );
+    let channel = create_channel(&early).await;
+    let body = text_body("late", 1, "U1");
+    assert_eq!(
+        post(&reqwest::Client::new(), &early.webhook_url(&channel), &body).await,
+        Some(200)
+    );
+    assert_eq!(replay(&early, 1).await.len(), 1);
+    drop(early);
     let _ = nats.stop();
 }

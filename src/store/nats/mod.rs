@@ -34,7 +34,7 @@ use async_nats::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::broadcast;
+use tokio::{sync::broadcast, time::Instant};
 
 use super::{
     AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord,
@@ -240,22 +240,20 @@ pub const CONNECT_WINDOW: Duration = Duration::from_secs(30);
 /// Pause between two connection tries.
 const CONNECT_RETRY: Duration = Duration::from_secs(1);
 
-/// The first connection, tried again until `window` ends (zero: one try).
+/// The first connection, tried again until `window_end` (once if past).
 /// Each failure is logged with its reason (an untrusted certificate, a
 /// refused connection) and the last one is the error, instead of the
 /// client's own background retries, which report only "IO error".
 async fn connect_within(
     connect: async_nats::ConnectOptions,
     urls: &[async_nats::ServerAddr],
-    window: Duration,
+    window_end: Instant,
     tls_ca_file: Option<&std::path::Path>,
 ) -> Result<async_nats::Client> {
-    use tokio::time::Instant;
     let start = Instant::now();
     // The client gives each address 5 s; a little more for name lookups.
     let per_try = Duration::from_secs(5) * u32::try_from(urls.len()).unwrap_or(u32::MAX)
         + Duration::from_secs(5);
-    let window_end = start + window;
     let servers = urls
         .iter()
         .map(|u| format!("{}:{}", u.host(), u.port()))
@@ -313,6 +311,43 @@ async fn connect_within(
     unreachable!("the attempts are unbounded")
 }
 
+/// Waits until JetStream answers, within the same window: the servers of a
+/// cluster take clients before their JetStream has elected a leader.
+async fn jetstream_ready(client: &async_nats::Client, window_end: Instant) -> Result<()> {
+    use async_nats::RequestErrorKind;
+    loop {
+        let why = match client.request("$JS.API.INFO", Bytes::new()).await {
+            Ok(answer) => {
+                // Read raw: the client's own account-info type cannot parse
+                // NATS 2.9's answer. 10008: "JetStream system temporarily
+                // unavailable"; any other answer, good or bad, is final
+                // (creating the streams then says what is wrong).
+                let code = serde_json::from_slice::<serde_json::Value>(&answer.payload)
+                    .ok()
+                    .and_then(|v| v["error"]["err_code"].as_u64());
+                if code != Some(10008) {
+                    return Ok(());
+                }
+                "JetStream is temporarily unavailable".to_owned()
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    RequestErrorKind::NoResponders | RequestErrorKind::TimedOut
+                ) =>
+            {
+                format!("JetStream does not answer ({err})")
+            }
+            Err(err) => return Err(backend(err)),
+        };
+        if Instant::now() + CONNECT_RETRY >= window_end {
+            return Err(StoreError::Backend(format!("NATS: {why}")));
+        }
+        tracing::warn!(reason = %why, "NATS JetStream not ready yet; trying again");
+        tokio::time::sleep(CONNECT_RETRY).await;
+    }
+}
+
 impl NatsStore {
     /// Connects, creates what is missing and starts following the log.
     pub async fn open(options: &NatsOptions) -> Result<Self> {
@@ -341,13 +376,10 @@ impl NatsStore {
             .map(|u| u.trim().parse())
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| StoreError::Backend(format!("NATS url: {e}")))?;
-        let client = connect_within(
-            connect,
-            &urls,
-            options.connect_window,
-            options.tls_ca_file.as_deref(),
-        )
-        .await?;
+        let window_end = Instant::now() + options.connect_window;
+        let client =
+            connect_within(connect, &urls, window_end, options.tls_ca_file.as_deref()).await?;
+        jetstream_ready(&client, window_end).await?;
         let js = jetstream::new(client.clone());
         let p = &options.prefix;
         let replicas = options.replicas;
