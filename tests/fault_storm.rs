@@ -55,12 +55,7 @@ impl Storm {
     }
 
     async fn handle(&self, request: Request<Incoming>) -> Outcome {
-        let key = request
-            .headers()
-            .get("x-line-retry-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let key = support::retry_key_line::retry_key(&request);
         if self.accepted.lock().unwrap().contains_key(&key) {
             self.count("409 already accepted");
             return Outcome::Answer(answer(

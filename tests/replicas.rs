@@ -769,6 +769,29 @@ async fn a_stop_while_nats_is_down_still_ends_within_the_grace() {
     assert_eq!(exit.code(), Some(0));
 }
 
+/// The replica works end to end: a new channel's webhooks are answered 200
+/// and replayed in order.
+async fn assert_serves_webhooks(replica: &Replica, label: &str) {
+    let channel = create_channel(replica).await;
+    let client = reqwest::Client::new();
+    let mut expected = Vec::new();
+    for n in 0..3 {
+        let prefix = format!("{label}-{n}");
+        let body = text_body(&prefix, 1, "U1");
+        assert_eq!(
+            post(&client, &replica.webhook_url(&channel), &body).await,
+            Some(200)
+        );
+        expected.push(format!("{prefix}-0"));
+    }
+    let ids: Vec<String> = replay(replica, 3)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(ids, expected);
+}
+
 /// A private CA and a certificate it issued for 127.0.0.1, as PEM files in
 /// `dir`: (CA certificate, server certificate, server key).
 fn private_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -831,21 +854,7 @@ async fn nats_over_tls_with_a_private_ca() {
         &[("LINE_ADAPTER_NATS_TLS_CA_FILE", ca.as_path())],
     );
     trusting.wait_ready().await;
-    let channel = create_channel(&trusting).await;
-    let client = reqwest::Client::new();
-    for n in 0..3 {
-        let body = text_body(&format!("tls-{n}"), 1, "U1");
-        assert_eq!(
-            post(&client, &trusting.webhook_url(&channel), &body).await,
-            Some(200)
-        );
-    }
-    let ids: Vec<String> = replay(&trusting, 3)
-        .await
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    assert_eq!(ids, ["tls-0-0", "tls-1-0", "tls-2-0"]);
+    assert_serves_webhooks(&trusting, "tls").await;
 
     // The system roots do not include the private CA: start-up tries for
     // its 30 s window, then stops, naming the reason.
@@ -980,21 +989,7 @@ async fn nats_with_a_creds_file() {
         &[("LINE_ADAPTER_NATS_CREDS_FILE", good.as_path())],
     );
     member.wait_ready().await;
-    let channel = create_channel(&member).await;
-    let client = reqwest::Client::new();
-    for n in 0..3 {
-        let body = text_body(&format!("creds-{n}"), 1, "U1");
-        assert_eq!(
-            post(&client, &member.webhook_url(&channel), &body).await,
-            Some(200)
-        );
-    }
-    let ids: Vec<String> = replay(&member, 3)
-        .await
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
-    assert_eq!(ids, ["creds-0-0", "creds-1-0", "creds-2-0"]);
+    assert_serves_webhooks(&member, "creds").await;
 
     let mut refused = Replica::spawn_with(
         &url,
@@ -1038,13 +1033,7 @@ async fn nats_starting_after_the_service_is_waited_for() {
         "{}",
         early.log()
     );
-    let channel = create_channel(&early).await;
-    let body = text_body("late", 1, "U1");
-    assert_eq!(
-        post(&reqwest::Client::new(), &early.webhook_url(&channel), &body).await,
-        Some(200)
-    );
-    assert_eq!(replay(&early, 1).await.len(), 1);
+    assert_serves_webhooks(&early, "late").await;
     drop(early);
     let _ = nats.stop();
 }

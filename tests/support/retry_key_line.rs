@@ -98,14 +98,19 @@ impl RetryKeyLine {
 pub async fn start_line(line: Arc<RetryKeyLine>) -> String {
     let (addr, _) = super::http_stub::serve(move |request: Request<Incoming>| {
         let line = line.clone();
-        let key = request
-            .headers()
-            .get("x-line-retry-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let key = retry_key(&request);
         async move { Some(line.answer(key).await) }
     })
     .await;
     format!("http://{addr}")
+}
+
+/// The request's `X-Line-Retry-Key`, or "" without one.
+pub fn retry_key<B>(request: &Request<B>) -> String {
+    request
+        .headers()
+        .get("x-line-retry-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
