@@ -563,7 +563,13 @@ impl NatsStore {
     /// order makes a crash between the two writes harmless: an unfinished
     /// delivery is marked open before it is stored, and a finished one is
     /// unmarked only after; a stale mark is dropped when a restart reads it.
-    async fn write_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
+    /// With `current` the write is a compare-and-set over that entry:
+    /// `Ok(false)` when it was replaced meanwhile (nothing is stored then).
+    async fn write_delivery(
+        &self,
+        delivery: &DeliveryRecord,
+        current: Option<&kv::Entry>,
+    ) -> Result<bool> {
         let key = kv_key(&delivery.id);
         let finished = delivery.state.is_final();
         if !finished {
@@ -572,14 +578,20 @@ impl NatsStore {
                 .await
                 .map_err(backend)?;
         }
-        self.deliveries
-            .put(&key, json(delivery))
-            .await
-            .map_err(backend)?;
-        if finished {
+        let written = match current {
+            Some(_) => put_if_unchanged(&self.deliveries, &key, current, json(delivery)).await?,
+            None => {
+                self.deliveries
+                    .put(&key, json(delivery))
+                    .await
+                    .map_err(backend)?;
+                true
+            }
+        };
+        if written && finished {
             self.open_deliveries.purge(&key).await.map_err(backend)?;
         }
-        Ok(())
+        Ok(written)
     }
 
     async fn all_keys(bucket: &kv::Store) -> Result<Vec<String>> {
@@ -894,7 +906,7 @@ impl Store for NatsStore {
 
     async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<Option<DeliveryRecord>> {
         if delivery.idempotency_key.is_empty() {
-            self.write_delivery(delivery).await?;
+            self.write_delivery(delivery, None).await?;
             return Ok(None);
         }
         // The delivery is stored before its key points at it, so a key
@@ -902,7 +914,7 @@ impl Store for NatsStore {
         // wins; the loser withdraws its own delivery before anything could
         // send it (the caller starts it only after this returns).
         let key = pair_key(&delivery.channel_id, &delivery.idempotency_key);
-        self.write_delivery(delivery).await?;
+        self.write_delivery(delivery, None).await?;
         let winner = match self
             .idempotency
             .create(&key, Bytes::from(delivery.id.clone()))
@@ -968,27 +980,11 @@ impl Store for NatsStore {
         if stored.update_time_ms != previous_update_ms {
             return Err(conflict());
         }
-        // As write_delivery: marked open before, unmarked after.
-        let finished = delivery.state.is_final();
-        if !finished {
-            self.open_deliveries
-                .put(&key, Bytes::new())
-                .await
-                .map_err(backend)?;
+        if self.write_delivery(delivery, Some(&entry)).await? {
+            Ok(())
+        } else {
+            Err(conflict())
         }
-        match self
-            .deliveries
-            .update(&key, json(delivery), entry.revision)
-            .await
-        {
-            Ok(_) => {}
-            Err(err) if is_wrong_revision(&err) => return Err(conflict()),
-            Err(err) => return Err(backend(err)),
-        }
-        if finished {
-            self.open_deliveries.purge(&key).await.map_err(backend)?;
-        }
-        Ok(())
     }
 
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
