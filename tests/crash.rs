@@ -22,8 +22,7 @@ use std::{
 
 use line_adapter::{
     proto::v1::{
-        self as pb, channel_admin_client::ChannelAdminClient, conversation::Chat,
-        messaging_client::MessagingClient,
+        self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
     },
     webhook::signature::sign,
 };
@@ -143,20 +142,11 @@ async fn sigkill_every_few_seconds_loses_and_doubles_nothing() {
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let pushed = messaging
-                        .push(pb::PushRequest {
-                            channel_id: id.clone(),
-                            to: Some(pb::Conversation {
-                                chat: Some(Chat::UserId(format!("U{n}"))),
-                            }),
-                            messages: vec![pb::Message {
-                                kind: Some(pb::message::Kind::Text(pb::TextMessage {
-                                    text: format!("crash push {n}"),
-                                    ..Default::default()
-                                })),
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        })
+                        .push(support::text_push(
+                            &id,
+                            &format!("U{n}"),
+                            &format!("crash push {n}"),
+                        ))
                         .await;
                     match pushed {
                         // Accepted: stored durably before this answer.

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use line_adapter::proto::v1::{self as pb, conversation::Chat};
+use line_adapter::proto::v1 as pb;
 use support::{TestApp, create_channel_with_token, test_settings};
 
 const SENDS: usize = 10_000;
@@ -164,21 +164,14 @@ async fn ten_thousand_sends_through_a_fault_storm_are_delivered_once_each() {
                 let mut ids = Vec::new();
                 for n in 0..SENDS / CLIENTS {
                     let request = pb::PushRequest {
-                        channel_id: channel_id.clone(),
-                        to: Some(pb::Conversation {
-                            chat: Some(Chat::UserId(format!("U{client:04}{n:04}"))),
-                        }),
-                        messages: vec![pb::Message {
-                            kind: Some(pb::message::Kind::Text(pb::TextMessage {
-                                text: format!("storm {client} {n}"),
-                                ..Default::default()
-                            })),
-                            ..Default::default()
-                        }],
                         // A client that lost an answer asks again with the
                         // same key and gets the same delivery.
                         idempotency_key: format!("storm-{client}-{n}"),
-                        ..Default::default()
+                        ..support::text_push(
+                            &channel_id,
+                            &format!("U{client:04}{n:04}"),
+                            &format!("storm {client} {n}"),
+                        )
                     };
                     let mut tries = 0;
                     let delivery = loop {

@@ -9,36 +9,12 @@ use std::time::Duration;
 use line_adapter::proto::v1::{self as pb, conversation::Chat};
 use support::{
     SECRET, TOKEN, create_channel_with_token, fake_line::FakeLine, post_webhook, start_with_line,
+    text_message, text_push, to_user,
 };
 use tonic::Code;
 
 const PUSH: &str = "/v2/bot/message/push";
 const REPLY: &str = "/v2/bot/message/reply";
-
-fn text(text: &str) -> pb::Message {
-    pb::Message {
-        kind: Some(pb::message::Kind::Text(pb::TextMessage {
-            text: text.into(),
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
-}
-
-fn user(id: &str) -> Option<pb::Conversation> {
-    Some(pb::Conversation {
-        chat: Some(Chat::UserId(id.into())),
-    })
-}
-
-fn push(channel: &pb::Channel, to: &str, message: &str) -> pb::PushRequest {
-    pb::PushRequest {
-        channel_id: channel.id.clone(),
-        to: user(to),
-        messages: vec![text(message)],
-        ..Default::default()
-    }
-}
 
 fn body(request: &support::fake_line::Recorded) -> serde_json::Value {
     serde_json::from_slice(&request.body).unwrap()
@@ -57,7 +33,7 @@ async fn push_sends_what_line_documents() {
     let app = start_with_line(dir.path(), &line).await;
     let channel = create_channel_with_token(&app).await;
 
-    let mut request = push(&channel, "U4af4980629", "Hello, world");
+    let mut request = text_push(&channel.id, "U4af4980629", "Hello, world");
     request.notification_disabled = true;
     let delivery = app
         .messaging()
@@ -127,7 +103,7 @@ async fn retries_reuse_one_retry_key_and_409_means_delivered() {
     let delivery = app
         .messaging()
         .await
-        .push(push(&channel, "U1", "hi"))
+        .push(text_push(&channel.id, "U1", "hi"))
         .await
         .unwrap()
         .into_inner()
@@ -160,7 +136,7 @@ async fn rate_limits_wait_for_retry_after_and_monthly_limits_fail_fast() {
     let mut messaging = app.messaging().await;
 
     let delivered = messaging
-        .push(push(&channel, "U1", "one"))
+        .push(text_push(&channel.id, "U1", "one"))
         .await
         .unwrap()
         .into_inner()
@@ -181,7 +157,7 @@ async fn rate_limits_wait_for_retry_after_and_monthly_limits_fail_fast() {
         r#"{"message":"You have reached your monthly limit."}"#,
     );
     let status = messaging
-        .push(push(&channel, "U1", "two"))
+        .push(text_push(&channel.id, "U1", "two"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
@@ -199,7 +175,7 @@ async fn rate_limits_wait_for_retry_after_and_monthly_limits_fail_fast() {
         r#"{"message":"The request body has 1 error(s)","details":[{"message":"May not be empty","property":"messages[0].text"}]}"#,
     );
     let status = messaging
-        .push(push(&channel, "U1", "three"))
+        .push(text_push(&channel.id, "U1", "three"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -253,7 +229,7 @@ async fn send_replies_with_a_fresh_token_once_then_pushes() {
     let send = |chat: Chat| pb::SendRequest {
         channel_id: channel.id.clone(),
         conversation: Some(pb::Conversation { chat: Some(chat) }),
-        messages: vec![text("thanks")],
+        messages: vec![text_message("thanks")],
         ..Default::default()
     };
 
@@ -326,8 +302,8 @@ async fn a_rejected_reply_token_falls_back_to_push_when_allowed() {
         .reply(pb::ReplyRequest {
             channel_id: channel.id.clone(),
             reply_token: "expired-token".into(),
-            messages: vec![text("late answer")],
-            push_fallback_to: user("U9"),
+            messages: vec![text_message("late answer")],
+            push_fallback_to: to_user("U9"),
             ..Default::default()
         })
         .await
@@ -346,7 +322,7 @@ async fn a_rejected_reply_token_falls_back_to_push_when_allowed() {
         .reply(pb::ReplyRequest {
             channel_id: channel.id.clone(),
             reply_token: "expired-token".into(),
-            messages: vec![text("again")],
+            messages: vec![text_message("again")],
             ..Default::default()
         })
         .await
@@ -367,7 +343,7 @@ async fn idempotency_keys_return_the_same_delivery() {
     let mut messaging = app.messaging().await;
     let keyed = |text_: &str| pb::PushRequest {
         idempotency_key: "agent-42-msg-7".into(),
-        ..push(&channel, "U1", text_)
+        ..text_push(&channel.id, "U1", text_)
     };
     let first = messaging.push(keyed("hello")).await.unwrap().into_inner();
     let second = messaging.push(keyed("hello")).await.unwrap().into_inner();
@@ -387,7 +363,7 @@ async fn bad_requests_name_the_field_and_send_nothing() {
 
     let empty = pb::PushRequest {
         messages: vec![],
-        ..push(&channel, "U1", "x")
+        ..text_push(&channel.id, "U1", "x")
     };
     let status = messaging.push(empty).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -398,21 +374,21 @@ async fn bad_requests_name_the_field_and_send_nothing() {
     );
     let no_target = pb::PushRequest {
         to: None,
-        ..push(&channel, "U1", "x")
+        ..text_push(&channel.id, "U1", "x")
     };
     let status = messaging.push(no_target).await.unwrap_err();
     assert!(status.message().contains("to"), "{}", status.message());
     let too_many = pb::MulticastRequest {
         channel_id: channel.id.clone(),
         to: (0..501).map(|i| format!("U{i}")).collect(),
-        messages: vec![text("x")],
+        messages: vec![text_message("x")],
         ..Default::default()
     };
     let status = messaging.multicast(too_many).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     let unknown = pb::PushRequest {
         channel_id: "ch_01jd0000000000000000000000".into(),
-        ..push(&channel, "U1", "x")
+        ..text_push(&channel.id, "U1", "x")
     };
     assert_eq!(
         messaging.push(unknown).await.unwrap_err().code(),
@@ -437,7 +413,7 @@ async fn a_channel_without_a_token_fails_with_a_precondition() {
     let status = app
         .messaging()
         .await
-        .push(push(&channel, "U1", "x"))
+        .push(text_push(&channel.id, "U1", "x"))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
@@ -459,7 +435,7 @@ async fn an_unfinished_send_resumes_after_a_restart_with_its_retry_key() {
     let dir = tempfile::tempdir().unwrap();
     let app = start_with_line(dir.path(), &line).await;
     let channel = create_channel_with_token(&app).await;
-    let mut request = push(&channel, "U1", "survives");
+    let mut request = text_push(&channel.id, "U1", "survives");
     request.idempotency_key = "resume-1".into();
     let pending = tokio::spawn({
         let mut messaging = app.messaging().await;
@@ -486,7 +462,7 @@ async fn an_unfinished_send_resumes_after_a_restart_with_its_retry_key() {
         let again = messaging
             .push(pb::PushRequest {
                 idempotency_key: "resume-1".into(),
-                ..push(&channel, "U1", "survives")
+                ..text_push(&channel.id, "U1", "survives")
             })
             .await;
         if let Ok(response) = again {
@@ -519,7 +495,7 @@ async fn resets_are_retried_for_pushes_but_make_replies_unknown() {
     let mut messaging = app.messaging().await;
 
     let pushed = messaging
-        .push(push(&channel, "U1", "after a reset"))
+        .push(text_push(&channel.id, "U1", "after a reset"))
         .await
         .unwrap()
         .into_inner()
@@ -540,8 +516,8 @@ async fn resets_are_retried_for_pushes_but_make_replies_unknown() {
         .reply(pb::ReplyRequest {
             channel_id: channel.id.clone(),
             reply_token: "token-that-broke".into(),
-            messages: vec![text("maybe")],
-            push_fallback_to: user("U1"),
+            messages: vec![text_message("maybe")],
+            push_fallback_to: to_user("U1"),
             ..Default::default()
         })
         .await

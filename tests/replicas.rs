@@ -30,13 +30,12 @@ use std::{
 
 use line_adapter::{
     proto::v1::{
-        self as pb, channel_admin_client::ChannelAdminClient, conversation::Chat,
-        messaging_client::MessagingClient,
+        self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
     },
     webhook::signature::sign,
 };
 use support::{
-    NATS_TEST_MASTER_KEY, SECRET, nats_url,
+    NATS_TEST_MASTER_KEY, SECRET, nats_url, next_events,
     retry_key_line::{RetryKeyLine, start_line},
     text_body,
 };
@@ -189,12 +188,7 @@ async fn create_channel(replica: &Replica) -> String {
 async fn replay(replica: &Replica, expected: usize) -> Vec<(u64, String)> {
     let mut messaging = replica.messaging().await;
     let mut stream = messaging
-        .subscribe(pb::SubscribeRequest {
-            start: Some(pb::subscribe_request::Start::Position(
-                pb::StartPosition::Earliest as i32,
-            )),
-            ..Default::default()
-        })
+        .subscribe(support::from_earliest())
         .await
         .unwrap()
         .into_inner();
@@ -374,47 +368,30 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
     // Pushes to the replica about to die, each with an idempotency key,
     // sent just before it dies and not waited for: they are at LINE then.
     let push = |n: usize| pb::PushRequest {
-        channel_id: channel.clone(),
-        to: Some(pb::Conversation {
-            chat: Some(Chat::UserId(format!("U{n}"))),
-        }),
-        messages: vec![pb::Message {
-            kind: Some(pb::message::Kind::Text(pb::TextMessage {
-                text: format!("push {n}"),
-                ..Default::default()
-            })),
-            ..Default::default()
-        }],
         idempotency_key: format!("push-{n}"),
-        ..Default::default()
+        ..support::text_push(&channel, &format!("U{n}"), &format!("push {n}"))
     };
     let mut victim = replicas[2].messaging().await;
     // A durable consumer on the victim acknowledges what it reads.
-    let mut stream = victim
-        .subscribe(pb::SubscribeRequest {
-            start: Some(pb::subscribe_request::Start::Consumer("desk".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let desk = || pb::SubscribeRequest {
+        start: Some(pb::subscribe_request::Start::Consumer("desk".into())),
+        ..Default::default()
+    };
+    let mut stream = victim.subscribe(desk()).await.unwrap().into_inner();
     let mut confirmed = 0;
     while confirmed < 100 {
-        let item = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        let [event] = next_events(&mut stream, 1, Duration::from_secs(10))
             .await
-            .expect("events flow")
-            .unwrap()
+            .try_into()
             .unwrap();
-        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
-            victim
-                .ack(pb::AckRequest {
-                    consumer: "desk".into(),
-                    sequence: event.sequence,
-                })
-                .await
-                .unwrap();
-            confirmed = event.sequence;
-        }
+        victim
+            .ack(pb::AckRequest {
+                consumer: "desk".into(),
+                sequence: event.sequence,
+            })
+            .await
+            .unwrap();
+        confirmed = event.sequence;
     }
 
     let mut in_flight = Vec::new();
@@ -439,25 +416,13 @@ async fn a_replica_killed_under_load_loses_nothing_and_its_work_moves_on() {
 
     // The consumer resumes on another replica right after its last ack.
     let mut survivor = replicas[0].messaging().await;
-    let mut resumed = survivor
-        .subscribe(pb::SubscribeRequest {
-            start: Some(pb::subscribe_request::Start::Consumer("desk".into())),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let first = loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), resumed.next())
-            .await
-            .expect("the consumer resumes")
-            .unwrap()
-            .unwrap();
-        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
-            break event.sequence;
-        }
-    };
-    assert_eq!(first, confirmed + 1, "resumed right after the last ack");
+    let mut resumed = survivor.subscribe(desk()).await.unwrap().into_inner();
+    let first = &next_events(&mut resumed, 1, Duration::from_secs(10)).await[0];
+    assert_eq!(
+        first.sequence,
+        confirmed + 1,
+        "resumed right after the last ack"
+    );
 
     stop.store(true, Ordering::Relaxed);
     for task in load {

@@ -370,6 +370,34 @@ pub fn text_body(prefix: &str, count: usize, user: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// A text message.
+pub fn text_message(text: &str) -> pb::Message {
+    pb::Message {
+        kind: Some(pb::message::Kind::Text(pb::TextMessage {
+            text: text.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A conversation with one user.
+pub fn to_user(id: &str) -> Option<pb::Conversation> {
+    Some(pb::Conversation {
+        chat: Some(pb::conversation::Chat::UserId(id.into())),
+    })
+}
+
+/// A push of one text message to a user.
+pub fn text_push(channel_id: &str, user_id: &str, text: &str) -> pb::PushRequest {
+    pb::PushRequest {
+        channel_id: channel_id.into(),
+        to: to_user(user_id),
+        messages: vec![text_message(text)],
+        ..Default::default()
+    }
+}
+
 /// Opens a Subscribe stream.
 pub async fn subscribe(
     app: &TestApp,
