@@ -14,6 +14,7 @@ use crate::{
     channels::Channels,
     fanout::Fanout,
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
+    http::{self, HttpState, Readiness},
     inbound::Inbound,
     line::LineClient,
     media::Media,
@@ -30,7 +31,6 @@ use crate::{
     },
     time::now_ms,
     tokens::{TokenSettings, Tokens},
-    webhook::{self, HttpState, Readiness},
 };
 
 /// File in the data dir holding a generated master key.
@@ -182,7 +182,7 @@ pub async fn run(
         ready: ready.clone(),
         body_limit: settings.webhook_body_limit,
     };
-    let mut http_task = tokio::spawn(webhook::serve(listeners.http, http_state, stop.clone()));
+    let mut http_task = tokio::spawn(http::serve(listeners.http, http_state, stop.clone()));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
 
     let mut shutdown = std::pin::pin!(shutdown);
@@ -208,41 +208,29 @@ pub async fn run(
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher.clone());
     let metrics = Metrics::new(store.commit_metrics());
-    let line = LineClient::with_proxy(
-        &settings.line_api_base,
-        &settings.line_data_api_base,
-        settings.line_proxy.as_ref(),
-        settings.line_request_timeout,
-    )
-    .map_err(|reason| AppError::Serve {
-        what: "LINE client",
-        reason,
-    })?
-    .with_metrics(metrics.line.clone());
+    let line = line_client(&settings)
+        .map_err(|reason| AppError::Serve {
+            what: "LINE client",
+            reason,
+        })?
+        .with_metrics(metrics.line.clone());
     if settings.line_proxy.is_some() {
         tracing::info!("calls to LINE go through the configured proxy (line_proxy)");
     }
-    let tokens = Tokens::new(
+    let tokens = tokens(
+        &settings,
         channels.clone(),
         store.clone(),
         line.clone(),
-        TokenSettings {
-            refresh_margin: settings.token_refresh_margin,
-            v2_1_lifetime: settings.token_v2_1_lifetime,
-        },
         metrics.clone(),
     )
     .with_owner(store.instance_id());
-    let outbox = Outbox::new(store.clone(), line.clone(), tokens.clone(), metrics.clone())
+    let outbox = Outbox::new(store.clone(), tokens.clone(), metrics.clone())
         .with_owner(store.instance_id())
         .with_max_backoff(settings.outbox_max_backoff)
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
-    let media = Media::new(
-        settings.data_dir.join(MEDIA_DIR),
-        line.clone(),
-        tokens.clone(),
-    );
+    let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
     let rekeyer = rotation.map(|check| {
         metrics.master_key_rotation_pending.set(1);
         tokio::spawn(crate::rekey::rotate_and_report(
@@ -263,7 +251,7 @@ pub async fn run(
         outbox: outbox.clone(),
         media: media.clone(),
         metrics,
-        lookups: crate::lookup_cache::LookupCache::new(line.clone()),
+        lookups: crate::lookup_cache::LookupCache::new(),
     });
     match outbox.resume().await {
         Ok(0) => {}
@@ -362,6 +350,37 @@ pub async fn run(
 
 /// Applies retention every `PRUNE_INTERVAL` (media: every
 /// `MEDIA_PRUNE_EVERY` of them, since it walks a folder) until aborted.
+/// The transport to LINE as the settings say (bases, proxy, timeout); the
+/// service and `line-adapter check` build theirs here.
+pub fn line_client(settings: &Settings) -> Result<LineClient, String> {
+    LineClient::with_proxy(
+        &settings.line_api_base,
+        &settings.line_data_api_base,
+        settings.line_proxy.as_ref(),
+        settings.line_request_timeout,
+    )
+}
+
+/// Channel access tokens as the settings say, over `line`.
+pub fn tokens(
+    settings: &Settings,
+    channels: Channels,
+    store: Arc<dyn Store>,
+    line: LineClient,
+    metrics: Metrics,
+) -> Tokens {
+    Tokens::new(
+        channels,
+        store,
+        line,
+        TokenSettings {
+            refresh_margin: settings.token_refresh_margin,
+            v2_1_lifetime: settings.token_v2_1_lifetime,
+        },
+        metrics,
+    )
+}
+
 async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settings>) {
     let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -361,7 +361,7 @@ impl Channels {
         id: &str,
     ) -> Result<(ChannelRecord, KeyPairRecord), ChannelError> {
         // RSA generation takes tens of milliseconds: off the async workers.
-        let generated = tokio::task::spawn_blocking(crate::tokens::keys::generate)
+        let generated = tokio::task::spawn_blocking(crate::line::assertion::generate)
             .await
             .map_err(|err| ChannelError::Internal(format!("key generation stopped: {err}")))?
             .map_err(|err| ChannelError::Internal(err.to_string()))?;

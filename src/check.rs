@@ -15,12 +15,11 @@ use tonic::{Request, metadata::MetadataValue, transport::Endpoint};
 use crate::{
     app::{self, AppError},
     channels::Channels,
-    line::LineClient,
     metrics::Metrics,
     proto::v1::{self as pb, channel_admin_client::ChannelAdminClient},
     settings::Settings,
     store::{ChannelRecord, StoreError, TokenMode},
-    tokens::{TokenSettings, Tokens},
+    tokens::Tokens,
 };
 
 /// Runs every check, writing the report to `out`; returns how many failed.
@@ -31,12 +30,7 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
     };
     line("settings: ok".into());
 
-    let client = match LineClient::with_proxy(
-        &settings.line_api_base,
-        &settings.line_data_api_base,
-        settings.line_proxy.as_ref(),
-        settings.line_request_timeout,
-    ) {
+    let client = match app::line_client(settings) {
         Ok(client) => client,
         Err(reason) => {
             line(format!("LINE client: FAILED: {reason}"));
@@ -73,17 +67,14 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
         )),
         Ok(Some((store, cipher))) => {
             let channels = Channels::new(store.clone(), cipher);
-            let tokens = Tokens::new(
+            let tokens = app::tokens(
+                settings,
                 channels.clone(),
                 store.clone(),
-                client.clone(),
-                TokenSettings {
-                    refresh_margin: settings.token_refresh_margin,
-                    v2_1_lifetime: settings.token_v2_1_lifetime,
-                },
+                client,
                 Metrics::default(),
             );
-            failures += check_offline(&channels, &tokens, &client, &mut line).await;
+            failures += check_offline(&channels, &tokens, &mut line).await;
             if let Err(err) = store.close().await {
                 line(format!("store: FAILED to close: {err}"));
                 failures += 1;
@@ -111,7 +102,6 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
 async fn check_offline(
     channels: &Channels,
     tokens: &Tokens,
-    client: &LineClient,
     line: &mut impl FnMut(String),
 ) -> usize {
     let mut failures = 0;
@@ -130,7 +120,7 @@ async fn check_offline(
         for channel in page {
             count += 1;
             let name = describe(&channel);
-            match bot_info(tokens, client, &channel).await {
+            match bot_info(tokens, &channel).await {
                 Ok(bot) => line(format!("channel {name}: ok, {bot}")),
                 Err(reason) => {
                     failures += 1;
@@ -158,51 +148,15 @@ fn describe(channel: &ChannelRecord) -> String {
     )
 }
 
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BotInfo {
-    display_name: String,
-    basic_id: String,
-}
-
-/// The bot's name with the channel's token, renewed once after a 401 as
-/// every other call does.
-async fn bot_info(
-    tokens: &Tokens,
-    client: &LineClient,
-    channel: &ChannelRecord,
-) -> Result<String, String> {
-    let mut token = tokens.get(channel).await.map_err(|e| e.to_string())?;
-    for attempt in 0..2 {
-        let response = client
-            .get(&token, "/v2/bot/info")
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
-            token = tokens
-                .after_unauthorized(channel, &token)
-                .await
-                .map_err(|e| e.to_string())?;
-            continue;
-        }
-        if !response.status.is_success() {
-            let message = match crate::line::classify(&response) {
-                crate::line::Classified::Rejected(e)
-                | crate::line::Classified::ServerError(e)
-                | crate::line::Classified::MonthlyLimit(e)
-                | crate::line::Classified::RateLimited { error: e, .. } => e.message,
-                _ => String::new(),
-            };
-            return Err(format!(
-                "LINE answered {} to GET /v2/bot/info: {message}",
-                response.status.as_u16()
-            ));
-        }
-        let bot: BotInfo = serde_json::from_slice(&response.body)
-            .map_err(|e| format!("LINE's bot info cannot be read: {e}"))?;
-        return Ok(format!("bot \"{}\" {}", bot.display_name, bot.basic_id));
-    }
-    Err("LINE refused the token, also after renewing it".into())
+/// The bot's name with the channel's token, through the same door to LINE
+/// (and the same renewal after a 401) as every other call.
+async fn bot_info(tokens: &Tokens, channel: &ChannelRecord) -> Result<String, String> {
+    let bot = tokens
+        .line(channel)
+        .bot_info()
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(format!("bot \"{}\" {}", bot.display_name, bot.basic_id))
 }
 
 /// Channel checks through the running service's gRPC API.

@@ -12,11 +12,11 @@ use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    media::{Job, Media},
+    line::wire::events::{self, ParsedBody},
+    media::{Job, Media, WithoutContent},
     proto::v1 as pb,
     store::{AppendOutcome, EventRecord, NewEvent, Store, StoreError},
     time::timestamp,
-    webhook::events::{self, ParsedBody},
 };
 
 /// What one webhook request led to.
@@ -146,8 +146,15 @@ impl Inbound {
                     ingested.stored.push(sequence);
                     *ingested.types.entry(type_name).or_default() += 1;
                     // Only once the event is durable, and only once.
-                    if let Some(job) = job {
-                        self.media.enqueue(job);
+                    match job {
+                        Some(MediaWork::Fetch(job)) => self.media.enqueue(job),
+                        Some(MediaWork::Without {
+                            message_id,
+                            content,
+                        }) => self
+                            .media
+                            .note_without_content(channel_id, &message_id, content),
+                        None => {}
                     }
                 }
                 AppendOutcome::Duplicate { .. } => ingested.duplicates += 1,
@@ -157,29 +164,46 @@ impl Inbound {
     }
 }
 
-/// The fetch an event's media needs: LINE-hosted image, video, audio and
-/// file messages.
-fn media_job(channel_id: &str, event: &pb::Event) -> Option<Job> {
+/// What a message event means for media.
+enum MediaWork {
+    /// LINE-hosted image, video, audio and file messages: fetch it.
+    Fetch(Job),
+    /// Nothing to fetch from LINE (remembered for GetMessageContent).
+    Without {
+        message_id: String,
+        content: WithoutContent,
+    },
+}
+
+fn media_job(channel_id: &str, event: &pb::Event) -> Option<MediaWork> {
     use pb::message_content::Content;
     let Some(pb::event::Payload::Message(message)) = &event.payload else {
         return None;
     };
     let content = message.message.as_ref()?;
-    if content.content_status() != pb::ContentStatus::Pending {
-        return None;
+    let without = |content| {
+        Some(MediaWork::Without {
+            message_id: message.message.as_ref()?.id.clone(),
+            content,
+        })
+    };
+    match content.content_status() {
+        pb::ContentStatus::Pending => {}
+        pb::ContentStatus::External => return without(WithoutContent::External),
+        _ => return without(WithoutContent::NoMedia),
     }
     let (preview, file_name) = match &content.content {
         Some(Content::Image(_)) | Some(Content::Video(_)) => (true, String::new()),
         Some(Content::Audio(_)) => (false, String::new()),
         Some(Content::File(file)) => (false, file.file_name.clone()),
-        _ => return None,
+        _ => return without(WithoutContent::NoMedia),
     };
-    Some(Job {
+    Some(MediaWork::Fetch(Job {
         channel_id: channel_id.to_owned(),
         message_id: content.id.clone(),
         preview,
         file_name,
-    })
+    }))
 }
 
 fn dead_letter(

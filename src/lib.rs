@@ -2,40 +2,48 @@
 //! Weiyu customer-service platform.
 //!
 //! ```text
-//!  LINE ──HTTPS webhook──▶ [hyper :8080] ─verify─▶ event log ─▶ Subscribe ─▶ Weiyu
-//!  Weiyu ──gRPC :50051──▶ [tonic: ChannelAdmin, Messaging] ─▶ outbox ─▶ LINE API
+//!  LINE ──HTTPS webhook──▶ [http :8080] ─verify─▶ inbound ─▶ store ─▶ fanout ─▶ Subscribe ─▶ Weiyu
+//!  Weiyu ──gRPC :50051──▶ [grpc: ChannelAdmin, Messaging] ─▶ outbox ─▶ line::api ─▶ LINE
 //! ```
 //!
 //! # Layout
-//! Dependencies point down: `grpc`/`webhook` → `channels`, `inbound`,
-//! `fanout` → `store`.
-//! - [`app`]: builds the parts, serves both listeners, drains on shutdown.
-//! - [`access`]: API keys and the scopes they grant.
+//! Dependencies point down: `grpc`/`http` → `outbox`, `inbound`, `fanout`,
+//! `media`, `tokens`, `channels` → `line`, `store`. `line` knows nothing of
+//! storage or gRPC; `store` knows nothing of LINE.
+//! - [`app`]: builds the parts (the service and `check` alike), serves both
+//!   listeners, drains on shutdown.
 //! - [`settings`]: defaults → TOML file → `LINE_ADAPTER_*` env → flags.
+//! - [`access`]: API keys and the scopes they grant.
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
-//!   API-key check, the error → status mapping.
-//! - [`webhook`]: hyper HTTP listener: webhook route, `/healthz`, `/readyz`.
-//! - [`check`]: `line-adapter check`, the operator's first diagnosis.
-//! - [`channels`]: registered LINE channels: field rules, ids, sealing secrets.
+//!   API-key check, and `grpc::status`, the one place errors become
+//!   statuses (LINE's answers by one table).
+//! - [`http`]: the hyper listener: the webhook route, `/healthz`, `/readyz`,
+//!   `/metrics`, and webhook signatures.
+//! - [`line`]: the one door to LINE: transport (`client`, the only user of
+//!   reqwest), the LINE error, the channel-scoped client (token, renewal
+//!   after a 401, retries), every endpoint (`api`), token endpoints
+//!   (`oauth`), v2.1 assertion keys, and LINE's JSON both ways (`wire`).
 //! - [`inbound`]: verified webhook bodies → durable, deduplicated log records.
 //! - [`fanout`]: Subscribe streams: catch-up from the log, then live, never
 //!   slowing ingest.
+//! - [`outbox`]: durable sends with retry keys, retries, leases and crash
+//!   resume.
+//! - [`tokens`]: channel access tokens in every mode (obtain, cache, renew,
+//!   revoke); a channel's [`line::ChannelClient`] takes them from here.
+//! - [`channels`]: registered LINE channels: field rules, ids, sealed secrets.
+//! - [`media`]: inbound media fetched from LINE at once and kept on disk.
+//! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
 //! - [`store`]: the storage boundary (trait + plain records) and its sled
-//!   implementation.
+//!   and NATS JetStream implementations.
 //! - [`secret`]: the `Secret` type and at-rest encryption under the master key.
 //! - [`rekey`]: master-key rotation (every stored secret sealed again under
 //!   the new key, in the background).
-//! - [`proto`]: code generated from `proto/weiyu/line/v1`.
-//! - [`line`]: LINE's HTTP API: client, error classification, messages.
-//! - [`outbox`]: durable sends with retry keys, retries and crash resume.
-//! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
-//! - [`tokens`]: channel access tokens in every mode (obtain, cache, renew,
-//!   revoke) and the v2.1 assertion signing keys.
-//! - [`media`]: inbound media fetched from LINE at once and kept on disk.
+//! - [`check`]: `line-adapter check`, the operator's first diagnosis.
+//! - [`tail`]: `line-adapter tail`, a Subscribe client for operators.
 //! - [`metrics`]: Prometheus metrics for `/metrics`.
 //! - [`services`]: the parts that exist once the store is open, shared by
 //!   both listeners.
-//! - [`tail`]: `line-adapter tail`, a Subscribe client for operators.
+//! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
 pub mod access;
@@ -44,6 +52,7 @@ pub mod channels;
 pub mod check;
 pub mod fanout;
 pub mod grpc;
+pub mod http;
 pub mod inbound;
 pub mod line;
 pub mod lookup_cache;
@@ -61,4 +70,3 @@ pub mod tail;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;
-pub mod webhook;

@@ -1,7 +1,6 @@
 //! A short-lived, bounded cache of LINE's answers to lookups (profiles,
 //! group summaries, member profiles, and GetQuota's composed answer, which
-//! `grpc::quota` reuses for 30 s only), per channel, plus the LINE client the
-//! lookups use. Only successful answers are stored; an entry lives at most
+//! `grpc::quota` reuses for 30 s only), per channel. Only successful answers are stored; an entry lives at most
 //! [`LOOKUP_TTL`], and past [`LOOKUP_CAPACITY`] entries the oldest goes.
 //!
 //! Time comes from a replaceable clock (Unix milliseconds) so that expiry
@@ -15,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 
-use crate::{line::LineClient, time::now_ms};
+use crate::time::now_ms;
 
 /// How long an answer is served from the cache (the contract says "at
 /// most 5 minutes").
@@ -41,7 +40,6 @@ pub struct LookupCache {
 }
 
 struct Inner {
-    line: LineClient,
     ttl_ms: i64,
     capacity: usize,
     clock: Clock,
@@ -49,7 +47,7 @@ struct Inner {
 }
 
 /// (channel scope, lookup): the scope names our channel and its LINE
-/// channel, the lookup is LINE's path.
+/// channel, the lookup what was asked (e.g. `profile/U…`).
 type Key = (String, String);
 
 #[derive(Default)]
@@ -68,27 +66,27 @@ impl State {
     }
 }
 
+impl Default for LookupCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LookupCache {
     /// The production cache: [`LOOKUP_TTL`], [`LOOKUP_CAPACITY`], wall clock.
-    pub fn new(line: LineClient) -> Self {
-        Self::with(line, LOOKUP_TTL, LOOKUP_CAPACITY, Arc::new(now_ms))
+    pub fn new() -> Self {
+        Self::with(LOOKUP_TTL, LOOKUP_CAPACITY, Arc::new(now_ms))
     }
 
-    pub fn with(line: LineClient, ttl: Duration, capacity: usize, clock: Clock) -> Self {
+    pub fn with(ttl: Duration, capacity: usize, clock: Clock) -> Self {
         Self {
             inner: Arc::new(Inner {
-                line,
                 ttl_ms: ttl.as_millis().min(i64::MAX as u128) as i64,
                 capacity: capacity.max(1),
                 clock,
                 state: Mutex::new(State::default()),
             }),
         }
-    }
-
-    /// The LINE client lookups are made with.
-    pub fn line(&self) -> &LineClient {
-        &self.inner.line
     }
 
     /// Now, by the cache's clock (Unix milliseconds).
@@ -167,9 +165,7 @@ mod tests {
     fn cache(capacity: usize) -> (LookupCache, Arc<AtomicI64>) {
         let now = Arc::new(AtomicI64::new(1_700_000_000_000));
         let clock = now.clone();
-        let base = url::Url::parse("http://127.0.0.1:9").unwrap();
         let cache = LookupCache::with(
-            LineClient::new(&base, &base),
             Duration::from_secs(300),
             capacity,
             Arc::new(move || clock.load(Ordering::SeqCst)),
@@ -187,14 +183,14 @@ mod tests {
     #[test]
     fn lookup_entries_live_at_most_the_ttl() {
         let (cache, now) = cache(10);
-        cache.insert("ch_a", "/v2/bot/profile/U1", answer(&cache, "one"));
-        assert_eq!(cache.get("ch_a", "/v2/bot/profile/U1").unwrap().body, "one");
+        cache.insert("ch_a", "profile/U1", answer(&cache, "one"));
+        assert_eq!(cache.get("ch_a", "profile/U1").unwrap().body, "one");
         // Scoped per channel.
-        assert!(cache.get("ch_b", "/v2/bot/profile/U1").is_none());
+        assert!(cache.get("ch_b", "profile/U1").is_none());
         now.fetch_add(299_999, Ordering::SeqCst);
-        assert!(cache.get("ch_a", "/v2/bot/profile/U1").is_some());
+        assert!(cache.get("ch_a", "profile/U1").is_some());
         now.fetch_add(1, Ordering::SeqCst);
-        assert!(cache.get("ch_a", "/v2/bot/profile/U1").is_none());
+        assert!(cache.get("ch_a", "profile/U1").is_none());
         assert!(cache.is_empty(), "an expired entry is dropped when found");
     }
 

@@ -18,7 +18,7 @@ use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    line::{LineClient, client::NetworkError},
+    line::{self, CallError, client::Content},
     time::now_ms,
     tokens::Tokens,
 };
@@ -59,6 +59,37 @@ pub struct MediaMeta {
     pub update_time_ms: i64,
 }
 
+/// Why a message has no content to fetch from LINE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithoutContent {
+    /// Its content provider is EXTERNAL: the event carries the URLs.
+    External,
+    /// Its type has no media (text, sticker, location).
+    NoMedia,
+}
+
+/// Messages without LINE-hosted content remembered at most, per process:
+/// enough for the chats agents look at now, a few MiB at most.
+const WITHOUT_CONTENT_CAPACITY: usize = 100_000;
+
+/// Recent messages without LINE-hosted content, by a hash of channel and
+/// message id (oldest dropped first).
+#[derive(Default)]
+struct WithoutContentSeen {
+    kinds: std::collections::HashMap<u64, WithoutContent>,
+    order: std::collections::VecDeque<u64>,
+}
+
+fn message_key(channel_id: &str, message_id: &str) -> u64 {
+    use std::hash::Hasher as _;
+    // Fixed keys: the same message hashes the same in every call.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    hasher.write(channel_id.as_bytes());
+    hasher.write_u8(0);
+    hasher.write(message_id.as_bytes());
+    hasher.finish()
+}
+
 /// One media to fetch.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -77,9 +108,9 @@ pub struct Media {
 
 struct Inner {
     dir: PathBuf,
-    line: LineClient,
     tokens: Tokens,
     queue: mpsc::Sender<Job>,
+    without_content: std::sync::Mutex<WithoutContentSeen>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -90,13 +121,13 @@ pub fn valid_message_id(id: &str) -> bool {
 }
 
 impl Media {
-    pub fn new(dir: PathBuf, line: LineClient, tokens: Tokens) -> Self {
+    pub fn new(dir: PathBuf, tokens: Tokens) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             dir,
-            line,
             tokens,
             queue,
+            without_content: std::sync::Mutex::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -157,6 +188,37 @@ impl Media {
         }
     }
 
+    /// Remembers that a stored message has no content to fetch from LINE,
+    /// so that GetMessageContent can say so without asking LINE.
+    pub fn note_without_content(&self, channel_id: &str, message_id: &str, why: WithoutContent) {
+        let key = message_key(channel_id, message_id);
+        let mut seen = self
+            .inner
+            .without_content
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.kinds.insert(key, why).is_none() {
+            seen.order.push_back(key);
+        }
+        while seen.order.len() > WITHOUT_CONTENT_CAPACITY {
+            if let Some(oldest) = seen.order.pop_front() {
+                seen.kinds.remove(&oldest);
+            }
+        }
+    }
+
+    /// Why a message has no content at LINE, if this process received it
+    /// and knows.
+    pub fn without_content(&self, channel_id: &str, message_id: &str) -> Option<WithoutContent> {
+        self.inner
+            .without_content
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kinds
+            .get(&message_key(channel_id, message_id))
+            .copied()
+    }
+
     /// What is known about a message's media.
     pub fn meta(&self, channel_id: &str, message_id: &str) -> Option<MediaMeta> {
         if !valid_message_id(message_id) {
@@ -169,10 +231,6 @@ impl Media {
     /// The kept file, if stored.
     pub fn stored_path(&self, channel_id: &str, message_id: &str, preview: bool) -> PathBuf {
         self.inner.content_path(channel_id, message_id, preview)
-    }
-
-    pub fn line(&self) -> &LineClient {
-        &self.inner.line
     }
 
     /// Drops media older than `before` and, oldest first, whatever exceeds
@@ -259,13 +317,7 @@ impl Inner {
             .get(&job.channel_id)
             .await
             .map_err(|e| e.to_string())?;
-        let mut token = self.tokens.get(&channel).await.map_err(|e| e.to_string())?;
-        let mut renewed = false;
-        let path = format!(
-            "/v2/bot/message/{}/content{}",
-            job.message_id,
-            if preview { "/preview" } else { "" }
-        );
+        let line = self.tokens.line(&channel);
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -275,43 +327,23 @@ impl Inner {
                     _ = self.shutdown.cancelled() => return Err("stopped before the media was fetched".into()),
                 }
             }
-            let response = match self.line.get_data_stream(&token, &path).await {
-                Ok(response) => response,
-                Err(
-                    err @ (NetworkError::Connect(_)
-                    | NetworkError::Timeout(_)
-                    | NetworkError::Broken(_)),
-                ) => {
-                    last = err.to_string();
-                    continue;
-                }
-            };
-            match response.status().as_u16() {
-                200 => {
+            match line.message_content(&job.message_id, preview).await {
+                Ok(content) => {
                     let target = self.content_path(&job.channel_id, &job.message_id, preview);
-                    return save(response, &target).await;
+                    return save(content, &target).await;
                 }
-                202 => last = "LINE is still preparing the content".into(),
-                404 | 410 => {
+                Err(CallError::Line(line::Error::Api(error)))
+                    if matches!(error.http_status, 404 | 410) =>
+                {
                     return Ok(Downloaded::Gone(format!(
                         "LINE answered {}: the content is gone",
-                        response.status().as_u16()
+                        error.http_status
                     )));
                 }
-                status if status >= 500 || status == 429 => {
-                    last = format!("LINE answered {status}");
-                }
-                // The token was refused: once with a renewed one.
-                401 if !renewed => {
-                    renewed = true;
-                    token = self
-                        .tokens
-                        .after_unauthorized(&channel, &token)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    last = "LINE answered 401".into();
-                }
-                status => return Err(format!("LINE answered {status}")),
+                // Still preparing (202), LINE failed, the rate limit, no
+                // answer: later.
+                Err(CallError::Line(err)) if err.is_retryable() => last = err.to_string(),
+                Err(err) => return Err(err.to_string()),
             }
         }
         Err(format!("gave up after {MAX_ATTEMPTS} attempts: {last}"))
@@ -324,15 +356,13 @@ enum Downloaded {
 }
 
 /// Streams a response body to `target` (via a temporary file).
-async fn save(mut response: reqwest::Response, target: &Path) -> Result<Downloaded, String> {
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/octet-stream")
-        .to_owned();
-    if response
-        .content_length()
+async fn save(mut content: Content, target: &Path) -> Result<Downloaded, String> {
+    let content_type = content
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    if content
+        .content_length
         .is_some_and(|len| len > MAX_FILE_BYTES)
     {
         return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
@@ -348,12 +378,12 @@ async fn save(mut response: reqwest::Response, target: &Path) -> Result<Download
         .map_err(|e| e.to_string())?;
     let mut size = 0u64;
     loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(err) => {
+        let chunk = match content.body.next().await {
+            Some(Ok(chunk)) => chunk,
+            None => break,
+            Some(Err(err)) => {
                 let _ = tokio::fs::remove_file(&partial).await;
-                return Err(crate::line::client::network(err).to_string());
+                return Err(err.to_string());
             }
         };
         size += chunk.len() as u64;

@@ -14,7 +14,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{proto::v1 as pb, webhook::events::event_type_of};
+use crate::{line::wire::events::event_type_of, proto::v1 as pb};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WebhookLabels {
@@ -62,7 +62,7 @@ impl LineMetrics {
     /// Counts one call to `path` (query ignored) that ended with `status`
     /// (`None`: no response) after `seconds`.
     pub fn observe(&self, path: &str, status: Option<u16>, seconds: f64) {
-        let endpoint = endpoint_label(path);
+        let endpoint = crate::line::api::endpoint_label(path);
         self.calls
             .get_or_create(&LineCallLabels {
                 endpoint: endpoint.clone(),
@@ -73,21 +73,6 @@ impl LineMetrics {
             .get_or_create(&EndpointLabels { endpoint })
             .observe(seconds);
     }
-}
-
-/// A LINE path as a label of bounded cardinality: ids (user, group, room,
-/// message ids: all digits, or 10+ characters with a digit) become `:id`.
-pub fn endpoint_label(path: &str) -> String {
-    let path = path.split('?').next().unwrap_or_default();
-    path.split('/')
-        .map(|segment| {
-            let digits = segment.bytes().filter(u8::is_ascii_digit).count();
-            let id = (!segment.is_empty() && digits == segment.len())
-                || (segment.len() >= 10 && digits > 0);
-            if id { ":id" } else { segment }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -304,37 +289,5 @@ impl Metrics {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoint_labels_hide_ids() {
-        assert_eq!(
-            endpoint_label("/v2/bot/profile/U4af4980629abcdef0123456789abcdef"),
-            "/v2/bot/profile/:id"
-        );
-        assert_eq!(
-            endpoint_label("/v2/bot/message/461230966842064897/content?x=1"),
-            "/v2/bot/message/:id/content"
-        );
-        assert_eq!(
-            endpoint_label(
-                "/v2/bot/group/Ca56f94637c1234567890abcdef012345/member/U1234567890abcdef"
-            ),
-            "/v2/bot/group/:id/member/:id"
-        );
-        assert_eq!(endpoint_label("/oauth2/v2.1/token"), "/oauth2/v2.1/token");
-        assert_eq!(
-            endpoint_label("/v2/bot/message/push"),
-            "/v2/bot/message/push"
-        );
-        assert_eq!(
-            endpoint_label("/v2/bot/chat/markAsRead"),
-            "/v2/bot/chat/markAsRead"
-        );
     }
 }

@@ -19,12 +19,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     channels::ChannelError,
-    line::{Classified, LineClient, classify, client::NetworkError},
+    line::{self, ApiError, ApiErrorDetail, CallError, api::Route},
     metrics::{Metrics, StateLabels},
-    secret::Secret,
     store::{
-        ChannelRecord, DeliveryRecord, DeliveryState, SendKind, SentMessageRecord, Store,
-        StoreError,
+        ChannelRecord, DeliveryRecord, DeliveryState, LineErrorDetailRecord, LineErrorRecord,
+        SendKind, SentMessageRecord, Store, StoreError,
     },
     time::now_ms,
     tokens::{TokenError, Tokens},
@@ -86,7 +85,6 @@ pub struct Outbox {
 
 struct Inner {
     store: Arc<dyn Store>,
-    line: LineClient,
     tokens: Tokens,
     metrics: Metrics,
     /// Longest pause between two attempts of a send.
@@ -111,11 +109,10 @@ pub fn conversation_id(conversation: &str) -> &str {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, line: LineClient, tokens: Tokens, metrics: Metrics) -> Self {
+    pub fn new(store: Arc<dyn Store>, tokens: Tokens, metrics: Metrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
-                line,
                 tokens,
                 metrics,
                 max_backoff: BACKOFF_MAX,
@@ -573,15 +570,12 @@ impl Inner {
             self.save(record).await;
             return Ok(Attempt::Done);
         }
-        let (channel, token) = match self.token(&record.channel_id).await {
-            Ok(found) => found,
+        let channel = match self.token(&record.channel_id).await {
+            Ok(channel) => channel,
             Err(TokenProblem::Transient(reason)) => {
-                // LINE's token endpoint failed: nothing was sent, try again.
-                record.attempts += 1;
-                if record.attempts > 1 {
-                    self.metrics.outbox_retries.inc();
-                }
-                record.failure = Some(reason);
+                // LINE's token endpoint failed: nothing was sent, try again
+                // (not an attempt: no request was made to LINE's API).
+                self.waiting(record, None, reason);
                 return Ok(Attempt::RetryAfter(None));
             }
             Err(TokenProblem::Permanent(reason)) => {
@@ -602,81 +596,62 @@ impl Inner {
         self.store_update(record).await?;
 
         let limit = self.limit(&record.channel_id);
-        let response = {
+        let called = {
             let _permit = limit
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
             let retry_key = (!record.retry_key.is_empty()).then_some(record.retry_key.as_str());
-            let response = self
-                .line
-                .post_json(&token, path(record.kind), &record.body, retry_key)
-                .await;
-            match response {
-                // LINE refused the token, so nothing was sent: once, with a
-                // renewed token (the same retry key; a reply's token is
-                // still unused).
-                Ok(refused) if refused.status == reqwest::StatusCode::UNAUTHORIZED => {
-                    match self.tokens.after_unauthorized(&channel, &token).await {
-                        Ok(renewed) => {
-                            self.line
-                                .post_json(&renewed, path(record.kind), &record.body, retry_key)
-                                .await
-                        }
-                        Err(err) => {
-                            tracing::warn!(delivery = %record.id, error = %err, "no token to retry with after a 401");
-                            Ok(refused)
-                        }
-                    }
-                }
-                other => other,
-            }
+            // A 401 is retried once inside, with a renewed token (the same
+            // retry key; a reply's token is still unused).
+            self.tokens
+                .line(&channel)
+                .send(route(record.kind), &record.body, retry_key)
+                .await
         };
-        let response = match response {
+        // Every request made counts, the one after a renewal too.
+        record.attempts = (record.attempts + called.requests).saturating_sub(1);
+        let response = match called.result {
             Ok(response) => response,
-            Err(NetworkError::Connect(reason)) => {
-                // Nothing reached LINE: safe to retry, even a reply.
-                record.failure = Some(reason);
-                return Ok(Attempt::RetryAfter(None));
-            }
-            Err(err) if record.kind == SendKind::Reply => {
-                record.state = DeliveryState::Unknown;
-                record.failure = Some(format!("{err}; a reply cannot be retried safely"));
-                self.save(record).await;
-                return Ok(Attempt::Done);
-            }
-            Err(err) => {
-                record.failure = Some(err.to_string());
-                return Ok(Attempt::RetryAfter(None));
-            }
-        };
-        record.line_request_id = response.request_id.clone().unwrap_or_default();
-        match classify(&response) {
-            Classified::Accepted => {
-                record.state = DeliveryState::Delivered;
-                record.error = None;
-                record.failure = None;
-                record.sent_messages = sent_messages(&response.body);
-            }
-            Classified::AlreadyAccepted {
+            Err(CallError::Line(line::Error::AlreadyAccepted {
                 accepted_request_id,
-            } => {
+                request_id,
+            })) => {
                 record.state = DeliveryState::Delivered;
+                record.line_request_id = request_id;
                 record.error = None;
                 record.failure = None;
                 record.accepted_request_id = accepted_request_id;
-                record.sent_messages = sent_messages(&response.body);
+                self.save(record).await;
+                return Ok(Attempt::Done);
             }
-            Classified::RateLimited { retry_after, error } => {
-                record.error = Some(error);
-                return Ok(Attempt::RetryAfter(retry_after));
-            }
-            Classified::ServerError(error) => {
-                record.error = Some(error);
+            Err(CallError::Line(line::Error::Network(err))) => {
+                if !err.may_have_reached_line() {
+                    // Nothing reached LINE: safe to retry, even a reply.
+                    self.waiting(record, None, err.to_string());
+                    return Ok(Attempt::RetryAfter(None));
+                }
+                if record.kind == SendKind::Reply {
+                    record.state = DeliveryState::Unknown;
+                    record.error = None;
+                    record.failure = Some(format!("{err}; a reply cannot be retried safely"));
+                    self.save(record).await;
+                    return Ok(Attempt::Done);
+                }
+                self.waiting(record, None, err.to_string());
                 return Ok(Attempt::RetryAfter(None));
             }
-            Classified::Rejected(error)
+            Err(CallError::Line(line::Error::RateLimited { retry_after, error })) => {
+                self.waiting(record, Some(error), String::new());
+                return Ok(Attempt::RetryAfter(retry_after));
+            }
+            Err(CallError::Line(line::Error::Api(error))) if error.http_status >= 500 => {
+                self.waiting(record, Some(error), String::new());
+                return Ok(Attempt::RetryAfter(None));
+            }
+            Err(CallError::Line(line::Error::Api(error)))
                 if record.kind == SendKind::Reply
+                    && error.http_status == 400
                     && error
                         .message
                         .to_ascii_lowercase()
@@ -684,6 +659,7 @@ impl Inner {
                     && record.push_fallback.is_some() =>
             {
                 // Nothing was sent; push instead, as the caller allowed.
+                record.line_request_id = error.request_id.clone();
                 let to = record.push_fallback.take().unwrap_or_default();
                 record.kind = SendKind::Push;
                 record.conversation = Some(to.clone());
@@ -694,19 +670,85 @@ impl Inner {
                     object.insert("to".into(), json!(conversation_id(&to)));
                 }
                 record.body = body;
-                record.error = Some(error);
+                record.error = Some(error.into());
                 return Ok(Attempt::RetryAfter(Some(Duration::ZERO)));
             }
-            Classified::MonthlyLimit(error) | Classified::Rejected(error) => {
+            Err(CallError::Line(line::Error::MonthlyLimit(error) | line::Error::Api(error))) => {
                 record.state = DeliveryState::Failed;
-                record.error = Some(error);
+                record.line_request_id = error.request_id.clone();
+                record.error = Some(error.into());
+                self.save(record).await;
+                return Ok(Attempt::Done);
             }
-        }
+            Err(CallError::Line(
+                err @ (line::Error::InvalidJson { .. } | line::Error::NotReady { .. }),
+            )) => {
+                // Neither comes of a send (its body is not read; 202 is a
+                // success): should LINE change, wait and ask again.
+                self.waiting(record, None, err.to_string());
+                return Ok(Attempt::RetryAfter(None));
+            }
+            Err(CallError::Token(err)) => {
+                return Ok(self.token_failed(record, None, err).await);
+            }
+            Err(CallError::Unauthorized { error, renewal }) => {
+                return Ok(self.token_failed(record, Some(error), renewal).await);
+            }
+        };
+        record.line_request_id = response.request_id.clone().unwrap_or_default();
+        record.state = DeliveryState::Delivered;
+        record.error = None;
+        record.failure = None;
+        record.sent_messages = sent_messages(&response.body);
         self.save(record).await;
         Ok(Attempt::Done)
     }
 
-    async fn token(&self, channel_id: &str) -> Result<(ChannelRecord, Secret), TokenProblem> {
+    /// Records why a send waits for its next attempt: LINE's answer, or the
+    /// reason there was none. Either replaces the last one, so GetDelivery
+    /// shows the latest.
+    fn waiting(&self, record: &mut DeliveryRecord, error: Option<ApiError>, reason: String) {
+        match error {
+            Some(error) => {
+                tracing::info!(delivery = %record.id, attempts = record.attempts, error = %error, "send not accepted yet; retrying");
+                record.line_request_id = error.request_id.clone();
+                record.error = Some(error.into());
+                record.failure = None;
+            }
+            None => {
+                tracing::info!(delivery = %record.id, attempts = record.attempts, reason = %reason, "send not made yet; retrying");
+                record.error = None;
+                record.failure = Some(reason);
+            }
+        }
+    }
+
+    /// No usable token for a send (LINE refused one, `refused`, and none
+    /// other could be had): later when the token endpoint failed, else the
+    /// send fails.
+    async fn token_failed(
+        &self,
+        record: &mut DeliveryRecord,
+        refused: Option<ApiError>,
+        err: TokenError,
+    ) -> Attempt {
+        if let TokenError::Unavailable(_) = err {
+            self.waiting(record, None, err.to_string());
+            return Attempt::RetryAfter(None);
+        }
+        record.state = DeliveryState::Failed;
+        if let Some(refused) = refused {
+            record.line_request_id = refused.request_id.clone();
+            record.error = Some(refused.into());
+        }
+        record.failure = Some(err.to_string());
+        self.save(record).await;
+        Attempt::Done
+    }
+
+    /// The channel, with a token ready for it (so that token problems are
+    /// told apart before the send is marked as being sent).
+    async fn token(&self, channel_id: &str) -> Result<ChannelRecord, TokenProblem> {
         let channel = match self.tokens.channels().get(channel_id).await {
             Ok(channel) => channel,
             Err(ChannelError::NotFound(_)) => {
@@ -719,7 +761,7 @@ impl Inner {
             }
         };
         match self.tokens.get(&channel).await {
-            Ok(token) => Ok((channel, token)),
+            Ok(_) => Ok(channel),
             Err(err @ TokenError::Unavailable(_)) => Err(TokenProblem::Transient(err.to_string())),
             Err(err) => Err(TokenProblem::Permanent(err.to_string())),
         }
@@ -788,12 +830,12 @@ impl Inner {
     }
 }
 
-fn path(kind: SendKind) -> &'static str {
+fn route(kind: SendKind) -> Route {
     match kind {
-        SendKind::Reply => "/v2/bot/message/reply",
-        SendKind::Push => "/v2/bot/message/push",
-        SendKind::Multicast => "/v2/bot/message/multicast",
-        SendKind::Broadcast => "/v2/bot/message/broadcast",
+        SendKind::Reply => Route::Reply,
+        SendKind::Push => Route::Push,
+        SendKind::Multicast => Route::Multicast,
+        SendKind::Broadcast => Route::Broadcast,
     }
 }
 
@@ -804,29 +846,51 @@ fn backoff(attempts: u32, max: Duration) -> Duration {
 }
 
 fn sent_messages(body: &[u8]) -> Vec<SentMessageRecord> {
-    #[derive(serde::Deserialize)]
-    struct Sent {
-        #[serde(default, rename = "sentMessages")]
-        sent_messages: Vec<Message>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Message {
-        #[serde(default)]
-        id: String,
-        #[serde(default, rename = "quoteToken")]
-        quote_token: String,
-    }
-    serde_json::from_slice::<Sent>(body)
-        .map(|sent| {
-            sent.sent_messages
-                .into_iter()
-                .map(|m| SentMessageRecord {
-                    id: m.id,
-                    quote_token: m.quote_token,
-                })
-                .collect()
+    line::api::sent_messages(body)
+        .into_iter()
+        .map(|m| SentMessageRecord {
+            id: m.id,
+            quote_token: m.quote_token,
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+impl From<ApiError> for LineErrorRecord {
+    fn from(error: ApiError) -> Self {
+        Self {
+            http_status: error.http_status,
+            message: error.message,
+            details: error
+                .details
+                .into_iter()
+                .map(|d| LineErrorDetailRecord {
+                    message: d.message,
+                    property: d.property,
+                })
+                .collect(),
+            request_id: error.request_id,
+            retry_after_secs: error.retry_after_secs,
+        }
+    }
+}
+
+impl From<LineErrorRecord> for ApiError {
+    fn from(record: LineErrorRecord) -> Self {
+        Self {
+            http_status: record.http_status,
+            message: record.message,
+            details: record
+                .details
+                .into_iter()
+                .map(|d| ApiErrorDetail {
+                    message: d.message,
+                    property: d.property,
+                })
+                .collect(),
+            request_id: record.request_id,
+            retry_after_secs: record.retry_after_secs,
+        }
+    }
 }
 
 /// What makes two requests "the same" for an idempotency key.
@@ -853,16 +917,5 @@ mod tests {
             assert!(backoff(attempts, Duration::from_secs(1)) <= Duration::from_secs(1));
         }
         assert!(backoff(0, BACKOFF_MAX) <= BACKOFF_BASE);
-    }
-
-    #[test]
-    fn sent_messages_are_read_from_line_bodies() {
-        let sent = sent_messages(
-            br#"{"sentMessages":[{"id":"461230966842064897","quoteToken":"IStG5h1Tz7b"}]}"#,
-        );
-        assert_eq!(sent[0].id, "461230966842064897");
-        assert_eq!(sent[0].quote_token, "IStG5h1Tz7b");
-        assert!(sent_messages(b"{}").is_empty());
-        assert!(sent_messages(b"not json").is_empty());
     }
 }

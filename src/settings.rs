@@ -690,12 +690,12 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     let token_v2_1_lifetime = layer
         .token_v2_1_lifetime_seconds
         .ok_or_else(|| required("token_v2_1_lifetime_seconds"))?;
-    if !(60..=crate::tokens::keys::MAX_TOKEN_LIFETIME_SECS).contains(&token_v2_1_lifetime) {
+    if !(60..=crate::line::assertion::MAX_TOKEN_LIFETIME_SECS).contains(&token_v2_1_lifetime) {
         return Err(merged.invalid(
             "token_v2_1_lifetime_seconds",
             format!(
                 "must be 60–{} (LINE allows at most 30 days)",
-                crate::tokens::keys::MAX_TOKEN_LIFETIME_SECS
+                crate::line::assertion::MAX_TOKEN_LIFETIME_SECS
             ),
         ));
     }

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use crate::{
+    line::wire::events::event_type_of,
     proto::v1::{self as pb, messaging_client::MessagingClient, subscribe_request::Start},
-    webhook::events::event_type_of,
 };
 
 /// What to follow and how.

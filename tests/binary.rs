@@ -893,7 +893,7 @@ async fn traces_follow_calls_into_line_and_webhooks_into_events() {
         .post(format!("http://{http}/webhook/line/{}", channel.id))
         .header(
             "x-line-signature",
-            line_adapter::webhook::signature::sign(SECRET, &body),
+            line_adapter::http::signature::sign(SECRET, &body),
         )
         .body(body)
         .send()
@@ -1037,7 +1037,7 @@ async fn sigterm_under_webhook_load_loses_nothing_answered() {
                         .post(format!("http://{http}/webhook/line/{id}"))
                         .header(
                             "x-line-signature",
-                            line_adapter::webhook::signature::sign(SECRET, &body),
+                            line_adapter::http::signature::sign(SECRET, &body),
                         )
                         .body(body)
                         .send()

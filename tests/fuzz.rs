@@ -7,13 +7,11 @@
 mod support;
 
 use line_adapter::{
-    line::messages::to_line_messages,
+    http::signature::{sign, verify},
+    line::wire::events::parse_body,
+    line::wire::messages::to_line_messages,
     proto::v1 as pb,
     secret::Secret,
-    webhook::{
-        events::parse_body,
-        signature::{sign, verify},
-    },
 };
 use proptest::prelude::*;
 

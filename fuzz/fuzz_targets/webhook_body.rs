@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use line_adapter::{
     secret::Secret,
-    webhook::{events::parse_body, signature::verify},
+    http::signature::verify,
+    line::wire::events::parse_body,
 };
 
 fuzz_target!(|data: &[u8]| {

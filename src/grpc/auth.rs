@@ -79,7 +79,6 @@ impl ApiKeys {
 
     /// A tonic interceptor: UNAUTHENTICATED without a known key,
     /// PERMISSION_DENIED when the key's scopes exclude the method.
-    #[allow(clippy::result_large_err)] // tonic's interceptor signature
     pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if !self.is_enabled() {
             return Ok(request);

@@ -5,13 +5,14 @@ use std::pin::Pin;
 
 use tokio::{io::AsyncReadExt as _, sync::mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 use super::status::{invalid_field, store_status};
 use crate::{
     channels::validate,
-    line::client::NetworkError,
-    media::{MediaState, valid_message_id},
+    line::client::ByteStream,
+    media::{MediaState, WithoutContent, valid_message_id},
     proto::v1 as pb,
     services::Services,
 };
@@ -22,7 +23,6 @@ pub type ContentStream =
 /// Largest chunk sent, as the contract promises.
 const CHUNK: usize = 64 * 1024;
 
-#[allow(clippy::result_large_err)]
 pub async fn get_message_content(
     services: &Services,
     request: pb::GetMessageContentRequest,
@@ -74,77 +74,51 @@ pub async fn get_message_content(
         }
     }
 
+    // Known to have nothing at LINE: say so without asking.
+    match services.media.without_content(&channel_id, &message_id) {
+        Some(WithoutContent::External) => {
+            return Err(no_content(
+                &message_id,
+                "its content provider is EXTERNAL: fetch ContentProvider.original_content_url yourself",
+            ));
+        }
+        Some(WithoutContent::NoMedia) => {
+            return Err(no_content(
+                &message_id,
+                "its message type has no media (text, sticker, location)",
+            ));
+        }
+        None => {}
+    }
+
     // Not kept (yet): ask LINE now.
-    let path = format!(
-        "/v2/bot/message/{message_id}/content{}",
-        if preview { "/preview" } else { "" }
-    );
-    let fetch = |token: crate::secret::Secret| {
-        let path = &path;
-        async move {
-            services
-                .media
-                .line()
-                .get_data_stream(&token, path)
-                .await
-                .map_err(|err| match err {
-                    NetworkError::Connect(_)
-                    | NetworkError::Timeout(_)
-                    | NetworkError::Broken(_) => Status::unavailable(err.to_string()),
-                })
-        }
-    };
-    let token = services.tokens.get(&channel).await?;
-    let mut response = fetch(token.clone()).await?;
-    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-        // Refused token: once more with a renewed one.
-        let renewed = services.tokens.after_unauthorized(&channel, &token).await?;
-        response = fetch(renewed).await?;
-    }
-    let status = response.status().as_u16();
-    let request_id = response
-        .headers()
-        .get("x-line-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let refused = |code: fn(String) -> Status, what: &str| {
-        code(format!(
-            "LINE answered {status} for the content of message {message_id}: {what} [x-line-request-id {request_id}]"
-        ))
-    };
-    match status {
-        200 => {}
-        202 => {
-            return Err(refused(
-                Status::unavailable,
-                "still preparing the content; retry in a few seconds",
-            ));
-        }
-        404 | 410 => return Err(refused(Status::not_found, "no such content, or it is gone")),
-        401 => {
-            return Err(refused(
-                Status::failed_precondition,
-                "the access token was refused",
-            ));
-        }
-        403 => return Err(refused(Status::permission_denied, "not permitted")),
-        400 => return Err(refused(Status::invalid_argument, "bad request")),
-        _ => return Err(refused(Status::unavailable, "LINE failed")),
-    }
+    let content = services
+        .tokens
+        .line(&channel)
+        .message_content(&message_id, preview)
+        .await?;
     let metadata = pb::MessageContentMetadata {
-        content_type: response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned(),
-        size_bytes: response.content_length().map(|s| s as i64),
+        content_type: content
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        size_bytes: content.content_length.map(|s| s as i64),
         from_store: false,
         file_name: meta.map(|m| m.file_name).unwrap_or_default(),
     };
-    tokio::spawn(stream_response(response, metadata, tx));
+    tokio::spawn(stream_response(content.body, metadata, tx));
     Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+/// FAILED_PRECONDITION for a message LINE holds no content of.
+fn no_content(message_id: &str, why: &str) -> Status {
+    let mut details = ErrorDetails::new();
+    details.add_precondition_failure_violation("MESSAGE_CONTENT", "message_id", why);
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!("message {message_id} has no content at LINE: {why}"),
+        details,
+    )
 }
 
 type Sender = mpsc::Sender<Result<pb::GetMessageContentResponse, Status>>;
@@ -190,26 +164,21 @@ async fn stream_file(mut file: tokio::fs::File, metadata: pb::MessageContentMeta
     }
 }
 
-async fn stream_response(
-    mut response: reqwest::Response,
-    metadata: pb::MessageContentMetadata,
-    tx: Sender,
-) {
+async fn stream_response(mut body: ByteStream, metadata: pb::MessageContentMetadata, tx: Sender) {
     if tx.send(Ok(metadata_part(metadata))).await.is_err() {
         return;
     }
     loop {
-        match response.chunk().await {
-            Ok(Some(bytes)) => {
+        match body.next().await {
+            Some(Ok(bytes)) => {
                 for piece in bytes.chunks(CHUNK) {
                     if tx.send(Ok(chunk_part(piece))).await.is_err() {
                         return;
                     }
                 }
             }
-            Ok(None) => return,
-            Err(err) => {
-                let err = crate::line::client::network(err);
+            None => return,
+            Some(Err(err)) => {
                 let _ = tx
                     .send(Err(Status::unavailable(format!(
                         "{err}; discard the partial content and call again"

@@ -1,12 +1,13 @@
 //! `weiyu.line.v1.Messaging`. Subscribe and Ack stream the inbound event
 //! log (see `subscribe.rs`); sends go through the outbox (see `send.rs`);
 //! media is served from the kept copy or LINE (see `content.rs`); profile
-//! and group lookups (cached), the loading animation and mark-as-read call
-//! LINE directly (see `lookup.rs`).
+//! and group lookups (cached, `lookup.rs`), the loading animation and
+//! mark-as-read (`chat.rs`) call LINE directly, and their errors name the
+//! RPC.
 
 use tonic::{Request, Response, Status};
 
-use super::Core;
+use super::{Core, status::in_rpc};
 use crate::proto::v1::{self as pb, messaging_server::Messaging};
 
 #[derive(Clone)]
@@ -89,7 +90,9 @@ impl Messaging for MessagingService {
         request: Request<pb::GetMessageContentRequest>,
     ) -> Result<Response<Self::GetMessageContentStream>, Status> {
         let services = self.core.services()?;
-        let stream = super::content::get_message_content(services, request.into_inner()).await?;
+        let stream = super::content::get_message_content(services, request.into_inner())
+            .await
+            .map_err(in_rpc("GetMessageContent"))?;
         Ok(Response::new(stream))
     }
 
@@ -99,7 +102,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::GetProfileResponse>, Status> {
         let services = self.core.services()?;
         Ok(Response::new(
-            super::lookup::get_profile(services, request.into_inner()).await?,
+            super::lookup::get_profile(services, request.into_inner())
+                .await
+                .map_err(in_rpc("GetProfile"))?,
         ))
     }
 
@@ -109,7 +114,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::GetGroupSummaryResponse>, Status> {
         let services = self.core.services()?;
         Ok(Response::new(
-            super::lookup::get_group_summary(services, request.into_inner()).await?,
+            super::lookup::get_group_summary(services, request.into_inner())
+                .await
+                .map_err(in_rpc("GetGroupSummary"))?,
         ))
     }
 
@@ -119,7 +126,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::GetGroupMemberProfileResponse>, Status> {
         let services = self.core.services()?;
         Ok(Response::new(
-            super::lookup::get_group_member_profile(services, request.into_inner()).await?,
+            super::lookup::get_group_member_profile(services, request.into_inner())
+                .await
+                .map_err(in_rpc("GetGroupMemberProfile"))?,
         ))
     }
 
@@ -129,7 +138,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::ShowLoadingAnimationResponse>, Status> {
         let services = self.core.services()?;
         Ok(Response::new(
-            super::lookup::show_loading_animation(services, request.into_inner()).await?,
+            super::chat::show_loading_animation(services, request.into_inner())
+                .await
+                .map_err(in_rpc("ShowLoadingAnimation"))?,
         ))
     }
 
@@ -139,7 +150,9 @@ impl Messaging for MessagingService {
     ) -> Result<Response<pb::MarkAsReadResponse>, Status> {
         let services = self.core.services()?;
         Ok(Response::new(
-            super::lookup::mark_as_read(services, request.into_inner()).await?,
+            super::chat::mark_as_read(services, request.into_inner())
+                .await
+                .map_err(in_rpc("MarkAsRead"))?,
         ))
     }
 

@@ -4,14 +4,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod chat;
 pub mod content;
 pub mod lookup;
 pub mod messaging;
-pub mod quota;
+
 pub mod send;
 pub mod status;
 pub mod subscribe;
-pub mod webhook_admin;
 
 use std::sync::Arc;
 
@@ -54,14 +54,12 @@ impl Core {
         }
     }
 
-    #[allow(clippy::result_large_err)]
     pub fn services(&self) -> Result<&Services, Status> {
         self.ready
             .get()
             .ok_or_else(|| Status::unavailable("the store is still opening; retry shortly"))
     }
 
-    #[allow(clippy::result_large_err)]
     pub fn channels(&self) -> Result<&Channels, Status> {
         self.services().map(|services| &services.channels)
     }

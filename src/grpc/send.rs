@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use prost::Message as _;
 use serde_json::{Value, json};
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
+use tonic::Status;
 
-use super::status::{Violations, invalid_field, store_status};
+use super::status::{Violations, delivery_status, invalid_field, store_status};
 use crate::{
     channels::validate,
-    line::messages::to_line_messages,
+    line::wire::messages::to_line_messages,
     outbox::{NewDelivery, OutboxError},
     proto::v1 as pb,
     services::Services,
@@ -110,7 +109,6 @@ fn aggregation_units(violations: &mut Violations, units: &[String]) -> Option<Va
     Some(json!(units))
 }
 
-#[allow(clippy::result_large_err)]
 async fn existing_channel(services: &Services, id: &str) -> Result<String, Status> {
     let id = validate::channel_id(id).map_err(|reason| invalid_field("channel_id", reason))?;
     services.channels.get(&id).await?;
@@ -154,7 +152,6 @@ fn body(mut fields: serde_json::Map<String, Value>, notification_disabled: bool)
 }
 
 /// Submits, waits for LINE, and answers as the contract says.
-#[allow(clippy::result_large_err)]
 async fn submit(services: &Services, new: NewDelivery) -> Result<DeliveryRecord, Status> {
     let (record, _existing) = services.outbox.submit(new).await.map_err(|err| match err {
         OutboxError::IdempotencyMismatch { key } => Status::already_exists(format!(
@@ -167,85 +164,11 @@ async fn submit(services: &Services, new: NewDelivery) -> Result<DeliveryRecord,
 }
 
 /// A delivery as the caller sees it: OK while it succeeds or is still
-/// going, a status naming LINE's answer when it failed.
-#[allow(clippy::result_large_err)]
+/// going; when it ended otherwise, the status `status.rs` gives it.
 fn outcome(record: DeliveryRecord) -> Result<DeliveryRecord, Status> {
-    let code = match record.state {
-        DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Delivered => {
-            return Ok(record);
-        }
-        DeliveryState::Unknown => Code::DeadlineExceeded,
-        DeliveryState::Failed => match &record.error {
-            Some(error) => match error.http_status {
-                400 => Code::InvalidArgument,
-                401 => Code::FailedPrecondition,
-                403 => Code::PermissionDenied,
-                404 => Code::NotFound,
-                429 => Code::ResourceExhausted,
-                500..=599 => Code::Unavailable,
-                _ => Code::FailedPrecondition,
-            },
-            None if record.attempts == 0 => Code::FailedPrecondition,
-            None => Code::Unavailable,
-        },
-    };
-    Err(failure_status(code, &record))
-}
-
-fn failure_status(code: Code, record: &DeliveryRecord) -> Status {
-    let mut details = ErrorDetails::new();
-    let mut metadata = std::collections::HashMap::new();
-    metadata.insert("delivery_id".to_owned(), record.id.clone());
-    let message = match &record.error {
-        Some(error) => {
-            metadata.insert("line_status".to_owned(), error.http_status.to_string());
-            metadata.insert("line_request_id".to_owned(), error.request_id.clone());
-            for detail in &error.details {
-                details.add_bad_request_violation(detail.property.clone(), detail.message.clone());
-            }
-            let extra: Vec<String> = error
-                .details
-                .iter()
-                .map(|d| format!("{}: {}", d.property, d.message))
-                .collect();
-            format!(
-                "delivery {} {}: LINE answered {}: {}{}{}",
-                record.id,
-                state_name(record.state),
-                error.http_status,
-                error.message,
-                if extra.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", extra.join("; "))
-                },
-                if error.request_id.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [x-line-request-id {}]", error.request_id)
-                }
-            )
-        }
-        None => format!(
-            "delivery {} {}: {}",
-            record.id,
-            state_name(record.state),
-            record.failure.as_deref().unwrap_or("no answer from LINE")
-        ),
-    };
-    details.set_error_info("LINE_DELIVERY", "line.weiyu.com", metadata);
-    Status::with_error_details(code, message, details)
-}
-
-fn state_name(state: DeliveryState) -> &'static str {
-    match state {
-        DeliveryState::Queued => "is queued",
-        DeliveryState::Sending => "is being sent",
-        DeliveryState::Delivered => "was delivered",
-        DeliveryState::Failed => "failed",
-        DeliveryState::Unknown => {
-            "has an unknown outcome (the reply may or may not have been sent; it is not retried)"
-        }
+    match delivery_status(&record) {
+        None => Ok(record),
+        Some(status) => Err(status),
     }
 }
 
@@ -279,23 +202,34 @@ pub fn to_proto(record: &DeliveryRecord) -> pb::Delivery {
         next_attempt_time: record.next_attempt_ms.map(timestamp),
         line_request_id: record.line_request_id.clone(),
         accepted_request_id: record.accepted_request_id.clone(),
-        error: record.error.as_ref().map(|error| pb::LineError {
-            http_status: i32::from(error.http_status),
-            message: error.message.clone(),
-            details: error
-                .details
-                .iter()
-                .map(|d| pb::LineErrorDetail {
-                    message: d.message.clone(),
-                    property: d.property.clone(),
+        error: record
+            .error
+            .as_ref()
+            .map(|error| pb::LineError {
+                http_status: i32::from(error.http_status),
+                message: error.message.clone(),
+                details: error
+                    .details
+                    .iter()
+                    .map(|d| pb::LineErrorDetail {
+                        message: d.message.clone(),
+                        property: d.property.clone(),
+                    })
+                    .collect(),
+                request_id: error.request_id.clone(),
+                retry_after: error.retry_after_secs.map(|secs| prost_types::Duration {
+                    seconds: secs as i64,
+                    nanos: 0,
+                }),
+            })
+            // No answer from LINE: the connection's (or the token's) reason,
+            // with no HTTP status.
+            .or_else(|| {
+                record.failure.as_ref().map(|failure| pb::LineError {
+                    message: failure.clone(),
+                    ..pb::LineError::default()
                 })
-                .collect(),
-            request_id: error.request_id.clone(),
-            retry_after: error.retry_after_secs.map(|secs| prost_types::Duration {
-                seconds: secs as i64,
-                nanos: 0,
             }),
-        }),
         sent_messages: record
             .sent_messages
             .iter()
@@ -341,7 +275,6 @@ fn reply_body(token: &str, messages: Vec<Value>, notification_disabled: bool) ->
     body(fields, notification_disabled)
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn push(
     services: &Services,
     request: pb::PushRequest,
@@ -372,7 +305,6 @@ pub async fn push(
     })
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn multicast(
     services: &Services,
     request: pb::MulticastRequest,
@@ -421,7 +353,6 @@ pub async fn multicast(
     })
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn broadcast(
     services: &Services,
     request: pb::BroadcastRequest,
@@ -454,7 +385,6 @@ pub async fn broadcast(
     })
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn reply(
     services: &Services,
     request: pb::ReplyRequest,
@@ -516,7 +446,6 @@ pub async fn reply(
 /// The delivery an idempotency key already stands for on this channel.
 /// Send and Reply answer with it before choosing a route or claiming a
 /// token again: the route of the first call is the one that counts.
-#[allow(clippy::result_large_err)]
 async fn known_delivery(
     services: &Services,
     channel_id: &str,
@@ -537,7 +466,6 @@ async fn known_delivery(
     outcome(record).map(Some)
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn send(
     services: &Services,
     request: pb::SendRequest,
@@ -669,7 +597,6 @@ async fn webhook_event_id(services: &Services, sequence: u64) -> String {
         .unwrap_or_default()
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn get_delivery(
     services: &Services,
     request: pb::GetDeliveryRequest,

@@ -1,11 +1,236 @@
 //! The one place where errors become gRPC statuses. Matches are exhaustive
-//! so that a new error variant does not compile until it is classified.
-//! Internal causes are logged here and replaced by a safe message.
+//! (no `_` arm over an error type) so that a new variant does not compile
+//! until it is classified. Internal causes are logged here and replaced by
+//! a safe message.
+//!
+//! LINE's answers map by one table, [`LINE_STATUS_CODES`], for every RPC:
+//! a lookup, an admin call and a failed send that got the same answer from
+//! LINE get the same code.
+
+use std::{collections::HashMap, time::Duration};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::{channels::ChannelError, store::StoreError, tokens::TokenError};
+use crate::{
+    channels::ChannelError,
+    line::{self, ApiError, CallError, NetworkError, error::NOT_READY_RETRY},
+    store::{DeliveryRecord, LineErrorRecord, SendKind, StoreError},
+    tokens::TokenError,
+};
+
+/// LINE's HTTP status → gRPC code, for every call. 401 is what is left
+/// after one renewal of the token; 429 is told apart (rate limit, monthly
+/// quota) by [`line::Error`] but maps to one code.
+pub const LINE_STATUS_CODES: &[(u16, Code)] = &[
+    (400, Code::InvalidArgument),
+    (401, Code::FailedPrecondition),
+    (403, Code::PermissionDenied),
+    (404, Code::NotFound),
+    // "Gone": the content or resource no longer exists, as for 404.
+    (410, Code::NotFound),
+    (429, Code::ResourceExhausted),
+];
+
+/// The code for a LINE error answer with `http_status`: the table above,
+/// UNAVAILABLE for 5xx (LINE failed; nothing was done), FAILED_PRECONDITION
+/// for any other 4xx (409 included: the request conflicts with LINE's state).
+pub fn line_http_code(http_status: u16) -> Code {
+    if let Some((_, code)) = LINE_STATUS_CODES.iter().find(|(s, _)| *s == http_status) {
+        return *code;
+    }
+    if (500..=599).contains(&http_status) {
+        Code::Unavailable
+    } else {
+        Code::FailedPrecondition
+    }
+}
+
+/// ErrorInfo `domain` of every status this service returns.
+const DOMAIN: &str = "line.weiyu.com";
+/// LINE's phrase for a reply token it will not take (used, expired, unknown).
+const INVALID_REPLY_TOKEN: &str = "invalid reply token";
+
+/// LINE's error answer as details: its status and request id in an
+/// ErrorInfo, its details as BadRequest violations, `Retry-After` as
+/// RetryInfo.
+fn api_details(error: &ApiError, reason: &str, extra: &[(&str, String)]) -> ErrorDetails {
+    let mut details = ErrorDetails::new();
+    let mut metadata = HashMap::new();
+    metadata.insert("line_status".to_owned(), error.http_status.to_string());
+    metadata.insert("line_request_id".to_owned(), error.request_id.clone());
+    for (key, value) in extra {
+        metadata.insert((*key).to_owned(), value.clone());
+    }
+    for detail in &error.details {
+        details.add_bad_request_violation(detail.property.clone(), detail.message.clone());
+    }
+    if let Some(secs) = error.retry_after_secs {
+        details.set_retry_info(Some(Duration::from_secs(secs)));
+    }
+    details.set_error_info(reason, DOMAIN, metadata);
+    details
+}
+
+/// The hint a 401 gets: what the operator does about a refused token.
+const REFUSED_TOKEN_HINT: &str = " (the channel access token was refused: store a valid long-lived token, or check the channel's credentials for issued tokens)";
+
+fn api_status(code: Code, error: &ApiError) -> Status {
+    let hint = if error.http_status == 401 {
+        REFUSED_TOKEN_HINT
+    } else {
+        ""
+    };
+    Status::with_error_details(
+        code,
+        format!("{error}{hint}"),
+        api_details(error, "LINE_API_ERROR", &[]),
+    )
+}
+
+fn network_status(err: &NetworkError) -> Status {
+    let mut details = ErrorDetails::new();
+    let mut metadata = HashMap::new();
+    metadata.insert("kind".to_owned(), format!("{:?}", err.kind));
+    details.set_error_info("LINE_UNREACHABLE", DOMAIN, metadata);
+    tracing::debug!(error = %err, "LINE could not be reached");
+    Status::with_error_details(Code::Unavailable, err.to_string(), details)
+}
+
+impl From<line::Error> for Status {
+    fn from(err: line::Error) -> Self {
+        match &err {
+            line::Error::Api(error) => api_status(line_http_code(error.http_status), error),
+            line::Error::RateLimited { error, .. } => api_status(Code::ResourceExhausted, error),
+            line::Error::MonthlyLimit(error) => {
+                let mut details = api_details(error, "LINE_MONTHLY_LIMIT", &[]);
+                details.add_quota_failure_violation(
+                    "line_monthly_message_quota",
+                    "the channel's messages for this month are used up (see GetQuota)",
+                );
+                Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
+            }
+            line::Error::AlreadyAccepted { .. } => Status::already_exists(err.to_string()),
+            line::Error::Network(network) => network_status(network),
+            line::Error::InvalidJson { .. } => {
+                tracing::warn!(error = %err, "LINE's answer cannot be read");
+                Status::unavailable(err.to_string())
+            }
+            line::Error::NotReady { .. } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(NOT_READY_RETRY));
+                Status::with_error_details(Code::Unavailable, err.to_string(), details)
+            }
+        }
+    }
+}
+
+impl From<CallError<TokenError>> for Status {
+    fn from(err: CallError<TokenError>) -> Self {
+        match err {
+            CallError::Token(err) => err.into(),
+            CallError::Unauthorized { error, renewal } => {
+                let code = match &renewal {
+                    TokenError::Unavailable(_) => Code::Unavailable,
+                    TokenError::Precondition(_)
+                    | TokenError::Rejected(_)
+                    | TokenError::Channel(_) => Code::FailedPrecondition,
+                };
+                Status::with_error_details(
+                    code,
+                    format!("{error}; {renewal}"),
+                    api_details(&error, "LINE_API_ERROR", &[]),
+                )
+            }
+            CallError::Line(err) => err.into(),
+        }
+    }
+}
+
+/// The same status with `rpc: ` before its message (details kept), for the
+/// RPCs that call LINE directly: an operator reading a log line of LINE's
+/// words learns which call met them.
+pub fn in_rpc(rpc: &'static str) -> impl Fn(Status) -> Status {
+    move |status| {
+        if status.message().starts_with(rpc) {
+            return status;
+        }
+        Status::with_details(
+            status.code(),
+            format!("{rpc}: {}", status.message()),
+            status.details().to_vec().into(),
+        )
+    }
+}
+
+/// A send that ended without delivering, as the caller sees it: the code
+/// its LINE answer maps to by the one table, DEADLINE_EXCEEDED when the
+/// outcome is unknown. `None` for queued, sending and delivered sends.
+pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
+    use crate::store::DeliveryState;
+    let code = match record.state {
+        DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Delivered => return None,
+        DeliveryState::Unknown => Code::DeadlineExceeded,
+        DeliveryState::Failed => match &record.error {
+            // A reply token LINE refused, with no push allowed: the
+            // request was fine, the chat's state is not.
+            Some(error) if record.kind == SendKind::Reply && invalid_reply_token(error) => {
+                Code::FailedPrecondition
+            }
+            Some(error) => line_http_code(error.http_status),
+            None if record.attempts == 0 => Code::FailedPrecondition,
+            None => Code::Unavailable,
+        },
+    };
+    Some(failed_delivery(code, record))
+}
+
+fn invalid_reply_token(error: &LineErrorRecord) -> bool {
+    error.http_status == 400
+        && error
+            .message
+            .to_ascii_lowercase()
+            .contains(INVALID_REPLY_TOKEN)
+}
+
+fn failed_delivery(code: Code, record: &DeliveryRecord) -> Status {
+    let state = match record.state {
+        crate::store::DeliveryState::Unknown => {
+            "has an unknown outcome (the reply may or may not have been sent; it is not retried)"
+        }
+        _ => "failed",
+    };
+    match &record.error {
+        Some(error) => {
+            let error = ApiError::from(error.clone());
+            let details = api_details(
+                &error,
+                "LINE_DELIVERY",
+                &[("delivery_id", record.id.clone())],
+            );
+            Status::with_error_details(
+                code,
+                format!("delivery {} {state}: {error}", record.id),
+                details,
+            )
+        }
+        None => {
+            let mut details = ErrorDetails::new();
+            let mut metadata = HashMap::new();
+            metadata.insert("delivery_id".to_owned(), record.id.clone());
+            details.set_error_info("LINE_DELIVERY", DOMAIN, metadata);
+            Status::with_error_details(
+                code,
+                format!(
+                    "delivery {} {state}: {}",
+                    record.id,
+                    record.failure.as_deref().unwrap_or("no answer from LINE")
+                ),
+                details,
+            )
+        }
+    }
+}
 
 /// Collects field violations of one request, so a caller learns about all
 /// of them at once.

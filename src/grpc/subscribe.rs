@@ -12,12 +12,12 @@ use super::status::{Violations, store_status};
 use crate::{
     channels::validate,
     fanout::{Filter, Item, StreamEnd},
+    line::wire::events::event_type_of,
     media::{Media, MediaState},
     proto::v1 as pb,
     services::Services,
     store::{EventRecord, StoreError},
     time::{now_ms, timestamp},
-    webhook::events::event_type_of,
 };
 
 pub type SubscribeStream =
@@ -40,7 +40,6 @@ pub fn consumer_name(name: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn subscribe(
     services: &Services,
     request: pb::SubscribeRequest,
@@ -117,7 +116,6 @@ pub async fn subscribe(
 }
 
 /// The sequence a stream starts after, checked against what is retained.
-#[allow(clippy::result_large_err)]
 async fn start_after(
     services: &Services,
     start: Option<pb::subscribe_request::Start>,
@@ -187,7 +185,6 @@ fn filter(
     })
 }
 
-#[allow(clippy::result_large_err)]
 fn to_event(record: &EventRecord, media: &Media) -> Result<pb::Event, Status> {
     let mut event = pb::Event::decode(record.payload.clone()).map_err(|e| {
         tracing::error!(sequence = record.sequence, error = %e, "a stored event cannot be decoded");
@@ -218,7 +215,6 @@ fn end_status(end: StreamEnd) -> Status {
     }
 }
 
-#[allow(clippy::result_large_err)]
 pub async fn ack(services: &Services, request: pb::AckRequest) -> Result<pb::AckResponse, Status> {
     let pb::AckRequest { consumer, sequence } = request;
     let consumer = consumer_name(&consumer)

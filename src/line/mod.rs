@@ -1,11 +1,18 @@
-//! Everything that speaks LINE's Messaging API: the HTTP client, its error
-//! classification, and outbound message conversion. Knows nothing of
-//! storage or gRPC.
+//! Everything that speaks LINE, with no storage and no gRPC: the HTTP
+//! transport ([`client`]), the one LINE error ([`error`]), the
+//! channel-scoped client that holds the token and retry rules
+//! ([`channel`]), every endpoint we call ([`api`]), the token endpoints
+//! ([`oauth`]), the v2.1 assertion keys ([`assertion`]) and LINE's JSON
+//! both ways ([`wire`]).
 
+pub mod api;
+pub mod assertion;
+pub mod channel;
 pub mod client;
 pub mod error;
-pub mod messages;
 pub mod oauth;
+pub mod wire;
 
-pub use client::{LineClient, LineResponse};
-pub use error::{ApiError, Classified, classify};
+pub use channel::{CallError, Called, ChannelClient, Retry, TokenSource};
+pub use client::{LineClient, Response};
+pub use error::{ApiError, ApiErrorDetail, Error, NetworkError, NetworkKind};

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::client::{LineClient, LineResponse, NetworkError};
+use super::{
+    client::{LineClient, Response},
+    error::NetworkError,
+};
 use crate::secret::Secret;
 
 const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -166,7 +169,7 @@ impl OAuth {
     }
 }
 
-fn check(response: &LineResponse) -> Result<(), OAuthError> {
+fn check(response: &Response) -> Result<(), OAuthError> {
     if response.status.is_success() {
         return Ok(());
     }
@@ -185,7 +188,7 @@ fn check(response: &LineResponse) -> Result<(), OAuthError> {
     })
 }
 
-fn token(response: LineResponse) -> Result<IssuedToken, OAuthError> {
+fn token(response: Response) -> Result<IssuedToken, OAuthError> {
     check(&response)?;
     // The error never quotes the body: it holds the token.
     let body: TokenBody = serde_json::from_slice(&response.body).map_err(|err| {
@@ -205,7 +208,7 @@ fn token(response: LineResponse) -> Result<IssuedToken, OAuthError> {
     })
 }
 
-fn empty(response: LineResponse) -> Result<(), OAuthError> {
+fn empty(response: Response) -> Result<(), OAuthError> {
     check(&response)
 }
 
@@ -228,12 +231,12 @@ impl ClassifyName for serde_json::Error {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use reqwest::StatusCode;
+    use http::StatusCode;
 
     use super::*;
 
-    fn response(status: u16, body: &str) -> LineResponse {
-        LineResponse {
+    fn response(status: u16, body: &str) -> Response {
+        Response {
             status: StatusCode::from_u16(status).unwrap(),
             request_id: None,
             accepted_request_id: None,

@@ -24,9 +24,9 @@ use tokio::sync::broadcast;
 pub use nats::{NatsOptions, NatsStore};
 pub use records::{
     AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState,
-    EventRecord, IssuedTokenRecord, KeyPairRecord, LogBounds, NewEvent, PreviousSecret, ReplyToken,
-    Retention, SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode,
-    TokenStateRecord,
+    EventRecord, IssuedTokenRecord, KeyPairRecord, LineErrorDetailRecord, LineErrorRecord,
+    LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention, SealedSecret, SendKind,
+    SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;

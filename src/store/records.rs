@@ -321,6 +321,31 @@ pub struct SentMessageRecord {
     pub quote_token: String,
 }
 
+/// LINE's error answer to a send, as stored (the store's own type: it knows
+/// nothing of LINE's client). Field names match what earlier versions
+/// stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineErrorRecord {
+    pub http_status: u16,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub details: Vec<LineErrorDetailRecord>,
+    #[serde(default)]
+    pub request_id: String,
+    /// Seconds LINE asked us to wait (429).
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineErrorDetailRecord {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub property: String,
+}
+
 /// One send in the outbox: written before its first attempt, updated after
 /// each, kept for `GetDelivery`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,7 +371,7 @@ pub struct DeliveryRecord {
     #[serde(default)]
     pub accepted_request_id: String,
     #[serde(default)]
-    pub error: Option<crate::line::ApiError>,
+    pub error: Option<LineErrorRecord>,
     /// Why a send failed without an answer from LINE (network, precondition).
     #[serde(default)]
     pub failure: Option<String>,

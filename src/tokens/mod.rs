@@ -8,8 +8,6 @@
 //! due but not expired keeps being used when a renewal fails, so a LINE
 //! outage at renewal time costs nothing until the token really expires.
 
-pub mod keys;
-
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -21,7 +19,7 @@ use subtle::ConstantTimeEq as _;
 use crate::{
     channels::{ChannelError, Channels},
     line::{
-        LineClient,
+        ChannelClient, LineClient, TokenSource,
         oauth::{OAuth, OAuthError},
     },
     metrics::{ChannelLabels, Metrics},
@@ -78,6 +76,26 @@ impl From<StoreError> for TokenError {
     }
 }
 
+/// One channel's tokens, as a [`TokenSource`] for its [`ChannelClient`].
+pub struct ChannelTokens {
+    tokens: Tokens,
+    channel: ChannelRecord,
+}
+
+impl TokenSource for ChannelTokens {
+    type Error = TokenError;
+
+    async fn token(&self) -> Result<Secret, TokenError> {
+        self.tokens.get(&self.channel).await
+    }
+
+    async fn renew(&self, rejected: &Secret) -> Result<Secret, TokenError> {
+        self.tokens
+            .after_unauthorized(&self.channel, rejected)
+            .await
+    }
+}
+
 /// What GetTokenStatus shows; never the token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenStatus {
@@ -101,6 +119,8 @@ struct Inner {
     channels: Channels,
     store: Arc<dyn Store>,
     oauth: OAuth,
+    /// The transport every channel's [`ChannelClient`] uses.
+    line: LineClient,
     settings: TokenSettings,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     metrics: Metrics,
@@ -172,7 +192,8 @@ impl Tokens {
             inner: Arc::new(Inner {
                 channels,
                 store,
-                oauth: OAuth::new(line),
+                oauth: OAuth::new(line.clone()),
+                line,
                 settings,
                 slots: Mutex::new(HashMap::new()),
                 metrics,
@@ -199,6 +220,18 @@ impl Tokens {
             .entry(channel_id.to_owned())
             .or_default()
             .clone()
+    }
+
+    /// The door to LINE for `channel`'s calls, with its tokens (renewed
+    /// once after a 401).
+    pub fn line(&self, channel: &ChannelRecord) -> ChannelClient<ChannelTokens> {
+        ChannelClient::new(
+            self.inner.line.clone(),
+            ChannelTokens {
+                tokens: self.clone(),
+                channel: channel.clone(),
+            },
+        )
     }
 
     /// The channels whose tokens these are.
@@ -670,7 +703,7 @@ impl Tokens {
                 )
             })?;
         let private_key = self.inner.channels.open_private_key(channel, pair)?;
-        keys::assertion(
+        crate::line::assertion::assertion(
             &private_key,
             pair.kid.as_deref().unwrap_or_default(),
             &channel.line_channel_id,

@@ -5,22 +5,19 @@
 //! (GetChannel with `check_webhook`).
 
 use prost_types::Timestamp;
-use serde::Deserialize;
-use serde_json::{Value, json};
+
+use serde_json::Value;
 use tonic::{Code, Status, metadata::MetadataMap};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use super::{
-    Core, RequestAuthority,
-    admin::webhook_url,
-    lookup::{AdminRequest, admin_call, admin_parse},
-};
+use tonic::{Request, Response};
+
+use super::{AdminService, channel_id};
+use crate::grpc::status::in_rpc;
+use crate::grpc::{Core, RequestAuthority};
 use crate::{proto::v1 as pb, services::Services, store::ChannelRecord, time::timestamp};
 
-/// LINE's webhook endpoint setting (get and set).
-const ENDPOINT: &str = "/v2/bot/channel/webhook/endpoint";
-/// LINE's test request to an endpoint.
-const TEST: &str = "/v2/bot/channel/webhook/test";
+const NO_PUBLIC_BASE_URL: &str = "no public base URL: set LINE_ADAPTER_PUBLIC_BASE_URL (the https address LINE reaches this service at)";
 /// LINE refuses longer endpoints (`SetWebhookEndpointRequest.endpoint`).
 const MAX_ENDPOINT_LEN: usize = 500;
 
@@ -50,10 +47,14 @@ pub struct WebhookUrl {
     pub source: BaseSource,
 }
 
+/// `{base}/webhook/line/{channel_id}`.
+pub fn webhook_url(base: &str, channel_id: &str) -> String {
+    format!("{}/webhook/line/{channel_id}", base.trim_end_matches('/'))
+}
+
 /// `{base}/webhook/line/{channel_id}`, the base being
 /// LINE_ADAPTER_PUBLIC_BASE_URL when set, else derived from the request's
 /// authority; FAILED_PRECONDITION when there is neither.
-#[allow(clippy::result_large_err)]
 pub fn expected_url(
     core: &Core,
     metadata: &MetadataMap,
@@ -65,11 +66,7 @@ pub fn expected_url(
         None => {
             let base = core
                 .base_url_from_request(metadata, authority)
-                .ok_or_else(|| {
-                    Status::failed_precondition(
-                        "no public base URL: set LINE_ADAPTER_PUBLIC_BASE_URL (the https address LINE reaches this service at)",
-                    )
-                })?;
+                .ok_or_else(|| Status::failed_precondition(NO_PUBLIC_BASE_URL))?;
             (base, BaseSource::Request)
         }
     };
@@ -79,51 +76,23 @@ pub fn expected_url(
     })
 }
 
-/// LINE `GetWebhookEndpointResponse`.
-#[derive(Deserialize)]
-struct Endpoint {
-    /// Absent or empty when no endpoint is set.
-    #[serde(default)]
-    endpoint: String,
-    active: bool,
-}
-
-/// LINE `TestWebhookEndpointResponse`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TestAnswer {
-    /// Optional in LINE's description; absent means it did not succeed.
-    #[serde(default)]
-    success: bool,
-    /// RFC 3339 in LINE's description and examples; its text also speaks
-    /// of milliseconds, so a number is read as Unix milliseconds.
-    timestamp: Value,
-    status_code: i32,
-    reason: String,
-    detail: String,
-}
-
 /// Sets the channel's webhook endpoint at LINE to this service's URL for
 /// it, has LINE test it, and reads back whether webhooks are active.
-#[allow(clippy::result_large_err)]
 pub async fn register(
     core: &Core,
     metadata: &MetadataMap,
     authority: Option<&RequestAuthority>,
     channel_id: &str,
 ) -> Result<pb::RegisterWebhookResponse, Status> {
-    const RPC: &str = "RegisterWebhook";
     let services = core.services()?;
     let record = services.channels.get(channel_id).await?;
     let WebhookUrl { url, source } = expected_url(core, metadata, authority, &record.id)?;
     registrable(&url, source)?;
 
-    let body = json!({ "endpoint": url });
-    admin_call(services, &record, RPC, ENDPOINT, AdminRequest::Put(&body)).await?;
-    let tested = admin_call(services, &record, RPC, TEST, AdminRequest::Post(&body)).await?;
-    let test: TestAnswer = admin_parse(RPC, &tested)?;
-    let read = admin_call(services, &record, RPC, ENDPOINT, AdminRequest::Get).await?;
-    let endpoint: Endpoint = admin_parse(RPC, &read)?;
+    let line = services.tokens.line(&record);
+    line.set_webhook_endpoint(&url).await?;
+    let test = line.test_webhook(&url).await?;
+    let endpoint = line.webhook_endpoint().await?;
 
     let test_time = line_time(&test.timestamp);
     if test_time.is_none() {
@@ -156,7 +125,6 @@ pub async fn register(
 
 /// LINE only calls https endpoints of at most 500 characters; refusing here
 /// explains it better than LINE's 400 would, and sends nothing.
-#[allow(clippy::result_large_err)]
 fn registrable(url: &str, source: BaseSource) -> Result<(), Status> {
     let https = url::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
     let problem = if !https {
@@ -210,20 +178,30 @@ pub async fn check(
     authority: Option<&RequestAuthority>,
 ) -> pb::WebhookCheck {
     let mut errors = Vec::new();
+    // Only a configured base is what LINE must call; a base guessed from
+    // this request says nothing about LINE's view (the contract: empty
+    // without a public base URL, and `error` says why).
     let expected_url = match expected_url(core, metadata, authority, &record.id) {
-        Ok(expected) => expected.url,
+        Ok(WebhookUrl {
+            url,
+            source: BaseSource::Config,
+        }) => url,
+        Ok(WebhookUrl {
+            source: BaseSource::Request,
+            ..
+        }) => {
+            errors.push(NO_PUBLIC_BASE_URL.to_owned());
+            String::new()
+        }
         Err(status) => {
             errors.push(status.message().to_owned());
             String::new()
         }
     };
-    let answer = match admin_call(services, record, "GetChannel", ENDPOINT, AdminRequest::Get)
-        .await
-        .and_then(|response| admin_parse::<Endpoint>("GetChannel", &response))
-    {
+    let answer = match services.tokens.line(record).webhook_endpoint().await {
         Ok(answer) => Some(answer),
-        Err(status) => {
-            errors.push(status.message().to_owned());
+        Err(err) => {
+            errors.push(in_rpc("GetChannel")(Status::from(err)).message().to_owned());
             None
         }
     };
@@ -247,8 +225,44 @@ fn same_url(a: &str, b: &str) -> bool {
     a.strip_suffix('/').unwrap_or(a) == b.strip_suffix('/').unwrap_or(b)
 }
 
+pub(super) async fn get_webhook_url(
+    admin: &AdminService,
+    request: Request<pb::GetWebhookUrlRequest>,
+) -> Result<Response<pb::GetWebhookUrlResponse>, Status> {
+    let (metadata, extensions, pb::GetWebhookUrlRequest { channel_id: id }) = request.into_parts();
+    let id = channel_id(&id)?;
+    // The channel must exist: a URL for a channel we do not know would
+    // only ever be answered 404.
+    admin.core.channels()?.get(&id).await?;
+    let WebhookUrl { url, source } = expected_url(
+        &admin.core,
+        &metadata,
+        extensions.get::<RequestAuthority>(),
+        &id,
+    )?;
+    Ok(Response::new(pb::GetWebhookUrlResponse {
+        webhook_url: url,
+        base_url_source: source.as_str().to_owned(),
+    }))
+}
+
+pub(super) async fn register_webhook(
+    admin: &AdminService,
+    request: Request<pb::RegisterWebhookRequest>,
+) -> Result<Response<pb::RegisterWebhookResponse>, Status> {
+    let (metadata, extensions, pb::RegisterWebhookRequest { channel_id: id }) =
+        request.into_parts();
+    let id = channel_id(&id)?;
+    let authority = extensions.get::<RequestAuthority>();
+    register(&admin.core, &metadata, authority, &id)
+        .await
+        .map(Response::new)
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message as _;
-use serde::Deserialize;
 use tonic::Status;
 
-use super::{lookup::fetch, status::Violations};
+use tonic::{Request, Response};
+
+use super::AdminService;
+use crate::grpc::status::Violations;
 use crate::{
     channels::validate,
+    line::api::Route,
     lookup_cache::{Cached, LOOKUP_TTL, LookupCache},
     proto::v1 as pb,
     services::Services,
@@ -31,32 +34,7 @@ const _: () = assert!(QUOTA_TTL.as_millis() <= LOOKUP_TTL.as_millis());
 const LINE_UTC_OFFSET_SECS: i64 = 9 * 3600;
 const DAY_SECS: i64 = 24 * 3600;
 
-/// LINE `MessageQuotaResponse`.
-#[derive(Deserialize)]
-struct Quota {
-    r#type: String,
-    #[serde(default)]
-    value: i64,
-}
-
-/// LINE `QuotaConsumptionResponse`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Consumption {
-    total_usage: i64,
-}
-
-/// LINE `NumberOfMessagesResponse`.
-#[derive(Deserialize)]
-struct Sent {
-    status: String,
-    /// Present only when `status` is "ready".
-    #[serde(default)]
-    success: i64,
-}
-
-#[allow(clippy::result_large_err)]
-pub async fn get_quota(
+async fn answer(
     services: &Services,
     request: pb::GetQuotaRequest,
 ) -> Result<pb::GetQuotaResponse, Status> {
@@ -94,27 +72,27 @@ pub async fn get_quota(
     Ok(answer)
 }
 
-#[allow(clippy::result_large_err)]
 async fn ask_line(
     services: &Services,
     record: &ChannelRecord,
     date: &str,
 ) -> Result<pb::GetQuotaResponse, Status> {
-    let sent = |route: &'static str| async move {
-        let path = format!("/v2/bot/message/delivery/{route}?date={date}");
-        let sent: Sent = fetch(services, record, RPC, &path).await?;
+    let line = services.tokens.line(record);
+    let line = &line;
+    let sent = |route: Route| async move {
+        let sent = line.sent_count(route, date).await?;
         Ok::<_, Status>(pb::SentMessageCount {
             status: sent.status,
             success: sent.success,
         })
     };
     let (quota, consumption, reply, push, multicast, broadcast) = tokio::try_join!(
-        fetch::<Quota>(services, record, RPC, "/v2/bot/message/quota"),
-        fetch::<Consumption>(services, record, RPC, "/v2/bot/message/quota/consumption"),
-        sent("reply"),
-        sent("push"),
-        sent("multicast"),
-        sent("broadcast"),
+        async { Ok::<_, Status>(line.quota().await?) },
+        async { Ok::<_, Status>(line.quota_consumption().await?) },
+        sent(Route::Reply),
+        sent(Route::Push),
+        sent(Route::Multicast),
+        sent(Route::Broadcast),
     )?;
     let limited = quota.r#type == "limited";
     let labels = crate::metrics::ChannelLabels {
@@ -196,6 +174,15 @@ fn yesterday_in_utc9(now_ms: i64) -> String {
         .unwrap_or_default()
 }
 
+pub(super) async fn get_quota(
+    admin: &AdminService,
+    request: Request<pb::GetQuotaRequest>,
+) -> Result<Response<pb::GetQuotaResponse>, Status> {
+    answer(admin.core.services()?, request.into_inner())
+        .await
+        .map(Response::new)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{
@@ -204,7 +191,6 @@ mod tests {
     };
 
     use super::*;
-    use crate::line::LineClient;
 
     /// 2024-03-01T00:00:00Z.
     const MARCH_1_2024_MS: i64 = 1_709_251_200_000;
@@ -250,9 +236,7 @@ mod tests {
     fn quota_answers_are_reused_for_30_seconds() {
         let now = Arc::new(AtomicI64::new(MARCH_1_2024_MS));
         let clock = now.clone();
-        let base = url::Url::parse("http://127.0.0.1:9").unwrap();
         let cache = LookupCache::with(
-            LineClient::new(&base, &base),
             LOOKUP_TTL,
             100,
             Arc::new(move || clock.load(Ordering::SeqCst)),

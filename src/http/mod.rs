@@ -1,0 +1,168 @@
+//! The HTTP listener and its router: LINE's webhook route ([`webhook`]),
+//! liveness, readiness and metrics ([`probes`]). A webhook walks forward
+//! only: listener → [`signature`] check → `inbound` → store.
+
+mod probes;
+pub mod signature;
+mod webhook;
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::{body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::services::Ready;
+
+/// How long a client may take to send its request headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const WEBHOOK_PREFIX: &str = "/webhook/line/";
+
+/// Readiness shared with the rest of the service.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub readiness: Readiness,
+    pub ready: Ready,
+    /// Largest webhook body accepted, in bytes.
+    pub body_limit: u64,
+}
+
+/// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
+/// open connections to finish their requests.
+pub async fn serve(listener: TcpListener, state: HttpState, shutdown: CancellationToken) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let mut backoff = Duration::from_millis(10);
+
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    backoff = Duration::from_millis(10);
+                    stream
+                }
+                Err(err) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %err, "accepting an HTTP connection failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        // Webhooks are small and latency-bound: do not wait to fill packets.
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |request| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(route(request, &state).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let method = request.method();
+    match path {
+        "/healthz" => match *method {
+            Method::GET | Method::HEAD => text(StatusCode::OK, "ok\n"),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "/readyz" => match *method {
+            Method::GET | Method::HEAD => probes::readyz(state),
+            _ => method_not_allowed("GET, HEAD"),
+        },
+        "/metrics" => match (*method == Method::GET, state.ready.get()) {
+            (false, _) => method_not_allowed("GET"),
+            (true, None) => text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n"),
+            (true, Some(services)) => probes::metrics(services).await,
+        },
+        _ => match path.strip_prefix(WEBHOOK_PREFIX) {
+            Some(channel_id) if !channel_id.is_empty() && !channel_id.contains('/') => {
+                let channel_id = channel_id.to_owned();
+                if *method != Method::POST {
+                    return method_not_allowed("POST");
+                }
+                let Some(services) = state.ready.get() else {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n");
+                };
+                webhook::handle(request, &channel_id, services, state.body_limit).await
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
+    }
+}
+
+pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+pub(super) fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "application/json", body)
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+pub(super) fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    response
+}
