@@ -18,7 +18,12 @@
 #      message: no API keys (the defaults alone), replicaCount 2 in sled mode,
 #      nats mode without a URL or a master key from a Secret, bad keys, and
 #      so on.
-#   5. Every value in values.yaml is documented in the chart's README, and
+#   5. The master key survives upgrades: an install render generates one,
+#      and upgrade renders, whose `lookup` asks a stand-in Kubernetes API
+#      server holding the Secret the install rendered, keep it, refuse a
+#      different one unless rotating, and add none to a release that had
+#      none (see check_master_key for what exactly that proves).
+#   6. Every value in values.yaml is documented in the chart's README, and
 #      every setting the chart writes to line-adapter.toml is one of the
 #      README's settings.
 #
@@ -65,11 +70,16 @@ echo "Dockerfile: no findings"
 "$work/venv/bin/python" - "charts/line-adapter" "$KUBE_VERSION" "$work" README.md << 'PY'
 """Helm lint and render, kubernetes-validate, and the chart's own rules."""
 
+import base64
 import copy
+import hashlib
+import http.server
+import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import tomllib
 
 import helm_python as helm
@@ -446,11 +456,15 @@ INVALID = [
     ("an empty store.mode", merge(KEY, {"store": {"mode": ""}}), "store.mode must be sled"),
     ("replicaCount 3, store.mode sled", merge(KEY, {"store": {"mode": "sled"}, "replicaCount": 3}), "replicaCount must be 1"),
     ("nats without a URL", merge(NATS, {"store": {"nats": {"url": ""}}}), "store.mode=nats needs store.nats.url"),
-    ("nats without a master key", merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}}),
+    ("nats, no master key and none generated", merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}},
+                                                          "secrets": {"generateMasterKey": False}}),
      "store.mode=nats needs the master key from a Secret"),
-    ("nats, insecureNoAuth, no master key", {"auth": {"insecureNoAuth": True},
-                                             "store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}},
+    ("nats, insecureNoAuth, no master key and none generated",
+     {"auth": {"insecureNoAuth": True}, "secrets": {"generateMasterKey": False},
+      "store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}},
      "store.mode=nats needs the master key from a Secret"),
+    ("an unpadded base64 master key", merge(KEY, {"secrets": {"masterKey": "A" * 43}}), "secrets.masterKey must be 32 bytes"),
+    ("a URL-safe base64 master key", merge(KEY, {"secrets": {"masterKey": "_" * 43 + "="}}), "secrets.masterKey must be 32 bytes"),
     ("nats_replicas 0", merge(NATS, {"store": {"nats": {"replicas": 0}}}), "store.nats.replicas (nats_replicas"),
     ("nats_replicas 6", merge(NATS, {"store": {"nats": {"replicas": 6}}}), "store.nats.replicas (nats_replicas"),
     ("nats_replicas 1.5", merge(NATS, {"store": {"nats": {"replicas": 1.5}}}), "store.nats.replicas (nats_replicas"),
@@ -469,6 +483,205 @@ INVALID = [
     ("nats_url in config", merge(NATS, {"config": {"nats_url": "nats://x:4222"}}), "config.nats_url is set by the chart"),
     ("a bad topologySpread", merge(NATS, {"topologySpread": {"nodes": "always"}}), "topologySpread.nodes must be soft"),
 ]
+
+# --- the master key across upgrades ---------------------------------------
+# The chart keeps the master key in its Secret: at install it takes
+# secrets.masterKey or generates one; an upgrade reads the key back from the
+# Secret in the cluster with Helm's `lookup` (templates/_helpers.tpl,
+# line-adapter.masterKeys). Offline rendering answers every `lookup` with
+# nothing, so these checks render through helm_python.Config.render, which
+# runs the same engine with `lookup` asking a Kubernetes API server: here a
+# stand-in that serves the discovery of the core group (GET /api/v1) and
+# GET of Secrets it holds, 404 for anything else.
+#
+# What this proves: given the Secret an install render produced (loaded into
+# the stand-in as the cluster would hold it), Helm's engine rendering the
+# chart as an upgrade (.Release.IsUpgrade) without secrets.masterKey writes
+# the same key into the Secret, keeps LINE_ADAPTER_MASTER_KEY pointing at
+# it, and leaves the pod's checksum unchanged (no restart); that a different
+# secrets.masterKey is refused unless it is a rotation; that an upgrade of a
+# release whose Secret holds no key generates none (its pod keeps the data
+# dir's master.key); and that the install render's key is random, 32 bytes
+# as the service reads them, and the same in the Secret and the checksum.
+# What it does not prove: Helm's upgrade action itself (release storage,
+# hooks; it renders with IsUpgrade by Helm's contract), a real API server's
+# authorization (Helm's user needs `get` on Secrets in the namespace, which
+# it has since it manages them), or the pod starting.
+class StandInApiServer:
+    """Just enough of the Kubernetes API for `lookup "v1" "Secret" NS NAME`."""
+
+    def __init__(self):
+        self.secrets = {}  # (namespace, name) -> Secret object
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?", 1)[0]
+                server.requests.append(path)
+                parts = path.strip("/").split("/")
+                status, body = 404, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                     "status": "Failure", "reason": "NotFound", "code": 404}
+                if parts == ["api", "v1"]:
+                    status, body = 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1",
+                                         "resources": [{"name": "secrets", "singularName": "secret", "namespaced": True,
+                                                        "kind": "Secret", "verbs": ["get", "list"]}]}
+                elif len(parts) == 6 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
+                    found = server.secrets.get((parts[3], parts[5]))
+                    if found:
+                        status, body = 200, found
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        port = self.httpd.server_address[1]
+        self.kubeconfig = yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "stand-in",
+            "clusters": [{"name": "stand-in", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "users": [{"name": "check-chart", "user": {"token": "check-chart"}}],
+            "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "check-chart",
+                                                          "namespace": NAMESPACE}}]})
+
+    def hold(self, *secrets):
+        """The cluster holds exactly these Secrets (as rendered: data in base64)."""
+        self.secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in secrets}
+
+
+def secret_entries(secret):
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def key_view(docs):
+    """What the master key looks like in a render: Secret entries, env, checksum."""
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    workload = next(d for d in docs if d["kind"] in ("StatefulSet", "Deployment"))
+    pod = workload["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in container.get("env", [])}
+    return {"secret": secrets[0] if secrets else None,
+            "entries": secret_entries(secrets[0]) if secrets else {},
+            "env": env, "checksum": pod["metadata"]["annotations"].get("checksum/secret")}
+
+
+def is_service_master_key(text):
+    """32 bytes as the service reads them: 64 hex digits or padded standard base64."""
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        return True
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32 and text.endswith("=")
+    except ValueError:
+        return False
+
+
+def check_master_key(chart):
+    print("--- the master key across upgrades (lookup against a stand-in API server)")
+    api = StandInApiServer()
+    secret_path = f"/api/v1/namespaces/{NAMESPACE}/secrets/{RELEASE}"
+    nats_no_key = merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}})
+    other_key = "ab" * 32
+    with helm.Config(kubeconfig_content=api.kubeconfig, namespace=NAMESPACE) as cfg:
+
+        def render_in_cluster(label, values, upgrade, *held):
+            api.hold(*held)
+            api.requests.clear()
+            manifests = cfg.render(chart, values, name=RELEASE, namespace=NAMESPACE,
+                                   is_install=not upgrade, is_upgrade=upgrade)
+            check(secret_path in api.requests, f"[{label}] the render did not look the Secret up: {api.requests}")
+            notes = next((t for p, t in manifests.items() if p.endswith("NOTES.txt")), "")
+            return key_view(documents(manifests)), notes
+
+        def refused(label, values, message, *held):
+            api.hold(*held)
+            try:
+                cfg.render(chart, values, name=RELEASE, namespace=NAMESPACE, is_install=False, is_upgrade=True)
+                fail(f"[{label}] rendered, but should fail with {message!r}")
+            except helm.HelmRenderError as e:
+                if check(message in str(e), f"[{label}] failed, but not with {message!r}: {e}"):
+                    print(f"  [{label}] refused: {str(e).split(': ', 1)[-1][:110]}...")
+
+        def check_mode(mode, values):
+            # Install: nothing in the cluster, no secrets.masterKey: a key is generated.
+            installed, notes = render_in_cluster(f"{mode} install", values, False)
+            key = installed["entries"].get("master-key", "")
+            check(is_service_master_key(key), f"[{mode} install] no generated master key the service accepts: {key!r}")
+            check((installed["secret"] or {}).get("metadata", {}).get("annotations", {}).get("helm.sh/resource-policy") == "keep",
+                  f"[{mode} install] the Secret holding the master key must have helm.sh/resource-policy: keep")
+            check(installed["env"].get("LINE_ADAPTER_MASTER_KEY") == {"name": RELEASE, "key": "master-key", "optional": False},
+                  f"[{mode} install] LINE_ADAPTER_MASTER_KEY must read the Secret's master-key: {installed['env']}")
+            expected = hashlib.sha256(f"{key}||{installed['entries'].get('api-keys', '')}".encode()).hexdigest()
+            check(installed["checksum"] == expected,
+                  f"[{mode} install] checksum/secret is not of the key in the Secret (two different keys in one render)")
+            check("MASTER KEY: generated by this install" in notes and "base64 -d" in notes,
+                  f"[{mode} install] NOTES.txt must say the key was generated and how to back it up")
+            again, _ = render_in_cluster(f"{mode} install again", values, False)
+            check(again["entries"].get("master-key") not in (None, key), f"[{mode} install] the generated key is not random")
+
+            # Upgrade without secrets.masterKey: the key in the cluster's Secret is kept.
+            upgraded, notes = render_in_cluster(f"{mode} upgrade", values, True, installed["secret"])
+            check(upgraded["entries"].get("master-key") == key,
+                  f"[{mode} upgrade] the upgrade did not keep the master key: {upgraded['entries'].get('master-key')!r}")
+            check(upgraded["env"].get("LINE_ADAPTER_MASTER_KEY") == installed["env"].get("LINE_ADAPTER_MASTER_KEY"),
+                  f"[{mode} upgrade] LINE_ADAPTER_MASTER_KEY changed or went: {upgraded['env']}")
+            check(upgraded["checksum"] == installed["checksum"], f"[{mode} upgrade] checksum/secret changed: the pod would restart")
+            check("MASTER KEY: kept from the Secret" in notes, f"[{mode} upgrade] NOTES.txt must say the key was kept")
+            print(f"  [{mode}] install generated a master key ({len(key)} characters, kept on uninstall); "
+                  f"an upgrade without secrets.masterKey kept it, env and checksum unchanged")
+
+            # The same key given again is fine; another one is refused.
+            same, _ = render_in_cluster(f"{mode} upgrade, same key given", merge(values, {"secrets": {"masterKey": key}}),
+                                        True, installed["secret"])
+            check(same["entries"].get("master-key") == key, f"[{mode} upgrade, same key given] the key changed")
+            refused(f"{mode} upgrade, a new secrets.masterKey", merge(values, {"secrets": {"masterKey": other_key}}),
+                    f"secrets.masterKey is not the master key the Secret {NAMESPACE}/{RELEASE} already holds",
+                    installed["secret"])
+
+            # Rotation: the new key with the stored one as previous; then an upgrade naming neither keeps both.
+            rotating, _ = render_in_cluster(f"{mode} rotation", merge(values, {"secrets": {"masterKey": other_key,
+                                                                                          "masterKeyPrevious": key}}),
+                                            True, installed["secret"])
+            check(rotating["entries"].get("master-key") == other_key and rotating["entries"].get("master-key-previous") == key
+                  and "LINE_ADAPTER_MASTER_KEY_PREVIOUS" in rotating["env"],
+                  f"[{mode} rotation] expected the new key and the stored one as previous: {sorted(rotating['entries'])}")
+            during, _ = render_in_cluster(f"{mode} upgrade during a rotation", values, True, rotating["secret"])
+            check(during["entries"] == rotating["entries"] and "LINE_ADAPTER_MASTER_KEY_PREVIOUS" in during["env"],
+                  f"[{mode} upgrade during a rotation] naming neither key must keep both")
+            done, _ = render_in_cluster(f"{mode} rotation done", merge(values, {"secrets": {"masterKey": other_key}}),
+                                        True, rotating["secret"])
+            check(done["entries"].get("master-key") == other_key and "master-key-previous" not in done["entries"]
+                  and "LINE_ADAPTER_MASTER_KEY_PREVIOUS" not in done["env"],
+                  f"[{mode} rotation done] giving the new key alone must end the rotation")
+            print(f"  [{mode}] the same key given again renders; rotation (new key + stored key as previous) renders, "
+                  f"an upgrade naming neither key keeps both, the new key alone ends it")
+
+        for mode, values in (("sled", KEY), ("nats", nats_no_key)):
+            try:
+                check_mode(mode, values)
+            except helm.HelmError as e:
+                fail(f"[{mode}] a render to check the master key failed: {e}")
+
+        # sled, upgrade of a release whose Secret holds no master key (installed without one): none is
+        # generated, so the pod goes on with the master.key in its data dir.
+        legacy = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                  "metadata": {"name": RELEASE, "namespace": NAMESPACE},
+                  "data": {"api-keys": base64.b64encode(b"ci-check-key").decode()}}
+        kept_file, notes = render_in_cluster("sled upgrade, no key in the Secret", KEY, True, legacy)
+        check("master-key" not in kept_file["entries"] and "LINE_ADAPTER_MASTER_KEY" not in kept_file["env"],
+              "[sled upgrade, no key in the Secret] an upgrade must not bring in a key the data was not sealed with")
+        check("master.key" in notes, "[sled upgrade, no key in the Secret] NOTES.txt must point at master.key")
+        print("  [sled] an upgrade of a release whose Secret has no master key adds none (the data dir's master.key stays in use)")
+        # nats, upgrade with no key anywhere: refused (a generated one would not open the data on NATS).
+        refused("nats upgrade, no key in values or the cluster", nats_no_key,
+                "store.mode=nats needs the master key from a Secret", legacy)
+    api.httpd.shutdown()
+
 
 with helm.Chart.load(CHART) as chart:
     print("--- helm template + kubernetes-validate")
@@ -491,6 +704,7 @@ with helm.Chart.load(CHART) as chart:
         except helm.HelmRenderError as e:
             if check(message in str(e), f"[{label}] failed, but not with {message!r}: {e}"):
                 print(f"  [{label}] refused: {str(e).split(': ', 1)[-1][:110]}...")
+    check_master_key(chart)
 
 # --- the chart README documents every value --------------------------------
 print("--- chart README lists every value")

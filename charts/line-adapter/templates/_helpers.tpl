@@ -54,6 +54,65 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.secrets.existingSecret | default (include "line-adapter.fullname" .) }}
 {{- end }}
 
+{{/*
+The master key and previous master key of the Secret the chart creates, as
+the dict {key, previous, source}, worked out once per render and kept in
+.Values.secrets so that the Secret, the pod's checksum, the checks and the
+notes all see the same (possibly random) key:
+
+  1. secrets.masterKey, when given. When the chart's Secret in the cluster
+     already holds a different key, that is refused, unless it is a
+     rotation (secrets.masterKeyPrevious is the stored key): the data is
+     sealed with the stored key, and a new one would lock the pod out.
+  2. Else the key the chart's Secret already holds (`lookup`), so that an
+     upgrade without secrets.masterKey keeps it; with it the stored
+     previous key, so that an upgrade naming neither key leaves a rotation
+     as it was.
+  3. Else, on install with secrets.generateMasterKey, a new random key:
+     32 bytes from crypto/rand, base64 (randBytes).
+  4. Else none: sled mode then uses master.key in the data dir, as a
+     release installed without a key always has (generating one on an
+     upgrade would not match that data).
+
+source is "values", "cluster", "generated" or "". With
+secrets.existingSecret the chart manages no Secret: all empty.
+
+`lookup` answers only when Helm talks to the cluster (install, upgrade,
+--dry-run=server); `helm template` and --dry-run=client see no Secret, so
+there every render of an install generates a new key (see the README,
+"Master key").
+*/}}
+{{- define "line-adapter.masterKeys" -}}
+{{- $secrets := .Values.secrets }}
+{{- if not (hasKey $secrets "_resolvedMasterKeys") }}
+{{- $resolved := dict "key" "" "previous" "" "source" "" }}
+{{- if not $secrets.existingSecret }}
+{{- $name := include "line-adapter.fullname" . }}
+{{- $entry := $secrets.keys.masterKey }}
+{{- $stored := dict }}
+{{- with (lookup "v1" "Secret" .Release.Namespace $name) }}
+{{- $stored = .data | default dict }}
+{{- end }}
+{{- $storedKey := get $stored $entry | default "" | b64dec }}
+{{- $storedPrevious := get $stored $secrets.keys.masterKeyPrevious | default "" | b64dec }}
+{{- $given := toString ($secrets.masterKey | default "") }}
+{{- $givenPrevious := toString ($secrets.masterKeyPrevious | default "") }}
+{{- if $given }}
+{{- if and $storedKey (ne $given $storedKey) (ne $givenPrevious $storedKey) }}
+{{- fail (printf "line-adapter: secrets.masterKey is not the master key the Secret %s/%s already holds (entry %s), which this release's data is sealed with: the pod would stop with \"master key does not match\". Leave secrets.masterKey unset to keep the stored key (upgrades read it from that Secret), or, to rotate it, give the new key as secrets.masterKey and the stored one as secrets.masterKeyPrevious (chart README, \"Master key\")" .Release.Namespace $name $entry) }}
+{{- end }}
+{{- $resolved = dict "key" $given "previous" $givenPrevious "source" "values" }}
+{{- else if $storedKey }}
+{{- $resolved = dict "key" $storedKey "previous" $storedPrevious "source" "cluster" }}
+{{- else if and .Release.IsInstall $secrets.generateMasterKey }}
+{{- $resolved = dict "key" (randBytes 32) "previous" "" "source" "generated" }}
+{{- end }}
+{{- end }}
+{{- $_ := set $secrets "_resolvedMasterKeys" $resolved }}
+{{- end }}
+{{- toJson (get $secrets "_resolvedMasterKeys") }}
+{{- end }}
+
 {{/* The API keys from values as one comma list ("" when there are none). */}}
 {{- define "line-adapter.apiKeys" -}}
 {{- $keys := list }}
@@ -240,8 +299,8 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- if or (not (include "line-adapter.isWholeNumber" $nats.replicas)) (lt (int64 $nats.replicas) 1) (gt (int64 $nats.replicas) 5) }}
 {{- fail (printf "line-adapter: store.nats.replicas (nats_replicas, JetStream replicas of the streams and buckets) must be a whole number from 1 to 5, not %v" $nats.replicas) }}
 {{- end }}
-{{- if not (or .Values.secrets.masterKey .Values.secrets.existingSecret) }}
-{{- fail "line-adapter: store.mode=nats needs the master key from a Secret: set secrets.masterKey (`openssl rand -hex 32`) or secrets.existingSecret (with the entry secrets.keys.masterKey, default `master-key`). nats mode keeps no volume, so a key generated in the data dir would differ per pod and be lost on restart" }}
+{{- if not (or (include "line-adapter.masterKeys" . | fromJson).key .Values.secrets.existingSecret) }}
+{{- fail "line-adapter: store.mode=nats needs the master key from a Secret, and neither values nor the release's Secret in the cluster hold one (the chart generates one only at install, with secrets.generateMasterKey): set secrets.masterKey (the key the data on NATS is sealed with; a new one: `openssl rand -hex 32`) or secrets.existingSecret (with the entry secrets.keys.masterKey, default `master-key`). nats mode keeps no volume, so a key generated in the data dir would differ per pod and be lost on restart" }}
 {{- end }}
 {{- if .Values.persistence.existingClaim }}
 {{- fail "line-adapter: persistence.existingClaim is for store.mode=sled; with store.mode=nats the state is on NATS and the data dir is an emptyDir per pod" }}
@@ -277,13 +336,14 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- fail "line-adapter: no API keys for gRPC. Set secrets.apiKeys (e.g. --set 'secrets.apiKeys={KEY}', KEY from `openssl rand -hex 32`) or secrets.existingSecret (a Secret with the keys in its entry secrets.keys.apiKeys, default `api-keys`), or set auth.insecureNoAuth=true to serve gRPC unauthenticated (only where something else, e.g. a mesh, authenticates callers). Without keys the service refuses to listen on the pod's address." }}
 {{- end }}
 {{- $_ := include "line-adapter.apiKeys" . }}
-{{- $hexOrBase64 := "^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?)$" }}
+{{- /* As the service reads it: 64 hex digits, or standard base64 with its padding. */}}
+{{- $hexOrBase64 := "^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$" }}
 {{- if and .Values.secrets.masterKey (not (regexMatch $hexOrBase64 (toString .Values.secrets.masterKey))) }}
-{{- fail "line-adapter: secrets.masterKey must be 32 bytes as 64 hex digits or base64 (e.g. from `openssl rand -hex 32`)" }}
+{{- fail "line-adapter: secrets.masterKey must be 32 bytes as 64 hex digits or as standard base64 with its `=` (e.g. from `openssl rand -hex 32`)" }}
 {{- end }}
 {{- if .Values.secrets.masterKeyPrevious }}
 {{- if not (regexMatch $hexOrBase64 (toString .Values.secrets.masterKeyPrevious)) }}
-{{- fail "line-adapter: secrets.masterKeyPrevious must be 32 bytes as 64 hex digits or base64" }}
+{{- fail "line-adapter: secrets.masterKeyPrevious must be 32 bytes as 64 hex digits or as standard base64 with its `=`" }}
 {{- end }}
 {{- if not .Values.secrets.masterKey }}
 {{- fail "line-adapter: secrets.masterKeyPrevious needs secrets.masterKey (the new key) during a master key rotation" }}
