@@ -199,6 +199,14 @@ def check_service_monitor(sm, services):
             check(isinstance(ep.get(field, []), list), f"ServiceMonitor {field} must be a list")
 
 
+def quantity_bytes(text):
+    """Bytes of a Kubernetes quantity such as 11264Mi, 20Gi or 5G."""
+    units = {"": 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15, "E": 10 ** 18,
+             "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(text)).groups()
+    return float(number) * units[unit]
+
+
 def check_objects(label, values, docs, notes):
     merged = merge(defaults, values)
     kinds = sorted(d["kind"] for d in docs)
@@ -303,6 +311,25 @@ def check_objects(label, values, docs, notes):
         check("emptyDir" in volumes.get("data", {}), f"[{label}] nats mode: the data dir must be an emptyDir")
     else:
         check(not store_settings, f"[{label}] sled mode must write no store or NATS settings, got {store_settings}")
+    # An emptyDir data dir (nats mode, or sled without persistence) is bounded:
+    # persistence.emptyDirSizeLimit, else nats mode: media_max_bytes plus a
+    # tenth (at least 1 GiB), in MiB; sled: persistence.size. Always above
+    # media_max_bytes, which the kept media alone may reach.
+    data_empty_dir = volumes.get("data", {}).get("emptyDir")
+    if data_empty_dir is not None:
+        limit = data_empty_dir.get("sizeLimit")
+        media = settings.get("media_max_bytes", 10 * 1024 ** 3)
+        override = merged["persistence"].get("emptyDirSizeLimit")
+        if override not in (None, ""):
+            expected = str(override)
+        elif nats:
+            media_mib = -(-media // 2 ** 20)
+            expected = f"{media_mib + max(1024, -(-media_mib // 10))}Mi"
+        else:
+            expected = merged["persistence"]["size"]
+        check(limit == expected, f"[{label}] the data dir's emptyDir sizeLimit must be {expected}, got {limit!r}")
+        check(limit is not None and quantity_bytes(limit) > media,
+              f"[{label}] the data dir's sizeLimit {limit} must exceed media_max_bytes ({media})")
     grace = settings.get("shutdown_grace_seconds", 20)
     check(pod["terminationGracePeriodSeconds"] > grace,
           f"[{label}] terminationGracePeriodSeconds must exceed shutdown_grace_seconds")
@@ -423,6 +450,10 @@ VALID = [
                                           "service": {"grpc": {"port": 443}}, "serviceAccount": {"create": False},
                                           "config": {"shutdown_grace_seconds": None}})),
     ("nats (ci/nats-values.yaml)", nats_values),
+    ("nats, 20 GiB of media", merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}},
+                                         "config": {"media_max_bytes": 20 * 1024 ** 3}})),
+    ("nats, data dir sizeLimit given", merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}},
+                                                   "persistence": {"emptyDirSizeLimit": "50Gi"}})),
     ("nats, one replica, existing secret", {"store": {"mode": "nats", "nats": {"url": ["nats://nats:4222"]}},
                                             "secrets": {"existingSecret": "line-adapter-secrets"},
                                             "podDisruptionBudget": {"enabled": True}}),
@@ -477,6 +508,13 @@ INVALID = [
      "store.nats.prefix (nats_prefix) must be"),
     ("the CA from a ConfigMap and a Secret", merge(NATS, {"store": {"nats": {"tlsCa": {"configMap": "a", "secret": "b"}}}}),
      "set configMap or secret, not both"),
+    ("a data dir sizeLimit below media_max_bytes", merge(NATS, {"persistence": {"emptyDirSizeLimit": "8Gi"}}),
+     "must exceed config.media_max_bytes"),
+    ("media_max_bytes above the data dir sizeLimit", merge(NATS, {"persistence": {"emptyDirSizeLimit": "12Gi"},
+                                                                  "config": {"media_max_bytes": 16 * 1024 ** 3}}),
+     "must exceed config.media_max_bytes"),
+    ("a data dir sizeLimit that is no quantity", merge(NATS, {"persistence": {"emptyDirSizeLimit": "lots"}}),
+     "persistence.emptyDirSizeLimit must be a Kubernetes quantity"),
     ("existingClaim in nats mode", merge(NATS, {"persistence": {"existingClaim": "restored-data"}}),
      "persistence.existingClaim is for store.mode=sled"),
     ("store in config", merge(KEY, {"config": {"store": "nats"}}), "config.store is set by the chart"),

@@ -171,6 +171,49 @@ there every render of an install generates a new key (see the README,
 {{- end }}
 {{- end }}
 
+{{/* media_max_bytes as the service will use it: config's, else its default (10 GiB). */}}
+{{- define "line-adapter.mediaMaxBytes" -}}
+{{- $max := get (.Values.config | default dict) "media_max_bytes" }}
+{{- if or (kindIs "invalid" $max) (eq (toString $max) "") }}10737418240{{ else }}{{ int64 $max }}{{ end }}
+{{- end }}
+
+{{/*
+Bytes of a Kubernetes quantity (a number with an optional suffix: Ki, Mi,
+Gi, Ti, Pi, Ei or k, M, G, T, P, E), as a float; fails naming `value` when
+it is none.
+*/}}
+{{- define "line-adapter.quantityBytes" -}}
+{{- $name := index . 0 }}
+{{- $raw := index . 1 }}
+{{- $text := ternary (toString (int64 $raw)) (toString $raw) (kindIs "float64" $raw) }}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$" $text) }}
+{{- fail (printf "line-adapter: %s must be a Kubernetes quantity of bytes such as 12Gi or 11264Mi, not %q" $name $text) }}
+{{- end }}
+{{- $units := dict "" 1.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 }}
+{{- $unit := regexFind "[A-Za-z]+$" $text }}
+{{- mulf (float64 (trimSuffix $unit $text)) (get $units $unit) }}
+{{- end }}
+
+{{/*
+sizeLimit of the data dir when it is an emptyDir (the kubelet evicts the pod
+once the folder grows past it): persistence.emptyDirSizeLimit, else in nats
+mode the kept media (media_max_bytes) plus headroom for what arrives between
+two prunes (every 60 s) and the two downloads in flight (up to 300 MiB each):
+a tenth of media_max_bytes, at least 1 GiB; in sled mode persistence.size
+(what a claim would have had).
+*/}}
+{{- define "line-adapter.dataDirSizeLimit" -}}
+{{- $limit := .Values.persistence.emptyDirSizeLimit }}
+{{- if not (or (kindIs "invalid" $limit) (eq (toString $limit) "")) }}
+{{- ternary (toString (int64 $limit)) (toString $limit) (kindIs "float64" $limit) }}
+{{- else if eq (include "line-adapter.storeMode" .) "nats" }}
+{{- $mediaMib := div (add (include "line-adapter.mediaMaxBytes" . | int64) 1048575) 1048576 }}
+{{- printf "%dMi" (add $mediaMib (max 1024 (div (add $mediaMib 9) 10))) }}
+{{- else }}
+{{- .Values.persistence.size | toString }}
+{{- end }}
+{{- end }}
+
 {{/* The store mode, `sled` or `nats`; anything else fails. */}}
 {{- define "line-adapter.storeMode" -}}
 {{- $mode := dig "mode" "sled" (.Values.store | default dict) }}
@@ -359,6 +402,14 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- end }}
 {{- if and (eq $mode "sled") .Values.persistence.enabled (not .Values.persistence.existingClaim) (not .Values.persistence.size) }}
 {{- fail "line-adapter: persistence.size must be set" }}
+{{- end }}
+{{- if or (eq $mode "nats") (not .Values.persistence.enabled) }}
+{{- $sizeLimit := include "line-adapter.dataDirSizeLimit" . }}
+{{- $limitBytes := include "line-adapter.quantityBytes" (list "persistence.emptyDirSizeLimit" $sizeLimit) | float64 }}
+{{- $mediaBytes := include "line-adapter.mediaMaxBytes" . | float64 }}
+{{- if le $limitBytes $mediaBytes }}
+{{- fail (printf "line-adapter: the data dir's emptyDir sizeLimit (%s, persistence.emptyDirSizeLimit) must exceed config.media_max_bytes (%.0f bytes), with room to spare: the data dir holds the kept media, and the kubelet evicts the pod when it grows past its sizeLimit. Raise the limit (empty in nats mode: media_max_bytes plus a tenth, at least 1 GiB), or lower config.media_max_bytes" $sizeLimit $mediaBytes) }}
+{{- end }}
 {{- end }}
 {{- if not (hasPrefix "/" (toString .Values.persistence.mountPath)) }}
 {{- fail "line-adapter: persistence.mountPath must be an absolute path" }}

@@ -177,9 +177,11 @@ spec:
         sizeLimit: 64Mi
     {{- if $nats }}
     # nats mode: the state is on NATS JetStream; the data dir is scratch
-    # space, private to the pod.
+    # space, private to the pod, holding the media it keeps: bounded by
+    # media_max_bytes plus headroom (persistence.emptyDirSizeLimit).
     - name: data
-      emptyDir: {}
+      emptyDir:
+        sizeLimit: {{ include "line-adapter.dataDirSizeLimit" . | quote }}
     {{- if $natsValues.credsSecret.name }}
     # The NATS user's .creds file (nats_creds_file).
     - name: nats-creds
@@ -212,7 +214,8 @@ spec:
     {{- else if not .Values.persistence.enabled }}
     # persistence.enabled=false: the store is lost with the pod.
     - name: data
-      emptyDir: {}
+      emptyDir:
+        sizeLimit: {{ include "line-adapter.dataDirSizeLimit" . | quote }}
     {{- else if .Values.persistence.existingClaim }}
     - name: data
       persistentVolumeClaim:
