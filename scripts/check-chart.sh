@@ -15,9 +15,10 @@
 #      CRD, not in those schemas) is left out of that on purpose and checked
 #      by assertions here instead.
 #   4. Values the service would refuse must fail rendering with the chart's
-#      message: no API keys (the defaults alone), replicaCount 2 in sled mode,
-#      nats mode without a URL or a master key from a Secret, bad keys, and
-#      so on.
+#      message: no image.repository (the defaults alone), no API keys,
+#      replicaCount 2 in sled mode, nats mode without a URL or a master key
+#      from a Secret, bad keys, a data dir sizeLimit below media_max_bytes,
+#      and so on.
 #   5. The master key survives upgrades: an install render generates one,
 #      and upgrade renders, whose `lookup` asks a stand-in Kubernetes API
 #      server holding the Secret the install rendered, keep it, refuse a
@@ -88,8 +89,14 @@ import yaml
 CHART, KUBE_VERSION, WORK, PROJECT_README = sys.argv[1:5]
 VALIDATE = os.path.join(WORK, "venv", "bin", "kubernetes-validate")
 RELEASE, NAMESPACE = "line-adapter", "weiyu"
-KEY = {"secrets": {"apiKeys": ["ci-check-key"]}}
+# There is no public image, so every render needs image.repository: render()
+# adds this one to values that do not set it (with_image), except to the
+# bare defaults (values None).
+IMAGE_REPOSITORY = "registry.example.com/weiyu/line-adapter"
+# The fewest values that render: the image and an API key.
+KEY = {"image": {"repository": IMAGE_REPOSITORY}, "secrets": {"apiKeys": ["ci-check-key"]}}
 NO_KEYS_MESSAGE = "line-adapter: no API keys for gRPC"
+NO_IMAGE_MESSAGE = "line-adapter: image.repository must be set"
 failures = []
 
 
@@ -119,14 +126,22 @@ def load_values(path):
         return helm.values_from_yaml(f.read())
 
 
+def with_image(values):
+    if values is None or "repository" in (values.get("image") or {}):
+        return values
+    return merge({"image": {"repository": IMAGE_REPOSITORY}}, values)
+
+
 def render(chart, values):
-    return chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    return chart.render(with_image(values), name=RELEASE, namespace=NAMESPACE)
 
 
 print(f"helm-python-sdk {helm.__version__}: libhelm_c {helm.helm_c_version()}, "
       f"Helm SDK {helm.helm_sdk_version()} ({helm.library_path})")
 
 defaults = load_values(os.path.join(CHART, "values.yaml"))
+with open(os.path.join(CHART, "Chart.yaml")) as f:
+    CHART_APP_VERSION = yaml.safe_load(f)["appVersion"]
 all_features = load_values(os.path.join(CHART, "ci", "all-features-values.yaml"))
 nats_values = load_values(os.path.join(CHART, "ci", "nats-values.yaml"))
 
@@ -235,6 +250,9 @@ def check_objects(label, values, docs, notes):
     pod_labels = spec["template"]["metadata"]["labels"]
     check(spec["selector"]["matchLabels"].items() <= pod_labels.items(), f"[{label}] selector does not match the pod")
     (container,) = pod["containers"]
+    image = merged["image"]
+    check(container["image"] == f"{image['repository']}:{image['tag'] or CHART_APP_VERSION}",
+          f"[{label}] image must be image.repository:image.tag (appVersion), got {container['image']}")
     check(container["args"] == ["serve", "--config", "/etc/line-adapter/line-adapter.toml"], f"[{label}] args")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     check(set(ports) == {"grpc", "http"}, f"[{label}] container ports")
@@ -468,7 +486,9 @@ VALID = [
 ]
 NATS = merge(KEY, {"store": {"mode": "nats", "nats": {"url": "nats://nats:4222"}}, "secrets": {"masterKey": MASTER_KEY}})
 INVALID = [
-    ("the bare defaults (no API keys)", None, NO_KEYS_MESSAGE),
+    ("the bare defaults (no image, no API keys)", None, NO_IMAGE_MESSAGE),
+    ("no image.repository", merge(KEY, {"image": {"repository": ""}}), NO_IMAGE_MESSAGE),
+    ("no API keys", {}, NO_KEYS_MESSAGE),
     ("insecureNoAuth false, no keys", {"auth": {"insecureNoAuth": False}}, NO_KEYS_MESSAGE),
     ("replicaCount 2", merge(KEY, {"replicaCount": 2}), "replicaCount must be 1"),
     ("a key with a space", {"secrets": {"apiKeys": ["bad key"]}}, "secrets.apiKeys[0] is not"),
@@ -731,7 +751,7 @@ with helm.Chart.load(CHART) as chart:
             continue
         notes = next((t for p, t in manifests.items() if p.endswith("NOTES.txt")), "")
         docs = documents(manifests)
-        kinds = check_objects(label, values, docs, notes)
+        kinds = check_objects(label, with_image(values), docs, notes)
         print(f"  [{label}] renders: {', '.join(kinds)}")
         validate(label, docs)
     print("--- values the chart must refuse")

@@ -323,6 +323,9 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 
 {{/* Refuses values the service would refuse, or that break it, with a message naming the value. */}}
 {{- define "line-adapter.validate" -}}
+{{- if not (.Values.image.repository | default "" | toString | trim) }}
+{{- fail "line-adapter: image.repository must be set: there is no public line-adapter image. Build it with the Dockerfile at the repository root, push it to a registry your cluster pulls from, and pass it, e.g. --set image.repository=registry.example.com/weiyu/line-adapter (chart README, \"The image\"; for kind or minikube, load it and set image.repository=line-adapter)" }}
+{{- end }}
 {{- $mode := include "line-adapter.storeMode" . }}
 {{- if eq $mode "sled" }}
 {{- if ne (int .Values.replicaCount) 1 }}
