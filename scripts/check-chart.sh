@@ -18,7 +18,11 @@
 #      message: no image.repository (the defaults alone), no API keys,
 #      replicaCount 2 in sled mode, nats mode without a URL or a master key
 #      from a Secret, bad keys, a data dir sizeLimit below media_max_bytes,
-#      and so on.
+#      and so on. Bad config.* values (unknown keys, out of range, URLs
+#      without a scheme) and misspelt values anywhere fail by
+#      values.schema.json (also in helm lint) and, on a copy of the chart
+#      without the schema, by the templates' own checks; the schema's
+#      settings are exactly the project README's.
 #   5. The master key survives upgrades: an install render generates one,
 #      and upgrade renders, whose `lookup` asks a stand-in Kubernetes API
 #      server holding the Secret the install rendered, keep it, refuse a
@@ -161,7 +165,9 @@ for label, values in [("defaults + an API key", KEY), ("all features", all_featu
 with open(PROJECT_README) as f:
     readme = f.read()
 settings_section = readme.split("\n## Settings", 1)[-1].split("\n## ", 1)[0]
-KNOWN_SETTINGS = set(re.findall(r"^\| `([a-z0-9_]+)` \|", settings_section, re.M))
+# Every setting named in the first cell of a row (one row may name two).
+KNOWN_SETTINGS = {name for cell in re.findall(r"^\| (`[^|]+`) \|", settings_section, re.M)
+                  for name in re.findall(r"`([a-z0-9_]+)`", cell)}
 check(len(KNOWN_SETTINGS) >= 10, f"could not read the settings table of {PROJECT_README}")
 # The settings of the NATS JetStream store (store.mode=nats).
 NATS_SETTINGS = {"store", "nats_url", "nats_creds_file", "nats_tls_ca_file", "nats_prefix", "nats_replicas"}
@@ -500,8 +506,6 @@ INVALID = [
     ("grace too short", merge(KEY, {"terminationGracePeriodSeconds": 20}), "must exceed config.shutdown_grace_seconds"),
     ("grpc_addr in config", merge(KEY, {"config": {"grpc_addr": "0.0.0.0:1"}}), "config.grpc_addr is set by the chart"),
     ("master_key in config", merge(KEY, {"config": {"master_key": "x"}}), "config.master_key is set by the chart"),
-    ("a table in config", merge(KEY, {"config": {"nested": {"a": 1}}}), "TOML tables are not settings"),
-    ("a fraction in config", merge(KEY, {"config": {"media_max_bytes": 1.5}}), "must be a whole number"),
     ("a non-OTEL otel.env", merge(KEY, {"otel": {"env": {"RUST_LOG": "debug"}}}), "is not an OTEL_* variable"),
     ("an unknown store.mode", merge(KEY, {"store": {"mode": "postgres"}}), "store.mode must be sled"),
     ("an empty store.mode", merge(KEY, {"store": {"mode": ""}}), "store.mode must be sled"),
@@ -541,6 +545,152 @@ INVALID = [
     ("nats_url in config", merge(NATS, {"config": {"nats_url": "nats://x:4222"}}), "config.nats_url is set by the chart"),
     ("a bad topologySpread", merge(NATS, {"topologySpread": {"nodes": "always"}}), "topologySpread.nodes must be soft"),
 ]
+
+# --- config.* and other values refused: values.schema.json and `fail` ------
+# Two layers refuse bad config.* values. values.schema.json (which Helm
+# checks before rendering, and at lint time, where `fail` is ignored) knows
+# every setting's kind and range and refuses unknown keys anywhere in the
+# values. The templates' `fail` checks (line-adapter.validateConfig) repeat
+# kinds and ranges for renders that skip the schema
+# (--skip-schema-validation) and add what a schema cannot see. Each case
+# below: the values, the schema's message (None: the schema lets it pass and
+# the templates refuse it), and the templates' message (None: the schema
+# alone refuses it). The template layer is checked on a copy of the chart
+# without its schema.
+CONFIG_INVALID = [
+    ("a misspelt setting", {"config": {"log_fromat": "json"}},
+     "additional properties 'log_fromat' not allowed", "config.log_fromat is not a setting of line-adapter (did you mean config.log_format?)"),
+    ("an unknown setting holding a table", {"config": {"nested": {"a": 1}}},
+     "additional properties 'nested' not allowed", "config.nested is not a setting of line-adapter"),
+    ("webhook_body_limit -1", {"config": {"webhook_body_limit": -1}},
+     "at '/config/webhook_body_limit': minimum: got -1", "config.webhook_body_limit must be a whole number from 1024 to 67108864"),
+    ("webhook_body_limit above 64 MiB", {"config": {"webhook_body_limit": 64 * 1024 * 1024 + 1}},
+     "at '/config/webhook_body_limit': maximum", "config.webhook_body_limit must be a whole number from 1024 to 67108864"),
+    ("a number as text", {"config": {"webhook_body_limit": "2048"}},
+     "at '/config/webhook_body_limit': got string, want null or integer", 'config.webhook_body_limit must be a whole number from 1024 to 67108864 (bytes; below 1 KiB not even LINE\'s Verify request passes), not "2048"'),
+    ("a fraction", {"config": {"media_max_bytes": 1.5}},
+     "at '/config/media_max_bytes': got number, want null or integer", "config.media_max_bytes must be a whole number of at least 0"),
+    ("store_cache_mib 8", {"config": {"store_cache_mib": 8}},
+     "at '/config/store_cache_mib': minimum: got 8, want 16", "config.store_cache_mib must be a whole number from 16 to 65536"),
+    ("dedupe_window_seconds under an hour", {"config": {"dedupe_window_seconds": 600}},
+     "at '/config/dedupe_window_seconds': minimum", "config.dedupe_window_seconds must be a whole number of at least 3600"),
+    ("token_v2_1_lifetime_seconds over 30 days", {"config": {"token_v2_1_lifetime_seconds": 2592001}},
+     "at '/config/token_v2_1_lifetime_seconds': maximum", "config.token_v2_1_lifetime_seconds must be a whole number from 60 to 2592000"),
+    ("log_format xml", {"config": {"log_format": "xml"}},
+     "at '/config/log_format': value must be one of 'text', 'json'", 'config.log_format must be text or json, not "xml"'),
+    ("a base URL without a scheme", {"config": {"line_api_base": "api.line.me"}},
+     "at '/config/line_api_base': 'api.line.me' does not match pattern", 'config.line_api_base must be an http:// or https:// URL, e.g. https://api.line.me, not "api.line.me"'),
+    ("public_base_url without a scheme", {"config": {"public_base_url": "line.example.com"}},
+     "at '/config/public_base_url': 'line.example.com' does not match pattern", "config.public_base_url must be an http:// or https:// URL"),
+    ("a base URL of another scheme", {"config": {"line_data_api_base": "ftp://api-data.line.me"}},
+     "at '/config/line_data_api_base'", "config.line_data_api_base must be an http:// or https:// URL"),
+    ("a relative path", {"config": {"api_keys_file": "keys.txt"}},
+     "at '/config/api_keys_file': 'keys.txt' does not match pattern", "config.api_keys_file must be an absolute path"),
+    ("a list for a text setting", {"config": {"line_api_base": ["https://api.line.me"]}},
+     "at '/config/line_api_base': got array, want null or string", "config.line_api_base must be text"),
+    ("credentials in a base URL", {"config": {"public_base_url": "https://user:pw@line.example.com"}},
+     None, "config.public_base_url must not carry credentials"),
+    ("a base URL with a query", {"config": {"public_base_url": "https://line.example.com/?x=1"}},
+     None, "config.public_base_url is a base URL: no query (?) or fragment (#)"),
+    ("credentials in line_proxy (the ConfigMap)", {"config": {"line_proxy": "http://user:pw@proxy:3128"}},
+     None, "config.line_proxy must not carry credentials here: config is written to the ConfigMap"),
+    ("a base URL without a host", {"config": {"line_api_base": "https:///v2"}},
+     "at '/config/line_api_base'", "config.line_api_base must name a host"),
+    ("a TLS certificate without its key", {"config": {"grpc_tls_cert_file": "/etc/line-adapter-tls/tls.crt"}},
+     None, "config.grpc_tls_cert_file needs config.grpc_tls_key_file"),
+    ("gRPC TLS with the gRPC probes on", {"config": {"grpc_tls_cert_file": "/etc/line-adapter-tls/tls.crt",
+                                                     "grpc_tls_key_file": "/etc/line-adapter-tls/tls.key"}},
+     None, "Kubernetes' grpc probes speak plain gRPC only"),
+    # Misspelt or mistyped values elsewhere: the schema alone.
+    ("a misspelt top-level value", {"persistance": {"size": "50Gi"}}, "additional properties 'persistance' not allowed", None),
+    ("ingress.hosts (another chart's shape)", {"ingress": {"hosts": ["line.example.com"]}},
+     "at '/ingress': additional properties 'hosts' not allowed", None),
+    ("secrets.masterkey (lower case)", {"secrets": {"masterkey": "00" * 32}}, "additional properties 'masterkey' not allowed", None),
+    ("a port out of range", {"ports": {"grpc": 70000}}, "at '/ports/grpc': maximum", None),
+    ("an unknown pullPolicy", {"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy': value must be one of", None),
+    ("an annotation that is not text", {"podAnnotations": {"example.com/enabled": True}},
+     "at '/podAnnotations/example.com~1enabled': got boolean, want string", None),
+    ("the chart's render-time memo", {"secrets": {"_resolvedMasterKeys": {"key": "x"}}},
+     "additional properties '_resolvedMasterKeys' not allowed", None),
+]
+# Values at the edges of every range, and every setting the chart passes on.
+CONFIG_VALID = {
+    "public_base_url": "https://line.example.com/hooks/", "line_api_base": "http://127.0.0.1:9000",
+    "line_data_api_base": "https://api-data.line.me", "line_proxy": "http://egress-proxy.network:3128",
+    "line_request_timeout_ms": 100, "outbox_max_backoff_ms": 600000, "api_keys_file": "/etc/line-adapter-keys/keys",
+    "grpc_tls_cert_file": "/etc/line-adapter-tls/tls.crt", "grpc_tls_key_file": "/etc/line-adapter-tls/tls.key",
+    "log_format": "text", "webhook_body_limit": 1024, "shutdown_grace_seconds": 0, "event_retention_seconds": 60,
+    "event_retention_max_events": 0, "dedupe_window_seconds": 3600, "media_retention_seconds": 0,
+    "media_max_bytes": 64 * 1024 ** 3, "store_cache_mib": 65536, "token_refresh_margin_seconds": 0,
+    "token_v2_1_lifetime_seconds": 2592000,
+}
+
+
+def check_refusals_of_config(chart):
+    print("--- config.* and misspelt values refused (values.schema.json, then the templates without it)")
+    bare_dir = os.path.join(WORK, "chart-without-schema")
+    subprocess.run(["cp", "-r", CHART, bare_dir], check=True)
+    os.remove(os.path.join(bare_dir, "values.schema.json"))
+    schema = chart.schema
+    check(schema is not None, "the chart ships no values.schema.json")
+    properties = (schema or {}).get("properties", {}).get("config", {}).get("properties", {})
+    check(set(properties) == KNOWN_SETTINGS,
+          f"values.schema.json's config and {PROJECT_README}'s Settings table differ: schema only "
+          f"{sorted(set(properties) - KNOWN_SETTINGS)}, README only {sorted(KNOWN_SETTINGS - set(properties))} "
+          f"(a new setting goes into config.properties of the schema and into line-adapter.validateConfig)")
+
+    def outcome(which, values):
+        try:
+            render(which, values)
+            return None
+        except helm.HelmError as e:
+            return str(e)
+
+    with helm.Chart.load(bare_dir) as bare:
+        for label, values, schema_message, template_message in CONFIG_INVALID:
+            values = merge(KEY, values)
+            expected = schema_message or template_message
+            error = outcome(chart, values)
+            if error is None:
+                fail(f"[{label}] rendered, but should fail with {expected!r}")
+            elif check(expected in error, f"[{label}] failed, but not with {expected!r}: {error}"):
+                layer = "schema" if schema_message else "templates"
+                print(f"  [{label}] refused ({layer}): {error.splitlines()[-1].split(': ', 1)[-1][:100]}")
+            if template_message:
+                error = outcome(bare, values)
+                check(error is not None and template_message in error,
+                      f"[{label}] without the schema it must fail with {template_message!r}, got {error}")
+            if schema_message:
+                report = helm.lint(CHART, values, strict=True, kube_version="v" + KUBE_VERSION)
+                check(any(m["severity"] >= 3 and schema_message in m["error"] for m in report["messages"]),
+                      f"[{label}] helm lint must report {schema_message!r}: {report['messages']}")
+        print(f"  (each with a schema message also fails helm lint; each with a template message fails without the schema too)")
+
+        # Both layers agree on every setting the chart passes on: edge values render, one past them does not.
+        valid = merge(KEY, {"config": CONFIG_VALID, "probes": {"startup": {"enabled": False}, "liveness": {"enabled": False}}})
+        check(set(CONFIG_VALID) == {k for k, v in properties.items() if "Set by the chart" not in v.get("description", "")},
+              "CONFIG_VALID must give every setting the chart passes on")
+        for which, name in ((chart, "with the schema"), (bare, "without it")):
+            try:
+                docs = documents(render(which, valid))
+                settings = tomllib.loads(one(docs, "ConfigMap")["data"]["line-adapter.toml"])
+                wrong = {k: settings.get(k) for k, v in CONFIG_VALID.items() if settings.get(k) != v}
+                check(not wrong, f"[every setting at an edge, {name}] written differently: {wrong}")
+            except helm.HelmError as e:
+                fail(f"[every setting at an edge, {name}] must render: {e}")
+        past = 0
+        for key, rule in sorted(properties.items()):
+            for bound, step in (("minimum", -1), ("maximum", 1)):
+                if bound in rule:
+                    values = merge(KEY, {"config": {key: rule[bound] + step}})
+                    for which, name in ((chart, "schema"), (bare, "templates")):
+                        error = outcome(which, values)
+                        check(error is not None and f"config/{key}" in error or f"config.{key}" in (error or ""),
+                              f"[{key} = {rule[bound] + step}] the {name} must refuse one past the {bound}, got {error}")
+                    past += 1
+        print(f"  every setting at the edges of its range renders (with and without the schema); "
+              f"{past} values one past an edge are refused by both layers")
+
 
 # --- the master key across upgrades ---------------------------------------
 # The chart keeps the master key in its Secret: at install it takes
@@ -759,10 +909,11 @@ with helm.Chart.load(CHART) as chart:
         try:
             render(chart, values)
             fail(f"[{label}] rendered, but should fail with {message!r}")
-        except helm.HelmRenderError as e:
+        except helm.HelmError as e:
             if check(message in str(e), f"[{label}] failed, but not with {message!r}: {e}"):
                 print(f"  [{label}] refused: {str(e).split(': ', 1)[-1][:110]}...")
     check_master_key(chart)
+    check_refusals_of_config(chart)
 
 # --- the chart README documents every value --------------------------------
 print("--- chart README lists every value")

@@ -321,6 +321,99 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- end }}
 {{- end }}
 
+{{/*
+Refuses config.* values the service would refuse: keys that are no setting,
+values of the wrong kind or out of range, URLs without http(s):// or a host.
+values.schema.json checks the same kinds and ranges first (and at lint
+time); these checks are what is left when it is skipped
+(--skip-schema-validation), and say why. Plus what the schema cannot see:
+credentials in URLs (config goes into a ConfigMap), query or fragment of a
+base URL, the TLS certificate without its key, TLS with the gRPC probes.
+Called with (list $ $config); the chart's own settings were refused before.
+*/}}
+{{- define "line-adapter.validateConfig" -}}
+{{- $root := index . 0 }}
+{{- $config := index . 1 }}
+{{- /* setting: minimum, maximum (-1: none), unit and why */}}
+{{- $integers := dict
+  "line_request_timeout_ms" (list 100 60000 "milliseconds; LINE answers in well under a second")
+  "outbox_max_backoff_ms" (list 100 600000 "milliseconds")
+  "webhook_body_limit" (list 1024 67108864 "bytes; below 1 KiB not even LINE's Verify request passes")
+  "shutdown_grace_seconds" (list 0 3600 "seconds")
+  "event_retention_seconds" (list 60 -1 "seconds")
+  "event_retention_max_events" (list 0 -1 "events; 0 is no count limit")
+  "dedupe_window_seconds" (list 3600 -1 "seconds; LINE redelivers for a while after a failure")
+  "media_retention_seconds" (list 0 -1 "seconds")
+  "media_max_bytes" (list 0 -1 "bytes")
+  "store_cache_mib" (list 16 65536 "MiB")
+  "token_refresh_margin_seconds" (list 0 -1 "seconds")
+  "token_v2_1_lifetime_seconds" (list 60 2592000 "seconds; LINE allows at most 30 days") }}
+{{- $urls := dict
+  "public_base_url" "https://line.example.com"
+  "line_api_base" "https://api.line.me"
+  "line_data_api_base" "https://api-data.line.me"
+  "line_proxy" "http://egress-proxy.network:3128" }}
+{{- $paths := list "grpc_tls_cert_file" "grpc_tls_key_file" "api_keys_file" }}
+{{- $known := concat (keys $integers) (keys $urls) $paths (list "log_format") | sortAlpha }}
+{{- range $key := keys $config | sortAlpha }}
+{{- $value := get $config $key }}
+{{- if not (has $key $known) }}
+{{- /* A misspelling that swaps letters (log_fromat) has the letters of the setting. */}}
+{{- $letters := splitList "" $key | sortAlpha | join "" }}
+{{- $near := "" }}
+{{- range $known }}
+{{- if eq (splitList "" . | sortAlpha | join "") $letters }}{{ $near = . }}{{ end }}
+{{- end }}
+{{- fail (printf "line-adapter: config.%s is not a setting of line-adapter%s: the keys of config are the setting names of the project README's Settings table (%s)" $key (ternary (printf " (did you mean config.%s?)" $near) "" (ne $near "")) (join ", " $known)) }}
+{{- end }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+{{- if hasKey $integers $key }}
+{{- $range := get $integers $key }}
+{{- $min := index $range 0 | int64 }}
+{{- $max := index $range 1 | int64 }}
+{{- $bounds := ternary (printf "from %d to %d" $min $max) (printf "of at least %d" $min) (ge $max 0) }}
+{{- if or (not (include "line-adapter.isWholeNumber" $value)) (lt (int64 $value) $min) (and (ge $max 0) (gt (int64 $value) $max)) }}
+{{- fail (printf "line-adapter: config.%s must be a whole number %s (%s), not %s" $key $bounds (index $range 2) (ternary (printf "%q" $value) (toString $value) (kindIs "string" $value))) }}
+{{- end }}
+{{- else if not (kindIs "string" $value) }}
+{{- fail (printf "line-adapter: config.%s must be text (a string), not %v" $key $value) }}
+{{- else if eq $key "log_format" }}
+{{- if not (has $value (list "text" "json")) }}
+{{- fail (printf "line-adapter: config.log_format must be text or json, not %q" $value) }}
+{{- end }}
+{{- else if hasKey $urls $key }}
+{{- /* Values with credentials are not quoted in messages. */}}
+{{- $shown := ternary "" (printf ", not %q" $value) (contains "@" $value) }}
+{{- if not (regexMatch "^https?://" $value) }}
+{{- fail (printf "line-adapter: config.%s must be an http:// or https:// URL, e.g. %s%s (the scheme is not optional)" $key (get $urls $key) $shown) }}
+{{- else if regexMatch "^https?://[^/?#]*@" $value }}
+{{- if eq $key "line_proxy" }}
+{{- fail "line-adapter: config.line_proxy must not carry credentials here: config is written to the ConfigMap, which anyone who may read ConfigMaps in the namespace can read. Give such a proxy URL as LINE_ADAPTER_LINE_PROXY from a Secret instead (extraEnv with valueFrom.secretKeyRef)" }}
+{{- end }}
+{{- fail (printf "line-adapter: config.%s must not carry credentials (user:password@)" $key) }}
+{{- else if not (regexMatch "^https?://[^/?#]+" $value) }}
+{{- fail (printf "line-adapter: config.%s must name a host, e.g. %s%s" $key (get $urls $key) $shown) }}
+{{- else if and (ne $key "line_proxy") (regexMatch "[?#]" $value) }}
+{{- fail (printf "line-adapter: config.%s is a base URL: no query (?) or fragment (#)%s" $key $shown) }}
+{{- end }}
+{{- else if has $key $paths }}
+{{- if not (hasPrefix "/" $value) }}
+{{- fail (printf "line-adapter: config.%s must be an absolute path in the container (a file mounted with extraVolumes and extraVolumeMounts), not %q" $key $value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $cert := get $config "grpc_tls_cert_file" | default "" }}
+{{- $tlsKey := get $config "grpc_tls_key_file" | default "" }}
+{{- if and $cert (not $tlsKey) }}
+{{- fail "line-adapter: config.grpc_tls_cert_file needs config.grpc_tls_key_file, the certificate chain's private key" }}
+{{- else if and $tlsKey (not $cert) }}
+{{- fail "line-adapter: config.grpc_tls_key_file needs config.grpc_tls_cert_file, the certificate chain of that key" }}
+{{- else if and $cert (or $root.Values.probes.startup.enabled $root.Values.probes.liveness.enabled) }}
+{{- fail "line-adapter: config.grpc_tls_cert_file turns on TLS for gRPC, and Kubernetes' grpc probes speak plain gRPC only: set probes.startup.enabled=false and probes.liveness.enabled=false (readiness stays on HTTP), or the pod never starts" }}
+{{- end }}
+{{- end }}
+
 {{/* Refuses values the service would refuse, or that break it, with a message naming the value. */}}
 {{- define "line-adapter.validate" -}}
 {{- if not (.Values.image.repository | default "" | toString | trim) }}
@@ -378,6 +471,7 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- fail (printf "line-adapter: config.%s is set by the chart: use %s instead" $key (get $owned $key)) }}
 {{- end }}
 {{- end }}
+{{- include "line-adapter.validateConfig" (list . $config) }}
 {{- if and (not (include "line-adapter.hasApiKeys" .)) (not .Values.auth.insecureNoAuth) }}
 {{- fail "line-adapter: no API keys for gRPC. Set secrets.apiKeys (e.g. --set 'secrets.apiKeys={KEY}', KEY from `openssl rand -hex 32`) or secrets.existingSecret (a Secret with the keys in its entry secrets.keys.apiKeys, default `api-keys`), or set auth.insecureNoAuth=true to serve gRPC unauthenticated (only where something else, e.g. a mesh, authenticates callers). Without keys the service refuses to listen on the pod's address." }}
 {{- end }}
