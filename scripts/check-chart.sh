@@ -858,9 +858,11 @@ def check_master_key(chart):
             check(rotating["entries"].get("master-key") == other_key and rotating["entries"].get("master-key-previous") == key
                   and "LINE_ADAPTER_MASTER_KEY_PREVIOUS" in rotating["env"],
                   f"[{mode} rotation] expected the new key and the stored one as previous: {sorted(rotating['entries'])}")
-            during, _ = render_in_cluster(f"{mode} upgrade during a rotation", values, True, rotating["secret"])
+            during, notes = render_in_cluster(f"{mode} upgrade during a rotation", values, True, rotating["secret"])
             check(during["entries"] == rotating["entries"] and "LINE_ADAPTER_MASTER_KEY_PREVIOUS" in during["env"],
                   f"[{mode} upgrade during a rotation] naming neither key must keep both")
+            check("Master key rotation in progress" in notes,
+                  f"[{mode} upgrade during a rotation] NOTES.txt must say a rotation is in progress")
             done, _ = render_in_cluster(f"{mode} rotation done", merge(values, {"secrets": {"masterKey": other_key}}),
                                         True, rotating["secret"])
             check(done["entries"].get("master-key") == other_key and "master-key-previous" not in done["entries"]
