@@ -54,6 +54,65 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.secrets.existingSecret | default (include "line-adapter.fullname" .) }}
 {{- end }}
 
+{{/*
+The master key and previous master key of the Secret the chart creates, as
+the dict {key, previous, source}, worked out once per render and kept in
+.Values.secrets so that the Secret, the pod's checksum, the checks and the
+notes all see the same (possibly random) key:
+
+  1. secrets.masterKey, when given. When the chart's Secret in the cluster
+     already holds a different key, that is refused, unless it is a
+     rotation (secrets.masterKeyPrevious is the stored key): the data is
+     sealed with the stored key, and a new one would lock the pod out.
+  2. Else the key the chart's Secret already holds (`lookup`), so that an
+     upgrade without secrets.masterKey keeps it; with it the stored
+     previous key, so that an upgrade naming neither key leaves a rotation
+     as it was.
+  3. Else, on install with secrets.generateMasterKey, a new random key:
+     32 bytes from crypto/rand, base64 (randBytes).
+  4. Else none: sled mode then uses master.key in the data dir, as a
+     release installed without a key always has (generating one on an
+     upgrade would not match that data).
+
+source is "values", "cluster", "generated" or "". With
+secrets.existingSecret the chart manages no Secret: all empty.
+
+`lookup` answers only when Helm talks to the cluster (install, upgrade,
+--dry-run=server); `helm template` and --dry-run=client see no Secret, so
+there every render of an install generates a new key (see the README,
+"Master key").
+*/}}
+{{- define "line-adapter.masterKeys" -}}
+{{- $secrets := .Values.secrets }}
+{{- if not (hasKey $secrets "_resolvedMasterKeys") }}
+{{- $resolved := dict "key" "" "previous" "" "source" "" }}
+{{- if not $secrets.existingSecret }}
+{{- $name := include "line-adapter.fullname" . }}
+{{- $entry := $secrets.keys.masterKey }}
+{{- $stored := dict }}
+{{- with (lookup "v1" "Secret" .Release.Namespace $name) }}
+{{- $stored = .data | default dict }}
+{{- end }}
+{{- $storedKey := get $stored $entry | default "" | b64dec }}
+{{- $storedPrevious := get $stored $secrets.keys.masterKeyPrevious | default "" | b64dec }}
+{{- $given := toString ($secrets.masterKey | default "") }}
+{{- $givenPrevious := toString ($secrets.masterKeyPrevious | default "") }}
+{{- if $given }}
+{{- if and $storedKey (ne $given $storedKey) (ne $givenPrevious $storedKey) }}
+{{- fail (printf "line-adapter: secrets.masterKey is not the master key the Secret %s/%s already holds (entry %s), which this release's data is sealed with: the pod would stop with \"master key does not match\". Leave secrets.masterKey unset to keep the stored key (upgrades read it from that Secret), or, to rotate it, give the new key as secrets.masterKey and the stored one as secrets.masterKeyPrevious (chart README, \"Master key\")" .Release.Namespace $name $entry) }}
+{{- end }}
+{{- $resolved = dict "key" $given "previous" $givenPrevious "source" "values" }}
+{{- else if $storedKey }}
+{{- $resolved = dict "key" $storedKey "previous" $storedPrevious "source" "cluster" }}
+{{- else if and .Release.IsInstall $secrets.generateMasterKey }}
+{{- $resolved = dict "key" (randBytes 32) "previous" "" "source" "generated" }}
+{{- end }}
+{{- end }}
+{{- $_ := set $secrets "_resolvedMasterKeys" $resolved }}
+{{- end }}
+{{- toJson (get $secrets "_resolvedMasterKeys") }}
+{{- end }}
+
 {{/* The API keys from values as one comma list ("" when there are none). */}}
 {{- define "line-adapter.apiKeys" -}}
 {{- $keys := list }}
@@ -109,6 +168,49 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- get $config "public_base_url" }}
 {{- else if and .Values.ingress.enabled .Values.ingress.host .Values.ingress.tls }}
 {{- printf "https://%s" .Values.ingress.host }}
+{{- end }}
+{{- end }}
+
+{{/* media_max_bytes as the service will use it: config's, else its default (10 GiB). */}}
+{{- define "line-adapter.mediaMaxBytes" -}}
+{{- $max := get (.Values.config | default dict) "media_max_bytes" }}
+{{- if or (kindIs "invalid" $max) (eq (toString $max) "") }}10737418240{{ else }}{{ int64 $max }}{{ end }}
+{{- end }}
+
+{{/*
+Bytes of a Kubernetes quantity (a number with an optional suffix: Ki, Mi,
+Gi, Ti, Pi, Ei or k, M, G, T, P, E), as a float; fails naming `value` when
+it is none.
+*/}}
+{{- define "line-adapter.quantityBytes" -}}
+{{- $name := index . 0 }}
+{{- $raw := index . 1 }}
+{{- $text := ternary (toString (int64 $raw)) (toString $raw) (kindIs "float64" $raw) }}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$" $text) }}
+{{- fail (printf "line-adapter: %s must be a Kubernetes quantity of bytes such as 12Gi or 11264Mi, not %q" $name $text) }}
+{{- end }}
+{{- $units := dict "" 1.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 }}
+{{- $unit := regexFind "[A-Za-z]+$" $text }}
+{{- mulf (float64 (trimSuffix $unit $text)) (get $units $unit) }}
+{{- end }}
+
+{{/*
+sizeLimit of the data dir when it is an emptyDir (the kubelet evicts the pod
+once the folder grows past it): persistence.emptyDirSizeLimit, else in nats
+mode the kept media (media_max_bytes) plus headroom for what arrives between
+two prunes (every 60 s) and the two downloads in flight (up to 300 MiB each):
+a tenth of media_max_bytes, at least 1 GiB; in sled mode persistence.size
+(what a claim would have had).
+*/}}
+{{- define "line-adapter.dataDirSizeLimit" -}}
+{{- $limit := .Values.persistence.emptyDirSizeLimit }}
+{{- if not (or (kindIs "invalid" $limit) (eq (toString $limit) "")) }}
+{{- ternary (toString (int64 $limit)) (toString $limit) (kindIs "float64" $limit) }}
+{{- else if eq (include "line-adapter.storeMode" .) "nats" }}
+{{- $mediaMib := div (add (include "line-adapter.mediaMaxBytes" . | int64) 1048575) 1048576 }}
+{{- printf "%dMi" (add $mediaMib (max 1024 (div (add $mediaMib 9) 10))) }}
+{{- else }}
+{{- .Values.persistence.size | toString }}
 {{- end }}
 {{- end }}
 
@@ -219,8 +321,104 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- end }}
 {{- end }}
 
+{{/*
+Refuses config.* values the service would refuse: keys that are no setting,
+values of the wrong kind or out of range, URLs without http(s):// or a host.
+values.schema.json checks the same kinds and ranges first (and at lint
+time); these checks are what is left when it is skipped
+(--skip-schema-validation), and say why. Plus what the schema cannot see:
+credentials in URLs (config goes into a ConfigMap), query or fragment of a
+base URL, the TLS certificate without its key, TLS with the gRPC probes.
+Called with (list $ $config); the chart's own settings were refused before.
+*/}}
+{{- define "line-adapter.validateConfig" -}}
+{{- $root := index . 0 }}
+{{- $config := index . 1 }}
+{{- /* setting: minimum, maximum (-1: none), unit and why */}}
+{{- $integers := dict
+  "line_request_timeout_ms" (list 100 60000 "milliseconds; LINE answers in well under a second")
+  "outbox_max_backoff_ms" (list 100 600000 "milliseconds")
+  "webhook_body_limit" (list 1024 67108864 "bytes; below 1 KiB not even LINE's Verify request passes")
+  "shutdown_grace_seconds" (list 0 3600 "seconds")
+  "event_retention_seconds" (list 60 -1 "seconds")
+  "event_retention_max_events" (list 0 -1 "events; 0 is no count limit")
+  "dedupe_window_seconds" (list 3600 -1 "seconds; LINE redelivers for a while after a failure")
+  "media_retention_seconds" (list 0 -1 "seconds")
+  "media_max_bytes" (list 0 -1 "bytes")
+  "store_cache_mib" (list 16 65536 "MiB")
+  "token_refresh_margin_seconds" (list 0 -1 "seconds")
+  "token_v2_1_lifetime_seconds" (list 60 2592000 "seconds; LINE allows at most 30 days") }}
+{{- $urls := dict
+  "public_base_url" "https://line.example.com"
+  "line_api_base" "https://api.line.me"
+  "line_data_api_base" "https://api-data.line.me"
+  "line_proxy" "http://egress-proxy.network:3128" }}
+{{- $paths := list "grpc_tls_cert_file" "grpc_tls_key_file" "api_keys_file" }}
+{{- $known := concat (keys $integers) (keys $urls) $paths (list "log_format") | sortAlpha }}
+{{- range $key := keys $config | sortAlpha }}
+{{- $value := get $config $key }}
+{{- if not (has $key $known) }}
+{{- /* A misspelling that swaps letters (log_fromat) has the letters of the setting. */}}
+{{- $letters := splitList "" $key | sortAlpha | join "" }}
+{{- $near := "" }}
+{{- range $known }}
+{{- if eq (splitList "" . | sortAlpha | join "") $letters }}{{ $near = . }}{{ end }}
+{{- end }}
+{{- fail (printf "line-adapter: config.%s is not a setting of line-adapter%s: the keys of config are the setting names of the project README's Settings table (%s)" $key (ternary (printf " (did you mean config.%s?)" $near) "" (ne $near "")) (join ", " $known)) }}
+{{- end }}
+{{- if not (or (kindIs "invalid" $value) (eq (toString $value) "")) }}
+{{- if hasKey $integers $key }}
+{{- $range := get $integers $key }}
+{{- $min := index $range 0 | int64 }}
+{{- $max := index $range 1 | int64 }}
+{{- $bounds := ternary (printf "from %d to %d" $min $max) (printf "of at least %d" $min) (ge $max 0) }}
+{{- if or (not (include "line-adapter.isWholeNumber" $value)) (lt (int64 $value) $min) (and (ge $max 0) (gt (int64 $value) $max)) }}
+{{- fail (printf "line-adapter: config.%s must be a whole number %s (%s), not %s" $key $bounds (index $range 2) (ternary (printf "%q" $value) (toString $value) (kindIs "string" $value))) }}
+{{- end }}
+{{- else if not (kindIs "string" $value) }}
+{{- fail (printf "line-adapter: config.%s must be text (a string), not %v" $key $value) }}
+{{- else if eq $key "log_format" }}
+{{- if not (has $value (list "text" "json")) }}
+{{- fail (printf "line-adapter: config.log_format must be text or json, not %q" $value) }}
+{{- end }}
+{{- else if hasKey $urls $key }}
+{{- /* Values with credentials are not quoted in messages. */}}
+{{- $shown := ternary "" (printf ", not %q" $value) (contains "@" $value) }}
+{{- if not (regexMatch "^https?://" $value) }}
+{{- fail (printf "line-adapter: config.%s must be an http:// or https:// URL, e.g. %s%s (the scheme is not optional)" $key (get $urls $key) $shown) }}
+{{- else if regexMatch "^https?://[^/?#]*@" $value }}
+{{- if eq $key "line_proxy" }}
+{{- fail "line-adapter: config.line_proxy must not carry credentials here: config is written to the ConfigMap, which anyone who may read ConfigMaps in the namespace can read. Give such a proxy URL as LINE_ADAPTER_LINE_PROXY from a Secret instead (extraEnv with valueFrom.secretKeyRef)" }}
+{{- end }}
+{{- fail (printf "line-adapter: config.%s must not carry credentials (user:password@)" $key) }}
+{{- else if not (regexMatch "^https?://[^/?#]+" $value) }}
+{{- fail (printf "line-adapter: config.%s must name a host, e.g. %s%s" $key (get $urls $key) $shown) }}
+{{- else if and (ne $key "line_proxy") (regexMatch "[?#]" $value) }}
+{{- fail (printf "line-adapter: config.%s is a base URL: no query (?) or fragment (#)%s" $key $shown) }}
+{{- end }}
+{{- else if has $key $paths }}
+{{- if not (hasPrefix "/" $value) }}
+{{- fail (printf "line-adapter: config.%s must be an absolute path in the container (a file mounted with extraVolumes and extraVolumeMounts), not %q" $key $value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $cert := get $config "grpc_tls_cert_file" | default "" }}
+{{- $tlsKey := get $config "grpc_tls_key_file" | default "" }}
+{{- if and $cert (not $tlsKey) }}
+{{- fail "line-adapter: config.grpc_tls_cert_file needs config.grpc_tls_key_file, the certificate chain's private key" }}
+{{- else if and $tlsKey (not $cert) }}
+{{- fail "line-adapter: config.grpc_tls_key_file needs config.grpc_tls_cert_file, the certificate chain of that key" }}
+{{- else if and $cert (or $root.Values.probes.startup.enabled $root.Values.probes.liveness.enabled) }}
+{{- fail "line-adapter: config.grpc_tls_cert_file turns on TLS for gRPC, and Kubernetes' grpc probes speak plain gRPC only: set probes.startup.enabled=false and probes.liveness.enabled=false (readiness stays on HTTP), or the pod never starts" }}
+{{- end }}
+{{- end }}
+
 {{/* Refuses values the service would refuse, or that break it, with a message naming the value. */}}
 {{- define "line-adapter.validate" -}}
+{{- if not (.Values.image.repository | default "" | toString | trim) }}
+{{- fail "line-adapter: image.repository must be set: there is no public line-adapter image. Build it with the Dockerfile at the repository root, push it to a registry your cluster pulls from, and pass it, e.g. --set image.repository=registry.example.com/weiyu/line-adapter (chart README, \"The image\"; for kind or minikube, load it and set image.repository=line-adapter)" }}
+{{- end }}
 {{- $mode := include "line-adapter.storeMode" . }}
 {{- if eq $mode "sled" }}
 {{- if ne (int .Values.replicaCount) 1 }}
@@ -240,8 +438,8 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- if or (not (include "line-adapter.isWholeNumber" $nats.replicas)) (lt (int64 $nats.replicas) 1) (gt (int64 $nats.replicas) 5) }}
 {{- fail (printf "line-adapter: store.nats.replicas (nats_replicas, JetStream replicas of the streams and buckets) must be a whole number from 1 to 5, not %v" $nats.replicas) }}
 {{- end }}
-{{- if not (or .Values.secrets.masterKey .Values.secrets.existingSecret) }}
-{{- fail "line-adapter: store.mode=nats needs the master key from a Secret: set secrets.masterKey (`openssl rand -hex 32`) or secrets.existingSecret (with the entry secrets.keys.masterKey, default `master-key`). nats mode keeps no volume, so a key generated in the data dir would differ per pod and be lost on restart" }}
+{{- if not (or (include "line-adapter.masterKeys" . | fromJson).key .Values.secrets.existingSecret) }}
+{{- fail "line-adapter: store.mode=nats needs the master key from a Secret, and neither values nor the release's Secret in the cluster hold one (the chart generates one only at install, with secrets.generateMasterKey): set secrets.masterKey (the key the data on NATS is sealed with; a new one: `openssl rand -hex 32`) or secrets.existingSecret (with the entry secrets.keys.masterKey, default `master-key`). nats mode keeps no volume, so a key generated in the data dir would differ per pod and be lost on restart" }}
 {{- end }}
 {{- if .Values.persistence.existingClaim }}
 {{- fail "line-adapter: persistence.existingClaim is for store.mode=sled; with store.mode=nats the state is on NATS and the data dir is an emptyDir per pod" }}
@@ -273,17 +471,19 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- fail (printf "line-adapter: config.%s is set by the chart: use %s instead" $key (get $owned $key)) }}
 {{- end }}
 {{- end }}
+{{- include "line-adapter.validateConfig" (list . $config) }}
 {{- if and (not (include "line-adapter.hasApiKeys" .)) (not .Values.auth.insecureNoAuth) }}
 {{- fail "line-adapter: no API keys for gRPC. Set secrets.apiKeys (e.g. --set 'secrets.apiKeys={KEY}', KEY from `openssl rand -hex 32`) or secrets.existingSecret (a Secret with the keys in its entry secrets.keys.apiKeys, default `api-keys`), or set auth.insecureNoAuth=true to serve gRPC unauthenticated (only where something else, e.g. a mesh, authenticates callers). Without keys the service refuses to listen on the pod's address." }}
 {{- end }}
 {{- $_ := include "line-adapter.apiKeys" . }}
-{{- $hexOrBase64 := "^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=?|[A-Za-z0-9_-]{43}=?)$" }}
+{{- /* As the service reads it: 64 hex digits, or standard base64 with its padding. */}}
+{{- $hexOrBase64 := "^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$" }}
 {{- if and .Values.secrets.masterKey (not (regexMatch $hexOrBase64 (toString .Values.secrets.masterKey))) }}
-{{- fail "line-adapter: secrets.masterKey must be 32 bytes as 64 hex digits or base64 (e.g. from `openssl rand -hex 32`)" }}
+{{- fail "line-adapter: secrets.masterKey must be 32 bytes as 64 hex digits or as standard base64 with its `=` (e.g. from `openssl rand -hex 32`)" }}
 {{- end }}
 {{- if .Values.secrets.masterKeyPrevious }}
 {{- if not (regexMatch $hexOrBase64 (toString .Values.secrets.masterKeyPrevious)) }}
-{{- fail "line-adapter: secrets.masterKeyPrevious must be 32 bytes as 64 hex digits or base64" }}
+{{- fail "line-adapter: secrets.masterKeyPrevious must be 32 bytes as 64 hex digits or as standard base64 with its `=`" }}
 {{- end }}
 {{- if not .Values.secrets.masterKey }}
 {{- fail "line-adapter: secrets.masterKeyPrevious needs secrets.masterKey (the new key) during a master key rotation" }}
@@ -299,6 +499,14 @@ public_base_url = {{ $publicBaseUrl | toJson }}
 {{- end }}
 {{- if and (eq $mode "sled") .Values.persistence.enabled (not .Values.persistence.existingClaim) (not .Values.persistence.size) }}
 {{- fail "line-adapter: persistence.size must be set" }}
+{{- end }}
+{{- if or (eq $mode "nats") (not .Values.persistence.enabled) }}
+{{- $sizeLimit := include "line-adapter.dataDirSizeLimit" . }}
+{{- $limitBytes := include "line-adapter.quantityBytes" (list "persistence.emptyDirSizeLimit" $sizeLimit) | float64 }}
+{{- $mediaBytes := include "line-adapter.mediaMaxBytes" . | float64 }}
+{{- if le $limitBytes $mediaBytes }}
+{{- fail (printf "line-adapter: the data dir's emptyDir sizeLimit (%s, persistence.emptyDirSizeLimit) must exceed config.media_max_bytes (%.0f bytes), with room to spare: the data dir holds the kept media, and the kubelet evicts the pod when it grows past its sizeLimit. Raise the limit (empty in nats mode: media_max_bytes plus a tenth, at least 1 GiB), or lower config.media_max_bytes" $sizeLimit $mediaBytes) }}
+{{- end }}
 {{- end }}
 {{- if not (hasPrefix "/" (toString .Values.persistence.mountPath)) }}
 {{- fail "line-adapter: persistence.mountPath must be an absolute path" }}

@@ -11,6 +11,7 @@ missing, and the spread over nodes.
 {{- $secretName := include "line-adapter.secretName" . }}
 {{- $existing := .Values.secrets.existingSecret }}
 {{- $apiKeys := include "line-adapter.apiKeys" . }}
+{{- $master := include "line-adapter.masterKeys" . | fromJson }}
 {{- $nats := eq (include "line-adapter.storeMode" .) "nats" }}
 {{- $natsValues := .Values.store.nats -}}
 metadata:
@@ -22,7 +23,7 @@ metadata:
   annotations:
     checksum/config: {{ include "line-adapter.configToml" . | sha256sum }}
     {{- if not $existing }}
-    checksum/secret: {{ printf "%s|%s|%s" (toString .Values.secrets.masterKey) (toString .Values.secrets.masterKeyPrevious) $apiKeys | sha256sum }}
+    checksum/secret: {{ printf "%s|%s|%s" $master.key $master.previous $apiKeys | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
@@ -60,7 +61,7 @@ spec:
           containerPort: {{ .Values.ports.http }}
           protocol: TCP
       env:
-        {{- if or $existing .Values.secrets.masterKey }}
+        {{- if or $existing $master.key }}
         {{- /* In nats mode the master key must come from the Secret (a key
         generated in the data dir would differ per pod and be lost on
         restart), so the entry of an existing Secret is required there. */}}
@@ -71,7 +72,7 @@ spec:
               key: {{ .Values.secrets.keys.masterKey }}
               optional: {{ and (not (empty $existing)) (not $nats) }}
         {{- end }}
-        {{- if or $existing .Values.secrets.masterKeyPrevious }}
+        {{- if or $existing $master.previous }}
         - name: LINE_ADAPTER_MASTER_KEY_PREVIOUS
           valueFrom:
             secretKeyRef:
@@ -176,9 +177,11 @@ spec:
         sizeLimit: 64Mi
     {{- if $nats }}
     # nats mode: the state is on NATS JetStream; the data dir is scratch
-    # space, private to the pod.
+    # space, private to the pod, holding the media it keeps: bounded by
+    # media_max_bytes plus headroom (persistence.emptyDirSizeLimit).
     - name: data
-      emptyDir: {}
+      emptyDir:
+        sizeLimit: {{ include "line-adapter.dataDirSizeLimit" . | quote }}
     {{- if $natsValues.credsSecret.name }}
     # The NATS user's .creds file (nats_creds_file).
     - name: nats-creds
@@ -211,7 +214,8 @@ spec:
     {{- else if not .Values.persistence.enabled }}
     # persistence.enabled=false: the store is lost with the pod.
     - name: data
-      emptyDir: {}
+      emptyDir:
+        sizeLimit: {{ include "line-adapter.dataDirSizeLimit" . | quote }}
     {{- else if .Values.persistence.existingClaim }}
     - name: data
       persistentVolumeClaim:
