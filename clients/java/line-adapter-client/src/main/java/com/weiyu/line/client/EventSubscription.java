@@ -353,9 +353,9 @@ public final class EventSubscription implements AutoCloseable {
           client.managedChannel().resetConnectBackoff();
         }
         AtomicBoolean answered = new AtomicBoolean();
-        Status ended;
+        StatusRuntimeException error;
         try {
-          ended = stream(answered);
+          error = stream(answered);
         } catch (HandlerException e) {
           fail(e);
           return;
@@ -363,8 +363,9 @@ public final class EventSubscription implements AutoCloseable {
         if (stopRequested.get()) {
           break;
         }
-        if (!RETRY_CODES.contains(ended.getCode()) && !ended.isOk()) {
-          fail(ended.asRuntimeException());
+        Status ended = error == null ? Status.OK : error.getStatus();
+        if (error != null && !RETRY_CODES.contains(ended.getCode())) {
+          fail(error); // with its trailers, so StatusDetails can read them
           return;
         }
         attempt = answered.get() ? 1 : attempt + 1;
@@ -386,8 +387,8 @@ public final class EventSubscription implements AutoCloseable {
     }
   }
 
-  /** Reads one stream until it ends; returns how it ended (OK when the service completed it). */
-  private Status stream(AtomicBoolean answered) {
+  /** Reads one stream until it ends; returns how it ended (null when the service completed it). */
+  private StatusRuntimeException stream(AtomicBoolean answered) {
     Context.CancellableContext ctx = Context.current().withCancellation();
     streamContext.set(ctx);
     if (stopRequested.get()) {
@@ -411,13 +412,13 @@ public final class EventSubscription implements AutoCloseable {
           if (position > handled.get()) {
             // Everything up to it was sent or filtered out: acking it loses nothing.
             handled.set(position);
-            markPending();
+            markPending(false);
           }
         }
       }
-      return Status.OK;
+      return null;
     } catch (StatusRuntimeException e) {
-      return e.getStatus();
+      return e;
     } finally {
       ctx.detach(previous);
       ctx.cancel(null);
@@ -444,12 +445,13 @@ public final class EventSubscription implements AutoCloseable {
     }
     handled.set(sequence);
     eventsHandled.incrementAndGet();
-    markPending();
+    markPending(true);
   }
 
-  private void markPending() {
+  /** Something waits for an ack: an event (counted towards the batch) or a checkpoint (not). */
+  private void markPending(boolean event) {
     pendingSince.compareAndSet(0, System.nanoTime());
-    if (pendingCount.incrementAndGet() >= ackBatchSize) {
+    if (event && pendingCount.incrementAndGet() >= ackBatchSize) {
       queueFlush();
     }
   }

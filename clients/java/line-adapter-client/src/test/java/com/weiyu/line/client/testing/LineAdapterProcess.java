@@ -257,7 +257,8 @@ public final class LineAdapterProcess implements AutoCloseable {
     }
   }
 
-  static void sleep(long millis) {
+  /** Sleeps; an interrupt fails the test. */
+  public static void sleep(long millis) {
     try {
       Thread.sleep(millis);
     } catch (InterruptedException e) {
