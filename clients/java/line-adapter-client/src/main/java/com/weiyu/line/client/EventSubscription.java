@@ -504,16 +504,28 @@ public final class EventSubscription implements AutoCloseable {
   }
 
   private void queueFlush() {
+    // One queued (or running) count-triggered flush at a time: events handled while its Ack is
+    // in flight do not queue another one for the same batch.
     if (flushQueued.compareAndSet(false, true)) {
       try {
-        acker.execute(
-            () -> {
-              flushQueued.set(false);
-              flush();
-            });
+        acker.execute(this::queuedFlush);
       } catch (java.util.concurrent.RejectedExecutionException e) {
         flushQueued.set(false);
       }
+    }
+  }
+
+  private void queuedFlush() {
+    boolean confirmed;
+    try {
+      confirmed = flush();
+    } finally {
+      flushQueued.set(false);
+    }
+    // A full batch collected while the Ack was in flight goes out now (not after a failure:
+    // the next event or tick tries again).
+    if (confirmed && pendingCount.get() >= ackBatchSize) {
+      queueFlush();
     }
   }
 
@@ -528,13 +540,16 @@ public final class EventSubscription implements AutoCloseable {
     }
   }
 
-  /** Runs on the ack thread only, so acks go out one at a time and never backwards. */
-  private void flush() {
+  /**
+   * Runs on the ack thread only, so acks go out one at a time and never backwards. Returns whether
+   * the position is confirmed up to what was handled when it started.
+   */
+  private boolean flush() {
     long target = handled.get();
     if (target <= acked.get()) {
       pendingSince.set(0);
       pendingCount.set(0);
-      return;
+      return true;
     }
     long countBefore = pendingCount.get();
     try {
@@ -545,17 +560,19 @@ public final class EventSubscription implements AutoCloseable {
                       .messaging()
                       .ack(AckRequest.newBuilder().setConsumer(consumer).setSequence(target).build()));
       confirm(Math.max(target, response.getAckedSequence()), countBefore);
+      return true;
     } catch (StatusRuntimeException e) {
       if (e.getStatus().getCode() == Status.Code.INVALID_ARGUMENT) {
         // Below the consumer's position: another stream of this consumer acked further.
         log.warn("subscription {}: ack of {} refused: {}", consumer, target, e.getStatus());
         confirm(target, countBefore);
-      } else {
-        log.debug("subscription {}: ack of {} failed, retried: {}", consumer, target, e.getStatus());
+        return true;
       }
+      log.debug("subscription {}: ack of {} failed, retried: {}", consumer, target, e.getStatus());
     } catch (Exception e) {
       log.debug("subscription {}: ack of {} failed, retried: {}", consumer, target, e.toString());
     }
+    return false;
   }
 
   private void confirm(long position, long countBefore) {

@@ -83,10 +83,10 @@ class EventSubscriptionTest {
     }
   }
 
-  /** Adds each event to {@code seen}, taking 30 ms per event (time for a batch's ack to go out). */
+  /** Adds each event to {@code seen}, taking 50 ms per event (time for a batch's ack to go out). */
   static EventHandler slowly(List<Event> seen) {
     return event -> {
-      Thread.sleep(30);
+      Thread.sleep(50);
       seen.add(event);
     };
   }
