@@ -47,7 +47,10 @@ public final class LineAdapterProcess implements AutoCloseable {
   private LineAdapterProcess(Builder b) throws IOException {
     this.binary = binary();
     this.dataDir = Files.createTempDirectory("line-adapter-java-test");
-    this.log = dataDir.resolveSibling(dataDir.getFileName() + ".log");
+    // Logs stay in the module's target/ (removed by mvn clean), to read after a failure.
+    Path logs = Paths.get("target", "line-adapter-test-logs").toAbsolutePath();
+    Files.createDirectories(logs);
+    this.log = logs.resolve(dataDir.getFileName() + ".log");
     this.grpcPort = freePort();
     this.httpPort = freePort();
     this.env = new LinkedHashMap<>();
@@ -120,6 +123,11 @@ public final class LineAdapterProcess implements AutoCloseable {
 
   public Path dataDir() {
     return dataDir;
+  }
+
+  /** The service's log file ({@code target/line-adapter-test-logs/}), all runs appended. */
+  public Path logFile() {
+    return log;
   }
 
   /** The service's log, all runs appended. */
