@@ -239,8 +239,13 @@ public final class LineAdapterClient implements AutoCloseable {
    * weiyu.line.v1.Messaging}, or {@code ""} for the whole server.
    */
   public HealthCheckResponse.ServingStatus health(String service) {
+    return health(service, callTimeout);
+  }
+
+  /** {@link #health(String)} with its own deadline (a probe should not wait 30 s). */
+  public HealthCheckResponse.ServingStatus health(String service, Duration timeout) {
     return HealthGrpc.newBlockingStub(channel)
-        .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS)
+        .withDeadlineAfter(timeout.toMillis(), TimeUnit.MILLISECONDS)
         .check(HealthCheckRequest.newBuilder().setService(service).build())
         .getStatus();
   }

@@ -19,6 +19,9 @@ public class LineAdapterHealthIndicator extends AbstractHealthIndicator {
   /** The service whose health is asked for. */
   public static final String SERVICE = "weiyu.line.v1.Messaging";
 
+  /** How long the check waits for the service. */
+  static final java.time.Duration TIMEOUT = java.time.Duration.ofSeconds(3);
+
   private final LineAdapterClient client;
   private final ObjectProvider<LineEventSubscriptionLifecycle> subscription;
 
@@ -34,7 +37,7 @@ public class LineAdapterHealthIndicator extends AbstractHealthIndicator {
     builder.withDetail("target", client.target()).withDetail("tls", client.isTls());
     boolean up;
     try {
-      HealthCheckResponse.ServingStatus status = client.health(SERVICE);
+      HealthCheckResponse.ServingStatus status = client.health(SERVICE, TIMEOUT);
       builder.withDetail("service", status.name());
       up = status == HealthCheckResponse.ServingStatus.SERVING;
     } catch (StatusRuntimeException e) {
