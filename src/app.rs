@@ -57,7 +57,7 @@ impl AppError {
     pub fn is_configuration(&self) -> bool {
         match self {
             AppError::MasterKey(_)
-            | AppError::MasterKeyMismatch
+            | AppError::MasterKeyMismatch { .. }
             | AppError::MasterKeyMissing
             | AppError::Tls { .. } => true,
             AppError::Bind { .. }
@@ -86,9 +86,14 @@ pub enum AppError {
     #[error("master key: {0}")]
     MasterKey(#[from] MasterKeyError),
     #[error(
-        "the master key does not match the one this data dir was written with; set LINE_ADAPTER_MASTER_KEY to the original key"
+        "the master key does not match the one this data dir was written with; {}",
+        if *data_dir_key_fits {
+            "the master.key file in the data dir holds the right key: unset LINE_ADAPTER_MASTER_KEY, or set it to that file's content"
+        } else {
+            "set LINE_ADAPTER_MASTER_KEY to the original key"
+        }
     )]
-    MasterKeyMismatch,
+    MasterKeyMismatch { data_dir_key_fits: bool },
     #[error(
         "the data dir holds a store but no master.key: set LINE_ADAPTER_MASTER_KEY to the key it was written with"
     )]
@@ -170,6 +175,14 @@ pub async fn run(
     let core = Core::new(settings.clone(), ready.clone(), http_addr.port());
 
     let tls = settings.grpc_tls.as_ref().map(grpc_tls).transpose()?;
+    // A sled store opens in milliseconds: open it (and check the master
+    // key) before serving anything, so a wrong key is refused before
+    // "listening". NATS may take its connect window; the probes answer
+    // meanwhile.
+    let early = match &settings.store {
+        StoreBackend::Sled => Some(open_store(&settings, &cipher, Duration::ZERO).await?),
+        StoreBackend::Nats(_) => None,
+    };
     let mut grpc_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(grpc::serve(
         core.clone(),
         health_service,
@@ -186,9 +199,12 @@ pub async fn run(
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let opened = tokio::select! {
-        opened = open_store(&settings, &cipher, nats::CONNECT_WINDOW) => Some(opened),
-        _ = &mut shutdown => None,
+    let opened = match early {
+        Some(opened) => Some(Ok(opened)),
+        None => tokio::select! {
+            opened = open_store(&settings, &cipher, nats::CONNECT_WINDOW) => Some(opened),
+            _ = &mut shutdown => None,
+        },
     };
     let (store, rotation) = match opened {
         Some(Ok(opened)) => opened,
@@ -478,6 +494,21 @@ fn cipher(settings: &Settings) -> Result<Cipher, AppError> {
     })
 }
 
+/// Whether a configured master key was refused while the data dir's
+/// `master.key` (left from a start without one) opens the store.
+fn data_dir_key_fits(settings: &Settings, stored_check: &[u8]) -> bool {
+    let path = settings.data_dir.join(MASTER_KEY_FILE);
+    if settings.master_key.is_none() || !path.exists() {
+        return false;
+    }
+    let Ok((key, _)) = MasterKey::load_or_generate(&path) else {
+        return false;
+    };
+    Cipher::new(&key)
+        .decrypt(MASTER_KEY_CHECK_CONTEXT, stored_check)
+        .is_ok_and(|plain| &plain[..] == MASTER_KEY_CHECK.as_bytes())
+}
+
 /// The store opened and checked against the master key as [`run`] does,
 /// without serving anything (for `line-adapter check`). `Ok(None)` when the
 /// data dir holds no store yet; nothing is created then.
@@ -562,7 +593,9 @@ async fn open_store(
             // Release the data dir before reporting, so a corrected start
             // can open it at once. Nothing was written.
             store.close().await?;
-            return Err(AppError::MasterKeyMismatch);
+            return Err(AppError::MasterKeyMismatch {
+                data_dir_key_fits: data_dir_key_fits(settings, &stored),
+            });
         }
     }
     if !cipher.is_rotating() {

@@ -14,6 +14,27 @@ use line_adapter::{
 /// sysexits EX_USAGE: the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
 
+const SERVE_HELP: &str = "\
+Every setting is also a LINE_ADAPTER_* environment variable (the flag's name
+in upper case with underscores, e.g. LINE_ADAPTER_PUBLIC_BASE_URL) and a key
+of the --config TOML file. Flags beat the environment, which beats the file,
+which beats the built-in defaults. An unknown LINE_ADAPTER_* variable or file
+key stops start-up (exit 64), as does any bad value.
+
+Not flags (environment or file only, because command lines are visible to
+other users or a deployment sets them once):
+  LINE_ADAPTER_API_KEYS       comma-separated API keys callers must present
+                              (key or key:scope+scope); or --api-keys-file
+  LINE_ADAPTER_MASTER_KEY     32-byte key (64 hex or base64) sealing secrets at
+                              rest; without it, master.key in the data dir
+  LINE_ADAPTER_MASTER_KEY_PREVIOUS  the key being replaced, while rotating
+  LINE_ADAPTER_STORE          sled (default) or nats, with LINE_ADAPTER_NATS_URL,
+                              _NATS_CREDS_FILE, _NATS_TLS_CA_FILE, _NATS_PREFIX,
+                              _NATS_REPLICAS
+
+Logging: RUST_LOG (e.g. info, debug, line_adapter=debug), --log-format.
+Exit codes: 0 stopped cleanly, 64 bad settings or flags, 1 other failures.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "line-adapter",
@@ -29,6 +50,7 @@ struct Cli {
 enum Command {
     /// Run the service: gRPC (default 127.0.0.1:50051) and HTTP webhooks
     /// (default 0.0.0.0:8080).
+    #[command(after_help = SERVE_HELP)]
     Serve(Box<ServeArgs>),
     /// Print inbound events as JSON lines (a client of Messaging.Subscribe).
     Tail(TailArgs),
@@ -49,20 +71,31 @@ struct HealthcheckArgs {
     url: Option<String>,
 }
 
-/// The API key, if the server wants one, comes from LINE_ADAPTER_API_KEY.
 #[derive(Debug, Args)]
 struct TailArgs {
-    /// gRPC address of the service.
-    #[arg(long, default_value = "http://127.0.0.1:50051", value_name = "URL")]
+    /// gRPC address of the service: host:port (plaintext) or
+    /// http(s)://host:port.
+    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
     addr: String,
-    /// Where to start: earliest, latest or a sequence number to start after.
-    #[arg(long, default_value = "latest", value_name = "POSITION")]
-    from: String,
+    /// API key, when the server requires one (one of its
+    /// LINE_ADAPTER_API_KEYS, with the subscribe scope).
+    #[arg(
+        long,
+        env = "LINE_ADAPTER_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    api_key: Option<String>,
+    /// Where to start: earliest, latest or a sequence number to start after
+    /// [default: latest]. Not with --consumer, which starts after its last
+    /// ack (a new consumer at the earliest event).
+    #[arg(long, value_name = "POSITION")]
+    from: Option<String>,
     /// Only this channel (repeatable).
     #[arg(long = "channel", value_name = "CHANNEL_ID")]
     channels: Vec<String>,
-    /// Only this LINE event type, e.g. message, follow, unknown, deadLetter
-    /// (repeatable).
+    /// Only this LINE event type, in LINE's spelling as printed, e.g.
+    /// message, follow, unknown, deadLetter (repeatable).
     #[arg(long = "type", value_name = "TYPE")]
     types: Vec<String>,
     /// Only this chat: a user, group or room id (repeatable).
@@ -75,7 +108,7 @@ struct TailArgs {
     #[arg(long)]
     ack: bool,
     /// Exit after this many events.
-    #[arg(long, value_name = "COUNT")]
+    #[arg(long, value_name = "COUNT", value_parser = whole_number, allow_hyphen_values = true)]
     max: Option<u64>,
 }
 
@@ -110,13 +143,13 @@ struct ServeArgs {
     #[arg(long, value_name = "URL")]
     line_proxy: Option<String>,
     /// Milliseconds one call to LINE may take [default: 10000].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = whole_number, allow_hyphen_values = true)]
     line_request_timeout_ms: Option<u64>,
     /// Longest pause between two attempts of a send, ms [default: 60000].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = whole_number, allow_hyphen_values = true)]
     outbox_max_backoff_ms: Option<u64>,
     /// Store pages kept in memory, MiB [default: 128].
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", value_parser = whole_number, allow_hyphen_values = true)]
     store_cache_mib: Option<u64>,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// --grpc-tls-key-file).
@@ -132,34 +165,34 @@ struct ServeArgs {
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
     /// Largest webhook body accepted, in bytes [default: 1048576].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
     webhook_body_limit: Option<u64>,
     /// Seconds a graceful stop waits for in-flight calls [default: 20].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     shutdown_grace_seconds: Option<u64>,
     /// Seconds inbound events stay in the log [default: 604800].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     event_retention_seconds: Option<u64>,
     /// Most events kept in the log, 0 = no limit [default: 0].
-    #[arg(long, value_name = "COUNT")]
+    #[arg(long, value_name = "COUNT", value_parser = whole_number, allow_hyphen_values = true)]
     event_retention_max_events: Option<u64>,
     /// Seconds a webhookEventId is remembered for deduplication
     /// [default: 604800].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     dedupe_window_seconds: Option<u64>,
     /// Seconds kept media stays [default: 2592000].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     media_retention_seconds: Option<u64>,
     /// Most bytes of kept media [default: 10737418240].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
     media_max_bytes: Option<u64>,
     /// Seconds before expiry issued access tokens are renewed
     /// [default: 86400].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     token_refresh_margin_seconds: Option<u64>,
     /// Lifetime of channel access tokens v2.1, in seconds, at most 30 days
     /// [default: 2592000].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     token_v2_1_lifetime_seconds: Option<u64>,
     /// Serve gRPC without API keys on an address other hosts can reach.
     /// Only for networks where something else authenticates callers.
@@ -237,8 +270,30 @@ impl ServeArgs {
     }
 }
 
+/// A flag's whole number, refused in the user's words (clap would say
+/// "invalid digit found in string", or take `-1` for another flag).
+fn whole_number(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("`{text}` is not a whole number (0 or more)"))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let _ = err.print();
+            // --help and --version are not mistakes; every bad flag or
+            // value is a bad configuration (EX_USAGE), as with settings.
+            return match err.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_BAD_CONFIG),
+            };
+        }
+    };
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Tail(args) => tail(args),
@@ -339,6 +394,7 @@ async fn probe(url: &str) -> Result<http::StatusCode, String> {
 fn tail(args: TailArgs) -> ExitCode {
     let TailArgs {
         addr,
+        api_key,
         from,
         channels,
         types,
@@ -356,7 +412,7 @@ fn tail(args: TailArgs) -> ExitCode {
         consumer,
         ack,
         max,
-        api_key: std::env::var("LINE_ADAPTER_API_KEY").ok(),
+        api_key,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

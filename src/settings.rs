@@ -218,6 +218,11 @@ pub enum SettingsError {
     },
     #[error("environment variable {var} is not valid UTF-8")]
     EnvNotText { var: String },
+    #[error("environment variable {var} is not a setting of this version{}", nearest.as_ref().map(|n| format!("; did you mean {n}?")).unwrap_or_default())]
+    UnknownEnv {
+        var: String,
+        nearest: Option<String>,
+    },
     #[error("cannot read config file {path}: {source}")]
     ReadFile {
         path: PathBuf,
@@ -306,7 +311,7 @@ impl Settings {
             merged.apply(file, |_| Origin::File(path.to_owned()));
         }
 
-        let env_layer = env_layer(env, &mut warnings)?;
+        let env_layer = env_layer(env)?;
         merged.apply(env_layer, |key| Origin::Env(env_var_name(key)));
         merged.apply(flags, |key| {
             Origin::Flag(format!("--{}", key.replace('_', "-")))
@@ -335,7 +340,18 @@ fn parse_file(path: &Path, text: &str) -> Result<Layer, SettingsError> {
     })?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        invalid(format!("`{key}`: {}", e.inner().message()))
+        let message = e.inner().message();
+        // serde speaks Rust ("invalid value: integer `-1`, expected u64").
+        let message = if message.ends_with("expected u64") {
+            "must be a whole number, 0 or more".to_owned()
+        } else if message.ends_with("expected a boolean") {
+            "must be true or false".to_owned()
+        } else if message.contains("expected a string") || message.contains("expected a sequence") {
+            message.replace("expected a string", "it must be text in quotes")
+        } else {
+            message.to_owned()
+        };
+        invalid(format!("`{key}`: {message}"))
     })
 }
 
@@ -344,10 +360,7 @@ pub fn env_var_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
 }
 
-fn env_layer(
-    env: impl IntoIterator<Item = (OsString, OsString)>,
-    warnings: &mut Vec<String>,
-) -> Result<Layer, SettingsError> {
+fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Layer, SettingsError> {
     let mut layer = Layer::default();
     for (name, value) in env {
         // Variables of other programs may hold anything; only ours must be text.
@@ -456,12 +469,47 @@ fn env_layer(
                 layer.dedupe_window_seconds =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "dedupe_window_seconds"))?);
             }
-            _ => warnings.push(format!(
-                "environment variable {name} is not a setting of this version; ignored"
-            )),
+            // `tail`'s API key: a client's variable, not the server's.
+            "api_key" => {}
+            _ => {
+                return Err(SettingsError::UnknownEnv {
+                    nearest: nearest_setting(key).map(|k| env_var_name(&k)),
+                    var: name,
+                });
+            }
         }
     }
     Ok(layer)
+}
+
+/// Every setting's key (`Layer`'s fields, the TOML keys), read from serde's
+/// own refusal of an unknown field ("expected one of `a`, `b`, …"), so the
+/// list is never written out a second time.
+fn setting_keys() -> Vec<String> {
+    let Err(err) = toml::from_str::<Layer>("no_such_setting_ = 0") else {
+        return Vec::new();
+    };
+    let message = err.message().to_owned();
+    let Some((_, expected)) = message.split_once("expected one of") else {
+        return Vec::new();
+    };
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The setting a misspelled key most likely meant, if any is close.
+fn nearest_setting(key: &str) -> Option<String> {
+    let key = key.to_ascii_lowercase();
+    setting_keys()
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(&key, &candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
 }
 
 fn with_key(err: SettingsError, key: &'static str) -> SettingsError {
@@ -588,7 +636,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
                     "must be an http:// or https:// proxy URL with a host",
                 ));
             }
-            Err(e) => return Err(merged.invalid("line_proxy", format!("is not a URL: {e}"))),
+            Err(e) => return Err(merged.invalid("line_proxy", url_problem(e))),
         },
     };
     let master_key = match &layer.master_key {
@@ -752,14 +800,25 @@ fn parse_addr(merged: &Merged, key: &'static str, text: &str) -> Result<SocketAd
     })
 }
 
+/// Why a text is not a URL, in a user's words.
+fn url_problem(err: url::ParseError) -> String {
+    match err {
+        url::ParseError::RelativeUrlWithoutBase => {
+            "is not a URL: it needs a scheme, e.g. https://line.example.com".into()
+        }
+        url::ParseError::EmptyHost => "is not a URL: it has no host".into(),
+        url::ParseError::InvalidPort => "is not a URL: its port is not a number 0-65535".into(),
+        other => format!("is not a URL ({other})"),
+    }
+}
+
 /// An http(s) URL without query, fragment or credentials. A trailing slash
 /// is removed from a path (`https://h/base/` → `https://h/base`); a bare host
 /// keeps the `/` the URL standard requires, so appending a path means
 /// trimming the end first (see `grpc::admin::webhook_url`).
 fn parse_base_url(merged: &Merged, key: &'static str, text: &str) -> Result<Url, SettingsError> {
     // Errors do not quote the text: a URL may carry credentials.
-    let url =
-        Url::parse(text.trim()).map_err(|e| merged.invalid(key, format!("is not a URL: {e}")))?;
+    let url = Url::parse(text.trim()).map_err(|e| merged.invalid(key, url_problem(e)))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(merged.invalid(key, "is not an http(s) URL with a host"));
     }
@@ -1003,16 +1062,38 @@ mod tests {
     }
 
     #[test]
-    fn unknown_file_keys_are_errors_and_unknown_env_vars_warnings() {
+    fn unknown_file_keys_and_unknown_env_vars_are_both_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "grpc_adr = \"127.0.0.1:1\"\n").unwrap();
         let err = Settings::load(Some(&file), env(&[]), Layer::default()).unwrap_err();
         assert!(err.to_string().contains("grpc_adr"), "{err}");
 
-        let loaded =
-            Settings::load(None, env(&[("LINE_ADAPTER_NOPE", "1")]), Layer::default()).unwrap();
-        assert!(loaded.warnings[0].contains("LINE_ADAPTER_NOPE"));
+        let err = Settings::load(
+            None,
+            env(&[("LINE_ADAPTER_PUBLIC_BASEURL", "https://x.example")]),
+            Layer::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("LINE_ADAPTER_PUBLIC_BASEURL"), "{err}");
+        assert!(
+            err.contains("did you mean LINE_ADAPTER_PUBLIC_BASE_URL?"),
+            "{err}"
+        );
+        let far = Settings::load(None, env(&[("LINE_ADAPTER_NOPE", "1")]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(!far.contains("did you mean"), "{far}");
+        // tail's key is a client's variable, not a server setting.
+        assert!(
+            Settings::load(
+                None,
+                env(&[("LINE_ADAPTER_API_KEY", "k")]),
+                Layer::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -9,24 +9,25 @@ use serde_json::value::RawValue;
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use crate::{
-    line::wire::events::event_type_of,
+    line::wire::events::{event_type_of, type_name_of},
     proto::v1::{self as pb, messaging_client::MessagingClient, subscribe_request::Start},
 };
 
 /// What to follow and how.
 #[derive(Debug, Clone)]
 pub struct TailOptions {
-    /// gRPC address, e.g. `http://127.0.0.1:50051`.
+    /// gRPC address: `host:port` (plaintext) or `http(s)://host:port`.
     pub addr: String,
-    /// `earliest`, `latest` or a sequence number to start after.
-    pub from: String,
+    /// `earliest`, `latest` (when `None`) or a sequence number to start
+    /// after. Refused with `consumer`, which starts after its last ack.
+    pub from: Option<String>,
     pub channels: Vec<String>,
     /// LINE type names (`message`, `memberJoined`, …), `unknown` or
     /// `deadLetter`.
     pub types: Vec<String>,
     pub conversations: Vec<String>,
     /// Follow as this durable consumer (starts after its acknowledged
-    /// position; `from` is then ignored).
+    /// position, a new one at the earliest event).
     pub consumer: Option<String>,
     /// Acknowledge each printed event (needs `consumer`).
     pub ack: bool,
@@ -40,11 +41,8 @@ pub struct TailOptions {
 pub enum TailError {
     #[error("{0}")]
     Usage(String),
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: tonic::transport::Error,
-    },
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
     #[error("{}: {}", .0.code(), .0.message())]
     Rpc(#[from] tonic::Status),
     #[error("writing output failed: {0}")]
@@ -66,11 +64,16 @@ pub fn parse_type(name: &str) -> Result<pb::EventType, TailError> {
 }
 
 fn request(options: &TailOptions) -> Result<pb::SubscribeRequest, TailError> {
-    let start = match (&options.consumer, options.from.as_str()) {
-        (Some(consumer), _) => Start::Consumer(consumer.clone()),
-        (None, "earliest") => Start::Position(pb::StartPosition::Earliest as i32),
-        (None, "latest") => Start::Position(pb::StartPosition::Latest as i32),
-        (None, sequence) => Start::AfterSequence(sequence.parse().map_err(|_| {
+    let start = match (&options.consumer, options.from.as_deref()) {
+        (Some(_), Some(from)) => {
+            return Err(TailError::Usage(format!(
+                "--from {from} cannot be combined with --consumer: a consumer starts after its last ack (a new one at the earliest event); to start elsewhere, ack that sequence first or tail without --consumer"
+            )));
+        }
+        (Some(consumer), None) => Start::Consumer(consumer.clone()),
+        (None, Some("earliest")) => Start::Position(pb::StartPosition::Earliest as i32),
+        (None, None | Some("latest")) => Start::Position(pb::StartPosition::Latest as i32),
+        (None, Some(sequence)) => Start::AfterSequence(sequence.parse().map_err(|_| {
             TailError::Usage(format!(
                 "--from {sequence}: expected earliest, latest or a sequence number"
             ))
@@ -137,7 +140,7 @@ pub fn line(event: &pb::Event) -> String {
         })
         .map_or("", String::as_str);
     let type_name = if event.type_name.is_empty() {
-        event.r#type().as_str_name()
+        type_name_of(event.r#type())
     } else {
         &event.type_name
     };
@@ -160,17 +163,54 @@ pub fn line(event: &pb::Event) -> String {
     serde_json::to_string(&line).expect("serializing strings and raw JSON cannot fail")
 }
 
+/// `host:port` means plaintext `http://host:port`; a URL stays as it is.
+fn endpoint_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A transport error with every cause (tonic's own says only "transport
+/// error"), naming an unresolvable host as such.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    let all = parts.join(": ");
+    let lower = all.to_ascii_lowercase();
+    if lower.contains("dns error") || lower.contains("failed to lookup address") {
+        format!("the host name does not resolve ({all})")
+    } else if lower.contains("connection refused") {
+        format!("nothing listens there: the connection was refused ({all})")
+    } else if all.is_empty() {
+        err.to_string()
+    } else {
+        all
+    }
+}
+
 /// Follows the stream, printing to `out`, until `max` events, the server
 /// ends the stream, or an error.
 pub async fn run(options: TailOptions, out: &mut impl Write) -> Result<(), TailError> {
     let subscribe = request(&options)?;
-    let channel = Channel::from_shared(options.addr.clone())
-        .map_err(|_| TailError::Usage(format!("--addr {}: not a URL", options.addr)))?
+    let url = endpoint_url(&options.addr);
+    let channel = Channel::from_shared(url.clone())
+        .map_err(|_| {
+            TailError::Usage(format!(
+                "--addr {}: expected host:port or http(s)://host:port",
+                options.addr
+            ))
+        })?
         .connect()
         .await
         .map_err(|source| TailError::Connect {
-            addr: options.addr.clone(),
-            source,
+            addr: url,
+            reason: causes(&source),
         })?;
     let mut client = MessagingClient::new(channel);
     let api_key = options.api_key.as_deref();
@@ -214,6 +254,40 @@ pub async fn run(options: TailOptions, out: &mut impl Write) -> Result<(), TailE
 mod tests {
     use super::*;
 
+    fn options(consumer: Option<&str>, from: Option<&str>) -> TailOptions {
+        TailOptions {
+            addr: "127.0.0.1:50051".into(),
+            from: from.map(str::to_owned),
+            channels: Vec::new(),
+            types: Vec::new(),
+            conversations: Vec::new(),
+            consumer: consumer.map(str::to_owned),
+            ack: false,
+            max: None,
+            api_key: None,
+        }
+    }
+
+    #[test]
+    fn from_is_refused_with_a_consumer_and_addresses_need_no_scheme() {
+        let refused = request(&options(Some("desk"), Some("earliest"))).unwrap_err();
+        assert!(refused.to_string().contains("--consumer"), "{refused}");
+        assert!(request(&options(Some("desk"), None)).is_ok());
+        assert!(request(&options(None, Some("42"))).is_ok());
+        assert_eq!(endpoint_url("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(
+            endpoint_url("https://a.example:443"),
+            "https://a.example:443"
+        );
+    }
+
+    #[test]
+    fn types_print_as_tail_takes_them() {
+        for name in ["message", "follow", "memberJoined", "deadLetter", "unknown"] {
+            assert_eq!(type_name_of(parse_type(name).unwrap()), name);
+        }
+    }
+
     #[test]
     fn an_events_json_is_printed_verbatim_even_beyond_f64() {
         let json = r#"{"type":"follow","webhookEventId":"01A","timestamp":1e530385949997}"#;
@@ -251,7 +325,7 @@ mod tests {
         };
         let printed: serde_json::Value = serde_json::from_str(&line(&event)).unwrap();
         assert_eq!(printed["json"], serde_json::Value::Null);
-        assert_eq!(printed["type"], "EVENT_TYPE_DEAD_LETTER");
+        assert_eq!(printed["type"], "deadLetter", "the spelling --type takes");
         assert_eq!(
             printed["dead_letter"]["body_base64"],
             BASE64.encode(b"{oops")

@@ -197,8 +197,31 @@ fn bad_settings_stop_start_up_with_exit_64_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     /// Flags, environment, and what the error must name.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 8] = [
         (&["--http-addr", "nowhere"], &[], "--http-addr"),
+        // A misspelled variable stops start-up as a misspelled file key
+        // does, naming the setting it most likely meant.
+        (
+            &[],
+            &[("LINE_ADAPTER_PUBLIC_BASEURL", "https://line.example.com")],
+            "did you mean LINE_ADAPTER_PUBLIC_BASE_URL?",
+        ),
+        // Values in the user's words, not Rust's.
+        (
+            &["--webhook-body-limit", "-1"],
+            &[],
+            "`-1` is not a whole number",
+        ),
+        (
+            &["--shutdown-grace-seconds", "soon"],
+            &[],
+            "`soon` is not a whole number",
+        ),
+        (
+            &["--public-base-url", "line.example.com"],
+            &[],
+            "needs a scheme, e.g. https://",
+        ),
         (
             &[],
             &[("LINE_ADAPTER_LOG_FORMAT", "xml")],
@@ -233,6 +256,36 @@ fn bad_settings_stop_start_up_with_exit_64_naming_the_setting() {
         std::fs::read_dir(dir.path()).unwrap().next().is_none(),
         "a refused start-up wrote to the data dir"
     );
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_before_listening_naming_the_key_file() {
+    if support::nats_url().is_some() {
+        // On NATS there is no master.key file: the key must be configured.
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A first start without a key writes master.key into the data dir.
+    let mut first = Process::serve(dir.path(), &[]);
+    first.grpc_url();
+    assert!(first.terminate().success());
+    assert!(dir.path().join("master.key").exists());
+
+    let wrong = "00".repeat(32);
+    let mut second = Process::serve(dir.path(), &[("LINE_ADAPTER_MASTER_KEY", &wrong)]);
+    let status = second.wait_exit();
+    let output = second.output();
+    assert_eq!(status.code(), Some(64), "{output}");
+    assert!(output.contains("master key does not match"), "{output}");
+    assert!(
+        output.contains("the master.key file in the data dir holds the right key"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("\"listening\""),
+        "refused after listening: {output}"
+    );
+    assert!(!output.contains(&wrong), "the key was logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,19 @@ pub fn event_type_of(type_name: &str) -> pb::EventType {
     lookup(type_name, EVENT_TYPES).unwrap_or(pb::EventType::Unknown)
 }
 
+/// The LINE type string of an event type ("deadLetter" for dead letters,
+/// "unknown" for types this version does not know), the spelling
+/// `tail --type` takes and prints.
+pub fn type_name_of(event_type: pb::EventType) -> &'static str {
+    match event_type {
+        pb::EventType::DeadLetter => "deadLetter",
+        other => EVENT_TYPES
+            .iter()
+            .find(|(_, known)| *known == other)
+            .map_or("unknown", |(name, _)| *name),
+    }
+}
+
 /// The envelope, with both fields kept raw: `events` so that each event's
 /// bytes can be stored exactly, `destination` so that a wrong type can be
 /// reported precisely.
