@@ -354,9 +354,9 @@ def check_objects(label, values, docs, notes):
         check(limit == expected, f"[{label}] the data dir's emptyDir sizeLimit must be {expected}, got {limit!r}")
         check(limit is not None and quantity_bytes(limit) > media,
               f"[{label}] the data dir's sizeLimit {limit} must exceed media_max_bytes ({media})")
-    grace = settings.get("shutdown_grace_seconds", 20)
+    grace = settings.get("shutdown_grace_seconds", 20) + settings.get("shutdown_delay_seconds", 0)
     check(pod["terminationGracePeriodSeconds"] > grace,
-          f"[{label}] terminationGracePeriodSeconds must exceed shutdown_grace_seconds")
+          f"[{label}] terminationGracePeriodSeconds must exceed shutdown_delay_seconds + shutdown_grace_seconds")
     claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     check(mounts.get(settings.get("data_dir")) == "data" and ("data" in volumes or "data" in claims),
@@ -503,7 +503,7 @@ INVALID = [
     ("a short master key", merge(KEY, {"secrets": {"masterKey": "abcd"}}), "secrets.masterKey must be 32 bytes"),
     ("previous key alone", merge(KEY, {"secrets": {"masterKeyPrevious": "00" * 32}}), "needs secrets.masterKey"),
     ("keys beside existingSecret", {"secrets": {"existingSecret": "s", "apiKeys": ["k"]}}, "must be empty"),
-    ("grace too short", merge(KEY, {"terminationGracePeriodSeconds": 20}), "must exceed config.shutdown_grace_seconds"),
+    ("grace too short", merge(KEY, {"terminationGracePeriodSeconds": 20}), "must exceed config.shutdown_delay_seconds + config.shutdown_grace_seconds"),
     ("grpc_addr in config", merge(KEY, {"config": {"grpc_addr": "0.0.0.0:1"}}), "config.grpc_addr is set by the chart"),
     ("master_key in config", merge(KEY, {"config": {"master_key": "x"}}), "config.master_key is set by the chart"),
     ("a non-OTEL otel.env", merge(KEY, {"otel": {"env": {"RUST_LOG": "debug"}}}), "is not an OTEL_* variable"),
@@ -619,7 +619,8 @@ CONFIG_VALID = {
     "line_data_api_base": "https://api-data.line.me", "line_proxy": "http://egress-proxy.network:3128",
     "line_request_timeout_ms": 100, "outbox_max_backoff_ms": 600000, "api_keys_file": "/etc/line-adapter-keys/keys",
     "grpc_tls_cert_file": "/etc/line-adapter-tls/tls.crt", "grpc_tls_key_file": "/etc/line-adapter-tls/tls.key",
-    "log_format": "text", "webhook_body_limit": 1024, "shutdown_grace_seconds": 0, "event_retention_seconds": 60,
+    "log_format": "text", "webhook_body_limit": 1024, "shutdown_grace_seconds": 0, "shutdown_delay_seconds": 600,
+    "event_retention_seconds": 60,
     "event_retention_max_events": 0, "dedupe_window_seconds": 3600, "media_retention_seconds": 0,
     "media_max_bytes": 64 * 1024 ** 3, "store_cache_mib": 65536, "token_refresh_margin_seconds": 0,
     "token_v2_1_lifetime_seconds": 2592000,

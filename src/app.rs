@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::{
     channels::Channels,
+    drain::Drain,
     fanout::Fanout,
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
     http::{self, HttpState, Readiness},
@@ -172,6 +173,7 @@ pub async fn run(
     let readiness = Readiness::default();
     let ready = Ready::default();
     let stop = CancellationToken::new();
+    let drain = Drain::default();
     let core = Core::new(settings.clone(), ready.clone(), http_addr.port());
 
     let tls = settings.grpc_tls.as_ref().map(grpc_tls).transpose()?;
@@ -188,12 +190,14 @@ pub async fn run(
         health_service,
         listeners.grpc,
         tls,
+        drain.clone(),
         stop.clone(),
     ));
     let http_state = HttpState {
         readiness: readiness.clone(),
         ready: ready.clone(),
         body_limit: settings.webhook_body_limit,
+        drain: drain.clone(),
     };
     let mut http_task = tokio::spawn(http::serve(listeners.http, http_state, stop.clone()));
     tracing::info!(grpc = %grpc_addr, http = %http_addr, "listening");
@@ -314,12 +318,19 @@ pub async fn run(
         }),
     };
 
-    // Drain: tell probes first, then stop accepting, then wait for what is
-    // in flight. Health Watch streams only end when their status is removed,
-    // and an open stream would hold the drain for the whole grace period.
+    // Stop in three steps. Tell the probes first (readiness 503, health
+    // NOT_SERVING) and keep serving for `shutdown_delay`, while load
+    // balancers catch up. Then drain with both listeners open: new
+    // webhooks get 503 (LINE redelivers), new calls UNAVAILABLE, and what
+    // is in flight finishes. Then close the listeners.
     readiness.set(false);
     set_health(&health, ServingStatus::NotServing).await;
-    clear_health(health).await;
+    if failure.is_none() && !settings.shutdown_delay.is_zero() {
+        tracing::info!(delay = ?settings.shutdown_delay, "not ready; serving on until the drain starts (shutdown_delay_seconds)");
+        tokio::time::sleep(settings.shutdown_delay).await;
+    }
+    drain.start();
+    tracing::info!(in_flight = drain.in_flight(), "draining");
     pruner.abort();
     adopter.abort();
     renewer.abort();
@@ -333,6 +344,10 @@ pub async fn run(
         fanout.close().await;
         outbox.close().await;
         media.close().await;
+        drain.idle().await;
+        // Health Watch streams only end when their status is removed; an
+        // open one would hold the listener's close for the whole grace.
+        clear_health(health).await;
         stop.cancel();
         if !grpc_task.is_finished() {
             let _ = (&mut grpc_task).await;

@@ -44,12 +44,14 @@
 //! - [`services`]: the parts that exist once the store is open, shared by
 //!   both listeners.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
+//! - [`drain`]: a graceful stop's drain, shared by both listeners.
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
 pub mod access;
 pub mod app;
 pub mod channels;
 pub mod check;
+pub mod drain;
 pub mod fanout;
 pub mod grpc;
 pub mod http;

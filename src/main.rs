@@ -170,6 +170,10 @@ struct ServeArgs {
     /// Seconds a graceful stop waits for in-flight calls [default: 20].
     #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     shutdown_grace_seconds: Option<u64>,
+    /// Seconds a stop waits, not ready but still serving, before it
+    /// drains [default: 0].
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
+    shutdown_delay_seconds: Option<u64>,
     /// Seconds inbound events stay in the log [default: 604800].
     #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
     event_retention_seconds: Option<u64>,
@@ -220,6 +224,7 @@ impl ServeArgs {
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,
+            shutdown_delay_seconds,
             event_retention_seconds,
             event_retention_max_events,
             dedupe_window_seconds,
@@ -249,6 +254,7 @@ impl ServeArgs {
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,
+            shutdown_delay_seconds,
             event_retention_seconds,
             event_retention_max_events,
             dedupe_window_seconds,

@@ -67,6 +67,9 @@ pub struct Settings {
     pub webhook_body_limit: u64,
     /// How long a graceful stop waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// How long a stop waits, not ready but still serving, before it
+    /// drains (load balancers and Kubernetes endpoints catch up).
+    pub shutdown_delay: Duration,
     /// How long events stay in the log.
     pub event_retention: Duration,
     /// Most events kept in the log; `None` = no count limit.
@@ -150,6 +153,7 @@ pub struct Layer {
     pub log_format: Option<String>,
     pub webhook_body_limit: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
+    pub shutdown_delay_seconds: Option<u64>,
     pub event_retention_seconds: Option<u64>,
     pub event_retention_max_events: Option<u64>,
     pub dedupe_window_seconds: Option<u64>,
@@ -258,7 +262,8 @@ impl Merged {
             line_data_api_base, line_proxy, line_request_timeout_ms, outbox_max_backoff_ms,
             grpc_tls_cert_file, grpc_tls_key_file, api_keys,
             api_keys_file, master_key, insecure_no_auth,
-            log_format, webhook_body_limit, shutdown_grace_seconds, event_retention_seconds,
+            log_format, webhook_body_limit, shutdown_grace_seconds, shutdown_delay_seconds,
+            event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
             media_max_bytes, store_cache_mib, store, nats_url, nats_creds_file,
             nats_tls_ca_file, nats_prefix, nats_replicas, token_refresh_margin_seconds,
@@ -435,6 +440,10 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
             "shutdown_grace_seconds" => {
                 layer.shutdown_grace_seconds =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "shutdown_grace_seconds"))?);
+            }
+            "shutdown_delay_seconds" => {
+                layer.shutdown_delay_seconds =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "shutdown_delay_seconds"))?);
             }
             "event_retention_seconds" => {
                 layer.event_retention_seconds =
@@ -677,6 +686,12 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     if grace > 3600 {
         return Err(merged.invalid("shutdown_grace_seconds", "must be at most 3600"));
     }
+    let delay = layer
+        .shutdown_delay_seconds
+        .ok_or_else(|| required("shutdown_delay_seconds"))?;
+    if delay > 600 {
+        return Err(merged.invalid("shutdown_delay_seconds", "must be at most 600"));
+    }
 
     let retention = layer
         .event_retention_seconds
@@ -788,6 +803,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         log_format,
         webhook_body_limit,
         shutdown_grace: Duration::from_secs(grace),
+        shutdown_delay: Duration::from_secs(delay),
     })
 }
 

@@ -26,6 +26,7 @@ use tonic::{
 
 use crate::{
     channels::Channels,
+    drain::{Drain, InFlightLayer},
     proto::{
         self,
         v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
@@ -188,9 +189,24 @@ pub async fn serve(
     >,
     listener: TcpListener,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    drain: Drain,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let keys = auth::ApiKeys::new(&core.settings.api_keys);
+    // Once a stop drains, new calls are refused (health and reflection
+    // still answer, so probes see NOT_SERVING rather than a closed port).
+    let admitted = {
+        let drain = drain.clone();
+        move |keys: &auth::ApiKeys, request| {
+            if drain.is_draining() {
+                return Err(Status::unavailable(
+                    "the server is stopping: retry on another replica or once it restarted",
+                ));
+            }
+            keys.intercept(request)
+        }
+    };
+    let admin_admitted = admitted.clone();
     let reflection_v1 = reflection()
         .build_v1()
         .expect("the embedded descriptor sets are valid (built by build.rs and tonic)");
@@ -202,11 +218,11 @@ pub async fn serve(
     let admin = ChannelAdminServer::new(admin::AdminService::new(core.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let admin = InterceptedService::new(admin, move |req| admin_keys.intercept(req));
+    let admin = InterceptedService::new(admin, move |req| admin_admitted(&admin_keys, req));
     let messaging = MessagingServer::new(messaging::MessagingService::new(core.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let messaging = InterceptedService::new(messaging, move |req| keys.intercept(req));
+    let messaging = InterceptedService::new(messaging, move |req| admitted(&keys, req));
 
     let mut server = Server::builder();
     if let Some(tls) = tls {
@@ -224,6 +240,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(tower::util::MapRequestLayer::new(capture_authority))
+        .layer(InFlightLayer(drain))
         // Health and reflection stay open: probes and `grpcurl list` need
         // no key.
         .add_service(health)

@@ -26,7 +26,7 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::services::Ready;
+use crate::{drain::Drain, services::Ready};
 
 /// How long a client may take to send its request headers (slow-loris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,7 +53,14 @@ pub struct HttpState {
     pub ready: Ready,
     /// Largest webhook body accepted, in bytes.
     pub body_limit: u64,
+    /// A stop's drain: webhooks refused with 503 once it starts, and the
+    /// ones in progress counted until they are answered.
+    pub drain: Drain,
 }
+
+/// How long LINE (or any sender) is asked to wait before redelivering a
+/// webhook refused while this process stops.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
 /// open connections to finish their requests.
@@ -130,6 +137,20 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                 let Some(services) = state.ready.get() else {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n");
                 };
+                if state.drain.is_draining() {
+                    // Not stored, so not 2xx: LINE redelivers (to another
+                    // replica, or to this one restarted).
+                    let mut response = json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"error":"stopping; send again later"}"#,
+                    );
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        header::HeaderValue::from_static(RETRY_AFTER_SECS),
+                    );
+                    return response;
+                }
+                let _in_flight = state.drain.enter();
                 webhook::handle(request, &channel_id, services, state.body_limit).await
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),

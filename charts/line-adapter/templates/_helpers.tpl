@@ -152,8 +152,14 @@ there every render of an install generates a new key (see the README,
 {{- if or (kindIs "invalid" $grace) (eq (toString $grace) "") }}20{{ else }}{{ int64 $grace }}{{ end }}
 {{- end }}
 
+{{/* Seconds a stop waits before draining: config.shutdown_delay_seconds, else the service's default (0). */}}
+{{- define "line-adapter.shutdownDelay" -}}
+{{- $delay := get (.Values.config | default dict) "shutdown_delay_seconds" }}
+{{- if or (kindIs "invalid" $delay) (eq (toString $delay) "") }}0{{ else }}{{ int64 $delay }}{{ end }}
+{{- end }}
+
 {{- define "line-adapter.terminationGracePeriodSeconds" -}}
-{{- $grace := include "line-adapter.shutdownGrace" . | int64 }}
+{{- $grace := add (include "line-adapter.shutdownGrace" . | int64) (include "line-adapter.shutdownDelay" . | int64) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- add $grace 10 }}
 {{- else }}
@@ -340,6 +346,7 @@ Called with (list $ $config); the chart's own settings were refused before.
   "outbox_max_backoff_ms" (list 100 600000 "milliseconds")
   "webhook_body_limit" (list 1024 67108864 "bytes; below 1 KiB not even LINE's Verify request passes")
   "shutdown_grace_seconds" (list 0 3600 "seconds")
+  "shutdown_delay_seconds" (list 0 600 "seconds")
   "event_retention_seconds" (list 60 -1 "seconds")
   "event_retention_max_events" (list 0 -1 "events; 0 is no count limit")
   "dedupe_window_seconds" (list 3600 -1 "seconds; LINE redelivers for a while after a failure")
@@ -492,10 +499,10 @@ Called with (list $ $config); the chart's own settings were refused before.
 {{- if and .Values.secrets.existingSecret (or .Values.secrets.masterKey .Values.secrets.masterKeyPrevious .Values.secrets.apiKeys) }}
 {{- fail "line-adapter: secrets.existingSecret is set, so secrets.masterKey, secrets.masterKeyPrevious and secrets.apiKeys must be empty: put them in that Secret" }}
 {{- end }}
-{{- $grace := include "line-adapter.shutdownGrace" . | int64 }}
+{{- $grace := add (include "line-adapter.shutdownGrace" . | int64) (include "line-adapter.shutdownDelay" . | int64) }}
 {{- $period := include "line-adapter.terminationGracePeriodSeconds" . | int64 }}
 {{- if le $period $grace }}
-{{- fail (printf "line-adapter: terminationGracePeriodSeconds (%d) must exceed config.shutdown_grace_seconds (%d), or Kubernetes kills the pod before its drain ends" $period $grace) }}
+{{- fail (printf "line-adapter: terminationGracePeriodSeconds (%d) must exceed config.shutdown_delay_seconds + config.shutdown_grace_seconds (%d), or Kubernetes kills the pod before its drain ends" $period $grace) }}
 {{- end }}
 {{- if and (eq $mode "sled") .Values.persistence.enabled (not .Values.persistence.existingClaim) (not .Values.persistence.size) }}
 {{- fail "line-adapter: persistence.size must be set" }}
