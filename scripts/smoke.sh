@@ -211,6 +211,7 @@ expect '"text":"Hello from LINE"'                  # and came back through Subsc
 expect '"webhook_event_id":"01HWALKTHR0UGH0000000000001"'
 expect '"status": "SERVING"'
 grep -qx "ready" "$out" || fail "/readyz did not answer ready"
+expect '"state": "DELIVERY_STATE_DELIVERED"'       # Send and GetDelivery
 expect '"kty":"RSA"'                               # the JWK to paste, by jq -r
 expect '"mode": "TOKEN_MODE_V2_1_JWT"'             # RotateAccessToken in the new mode
 expect '"hasToken": true'
