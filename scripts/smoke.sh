@@ -212,6 +212,8 @@ expect '"webhook_event_id":"01HWALKTHR0UGH0000000000001"'
 expect '"status": "SERVING"'
 grep -qx "ready" "$out" || fail "/readyz did not answer ready"
 expect '"state": "DELIVERY_STATE_DELIVERED"'       # Send and GetDelivery
+expect '"displayName": "Sato Hanako"'              # GetProfile, from LINE's stand-in
+expect '"displayName": "Suzuki Taro"'              # GetGroupMemberProfile
 expect '"kty":"RSA"'                               # the JWK to paste, by jq -r
 expect '"mode": "TOKEN_MODE_V2_1_JWT"'             # RotateAccessToken in the new mode
 expect '"hasToken": true'
@@ -250,6 +252,16 @@ checks = [
      find("POST", "/oauth2/v2.1/token", lambda r: kid(r) == "sDTOzw5wIfxxxxPEzcmeQA")),
     ("the replaced v2 token was revoked", find("POST", "/v2/oauth/revoke")),
     ("GetBotInfo (line-adapter check) asked LINE", find("GET", "/v2/bot/info")),
+    ("MarkAsRead sent the event's markAsReadToken",
+     find("POST", "/v2/bot/chat/markAsRead", lambda r: body(r) == {"markAsReadToken": "30yhdy232u7nvmx1h0ld4k7q"})),
+    ("ShowLoadingAnimation sent the chat and 20 s",
+     find("POST", "/v2/bot/chat/loading/start", lambda r: body(r) == {"chatId": USER, "loadingSeconds": 20})),
+    ("Send carried the agent's name and icon (Message.sender)",
+     find("POST", "/v2/bot/message/push", lambda r: body(r)["messages"][0].get("sender")
+          == {"name": "Aiko (support)", "iconUrl": "https://example.com/agents/aiko.png"})),
+    ("pushes carry an X-Line-Retry-Key",
+     find("POST", "/v2/bot/message/push", lambda r: "x-line-retry-key" in r["headers"])),
+    ("GetQuota asked for the README's date", find("GET", "/v2/bot/message/delivery/reply", lambda r: "date=20261130" in r["path"])),
 ]
 for what, found in checks:
     print(f"LINE's stand-in: {'ok' if found else 'MISSING'}: {what}")
