@@ -24,7 +24,9 @@
 #      built yet: its failure is reported, not fatal, unless SMOKE_STRICT=1.
 #   4. The output of all blocks, and the requests the stand-in received,
 #      are checked for what the README promises.
-#   5. SIGTERM: exit code 0.
+#   5. SIGTERM with a call in flight: /readyz 503 and gRPC health
+#      NOT_SERVING at once, webhooks 503 with Retry-After while draining,
+#      the call finishes, exit code 0.
 #
 # Usage: scripts/smoke.sh path/to/line-adapter
 # Needs python3, grpcurl, jq, openssl and curl on PATH.
@@ -78,8 +80,11 @@ python3 "$root/scripts/readme_blocks.py" "$readme" "$work/blocks" \
   || fail "README.md has command blocks the smoke run cannot place (see above)"
 
 # --- 2. the LINE stand-in and the service -----------------------------------
+# A user id whose profile LINE's stand-in answers 3 s late: the call in
+# flight while the service stops.
+slow_user=Uffffffffffffffffffffffffffffffff
 python3 "$root/scripts/line_stub.py" --port 0 --port-file "$work/line.port" --log "$requests" \
-  > "$work/line-stub.log" 2>&1 &
+  --slow "/v2/bot/profile/$slow_user=3" > "$work/line-stub.log" 2>&1 &
 stub_pid=$!
 for _ in $(seq 1 100); do
   [ -s "$work/line.port" ] && break
@@ -95,7 +100,12 @@ mkdir "$work/bin"
 ln -s "$bin" "$work/bin/line-adapter"
 export PATH="$work/bin:$PATH"
 
-(cd "$work" && exec line-adapter serve) > "$log" 2>&1 &
+# A pre-drain delay of 1 s where the binary has the setting.
+delay=()
+if "$bin" serve --help 2> /dev/null | grep -q -- --shutdown-delay-seconds; then
+  delay=(LINE_ADAPTER_SHUTDOWN_DELAY_SECONDS=1)
+fi
+(cd "$work" && exec env "${delay[@]}" line-adapter serve) > "$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do
   if curl -fsS localhost:8080/readyz > /dev/null 2>&1; then break; fi
@@ -274,10 +284,43 @@ sys.exit(1 if problems else 0)
 PY
 
 # --- 5. stopping ----------------------------------------------------------------
+channel=$(grpcurl -plaintext -d '{"page_size": 100}' localhost:50051 weiyu.line.v1.ChannelAdmin/ListChannels \
+  | jq -r '.channels[] | select(.displayName == "Tokyo flagship") | .id')
+[ -n "$channel" ] || fail "the walk-through's channel is gone"
+# A call to LINE in flight (its answer comes 3 s late) when SIGTERM comes.
+(grpcurl -plaintext -d "{\"channel_id\": \"$channel\", \"user_id\": \"$slow_user\"}" \
+  localhost:50051 weiyu.line.v1.Messaging/GetProfile > "$work/inflight.out" 2>&1
+  echo $? > "$work/inflight.rc") &
+inflight=$!
+for _ in $(seq 1 100); do
+  grep -qF "/v2/bot/profile/$slow_user" "$requests" && break
+  sleep 0.05
+done
+grep -qF "/v2/bot/profile/$slow_user" "$requests" || fail "the in-flight GetProfile never reached LINE's stand-in"
 kill -TERM "$pid"
+stop_started=$(date +%s%N)
+ready_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 localhost:8080/readyz || true)
+health=$(grpcurl -plaintext -max-time 2 localhost:50051 grpc.health.v1.Health/Check 2>&1 || true)
+# Past the pre-drain delay (1 s), while the call is still in flight: draining.
+sleep "$(python3 -c "print(max(0, 1.5 - ($(date +%s%N) - $stop_started) / 1e9))")"
+late='{"destination":"U0123456789abcdef0123456789abcdef","events":[{"type":"follow","mode":"active","timestamp":1700000000000,"source":{"type":"user","userId":"U4af4980629abcdef0123456789abcdef"},"webhookEventId":"01HWSMOKESTOPPING000000001","deliveryContext":{"isRedelivery":false},"replyToken":"c60d432864f44d079f6d8efe86cf404b","follow":{"isUnblocked":false}}]}'
+late_signature=$(printf '%s' "$late" | openssl dgst -sha256 -hmac 0123456789abcdef0123456789abcdef -binary | base64)
+webhook_code=$(curl -s -D "$work/late.headers" -o /dev/null -w '%{http_code}' --max-time 2 -X POST \
+  "localhost:8080/webhook/line/$channel" -H "x-line-signature: $late_signature" \
+  -H 'content-type: application/json' -d "$late" || true)
+wait "$inflight" || true
 status=0
 wait "$pid" || status=$?
 pid=""
+stop_ms=$((($(date +%s%N) - stop_started) / 1000000))
+echo "smoke: after SIGTERM: /readyz $ready_code, health $(grep -o '"status": "[A-Z_]*"' <<< "$health" || echo "${health//$'\n'/ }"), webhook while draining $webhook_code, exit $status after $stop_ms ms"
+pending_check "/readyz answers 503 at once after SIGTERM" "$([ "$ready_code" = 503 ] && echo yes || echo no)"
+pending_check "gRPC health answers NOT_SERVING at once after SIGTERM" \
+  "$(grep -q '"status": "NOT_SERVING"' <<< "$health" && echo yes || echo no)"
+pending_check "a webhook while draining is answered 503 with Retry-After" \
+  "$([ "$webhook_code" = 503 ] && grep -qi '^retry-after:' "$work/late.headers" && echo yes || echo no)"
+[ "$(cat "$work/inflight.rc" 2> /dev/null)" = 0 ] && grep -q '"displayName"' "$work/inflight.out" \
+  || fail "the call in flight at SIGTERM did not finish: $(cat "$work/inflight.out")"
 [ "$status" -eq 0 ] || fail "exit code $status after SIGTERM"
 grep -q "line_adapter::app: stopped$" "$log" || fail "no clean 'stopped' log line"
 
