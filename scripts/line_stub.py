@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""A stand-in for LINE's APIs, for trying the README without a LINE channel.
+
+It answers every endpoint line-adapter calls, on one port for both bases
+(Messaging API and data API), with the shapes of LINE's OpenAPI
+descriptions: channel access tokens (v2, v2.1 by JWT assertion, v3; revoke;
+the v2.1 key ids), bot info, profiles, group summaries and members, sends
+(reply, push, multicast, broadcast), quota and sent counts, the webhook
+endpoint and its test, the loading animation, mark-as-read and message
+content. Bot calls need `Authorization: Bearer <a token it issued>`, as at
+LINE, so a call with no token or a stale one gets LINE's 401.
+
+Python standard library only. Nothing is checked beyond what LINE would
+refuse outright; it is a stand-in for trying commands, not a contract test
+(CI runs those against Prism).
+
+    python3 scripts/line_stub.py --port 8090
+    LINE_ADAPTER_LINE_API_BASE=http://127.0.0.1:8090 \
+    LINE_ADAPTER_LINE_DATA_API_BASE=http://127.0.0.1:8090 line-adapter serve
+
+--port 0 picks a free port; --port-file writes the port once it listens.
+--log writes one JSON line per request (method, path, the headers LINE
+cares about, body) for scripts that check what was sent. --slow PATH=SECONDS
+answers requests to PATH that much later (repeatable), for a call still in
+flight when the service is stopped.
+"""
+
+import argparse
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+USER_ID = re.compile(r"^U[0-9a-f]{32}$")
+GROUP_ID = re.compile(r"^C[0-9a-f]{32}$")
+ROOM_ID = re.compile(r"^R[0-9a-f]{32}$")
+DATE = re.compile(r"^[0-9]{8}$")
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+# A 1x1 PNG, the content of every message.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+class Line:
+    """What LINE remembers: issued tokens and each channel's webhook."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tokens = {}  # access token -> {"channel", "kind", "key_id", "expires"}
+        self.webhooks = {}  # LINE channel id -> endpoint
+        self.log = None
+        self.slow = {}  # path -> seconds
+
+    def issue(self, channel, kind, lifetime, key_id=""):
+        token = kind + "-" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = {
+                "channel": channel,
+                "kind": kind,
+                "key_id": key_id,
+                "expires": time.time() + lifetime,
+            }
+        return token
+
+    def channel_of(self, token):
+        with self.lock:
+            issued = self.tokens.get(token)
+            if issued and issued["expires"] > time.time():
+                return issued["channel"]
+        return None
+
+    def revoke(self, token):
+        with self.lock:
+            return self.tokens.pop(token, None) is not None
+
+    def kids(self, channel):
+        with self.lock:
+            return [
+                t["key_id"]
+                for t in self.tokens.values()
+                if t["channel"] == channel and t["kind"] == "v21"
+            ]
+
+    def record(self, entry):
+        if self.log is None:
+            return
+        with self.lock:
+            self.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self.log.flush()
+
+
+LINE = Line()
+
+
+def jwt_claims(assertion):
+    """The header and claims of a JWT, unverified (None if it is not one)."""
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return None
+
+    def part(text):
+        return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+
+    try:
+        return part(parts[0]), part(parts[1])
+    except (ValueError, binascii.Error):
+        return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "line-stub"
+
+    def log_message(self, format, *args):  # quiet: --log records requests
+        pass
+
+    # -- plumbing -------------------------------------------------------
+
+    def answer(self, status, body=None, content_type="application/json", headers=()):
+        if body is None:
+            data = b""
+        elif isinstance(body, bytes):
+            data = body
+        else:
+            data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data)))
+        self.send_header("x-line-request-id", str(uuid.uuid4()))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def error(self, status, message, details=None):
+        body = {"message": message}
+        if details:
+            body["details"] = details
+        self.answer(status, body)
+
+    def oauth_error(self, status, error, description):
+        self.answer(status, {"error": error, "error_description": description})
+
+    def read_body(self):
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def form(self, raw):
+        return {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+
+    def json_body(self, raw):
+        try:
+            value = json.loads(raw or b"null")
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def bearer_channel(self):
+        """The LINE channel the request's token belongs to, else None (401 sent)."""
+        header = self.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        channel = LINE.channel_of(token) if token else None
+        if channel is None:
+            self.error(401, "Authentication failed. Confirm that the access token in the authorization header is valid.")
+        return channel
+
+    def handle_any(self):
+        url = urlsplit(self.path)
+        raw = self.read_body()
+        LINE.record(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": {
+                    name: self.headers[name]
+                    for name in ("content-type", "x-line-retry-key", "traceparent")
+                    if self.headers.get(name)
+                },
+                "authorized": bool(self.headers.get("authorization")),
+                "body": raw.decode("utf-8", "replace"),
+            }
+        )
+        delay = LINE.slow.get(url.path)
+        if delay:
+            time.sleep(delay)
+        route(self, self.command, url.path, parse_qs(url.query), raw)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+
+# -- endpoints ----------------------------------------------------------
+
+
+def issue_token(h, path, raw):
+    form = h.form(raw)
+    if form.get("grant_type") != "client_credentials":
+        return h.oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials")
+    if path == "/oauth2/v2.1/token":
+        if form.get("client_assertion_type") != JWT_BEARER:
+            return h.oauth_error(400, "invalid_request", "client_assertion_type is invalid")
+        parsed = jwt_claims(form.get("client_assertion", ""))
+        if parsed is None:
+            return h.oauth_error(400, "invalid_client", "client_assertion is not a JWT")
+        header, claims = parsed
+        if header.get("alg") != "RS256" or not header.get("kid"):
+            return h.oauth_error(400, "invalid_client", "the JWT header needs alg RS256 and a kid")
+        channel = str(claims.get("iss", ""))
+        lifetime = int(claims.get("token_exp") or 2592000)
+        key_id = secrets.token_urlsafe(16)
+        token = LINE.issue(channel, "v21", lifetime, key_id)
+        return h.answer(200, {"access_token": token, "expires_in": lifetime,
+                              "token_type": "Bearer", "key_id": key_id})
+    if not form.get("client_id") or not form.get("client_secret"):
+        return h.oauth_error(400, "invalid_request", "client_id and client_secret are required")
+    if path == "/v2/oauth/accessToken":
+        lifetime = 2592000
+        token = LINE.issue(form["client_id"], "v2", lifetime)
+    else:  # /oauth2/v3/token: stateless, 15 minutes
+        lifetime = 900
+        token = LINE.issue(form["client_id"], "v3", lifetime)
+    return h.answer(200, {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"})
+
+
+def revoke_token(h, raw):
+    form = h.form(raw)
+    if not form.get("access_token"):
+        return h.oauth_error(400, "invalid_request", "access_token is required")
+    LINE.revoke(form["access_token"])  # revoking an unknown token is not an error at LINE
+    return h.answer(200, None)
+
+
+def list_kids(h, query):
+    assertion = (query.get("client_assertion") or [""])[0]
+    parsed = jwt_claims(assertion)
+    if parsed is None:
+        return h.oauth_error(400, "invalid_client", "client_assertion is not a JWT")
+    return h.answer(200, {"kids": LINE.kids(str(parsed[1].get("iss", "")))})
+
+
+def send(h, kind, raw):
+    body = h.json_body(raw)
+    if body is None:
+        return h.error(400, "The request body has 1 error(s)")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
+        return h.error(400, "The request body has 1 error(s)",
+                       [{"message": "Size must be between 1 and 5", "property": "messages"}])
+    for i, message in enumerate(messages):
+        sender = message.get("sender") if isinstance(message, dict) else None
+        if isinstance(sender, dict) and len(sender.get("name", "")) > 20:
+            return h.error(400, "The request body has 1 error(s)",
+                           [{"message": "Length must be between 0 and 20",
+                             "property": f"messages[{i}].sender.name"}])
+    if kind == "reply":
+        if not body.get("replyToken"):
+            return h.error(400, "Invalid reply token")
+    elif kind == "push":
+        to = body.get("to", "")
+        if not (USER_ID.match(to) or GROUP_ID.match(to) or ROOM_ID.match(to)):
+            return h.error(400, "The property, 'to', in the request body is invalid (line: -, column: -)")
+    elif kind == "multicast":
+        to = body.get("to")
+        if not isinstance(to, list) or not 1 <= len(to) <= 500:
+            return h.error(400, "The request body has 1 error(s)",
+                           [{"message": "Size must be between 1 and 500", "property": "to"}])
+    if kind in ("reply", "push"):
+        sent = [{"id": str(460000000000000000 + secrets.randbelow(10**15)),
+                 "quoteToken": secrets.token_urlsafe(12)} for _ in messages]
+        return h.answer(200, {"sentMessages": sent})
+    return h.answer(200, {})
+
+
+def route(h, method, path, query, raw):
+    # Channel access tokens (no bearer).
+    if method == "POST" and path in ("/v2/oauth/accessToken", "/oauth2/v2.1/token", "/oauth2/v3/token"):
+        return issue_token(h, path, raw)
+    if method == "POST" and path in ("/v2/oauth/revoke", "/oauth2/v2.1/revoke"):
+        return revoke_token(h, raw)
+    if method == "GET" and path == "/oauth2/v2.1/tokens/kid":
+        return list_kids(h, query)
+
+    if not path.startswith("/v2/bot/"):
+        return h.error(404, "Not found")
+    channel = h.bearer_channel()
+    if channel is None:
+        return
+
+    if method == "GET" and path == "/v2/bot/info":
+        return h.answer(200, {
+            "userId": "Ub9952f8e0123456789abcdef01234567",
+            "basicId": "@216ru" + channel[-4:],
+            "displayName": "Tokyo shop",
+            "pictureUrl": "https://profile.line-scdn.net/abcdefghijklmn",
+            "chatMode": "chat",
+            "markAsReadMode": "manual",
+        })
+    m = re.fullmatch(r"/v2/bot/profile/([^/]+)", path)
+    if method == "GET" and m:
+        if not USER_ID.match(m.group(1)):
+            return h.error(404, "Not found")
+        return h.answer(200, {
+            "displayName": "Sato Hanako",
+            "userId": m.group(1),
+            "pictureUrl": "https://profile.line-scdn.net/ch/v2/p/uf9da5ee2b",
+            "statusMessage": "Hello, LINE!",
+            "language": "ja",
+        })
+    m = re.fullmatch(r"/v2/bot/group/([^/]+)/summary", path)
+    if method == "GET" and m:
+        if not GROUP_ID.match(m.group(1)):
+            return h.error(404, "Not found")
+        return h.answer(200, {"groupId": m.group(1), "groupName": "Tokyo regulars",
+                              "pictureUrl": "https://profile.line-scdn.net/abcdefghijklmn"})
+    m = re.fullmatch(r"/v2/bot/(group|room)/([^/]+)/member/([^/]+)", path)
+    if method == "GET" and m:
+        chat_ok = (GROUP_ID if m.group(1) == "group" else ROOM_ID).match(m.group(2))
+        if not chat_ok or not USER_ID.match(m.group(3)):
+            return h.error(404, "Not found")
+        return h.answer(200, {"displayName": "Suzuki Taro", "userId": m.group(3),
+                              "pictureUrl": "https://profile.line-scdn.net/ch/v2/p/uf9da5ee2c"})
+    m = re.fullmatch(r"/v2/bot/message/(reply|push|multicast|broadcast)", path)
+    if method == "POST" and m:
+        return send(h, m.group(1), raw)
+    if method == "GET" and path == "/v2/bot/message/quota":
+        return h.answer(200, {"type": "limited", "value": 5000})
+    if method == "GET" and path == "/v2/bot/message/quota/consumption":
+        return h.answer(200, {"totalUsage": 1234})
+    m = re.fullmatch(r"/v2/bot/message/delivery/(reply|push|multicast|broadcast)", path)
+    if method == "GET" and m:
+        date = (query.get("date") or [""])[0]
+        if not DATE.match(date):
+            return h.error(400, "The value for the 'date' parameter is invalid")
+        counts = {"reply": 420, "push": 96, "multicast": 12, "broadcast": 0}
+        return h.answer(200, {"status": "ready", "success": counts[m.group(1)]})
+    m = re.fullmatch(r"/v2/bot/message/([0-9]+)/content(/preview)?", path)
+    if method == "GET" and m:
+        return h.answer(200, PNG, content_type="image/png")
+    if path == "/v2/bot/channel/webhook/endpoint":
+        if method == "GET":
+            endpoint = LINE.webhooks.get(channel, "")
+            return h.answer(200, {"endpoint": endpoint, "active": bool(endpoint)})
+        if method == "PUT":
+            body = h.json_body(raw) or {}
+            endpoint = body.get("endpoint", "")
+            if not endpoint.startswith("https://"):
+                return h.error(400, "Invalid webhook endpoint URL")
+            LINE.webhooks[channel] = endpoint
+            return h.answer(200, {})
+    if method == "POST" and path == "/v2/bot/channel/webhook/test":
+        body = h.json_body(raw) or {}
+        if not (body.get("endpoint") or LINE.webhooks.get(channel)):
+            return h.error(400, "Webhook endpoint is not set")
+        return h.answer(200, {"success": True,
+                              "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                              "statusCode": 200, "reason": "OK", "detail": "200"})
+    if method == "POST" and path == "/v2/bot/chat/loading/start":
+        body = h.json_body(raw) or {}
+        seconds = body.get("loadingSeconds", 20)
+        if not USER_ID.match(str(body.get("chatId", ""))):
+            return h.error(400, "The property, 'chatId', in the request body is invalid")
+        if not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
+            return h.error(400, "The property, 'loadingSeconds', in the request body is invalid")
+        return h.answer(202, {})
+    if method == "POST" and path == "/v2/bot/chat/markAsRead":
+        body = h.json_body(raw) or {}
+        if not body.get("markAsReadToken"):
+            return h.error(400, "The request body has 1 error(s)",
+                           [{"message": "must be specified", "property": "markAsReadToken"}])
+        return h.answer(200, {})
+    return h.error(404, "Not found")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090, help="0 picks a free port")
+    parser.add_argument("--port-file", help="write the port here once listening")
+    parser.add_argument("--log", help="append one JSON line per request to this file")
+    parser.add_argument("--slow", action="append", default=[], metavar="PATH=SECONDS",
+                        help="answer requests to PATH this many seconds later")
+    args = parser.parse_args()
+    for rule in args.slow:
+        path, _, seconds = rule.rpartition("=")
+        LINE.slow[path] = float(seconds)
+    if args.log:
+        LINE.log = open(args.log, "a", encoding="utf-8")
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    port = server.server_address[1]
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(f"{port}\n")
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(f"LINE stand-in on http://{args.host}:{port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
