@@ -58,21 +58,9 @@ fail() {
   exit 1
 }
 
-# Checks of behaviour that is documented but not built yet: reported, not
-# fatal (SMOKE_STRICT=1 makes them fatal).
-pending_total=0
-pending_failing=()
-pending_check() {
-  local what=$1 ok=$2
-  pending_total=$((pending_total + 1))
-  if [ "$ok" = yes ]; then
-    echo "smoke: pending check passes now: $what"
-  elif [ "$strict" = 1 ]; then
-    fail "$what"
-  else
-    echo "smoke: PENDING, not yet: $what"
-    pending_failing+=("$what")
-  fi
+# A check of the stop's behaviour: `must WHAT yes|no`.
+must() {
+  [ "$2" = yes ] || fail "$1"
 }
 
 # --- 1. the README's blocks -------------------------------------------------
@@ -228,11 +216,7 @@ expect '"kty":"RSA"'                               # the JWK to paste, by jq -r
 expect '"mode": "TOKEN_MODE_V2_1_JWT"'             # RotateAccessToken in the new mode
 expect '"hasToken": true'
 expect "result: all checks passed"                 # line-adapter check
-if grep -qF '"type":"EVENT_TYPE_DEAD_LETTER"' "$out" || ! grep -qF '"type":"deadLetter"' "$out"; then
-  pending_check "tail prints a dead letter's type as LINE spells it (deadLetter)" no
-else
-  pending_check "tail prints a dead letter's type as LINE spells it (deadLetter)" yes
-fi
+expect '"type":"deadLetter"'                       # tail spells types as --type takes them
 # What reached LINE's stand-in.
 python3 - "$requests" << 'PY' || fail "LINE's stand-in did not receive what the README's blocks send (see above)"
 import base64, json, sys
@@ -314,10 +298,10 @@ wait "$pid" || status=$?
 pid=""
 stop_ms=$((($(date +%s%N) - stop_started) / 1000000))
 echo "smoke: after SIGTERM: /readyz $ready_code, health $(grep -o '"status": "[A-Z_]*"' <<< "$health" || echo "${health//$'\n'/ }"), webhook while draining $webhook_code, exit $status after $stop_ms ms"
-pending_check "/readyz answers 503 at once after SIGTERM" "$([ "$ready_code" = 503 ] && echo yes || echo no)"
-pending_check "gRPC health answers NOT_SERVING at once after SIGTERM" \
+must "/readyz answers 503 at once after SIGTERM" "$([ "$ready_code" = 503 ] && echo yes || echo no)"
+must "gRPC health answers NOT_SERVING at once after SIGTERM" \
   "$(grep -q '"status": "NOT_SERVING"' <<< "$health" && echo yes || echo no)"
-pending_check "a webhook while draining is answered 503 with Retry-After" \
+must "a webhook while draining is answered 503 with Retry-After" \
   "$([ "$webhook_code" = 503 ] && grep -qi '^retry-after:' "$work/late.headers" && echo yes || echo no)"
 [ "$(cat "$work/inflight.rc" 2> /dev/null)" = 0 ] && grep -q '"displayName"' "$work/inflight.out" \
   || fail "the call in flight at SIGTERM did not finish: $(cat "$work/inflight.out")"
@@ -336,8 +320,4 @@ echo
 echo "smoke: README blocks: $(count ok) passed, $(count skip) skipped, $(count pending-fails) pending and failing, $(count pending-passes) pending and passing"
 awk -F'\t' '$1 == "pending-fails" { print "  pending, fails: README.md:" $2 " (" $3 ")" }
             $1 == "pending-passes" { print "  pending, passes now (drop the mark): README.md:" $2 }' "$results"
-if [ ${#pending_failing[@]} -gt 0 ]; then
-  echo "smoke: pending checks not met yet (${#pending_failing[@]} of $pending_total):"
-  printf '  %s\n' "${pending_failing[@]}"
-fi
 echo "smoke: passed (${SECONDS} s)"
