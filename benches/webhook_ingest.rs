@@ -29,11 +29,11 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use line_adapter::{
     app::{self, Listeners},
-    http::signature::sign,
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
     },
     settings::{Layer, Settings},
+    signature::sign,
 };
 use tokio::sync::Mutex;
 use tonic::transport::Channel;

@@ -143,10 +143,12 @@ impl LookupCache {
     }
 
     /// Entries held now (including any not yet found expired).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -946,7 +946,7 @@ async fn traces_follow_calls_into_line_and_webhooks_into_events() {
         .post(format!("http://{http}/webhook/line/{}", channel.id))
         .header(
             "x-line-signature",
-            line_adapter::http::signature::sign(SECRET, &body),
+            line_adapter::signature::sign(SECRET, &body),
         )
         .body(body)
         .send()
@@ -1090,7 +1090,7 @@ async fn sigterm_under_webhook_load_loses_nothing_answered() {
                         .post(format!("http://{http}/webhook/line/{id}"))
                         .header(
                             "x-line-signature",
-                            line_adapter::http::signature::sign(SECRET, &body),
+                            line_adapter::signature::sign(SECRET, &body),
                         )
                         .body(body)
                         .send()

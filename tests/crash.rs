@@ -21,10 +21,10 @@ use std::{
 };
 
 use line_adapter::{
-    http::signature::sign,
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
     },
+    signature::sign,
 };
 use support::{
     SECRET,

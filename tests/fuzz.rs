@@ -7,11 +7,11 @@
 mod support;
 
 use line_adapter::{
-    http::signature::{sign, verify},
-    line::wire::events::parse_body,
-    line::wire::messages::to_line_messages,
     proto::v1 as pb,
     secret::Secret,
+    signature::{sign, verify},
+    wire::events::parse_body,
+    wire::messages::to_line_messages,
 };
 use proptest::prelude::*;
 

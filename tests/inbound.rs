@@ -136,7 +136,7 @@ async fn bad_signatures_are_refused_and_store_nothing() {
     let client = reqwest::Client::new();
     let url = format!("{}/webhook/line/{}", app.http_base, channel.id);
     let body = text_body("sig", 1, "U1");
-    let good = line_adapter::http::signature::sign(SECRET, &body);
+    let good = line_adapter::signature::sign(SECRET, &body);
 
     let missing = client.post(&url).body(body.clone()).send().await.unwrap();
     assert_eq!(missing.status(), 401);
@@ -241,7 +241,7 @@ async fn unknown_channels_methods_and_oversized_bodies() {
     let head = format!(
         "POST /webhook/line/{} HTTP/1.1\r\nhost: x\r\nx-line-signature: {}\r\ntransfer-encoding: chunked\r\n\r\n",
         channel.id,
-        line_adapter::http::signature::sign(SECRET, &big)
+        line_adapter::signature::sign(SECRET, &big)
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     socket
@@ -395,7 +395,7 @@ async fn concurrent_posts_reach_every_stream_exactly_once_in_order() {
             posters.push(tokio::spawn(async move {
                 for request in 0..REQUESTS {
                     let body = text_body(&format!("{round}-t{task}-r{request}"), PER_BODY, "U1");
-                    let signature = line_adapter::http::signature::sign(SECRET, &body);
+                    let signature = line_adapter::signature::sign(SECRET, &body);
                     let response = client
                         .post(&url)
                         .header("x-line-signature", signature)
@@ -488,7 +488,7 @@ async fn a_stalled_subscriber_holds_back_nobody_and_loses_nothing() {
         posters.push(tokio::spawn(async move {
             for request in 0..EVENTS / PER_BODY / 4 {
                 let body = text_body(&format!("s{task}-{request}"), PER_BODY, "U1");
-                let signature = line_adapter::http::signature::sign(SECRET, &body);
+                let signature = line_adapter::signature::sign(SECRET, &body);
                 let response = client
                     .post(&url)
                     .header("x-line-signature", signature)

@@ -29,10 +29,10 @@ use std::{
 };
 
 use line_adapter::{
-    http::signature::sign,
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
     },
+    signature::sign,
 };
 use support::{
     NATS_TEST_MASTER_KEY, SECRET, nats_url, next_events,

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use line_adapter::{http::signature::sign, proto::v1 as pb};
+use line_adapter::{proto::v1 as pb, signature::sign};
 use support::{SECRET, TestApp, create_channel_with_token, test_settings, text_body, text_push};
 use tonic::{Code, transport::Channel};
 use tonic_health::pb::{

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use line_adapter::{line::wire::messages::to_line_messages, proto::v1 as pb};
+use line_adapter::{proto::v1 as pb, wire::messages::to_line_messages};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data).into_owned();

@@ -6,8 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use line_adapter::{
     secret::Secret,
-    http::signature::verify,
-    line::wire::events::parse_body,
+    signature::verify,
+    wire::events::parse_body,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -14,11 +14,6 @@ use tonic::{Request, Status, metadata::MetadataMap};
 use super::RpcPath;
 use crate::access::{ApiKey, Scope, Scopes};
 
-/// The caller's key id (its fingerprint), put into request extensions for
-/// logs.
-#[derive(Debug, Clone)]
-pub struct CallerKey(pub String);
-
 /// A configured key, as checked: its digest, id and scopes.
 struct Known {
     digest: [u8; 32],
@@ -79,7 +74,7 @@ impl ApiKeys {
 
     /// A tonic interceptor: UNAUTHENTICATED without a known key,
     /// PERMISSION_DENIED when the key's scopes exclude the method.
-    pub fn intercept(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
+    pub fn intercept(&self, request: Request<()>) -> Result<Request<()>, Status> {
         if !self.is_enabled() {
             return Ok(request);
         }
@@ -98,7 +93,6 @@ impl ApiKeys {
             )));
         }
         tracing::debug!(key = %id, rpc = %path, "call authorized");
-        request.extensions_mut().insert(CallerKey(id));
         Ok(request)
     }
 }

@@ -13,6 +13,6 @@ pub mod error;
 pub mod oauth;
 pub mod wire;
 
-pub use channel::{CallError, Called, ChannelClient, Retry, TokenSource};
-pub use client::{LineClient, Response};
-pub use error::{ApiError, ApiErrorDetail, Error, NetworkError, NetworkKind};
+pub use channel::{CallError, ChannelClient, TokenSource};
+pub use client::LineClient;
+pub use error::{ApiError, ApiErrorDetail, Error, NetworkError};

@@ -54,12 +54,14 @@ impl std::fmt::Debug for SledStore {
 
 impl SledStore {
     /// Counters of the event log writer.
+    #[cfg(test)]
     pub fn log_stats(&self) -> &super::sled_log::LogStats {
         self.log.stats()
     }
 
     /// Opens (or creates) the store in `dir` with the default page cache.
     /// Blocking: call it from `spawn_blocking` in async code.
+    #[cfg(test)]
     pub fn open(dir: &Path) -> Result<Self> {
         Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
     }
@@ -107,6 +109,7 @@ impl SledStore {
 }
 
 /// sled's own default is 1 GiB; see `store_cache_mib` in the defaults.
+#[cfg(test)]
 pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 fn backend(err: sled::Error) -> StoreError {

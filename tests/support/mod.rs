@@ -17,11 +17,11 @@ use std::{
 
 use line_adapter::{
     app::{self, AppError, Listeners},
-    http::signature::sign,
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
     },
     settings::{Layer, Settings},
+    signature::sign,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
