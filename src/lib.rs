@@ -40,6 +40,8 @@
 //!   the new key, in the background).
 //! - [`check`]: `line-adapter check`, the operator's first diagnosis.
 //! - [`tail`]: `line-adapter tail`, a Subscribe client for operators.
+//! - [`deliveries`]: `line-adapter deliveries`, the outbox as a table.
+//! - [`connect`]: how those operator commands reach the service.
 //! - [`metrics`]: Prometheus metrics for `/metrics`.
 //! - [`services`]: the parts that exist once the store is open, shared by
 //!   both listeners.
@@ -53,6 +55,8 @@ mod access;
 pub mod app;
 mod channels;
 pub mod check;
+mod connect;
+pub mod deliveries;
 mod drain;
 mod fanout;
 mod grpc;

@@ -5,6 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use line_adapter::{
     app::{self, Listeners},
+    deliveries::{self, DeliveriesOptions},
     settings::{Layer, Settings},
     shutdown,
     tail::{self, TailError, TailOptions},
@@ -54,6 +55,10 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Print inbound events as JSON lines (a client of Messaging.Subscribe).
     Tail(TailArgs),
+    /// Print a channel's deliveries as a table, newest first: what the
+    /// outbox holds, what is stuck or failed, with the last error (a client
+    /// of Messaging.ListDeliveries).
+    Deliveries(DeliveriesArgs),
     /// Check the settings, the store, LINE's reachability (through the
     /// proxy) and every channel's token; exit 1 on any failure. Takes the
     /// same configuration as `serve`.
@@ -69,6 +74,35 @@ struct HealthcheckArgs {
     /// LINE_ADAPTER_HTTP_ADDR, else 8080>/readyz].
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DeliveriesArgs {
+    /// gRPC address of the service: host:port (plaintext) or
+    /// http(s)://host:port.
+    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
+    addr: String,
+    /// API key, when the server requires one (with the send scope).
+    #[arg(
+        long,
+        env = "LINE_ADAPTER_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    api_key: Option<String>,
+    /// Our channel id.
+    #[arg(long = "channel", value_name = "CHANNEL_ID")]
+    channel: String,
+    /// Only this state: queued, sending, delivered, failed, unknown
+    /// (repeatable).
+    #[arg(long = "state", value_name = "STATE")]
+    states: Vec<String>,
+    /// Only this chat: a user, group or room id.
+    #[arg(long, value_name = "ID")]
+    conversation: Option<String>,
+    /// Most rows printed.
+    #[arg(long, default_value = "50", value_name = "COUNT", value_parser = whole_number, allow_hyphen_values = true)]
+    limit: u64,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +337,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Tail(args) => tail(args),
+        Command::Deliveries(args) => deliveries(args),
         Command::Healthcheck(args) => healthcheck(args),
         Command::Check(args) => check(*args),
     }
@@ -395,6 +430,47 @@ async fn probe(url: &str) -> Result<http::StatusCode, String> {
         .await
         .map_err(|err| err.to_string())?;
     Ok(response.status())
+}
+
+fn deliveries(args: DeliveriesArgs) -> ExitCode {
+    let DeliveriesArgs {
+        addr,
+        api_key,
+        channel,
+        states,
+        conversation,
+        limit,
+    } = args;
+    let options = DeliveriesOptions {
+        addr,
+        api_key,
+        channel_id: channel,
+        states,
+        conversation,
+        limit: usize::try_from(limit).unwrap_or(usize::MAX),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("line-adapter deliveries: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(deliveries::run(options, &mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err @ TailError::Usage(_)) => {
+            eprintln!("line-adapter deliveries: {err}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(err) => {
+            eprintln!("line-adapter deliveries: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn tail(args: TailArgs) -> ExitCode {

@@ -4,14 +4,13 @@
 
 use std::io::Write;
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
-use serde_json::value::RawValue;
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
-
 use crate::{
+    connect,
     line::wire::events::{event_type_of, type_name_of},
     proto::v1::{self as pb, messaging_client::MessagingClient, subscribe_request::Start},
 };
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
+use serde_json::value::RawValue;
 
 /// What to follow and how.
 #[derive(Debug, Clone)]
@@ -37,6 +36,7 @@ pub struct TailOptions {
     pub api_key: Option<String>,
 }
 
+/// What an operator command (tail, deliveries) can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
     #[error("{0}")]
@@ -92,17 +92,6 @@ fn request(options: &TailOptions) -> Result<pb::SubscribeRequest, TailError> {
         conversation_ids: options.conversations.clone(),
         start: Some(start),
     })
-}
-
-fn authorized<T>(message: T, api_key: Option<&str>) -> Result<Request<T>, TailError> {
-    let mut request = Request::new(message);
-    if let Some(key) = api_key {
-        let value: MetadataValue<_> = format!("Bearer {key}")
-            .parse()
-            .map_err(|_| TailError::Usage("the API key is not a valid header value".into()))?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    Ok(request)
 }
 
 /// One printed line: the event's own JSON is embedded verbatim.
@@ -163,59 +152,14 @@ pub fn line(event: &pb::Event) -> String {
     serde_json::to_string(&line).expect("serializing strings and raw JSON cannot fail")
 }
 
-/// `host:port` means plaintext `http://host:port`; a URL stays as it is.
-fn endpoint_url(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
-/// A transport error with every cause (tonic's own says only "transport
-/// error"), naming an unresolvable host as such.
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        parts.push(cause.to_string());
-        source = cause.source();
-    }
-    let all = parts.join(": ");
-    let lower = all.to_ascii_lowercase();
-    if lower.contains("dns error") || lower.contains("failed to lookup address") {
-        format!("the host name does not resolve ({all})")
-    } else if lower.contains("connection refused") {
-        format!("nothing listens there: the connection was refused ({all})")
-    } else if all.is_empty() {
-        err.to_string()
-    } else {
-        all
-    }
-}
-
 /// Follows the stream, printing to `out`, until `max` events, the server
 /// ends the stream, or an error.
 pub async fn run(options: TailOptions, out: &mut impl Write) -> Result<(), TailError> {
     let subscribe = request(&options)?;
-    let url = endpoint_url(&options.addr);
-    let channel = Channel::from_shared(url.clone())
-        .map_err(|_| {
-            TailError::Usage(format!(
-                "--addr {}: expected host:port or http(s)://host:port",
-                options.addr
-            ))
-        })?
-        .connect()
-        .await
-        .map_err(|source| TailError::Connect {
-            addr: url,
-            reason: causes(&source),
-        })?;
-    let mut client = MessagingClient::new(channel);
+    let mut client = MessagingClient::new(connect::channel(&options.addr).await?);
     let api_key = options.api_key.as_deref();
     let mut stream = client
-        .subscribe(authorized(subscribe, api_key)?)
+        .subscribe(connect::authorized(subscribe, api_key)?)
         .await?
         .into_inner();
     let mut printed = 0u64;
@@ -243,7 +187,7 @@ pub async fn run(options: TailOptions, out: &mut impl Write) -> Result<(), TailE
                 consumer: consumer.clone(),
                 sequence: done,
             };
-            client.ack(authorized(ack, api_key)?).await?;
+            client.ack(connect::authorized(ack, api_key)?).await?;
             acked = done;
         }
     }
@@ -274,9 +218,12 @@ mod tests {
         assert!(refused.to_string().contains("--consumer"), "{refused}");
         assert!(request(&options(Some("desk"), None)).is_ok());
         assert!(request(&options(None, Some("42"))).is_ok());
-        assert_eq!(endpoint_url("127.0.0.1:50051"), "http://127.0.0.1:50051");
         assert_eq!(
-            endpoint_url("https://a.example:443"),
+            connect::endpoint_url("127.0.0.1:50051"),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(
+            connect::endpoint_url("https://a.example:443"),
             "https://a.example:443"
         );
     }

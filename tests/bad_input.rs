@@ -42,6 +42,7 @@ const RPCS: &[&str] = &[
     "weiyu.line.v1.Messaging/Multicast",
     "weiyu.line.v1.Messaging/Broadcast",
     "weiyu.line.v1.Messaging/GetDelivery",
+    "weiyu.line.v1.Messaging/ListDeliveries",
     "weiyu.line.v1.Messaging/GetMessageContent",
     "weiyu.line.v1.Messaging/GetProfile",
     "weiyu.line.v1.Messaging/GetGroupSummary",

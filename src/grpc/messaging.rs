@@ -83,6 +83,16 @@ impl Messaging for MessagingService {
         ))
     }
 
+    async fn list_deliveries(
+        &self,
+        request: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::deliveries::list_deliveries(services, request.into_inner()).await?,
+        ))
+    }
+
     type GetMessageContentStream = super::content::ContentStream;
 
     async fn get_message_content(

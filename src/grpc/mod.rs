@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod content;
+pub mod deliveries;
 pub mod lookup;
 pub mod messaging;
 

@@ -42,7 +42,7 @@ pub(super) fn line_id(value: &str) -> Result<String, String> {
 }
 
 /// `user:U…`, `group:C…` or `room:R…`.
-fn conversation(
+pub(super) fn conversation(
     violations: &mut Violations,
     field: &str,
     value: Option<&pb::Conversation>,

@@ -31,6 +31,31 @@ pub use records::{
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
 
+/// Which deliveries [`Store::list_deliveries`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub channel_id: String,
+    /// Any of these states; empty = every state.
+    pub states: Vec<DeliveryState>,
+    /// Only this chat (`user:`, `group:` or `room:` + id).
+    pub conversation: Option<String>,
+    /// Only ids below this one (the last id of the previous page).
+    pub before_id: Option<String>,
+    pub limit: usize,
+}
+
+impl DeliveryQuery {
+    /// Whether `delivery` is one the query asks for (the id bound aside).
+    pub fn matches(&self, delivery: &DeliveryRecord) -> bool {
+        delivery.channel_id == self.channel_id
+            && (self.states.is_empty() || self.states.contains(&delivery.state))
+            && self
+                .conversation
+                .as_ref()
+                .is_none_or(|chat| delivery.conversation.as_ref() == Some(chat))
+    }
+}
+
 /// What a store call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -244,6 +269,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deliveries not yet final (queued or sending), oldest first: the work
     /// a restart resumes.
     async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
+
+    /// A channel's deliveries matching `query`, newest first (ids are
+    /// ULIDs, so id order is time order).
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>>;
 
     /// Takes, or renews, the right of process `owner` to attempt delivery
     /// `id` until `until_ms`: `true` when it has it, `false` while another

@@ -17,9 +17,9 @@ use tokio::sync::broadcast;
 
 use super::group_flush::GroupFlush;
 use super::{
-    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord,
-    LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError,
-    TokenStateRecord, sled_log::EventLog,
+    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryQuery, DeliveryRecord,
+    EventRecord, LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store,
+    StoreError, TokenStateRecord, sled_log::EventLog,
 };
 
 const CHANNELS: &str = "channels";
@@ -487,6 +487,25 @@ impl Store for SledStore {
             }
         }
         Ok(unfinished)
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>> {
+        let entries = match &query.before_id {
+            Some(before) => self.deliveries.range(..before.as_bytes().to_vec()),
+            None => self.deliveries.range::<Vec<u8>, _>(..),
+        };
+        let mut found = Vec::new();
+        for item in entries.rev() {
+            if found.len() >= query.limit {
+                break;
+            }
+            let (_, bytes) = item.map_err(backend)?;
+            let delivery = decode_delivery(&bytes)?;
+            if query.matches(&delivery) {
+                found.push(delivery);
+            }
+        }
+        Ok(found)
     }
 
     async fn consumer(&self, name: &str) -> Result<Option<ConsumerPosition>> {

@@ -37,9 +37,9 @@ use sha2::{Digest as _, Sha256};
 use tokio::{sync::broadcast, time::Instant};
 
 use super::{
-    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, EventRecord,
-    LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store, StoreError,
-    TokenStateRecord,
+    AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryQuery, DeliveryRecord,
+    EventRecord, LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store,
+    StoreError, TokenStateRecord,
 };
 use log::NatsLog;
 
@@ -1008,6 +1008,38 @@ impl Store for NatsStore {
             Some(id) => self.get_delivery(&String::from_utf8_lossy(&id)).await,
             None => Ok(None),
         }
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<DeliveryRecord>> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        // Keys are the ids (ULIDs: time order); newest first.
+        let mut keys = Self::all_keys(&self.deliveries).await?;
+        keys.retain(|key| query.before_id.as_ref().is_none_or(|before| key < before));
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        let mut found = Vec::new();
+        // Read in batches, so a page over a rare state does not read all.
+        for batch in keys.chunks(64) {
+            let stored: Vec<(String, Option<Bytes>)> =
+                futures_util::stream::iter(batch.iter().cloned())
+                    .map(|key: String| async move {
+                        let bytes = self.deliveries.get(&key).await.map_err(backend)?;
+                        Ok::<_, StoreError>((key, bytes))
+                    })
+                    .buffered(32)
+                    .try_collect()
+                    .await?;
+            for (key, bytes) in stored {
+                let Some(bytes) = bytes else { continue };
+                let delivery: DeliveryRecord = from_json("deliveries", &key, &bytes)?;
+                if query.matches(&delivery) {
+                    found.push(delivery);
+                    if found.len() >= query.limit {
+                        return Ok(found);
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>> {
