@@ -342,9 +342,9 @@ pub async fn run(
         // Subscribe streams never end by themselves: end them (each tells
         // its client where to resume) so the gRPC drain can finish.
         fanout.close().await;
-        outbox.close().await;
-        media.close().await;
-        drain.idle().await;
+        // At once: a long media download must not delay waiting for the
+        // calls in flight, nor they the outbox's stop.
+        tokio::join!(outbox.close(), media.close(), drain.idle());
         // Health Watch streams only end when their status is removed; an
         // open one would hold the listener's close for the whole grace.
         clear_health(health).await;

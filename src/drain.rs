@@ -73,8 +73,9 @@ impl Drain {
 }
 
 /// A tower layer counting every request of the services it wraps as in
-/// flight until its response future completes (a streaming response's
-/// body is not waited for: its handler is ended by the drain itself).
+/// flight until its response future completes. A streaming response's
+/// body is not counted: the drain ends Subscribe streams itself, and a
+/// GetMessageContent stream still open when the grace period ends is cut.
 #[derive(Debug, Clone)]
 pub struct InFlightLayer(pub Drain);
 

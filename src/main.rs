@@ -326,10 +326,10 @@ fn main() -> ExitCode {
             let _ = err.print();
             // --help and --version are not mistakes; every bad flag or
             // value is a bad configuration (EX_USAGE), as with settings.
+            // Without a subcommand, the help is shown as the usage error
+            // it is.
             return match err.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
                 _ => ExitCode::from(EXIT_BAD_CONFIG),
             };
         }

@@ -330,7 +330,16 @@ impl Inner {
             match line.message_content(&job.message_id, preview).await {
                 Ok(content) => {
                     let target = self.content_path(&job.channel_id, &job.message_id, preview);
-                    return save(content, &target).await;
+                    // A stop does not wait for a 200 MB video: the partial
+                    // file is dropped and the media fetched from LINE on
+                    // demand instead.
+                    return tokio::select! {
+                        saved = save(content, &target) => saved,
+                        _ = self.shutdown.cancelled() => {
+                            let _ = tokio::fs::remove_file(target.with_extension("part")).await;
+                            Err("stopped before the media was fetched".into())
+                        }
+                    };
                 }
                 Err(CallError::Line(line::Error::Api(error)))
                     if matches!(error.http_status, 404 | 410) =>

@@ -224,6 +224,17 @@ impl Outbox {
         receiver.borrow().clone()
     }
 
+    /// The delivery as this process works on it now, if it does (no store
+    /// read).
+    pub fn live(&self, id: &str) -> Option<DeliveryRecord> {
+        self.inner
+            .watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .map(|live| live.borrow().clone())
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<DeliveryRecord>, StoreError> {
         if let Some(live) = self
             .inner
@@ -573,8 +584,13 @@ impl Inner {
         let channel = match self.token(&record.channel_id).await {
             Ok(channel) => channel,
             Err(TokenProblem::Transient(reason)) => {
-                // LINE's token endpoint failed: nothing was sent, try again
-                // (not an attempt: no request was made to LINE's API).
+                // LINE's token endpoint failed: nothing was sent, try again.
+                // It counts as an attempt, so that the pauses grow and the
+                // attempt bound holds while the token endpoint is down.
+                record.attempts += 1;
+                if record.attempts > 1 {
+                    self.metrics.outbox_retries.inc();
+                }
                 self.waiting(record, None, reason);
                 return Ok(Attempt::RetryAfter(None));
             }
@@ -609,19 +625,22 @@ impl Inner {
                 .send(route(record.kind), &record.body, retry_key)
                 .await
         };
-        // Every request made counts, the one after a renewal too.
-        record.attempts = (record.attempts + called.requests).saturating_sub(1);
+        // The request after a renewal counts too (a call that could not get
+        // its token made none, and counts as this one attempt).
+        record.attempts += called.requests.saturating_sub(1);
         let response = match called.result {
             Ok(response) => response,
             Err(CallError::Line(line::Error::AlreadyAccepted {
                 accepted_request_id,
                 request_id,
+                body,
             })) => {
                 record.state = DeliveryState::Delivered;
                 record.line_request_id = request_id;
                 record.error = None;
                 record.failure = None;
                 record.accepted_request_id = accepted_request_id;
+                record.sent_messages = sent_messages(&body);
                 self.save(record).await;
                 return Ok(Attempt::Done);
             }
@@ -648,6 +667,30 @@ impl Inner {
             Err(CallError::Line(line::Error::Api(error))) if error.http_status >= 500 => {
                 self.waiting(record, Some(error), String::new());
                 return Ok(Attempt::RetryAfter(None));
+            }
+            Err(CallError::Line(line::Error::Api(error)))
+                if record.kind == SendKind::Reply
+                    && error.http_status == 400
+                    && error
+                        .message
+                        .to_ascii_lowercase()
+                        .contains(INVALID_REPLY_TOKEN)
+                    && record
+                        .error
+                        .as_ref()
+                        .is_some_and(|earlier| earlier.http_status >= 500) =>
+            {
+                // An earlier attempt got a 5xx, which LINE may have acted
+                // on: the token being used now may mean that reply went
+                // out. Neither retried nor pushed, so never sent twice.
+                record.state = DeliveryState::Unknown;
+                record.line_request_id = error.request_id.clone();
+                record.error = Some(error.into());
+                record.failure = Some(
+                    "LINE refused the reply token after an earlier attempt got a 5xx: that attempt may have delivered the reply, so it is neither retried nor pushed".into(),
+                );
+                self.save(record).await;
+                return Ok(Attempt::Done);
             }
             Err(CallError::Line(line::Error::Api(error)))
                 if record.kind == SendKind::Reply

@@ -480,6 +480,9 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
             }
             // `tail`'s API key: a client's variable, not the server's.
             "api_key" => {}
+            // Kubernetes' service links for a Service named like us
+            // (`line-adapter-grpc` → LINE_ADAPTER_GRPC_SERVICE_HOST, …).
+            other if is_service_link(other) => {}
             _ => {
                 return Err(SettingsError::UnknownEnv {
                     nearest: nearest_setting(key).map(|k| env_var_name(&k)),
@@ -489,6 +492,29 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
         }
     }
     Ok(layer)
+}
+
+/// Whether a variable's name (after our prefix) is one of the variables
+/// Kubernetes gives every pod for each Service of its namespace:
+/// `{SVC}_SERVICE_HOST`, `{SVC}_SERVICE_PORT[_{NAME}]`, `{SVC}_PORT` and
+/// `{SVC}_PORT_{N}_{PROTO}[_PROTO|_PORT|_ADDR]`. A release named
+/// `line-adapter` has Services whose names start like our prefix.
+fn is_service_link(key: &str) -> bool {
+    let key = key.to_ascii_uppercase();
+    if key.contains("_SERVICE_HOST") || key.contains("_SERVICE_PORT") || key.ends_with("_PORT") {
+        return true;
+    }
+    // `…_PORT_50051_TCP…`
+    key.split("_PORT_").skip(1).any(|rest| {
+        let mut parts = rest.split('_');
+        let number = parts
+            .next()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        number
+            && parts
+                .next()
+                .is_some_and(|proto| matches!(proto, "TCP" | "UDP" | "SCTP"))
+    })
 }
 
 /// Every setting's key (`Layer`'s fields, the TOML keys), read from serde's
@@ -1109,6 +1135,24 @@ mod tests {
                 Layer::default()
             )
             .is_ok()
+        );
+        // Kubernetes' service links for Services named line-adapter-grpc
+        // and line-adapter-http are not ours either.
+        let links = [
+            ("LINE_ADAPTER_GRPC_SERVICE_HOST", "10.0.0.1"),
+            ("LINE_ADAPTER_GRPC_SERVICE_PORT", "50051"),
+            ("LINE_ADAPTER_GRPC_SERVICE_PORT_GRPC", "50051"),
+            ("LINE_ADAPTER_HTTP_PORT", "tcp://10.0.0.2:8080"),
+            ("LINE_ADAPTER_HTTP_PORT_8080_TCP", "tcp://10.0.0.2:8080"),
+            ("LINE_ADAPTER_HTTP_PORT_8080_TCP_ADDR", "10.0.0.2"),
+            ("LINE_ADAPTER_HTTP_PORT_8080_TCP_PORT", "8080"),
+            ("LINE_ADAPTER_HTTP_PORT_8080_TCP_PROTO", "tcp"),
+        ];
+        let loaded = Settings::load(None, env(&links), Layer::default()).unwrap();
+        assert_eq!(
+            loaded.settings.http_addr.port(),
+            8080,
+            "links change nothing"
         );
     }
 

@@ -410,3 +410,44 @@ async fn a_webhook_check_without_a_public_base_url_says_so() {
     );
     assert_eq!(check.line_endpoint, "https://example.com/webhook");
 }
+
+#[tokio::test]
+async fn a_reply_that_met_a_5xx_is_never_pushed_after_its_token_is_refused() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
+    // The first attempt may have delivered the reply (LINE failed after
+    // acting on it); the second finds its token used.
+    line.script(
+        "/v2/bot/message/reply",
+        500,
+        &[],
+        r#"{"message":"Internal error"}"#,
+    );
+    line.script(
+        "/v2/bot/message/reply",
+        400,
+        &[],
+        r#"{"message":"Invalid reply token"}"#,
+    );
+    let err = app
+        .messaging()
+        .await
+        .reply(pb::ReplyRequest {
+            channel_id: channel.id.clone(),
+            reply_token: "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA".into(),
+            messages: vec![text_message("once")],
+            push_fallback_to: to_user(USER),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "unknown: {err:?}");
+    let pushes = line
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == PUSH)
+        .count();
+    assert_eq!(pushes, 0, "a push could have sent the reply twice");
+}

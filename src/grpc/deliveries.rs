@@ -119,10 +119,7 @@ pub async fn list_deliveries(
     // What this process is working on now is fresher than the stored copy.
     let mut deliveries = Vec::with_capacity(found.len());
     for stored in found {
-        let current = match services.outbox.get(&stored.id).await {
-            Ok(Some(live)) => live,
-            _ => stored,
-        };
+        let current = services.outbox.live(&stored.id).unwrap_or(stored);
         deliveries.push(to_proto(&current));
     }
     Ok(pb::ListDeliveriesResponse {

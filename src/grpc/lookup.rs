@@ -16,7 +16,10 @@ use super::{
 };
 use crate::{
     channels::validate,
-    line::{CallError, api::Chat},
+    line::{
+        CallError,
+        api::{Chat, segment},
+    },
     lookup_cache::Cached,
     proto::v1 as pb,
     services::Services,
@@ -102,9 +105,12 @@ pub async fn get_profile(
     let record = channel(services, id).await?;
     let user = user.unwrap_or_default();
     let line = services.tokens.line(&record);
-    let (profile, fetched) = cached(services, &record, &format!("profile/{user}"), || {
-        line.profile(&user)
-    })
+    let (profile, fetched) = cached(
+        services,
+        &record,
+        &format!("profile/{}", segment(&user)),
+        || line.profile(&user),
+    )
     .await?;
     Ok(pb::GetProfileResponse {
         display_name: profile.display_name,
@@ -131,9 +137,12 @@ pub async fn get_group_summary(
     let record = channel(services, id).await?;
     let group = group.unwrap_or_default();
     let line = services.tokens.line(&record);
-    let (summary, fetched) = cached(services, &record, &format!("group/{group}"), || {
-        line.group_summary(&group)
-    })
+    let (summary, fetched) = cached(
+        services,
+        &record,
+        &format!("group/{}", segment(&group)),
+        || line.group_summary(&group),
+    )
     .await?;
     Ok(pb::GetGroupSummaryResponse {
         group_id: summary.group_id,
@@ -173,7 +182,8 @@ pub async fn get_group_member_profile(
     let (kind, chat_id) = chat.unwrap_or_default();
     let user = user.unwrap_or_default();
     let line = services.tokens.line(&record);
-    let lookup = format!("{kind}/{chat_id}/member/{user}");
+    // Encoded as in LINE's paths, so no two lookups share a key.
+    let lookup = format!("{kind}/{}/member/{}", segment(&chat_id), segment(&user));
     let (member, fetched) = cached(services, &record, &lookup, || async {
         let chat = match kind {
             "room" => Chat::Room(&chat_id),

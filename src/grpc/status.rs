@@ -152,7 +152,7 @@ impl From<CallError<TokenError>> for Status {
 /// words learns which call met them.
 pub fn in_rpc(rpc: &'static str) -> impl Fn(Status) -> Status {
     move |status| {
-        if status.message().starts_with(rpc) {
+        if status.message().starts_with(&format!("{rpc}: ")) {
             return status;
         }
         Status::with_details(

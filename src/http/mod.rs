@@ -137,6 +137,9 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                 let Some(services) = state.ready.get() else {
                     return text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n");
                 };
+                // Counted before the check, so that a drain starting now
+                // either refuses this webhook or waits for it.
+                let _in_flight = state.drain.enter();
                 if state.drain.is_draining() {
                     // Not stored, so not 2xx: LINE redelivers (to another
                     // replica, or to this one restarted).
@@ -150,7 +153,6 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                     );
                     return response;
                 }
-                let _in_flight = state.drain.enter();
                 webhook::handle(request, &channel_id, services, state.body_limit).await
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),

@@ -184,6 +184,9 @@ pub enum Error {
         accepted_request_id: String,
         /// `x-line-request-id` of the 409 itself.
         request_id: String,
+        /// The 409's body: LINE repeats the accepted request's
+        /// `sentMessages` in it.
+        body: bytes::Bytes,
     },
     /// No HTTP answer.
     #[error("{0}")]
@@ -249,6 +252,7 @@ impl Error {
             return Some(Self::AlreadyAccepted {
                 accepted_request_id: accepted.clone(),
                 request_id: response.request_id.clone().unwrap_or_default(),
+                body: response.body.clone(),
             });
         }
         let error = api_error(response);
@@ -325,6 +329,7 @@ mod tests {
             Some(Error::AlreadyAccepted {
                 accepted_request_id: "acc-1".into(),
                 request_id: "req-1".into(),
+                body: Bytes::from_static(br#"{"message":"The retry key is already accepted"}"#),
             })
         );
         let Some(Error::RateLimited { retry_after, error }) = Error::from_response(&response(

@@ -31,6 +31,9 @@ metadata:
 spec:
   serviceAccountName: {{ include "line-adapter.serviceAccountName" . }}
   automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+  # The service reads no Service links, and a release named line-adapter
+  # would give it LINE_ADAPTER_*_SERVICE_HOST variables it must then skip.
+  enableServiceLinks: false
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
     {{- toYaml . | nindent 4 }}
