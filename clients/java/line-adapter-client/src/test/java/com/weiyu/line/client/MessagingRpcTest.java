@@ -32,6 +32,8 @@ import com.weiyu.line.v1.GetMessageContentRequest;
 import com.weiyu.line.v1.GetMessageContentResponse;
 import com.weiyu.line.v1.GetProfileRequest;
 import com.weiyu.line.v1.GetProfileResponse;
+import com.weiyu.line.v1.ListDeliveriesRequest;
+import com.weiyu.line.v1.ListDeliveriesResponse;
 import com.weiyu.line.v1.MarkAsReadRequest;
 import com.weiyu.line.v1.Message;
 import com.weiyu.line.v1.MessagingGrpc;
@@ -260,6 +262,14 @@ class MessagingRpcTest {
         () -> messaging().getDelivery(GetDeliveryRequest.newBuilder().setDeliveryId("dl_nope").build()));
     fails(Status.Code.INVALID_ARGUMENT,
         () -> messaging().getDelivery(GetDeliveryRequest.getDefaultInstance()));
+
+    // The outbox as an operator sees it: newest first, by chat.
+    ListDeliveriesResponse toUser = messaging().listDeliveries(ListDeliveriesRequest.newBuilder()
+        .setChannelId(channel.getId()).setConversation(user(user)).build());
+    assertEquals(pushed.getId(), toUser.getDeliveries(0).getId(), "the push is the newest to that user");
+    fails(Status.Code.INVALID_ARGUMENT,
+        () -> messaging().listDeliveries(ListDeliveriesRequest.newBuilder()
+            .setChannelId(channel.getId()).setPageSize(1001).build()));
   }
 
   @Test
