@@ -449,28 +449,9 @@ fn deliveries(args: DeliveriesArgs) -> ExitCode {
         conversation,
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("line-adapter deliveries: cannot start: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut stdout = std::io::stdout().lock();
-    match runtime.block_on(deliveries::run(options, &mut stdout)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err @ TailError::Usage(_)) => {
-            eprintln!("line-adapter deliveries: {err}");
-            ExitCode::from(EXIT_BAD_CONFIG)
-        }
-        Err(err) => {
-            eprintln!("line-adapter deliveries: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    operator_command("deliveries", async |out| {
+        deliveries::run(options, out).await
+    })
 }
 
 fn tail(args: TailArgs) -> ExitCode {
@@ -496,25 +477,34 @@ fn tail(args: TailArgs) -> ExitCode {
         max,
         api_key,
     };
+    operator_command("tail", async |out| tail::run(options, out).await)
+}
+
+/// Runs an operator command (a gRPC client of the service) writing to
+/// stdout: exit 64 for a bad flag value, 1 for any other failure.
+fn operator_command<F>(name: &str, run: F) -> ExitCode
+where
+    F: AsyncFnOnce(&mut std::io::StdoutLock<'static>) -> Result<(), TailError>,
+{
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("line-adapter tail: cannot start: {err}");
+            eprintln!("line-adapter {name}: cannot start: {err}");
             return ExitCode::FAILURE;
         }
     };
     let mut stdout = std::io::stdout().lock();
-    match runtime.block_on(tail::run(options, &mut stdout)) {
+    match runtime.block_on(run(&mut stdout)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err @ TailError::Usage(_)) => {
-            eprintln!("line-adapter tail: {err}");
+            eprintln!("line-adapter {name}: {err}");
             ExitCode::from(EXIT_BAD_CONFIG)
         }
         Err(err) => {
-            eprintln!("line-adapter tail: {err}");
+            eprintln!("line-adapter {name}: {err}");
             ExitCode::FAILURE
         }
     }

@@ -670,11 +670,7 @@ impl Inner {
             }
             Err(CallError::Line(line::Error::Api(error)))
                 if record.kind == SendKind::Reply
-                    && error.http_status == 400
-                    && error
-                        .message
-                        .to_ascii_lowercase()
-                        .contains(INVALID_REPLY_TOKEN)
+                    && refuses_reply_token(&error)
                     && record
                         .error
                         .as_ref()
@@ -694,11 +690,7 @@ impl Inner {
             }
             Err(CallError::Line(line::Error::Api(error)))
                 if record.kind == SendKind::Reply
-                    && error.http_status == 400
-                    && error
-                        .message
-                        .to_ascii_lowercase()
-                        .contains(INVALID_REPLY_TOKEN)
+                    && refuses_reply_token(&error)
                     && record.push_fallback.is_some() =>
             {
                 // Nothing was sent; push instead, as the caller allowed.
@@ -871,6 +863,15 @@ impl Inner {
             }
         }
     }
+}
+
+/// LINE's answer to a reply whose token is used, expired or unknown.
+fn refuses_reply_token(error: &ApiError) -> bool {
+    error.http_status == 400
+        && error
+            .message
+            .to_ascii_lowercase()
+            .contains(INVALID_REPLY_TOKEN)
 }
 
 fn route(kind: SendKind) -> Route {

@@ -112,15 +112,7 @@ async fn lookups_map_lines_answers_by_the_one_table() {
 
 #[tokio::test]
 async fn a_lookup_that_times_out_is_unavailable_naming_the_wait() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", silent.local_addr().unwrap());
-    // Accepts and never answers.
-    let _held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            open.push(socket);
-        }
-    });
+    let url = support::silent_line().await;
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(test_settings(dir.path(), |layer| {
         layer.line_api_base = Some(url.clone());

@@ -49,14 +49,7 @@ async fn post(
 async fn a_stop_says_not_ready_then_drains_with_both_listeners_open() {
     // A LINE that accepts and never answers: a push stays in flight for
     // the request timeout and holds the drain open.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let line = format!("http://{}", silent.local_addr().unwrap());
-    let _held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            open.push(socket);
-        }
-    });
+    let line = support::silent_line().await;
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start_with(test_settings(dir.path(), |layer| {
         layer.line_api_base = Some(line.clone());

@@ -470,3 +470,20 @@ pub fn fake_signature(n: usize) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode([(n % 251) as u8; 32])
 }
+
+/// A LINE that accepts connections and never answers: a request to it
+/// waits out the client's timeout. Returns its base URL; it stops with the
+/// test's runtime.
+pub async fn silent_line() -> String {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    url
+}
