@@ -369,6 +369,18 @@ async fn content_line_does_not_hold_or_still_prepares_is_said_so() {
     let err = content_error(&app, &channel, "4001").await;
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert!(err.get_details_retry_info().is_some(), "{err:?}");
+
+    // The rate limit on content, as everywhere: with LINE's Retry-After.
+    line.script(
+        "/v2/bot/message/4002/content",
+        429,
+        &[("retry-after", "3")],
+        r#"{"message":"The API rate limit has been exceeded. Try again later."}"#,
+    );
+    let err = content_error(&app, &channel, "4002").await;
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    let retry = err.get_details_retry_info().expect("RetryInfo");
+    assert_eq!(retry.retry_delay, Some(Duration::from_secs(3)));
 }
 
 #[tokio::test]

@@ -128,6 +128,8 @@ impl std::fmt::Debug for ByteStream {
 pub struct Content {
     pub status: StatusCode,
     pub request_id: Option<String>,
+    /// `Retry-After`, in seconds, when sent (an error answer's).
+    pub retry_after: Option<Duration>,
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub body: ByteStream,
@@ -148,7 +150,7 @@ impl Content {
             status: self.status,
             request_id: self.request_id,
             accepted_request_id: None,
-            retry_after: None,
+            retry_after: self.retry_after,
             body: Bytes::from(body),
         }
     }
@@ -309,6 +311,9 @@ impl LineClient {
         Ok(Content {
             status: response.status(),
             request_id: header(http::HeaderName::from_static("x-line-request-id")),
+            retry_after: header(http::header::RETRY_AFTER)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
             content_type: header(http::header::CONTENT_TYPE),
             content_length: response.content_length(),
             body: ByteStream(Box::pin(response.bytes_stream().map(move |piece| {
