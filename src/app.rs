@@ -26,6 +26,7 @@ use crate::{
     services::{Ready, Services},
     settings::Settings,
     settings::StoreBackend,
+    space::SpaceWatch,
     store::{
         NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
         sled_log::REPLY_TOKEN_LIFETIME,
@@ -251,6 +252,21 @@ pub async fn run(
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
     let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
+    // The watermark guards sled's files; on NATS the data dir holds only
+    // media, which has its own bound.
+    let space = match settings.store {
+        StoreBackend::Sled => SpaceWatch::new(
+            settings.data_dir.clone(),
+            settings.store_min_free_bytes,
+            settings.store_min_free_percent,
+            metrics.clone(),
+        ),
+        StoreBackend::Nats(_) => SpaceWatch::new(settings.data_dir.clone(), 0, 0, metrics.clone()),
+    };
+    if let Ok(reading) = space.read() {
+        // Known before the first request, not 250 ms later.
+        space.apply(reading);
+    }
     let rekeyer = rotation.map(|check| {
         metrics.master_key_rotation_pending.set(1);
         tokio::spawn(crate::rekey::rotate_and_report(
@@ -272,6 +288,7 @@ pub async fn run(
         media: media.clone(),
         metrics,
         lookups: crate::lookup_cache::LookupCache::new(),
+        space: space.clone(),
     });
     match outbox.resume().await {
         Ok(0) => {}
@@ -293,10 +310,23 @@ pub async fn run(
         store.clone(),
         media.clone(),
         settings.clone(),
+        space.clone(),
     ));
     let renewer = tokio::spawn(renew_tokens_forever(tokens));
-    set_health(&health, ServingStatus::Serving).await;
+    let space_watcher = tokio::spawn(space.clone().watch_forever());
     readiness.set(true);
+    // gRPC health follows the same readiness as /readyz, set once now (so
+    // it is SERVING by the time /readyz says ready) and then on every
+    // change, until the stop takes over.
+    let serving = readiness.not_ready(&ready).is_none();
+    set_health(&health, serving_status(serving)).await;
+    let mut health_follower = tokio::spawn(follow_readiness(
+        health.clone(),
+        readiness.clone(),
+        ready.clone(),
+        space.clone(),
+        serving,
+    ));
     tracing::info!(data_dir = %settings.data_dir.display(), "ready");
 
     let failure = tokio::select! {
@@ -323,6 +353,8 @@ pub async fn run(
     // balancers catch up. Then drain with both listeners open: new
     // webhooks get 503 (LINE redelivers), new calls UNAVAILABLE, and what
     // is in flight finishes. Then close the listeners.
+    health_follower.abort();
+    let _ = (&mut health_follower).await;
     readiness.set(false);
     set_health(&health, ServingStatus::NotServing).await;
     if failure.is_none() && !settings.shutdown_delay.is_zero() {
@@ -332,6 +364,7 @@ pub async fn run(
     drain.start();
     tracing::info!(in_flight = drain.in_flight(), "draining");
     pruner.abort();
+    space_watcher.abort();
     adopter.abort();
     renewer.abort();
     if let Some(rekeyer) = &rekeyer {
@@ -412,7 +445,12 @@ pub fn tokens(
     )
 }
 
-async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settings>) {
+async fn prune_forever(
+    store: Arc<dyn Store>,
+    media: Media,
+    settings: Arc<Settings>,
+    space: SpaceWatch,
+) {
     let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for tick in 0u64.. {
@@ -423,6 +461,12 @@ async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settin
             if removed > 0 {
                 tracing::info!(removed, "media retention removed kept media");
             }
+        }
+        if space.is_low() {
+            // Retention writes to the store too (sled frees no disk space
+            // by deleting), and a write that meets a full disk leaves sled
+            // failing every write after it: wait for space.
+            continue;
         }
         let now = now_ms();
         let before = |age: Duration| now.saturating_sub(age.as_millis() as i64);
@@ -439,6 +483,40 @@ async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settin
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "applying retention failed"),
         }
+    }
+}
+
+/// Sets gRPC health from [`Readiness::not_ready`] whenever it changes,
+/// looking every [`crate::space::CHECK_INTERVAL`] and at once when the
+/// low-space state changes, until aborted.
+async fn follow_readiness(
+    health: tonic_health::server::HealthReporter,
+    readiness: Readiness,
+    ready: Ready,
+    space: SpaceWatch,
+    mut serving: bool,
+) {
+    let mut ticks = tokio::time::interval(crate::space::CHECK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            // A low-space change is told at once.
+            () = space.changed() => {}
+        }
+        let now = readiness.not_ready(&ready).is_none();
+        if now != serving {
+            serving = now;
+            set_health(&health, serving_status(serving)).await;
+        }
+    }
+}
+
+fn serving_status(serving: bool) -> ServingStatus {
+    if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
     }
 }
 

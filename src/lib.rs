@@ -45,6 +45,7 @@
 //!   both listeners.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`drain`]: a graceful stop's drain, shared by both listeners.
+//! - [`space`]: the data dir's low-space watermark (writes stop below it).
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
 pub mod access;
@@ -67,6 +68,7 @@ pub mod secret;
 pub mod services;
 pub mod settings;
 pub mod shutdown;
+pub mod space;
 pub mod store;
 pub mod tail;
 pub mod telemetry;

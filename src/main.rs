@@ -151,6 +151,14 @@ struct ServeArgs {
     /// Store pages kept in memory, MiB [default: 128].
     #[arg(long, value_name = "MIB", value_parser = whole_number, allow_hyphen_values = true)]
     store_cache_mib: Option<u64>,
+    /// Writes stop below this many free bytes on the data dir's filesystem
+    /// [default: 268435456].
+    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
+    store_min_free_bytes: Option<u64>,
+    /// Writes stop below this percentage free on the data dir's filesystem,
+    /// 0–50 [default: 1].
+    #[arg(long, value_name = "PERCENT", value_parser = whole_number, allow_hyphen_values = true)]
+    store_min_free_percent: Option<u64>,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// --grpc-tls-key-file).
     #[arg(long, value_name = "FILE")]
@@ -218,6 +226,8 @@ impl ServeArgs {
             line_request_timeout_ms,
             outbox_max_backoff_ms,
             store_cache_mib,
+            store_min_free_bytes,
+            store_min_free_percent,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys_file,
@@ -245,6 +255,8 @@ impl ServeArgs {
             line_request_timeout_ms,
             outbox_max_backoff_ms,
             store_cache_mib,
+            store_min_free_bytes,
+            store_min_free_percent,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys: None,

@@ -44,6 +44,26 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Why the service is not ready now (`/readyz`'s answer), or `None`
+    /// when it is. The one place readiness is decided, for `/readyz` and
+    /// gRPC health alike: started and not stopping, the store reachable,
+    /// and the data dir above its low-space watermark.
+    pub fn not_ready(&self, ready: &Ready) -> Option<&'static str> {
+        if !self.is_ready() {
+            return Some("not ready: the store is opening or the service is stopping\n");
+        }
+        let services = ready.get()?;
+        if !services.store.healthy() {
+            return Some("not ready: the store cannot be reached\n");
+        }
+        if services.space.is_low() {
+            return Some(
+                "not ready: the data dir's free space is below the watermark (store_min_free_bytes, store_min_free_percent)\n",
+            );
+        }
+        None
+    }
 }
 
 /// What the HTTP handlers share.
@@ -59,7 +79,7 @@ pub struct HttpState {
 }
 
 /// How long LINE (or any sender) is asked to wait before redelivering a
-/// webhook refused while this process stops.
+/// webhook refused while this process stops or is low on space.
 const RETRY_AFTER_SECS: &str = "5";
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
@@ -143,6 +163,20 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                     let mut response = json(
                         StatusCode::SERVICE_UNAVAILABLE,
                         r#"{"error":"stopping; send again later"}"#,
+                    );
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        header::HeaderValue::from_static(RETRY_AFTER_SECS),
+                    );
+                    return response;
+                }
+                if services.space.is_low() {
+                    // Nothing stored, so not 2xx: LINE redelivers once
+                    // space is freed (or to another replica).
+                    services.space.refused_webhook();
+                    let mut response = json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"error":"the data dir is low on space; send again later"}"#,
                     );
                     response.headers_mut().insert(
                         header::RETRY_AFTER,
