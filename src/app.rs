@@ -50,6 +50,9 @@ const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
 /// How often retention runs. Pruning stops at the first record it keeps,
 /// so a run with nothing to drop costs next to nothing.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// Retention runs every second: its failures are logged as counts.
+static RETENTION_FAILED: crate::log_limit::Throttle =
+    crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
 /// How often issued tokens are checked for renewal.
 const TOKEN_RENEW_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -481,7 +484,11 @@ async fn prune_forever(
                 tracing::debug!(events = report.events, "retention dropped old events")
             }
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "applying retention failed"),
+            Err(err) => {
+                if let Some(suppressed) = RETENTION_FAILED.admit() {
+                    tracing::warn!(error = %err, suppressed, "applying retention failed (suppressed: how many more since the last such line)");
+                }
+            }
         }
     }
 }

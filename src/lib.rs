@@ -45,6 +45,7 @@
 //!   both listeners.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`drain`]: a graceful stop's drain, shared by both listeners.
+//! - [`log_limit`]: repeated errors logged as counts, not lines.
 //! - [`space`]: the data dir's low-space watermark (writes stop below it).
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
@@ -58,6 +59,7 @@ pub mod grpc;
 pub mod http;
 pub mod inbound;
 pub mod line;
+pub mod log_limit;
 pub mod lookup_cache;
 pub mod media;
 pub mod metrics;

@@ -455,3 +455,51 @@ async fn a_watermark_above_the_free_space_refuses_before_enospc() {
     assert!(lines[0].contains("below the watermark"), "{lines:?}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn store_failures_on_a_full_disk_are_logged_as_counts() {
+    let Some(volume) = Tmpfs::mount(VOLUME_MIB) else {
+        return;
+    };
+    let (logs, _guard) = capture_logs();
+    let data_dir = volume.path().join("data");
+    // The watermark off: the webhooks meet ENOSPC themselves.
+    let app = TestApp::start_with(settings(&data_dir, 0)).await;
+    let channel = create_channel(&app, "1234567890").await;
+    let warn_lines_before = logs.lines().len();
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let answers: Answers = Arc::default();
+    let load = webhook_load(&app, &channel.id, 4, stop_load.clone(), answers.clone());
+    let filler = {
+        let dir = volume.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            fill(&dir, 1024 * 1024, Duration::ZERO, 0, Arc::default())
+        })
+        .await
+        .unwrap()
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_load.store(true, Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    let answers = answers.lock().unwrap().clone();
+    let failed = answers.iter().filter(|(_, s)| *s != 200).count();
+    assert!(failed > 100, "the full disk failed webhooks: {failed}");
+    let lines = logs.lines()[warn_lines_before..].to_vec();
+    let store_failed = lines
+        .iter()
+        .filter(|l| l.contains("storing webhook events failed"))
+        .count();
+    eprintln!(
+        "{failed} webhooks failed; {store_failed} 'storing webhook events failed' lines, {} WARN/ERROR lines in all",
+        lines.len()
+    );
+    assert!(
+        (1..=2).contains(&store_failed),
+        "the first failure in full, then counts: {lines:#?}"
+    );
+    assert!(lines.len() <= 6, "a handful of lines: {lines:#?}");
+    std::fs::remove_file(filler).unwrap();
+    let _ = app.stop().await;
+}
