@@ -57,6 +57,15 @@ static RETENTION_FAILED: crate::log_limit::Throttle =
 const TOKEN_RENEW_INTERVAL: Duration = Duration::from_secs(60);
 
 impl AppError {
+    /// Whether stored data is damaged or foreign: `main` exits 65
+    /// (EX_DATAERR) for these.
+    pub fn is_data(&self) -> bool {
+        matches!(
+            self,
+            AppError::Store(StoreError::Damaged { .. } | StoreError::Corrupt { .. })
+        )
+    }
+
     /// Whether the operator's configuration (rather than the machine) is at
     /// fault: `main` exits 64 for these, as for a bad setting.
     pub fn is_configuration(&self) -> bool {
@@ -660,11 +669,38 @@ async fn open_store(
     let store: Arc<dyn Store> = match &settings.store {
         StoreBackend::Sled => {
             let dir = settings.data_dir.join(STORE_DIR);
+            let data_file = dir.join("db");
+            // A store that held data must still hold the master-key check:
+            // sled takes a file cut short for an empty store.
+            let existed = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
             let cache_bytes = settings.store_cache_bytes;
+            let damaged = |reason: String| {
+                AppError::Store(StoreError::Damaged {
+                    path: data_file.display().to_string(),
+                    reason,
+                })
+            };
             let store =
                 tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
                     .await
-                    .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
+                    .map_err(|e| {
+                        if e.is_panic() {
+                            damaged("sled could not read it".into())
+                        } else {
+                            AppError::Store(StoreError::Backend(e.to_string()))
+                        }
+                    })??;
+            if existed
+                && !store
+                    .meta_contains(MASTER_KEY_CHECK)
+                    .map_err(AppError::Store)?
+            {
+                store.close().await?;
+                return Err(damaged(
+                    "it holds no line-adapter data: it was cut short, or written by another program"
+                        .into(),
+                ));
+            }
             Arc::new(store)
         }
         StoreBackend::Nats(nats) => {

@@ -13,6 +13,8 @@ use line_adapter::{
 
 /// sysexits EX_USAGE: the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
+/// sysexits EX_DATAERR: the store in the data dir is damaged or foreign.
+const EXIT_BAD_DATA: u8 = 65;
 
 const SERVE_HELP: &str = "\
 Every setting is also a LINE_ADAPTER_* environment variable (the flag's name
@@ -33,7 +35,8 @@ other users or a deployment sets them once):
                               _NATS_REPLICAS
 
 Logging: RUST_LOG (e.g. info, debug, line_adapter=debug), --log-format.
-Exit codes: 0 stopped cleanly, 64 bad settings or flags, 1 other failures.";
+Exit codes: 0 stopped cleanly, 64 bad settings or flags, 65 a damaged or
+foreign store in the data dir, 1 other failures.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -494,6 +497,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             tracing::error!(error = %err, "line-adapter stopped with an error");
             if err.is_configuration() {
                 ExitCode::from(EXIT_BAD_CONFIG)
+            } else if err.is_data() {
+                eprintln!("line-adapter: {err}");
+                ExitCode::from(EXIT_BAD_DATA)
             } else {
                 ExitCode::FAILURE
             }
