@@ -14,6 +14,7 @@ use crate::{
     channels::Channels,
     drain::Drain,
     fanout::Fanout,
+    fault::StoreFault,
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
     http::{self, HttpState, Readiness},
     inbound::Inbound,
@@ -53,6 +54,9 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 /// Retention runs every second: its failures are logged as counts.
 static RETENTION_FAILED: crate::log_limit::Throttle =
     crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+/// Meta key the readiness follower writes to find out whether a store whose
+/// writes failed takes them again.
+const STORE_PROBE: &str = "store_probe";
 /// How often issued tokens are checked for renewal.
 const TOKEN_RENEW_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -301,6 +305,7 @@ pub async fn run(
         metrics,
         lookups: crate::lookup_cache::LookupCache::new(),
         space: space.clone(),
+        fault: StoreFault::default(),
     });
     match outbox.resume().await {
         Ok(0) => {}
@@ -519,6 +524,31 @@ async fn follow_readiness(
             _ = ticks.tick() => {}
             // A low-space change is told at once.
             () = space.changed() => {}
+        }
+        if let Some(services) = ready.get()
+            && services.fault.is_faulted()
+        {
+            // A small durable write: once it succeeds the store works
+            // again (a flush alone can succeed on a store that fails
+            // every write).
+            match services
+                .store
+                .meta_put(STORE_PROBE, &now_ms().to_be_bytes())
+                .await
+            {
+                Ok(()) => {
+                    if services.fault.cleared() {
+                        tracing::info!("the store takes writes again: ready");
+                    }
+                }
+                Err(err) => {
+                    static PROBE_FAILED: crate::log_limit::Throttle =
+                        crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+                    if let Some(suppressed) = PROBE_FAILED.admit() {
+                        tracing::error!(error = %err, suppressed, failing_for = ?services.fault.failing_for(), "store writes fail: not ready; /healthz fails after 10 s so that a restart reopens the store");
+                    }
+                }
+            }
         }
         let now = readiness.not_ready(&ready).is_none();
         if now != serving {

@@ -45,6 +45,7 @@
 //!   both listeners.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`drain`]: a graceful stop's drain, shared by both listeners.
+//! - [`fault`]: store write failures: not ready at once, not live if they last.
 //! - [`log_limit`]: repeated errors logged as counts, not lines.
 //! - [`space`]: the data dir's low-space watermark (writes stop below it).
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
@@ -55,6 +56,7 @@ pub mod channels;
 pub mod check;
 pub mod drain;
 pub mod fanout;
+pub mod fault;
 pub mod grpc;
 pub mod http;
 pub mod inbound;

@@ -5,8 +5,9 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::{
-    channels::Channels, fanout::Fanout, inbound::Inbound, lookup_cache::LookupCache, media::Media,
-    metrics::Metrics, outbox::Outbox, space::SpaceWatch, store::Store, tokens::Tokens,
+    channels::Channels, fanout::Fanout, fault::StoreFault, inbound::Inbound,
+    lookup_cache::LookupCache, media::Media, metrics::Metrics, outbox::Outbox, space::SpaceWatch,
+    store::Store, tokens::Tokens,
 };
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Services {
     pub lookups: LookupCache,
     /// The data dir's low-space watermark: below it, writes are refused.
     pub space: SpaceWatch,
+    /// Store write failures: readiness and liveness follow them.
+    pub fault: StoreFault,
 }
 
 /// Set once, at start-up, when the store has opened.

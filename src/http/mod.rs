@@ -57,6 +57,9 @@ impl Readiness {
         if !services.store.healthy() {
             return Some("not ready: the store cannot be reached\n");
         }
+        if services.fault.is_faulted() {
+            return Some("not ready: a store write failed; probing until it takes writes again\n");
+        }
         if services.space.is_low() {
             return Some(
                 "not ready: the data dir's free space is below the watermark (store_min_free_bytes, store_min_free_percent)\n",
@@ -136,7 +139,23 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
     let method = request.method();
     match path {
         "/healthz" => match *method {
-            Method::GET | Method::HEAD => text(StatusCode::OK, "ok\n"),
+            Method::GET | Method::HEAD => match state.ready.get() {
+                // A store failing every write does not come back by itself:
+                // a restart reopens it (sled's recovery decides what is on
+                // disk).
+                Some(services)
+                    if services
+                        .fault
+                        .failing_for()
+                        .is_some_and(|d| d >= crate::fault::LIVENESS_AFTER) =>
+                {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not alive: store writes have been failing for 10 s or more; restart to reopen the store\n",
+                    )
+                }
+                _ => text(StatusCode::OK, "ok\n"),
+            },
             _ => method_not_allowed("GET, HEAD"),
         },
         "/readyz" => match *method {

@@ -158,6 +158,7 @@ async fn webhook(
         .await
     {
         Ok(ingested) => {
+            services.fault.cleared();
             let metrics = &services.metrics;
             for (type_name, count) in &ingested.types {
                 metrics.event_ingested(type_name, *count as u64);
@@ -178,6 +179,8 @@ async fn webhook(
             (json(StatusCode::OK, "{}"), label)
         }
         Err(err) => {
+            // Not ready at once (a write failed), not live if it lasts.
+            services.fault.failed(&err);
             // Not a 2xx: LINE may redeliver, and dedupe keeps that safe.
             // One line per request would flood the logs on a failing
             // disk: the first in full, then one per interval with a count.
