@@ -332,11 +332,12 @@ pub async fn run(
     let renewer = tokio::spawn(renew_tokens_forever(tokens));
     let space_watcher = tokio::spawn(space.clone().watch_forever());
     readiness.set(true);
-    // gRPC health follows the same readiness as /readyz, set once now (so
-    // it is SERVING by the time /readyz says ready) and then on every
-    // change, until the stop takes over.
-    let serving = readiness.not_ready(&ready).is_none();
-    set_health(&health, serving_status(serving)).await;
+    // gRPC health follows /healthz (the server's overall status) and
+    // /readyz (ChannelAdmin's and Messaging's), set once now (so it is
+    // SERVING by the time /readyz says ready) and then on every change,
+    // until the stop takes over.
+    let serving = Serving::now(&readiness, &ready);
+    serving.report(&health).await;
     let mut health_follower = tokio::spawn(follow_readiness(
         health.clone(),
         readiness.clone(),
@@ -515,7 +516,7 @@ async fn follow_readiness(
     readiness: Readiness,
     ready: Ready,
     space: SpaceWatch,
-    mut serving: bool,
+    mut serving: Serving,
 ) {
     let mut ticks = tokio::time::interval(crate::space::CHECK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -550,19 +551,45 @@ async fn follow_readiness(
                 }
             }
         }
-        let now = readiness.not_ready(&ready).is_none();
+        let now = Serving::now(&readiness, &ready);
         if now != serving {
             serving = now;
-            set_health(&health, serving_status(serving)).await;
+            serving.report(&health).await;
         }
     }
 }
 
-fn serving_status(serving: bool) -> ServingStatus {
-    if serving {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
+/// What gRPC health says: the server's overall status ("") is liveness,
+/// ChannelAdmin's and Messaging's are readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Serving {
+    alive: bool,
+    ready: bool,
+}
+
+impl Serving {
+    fn now(readiness: &Readiness, ready: &Ready) -> Self {
+        Self {
+            alive: readiness.not_alive(ready).is_none(),
+            ready: readiness.not_ready(ready).is_none(),
+        }
+    }
+
+    async fn report(self, reporter: &tonic_health::server::HealthReporter) {
+        let status = |serving| {
+            if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
+        };
+        reporter.set_service_status("", status(self.alive)).await;
+        for name in [
+            <ChannelAdminServer<AdminService> as tonic::server::NamedService>::NAME,
+            <MessagingServer<MessagingService> as tonic::server::NamedService>::NAME,
+        ] {
+            reporter.set_service_status(name, status(self.ready)).await;
+        }
     }
 }
 

@@ -146,9 +146,17 @@ async fn readyz(client: &reqwest::Client, app: &TestApp) -> u16 {
         .as_u16()
 }
 
+/// gRPC health of Messaging (readiness); the server's overall status ("")
+/// is liveness.
 async fn grpc_health(app: &TestApp) -> ServingStatus {
+    grpc_health_of(app, "weiyu.line.v1.Messaging").await
+}
+
+async fn grpc_health_of(app: &TestApp, service: &str) -> ServingStatus {
     HealthClient::new(app.channel().await)
-        .check(HealthCheckRequest::default())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -400,6 +408,20 @@ async fn a_watermark_above_the_free_space_refuses_before_enospc() {
     }
     eprintln!("not ready {:?} after the ballast", started.elapsed());
     assert_eq!(grpc_health(&app).await, ServingStatus::NotServing);
+    assert_eq!(
+        grpc_health_of(&app, "").await,
+        ServingStatus::Serving,
+        "still alive: a restart frees nothing"
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", app.http_base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let body = support::text_body("low", 1, "U0123456789abcdef0123456789abcdef");
     let response = post_webhook(&client, &app, &channel.id, SECRET, &body).await;
     assert_eq!(response.status(), 503);
@@ -543,6 +565,14 @@ async fn store_failures_on_a_full_disk_are_logged_as_counts() {
             .status();
         if healthz == 503 {
             assert_eq!(readyz(&client, &app).await, 503);
+            let started = Instant::now();
+            while grpc_health_of(&app, "").await != ServingStatus::NotServing {
+                assert!(
+                    started.elapsed() < Duration::from_secs(1),
+                    "gRPC liveness follows /healthz"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             eprintln!(
                 "the store does not recover in-process: /healthz 503 {:?} after freeing",
                 freed.elapsed()

@@ -45,6 +45,20 @@ impl Readiness {
         self.0.load(Ordering::SeqCst)
     }
 
+    /// Why the service is not alive (`/healthz`'s answer, and the gRPC
+    /// server's overall health status, which the chart's startup and
+    /// liveness probes ask), or `None`: store writes have been failing for
+    /// [`crate::fault::LIVENESS_AFTER`], which only a restart repairs. Low
+    /// space is not a reason: a restart frees nothing.
+    pub fn not_alive(&self, ready: &Ready) -> Option<&'static str> {
+        let services = ready.get()?;
+        services
+            .fault
+            .failing_for()
+            .is_some_and(|d| d >= crate::fault::LIVENESS_AFTER)
+            .then_some("not alive: store writes have been failing for 10 s or more; restart to reopen the store\n")
+    }
+
     /// Why the service is not ready now (`/readyz`'s answer), or `None`
     /// when it is. The one place readiness is decided, for `/readyz` and
     /// gRPC health alike: started and not stopping, the store reachable,
@@ -139,22 +153,11 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
     let method = request.method();
     match path {
         "/healthz" => match *method {
-            Method::GET | Method::HEAD => match state.ready.get() {
-                // A store failing every write does not come back by itself:
-                // a restart reopens it (sled's recovery decides what is on
-                // disk).
-                Some(services)
-                    if services
-                        .fault
-                        .failing_for()
-                        .is_some_and(|d| d >= crate::fault::LIVENESS_AFTER) =>
-                {
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not alive: store writes have been failing for 10 s or more; restart to reopen the store\n",
-                    )
-                }
-                _ => text(StatusCode::OK, "ok\n"),
+            // A store failing every write does not come back by itself: a
+            // restart reopens it (sled's recovery decides what is on disk).
+            Method::GET | Method::HEAD => match state.readiness.not_alive(&state.ready) {
+                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, why),
+                None => text(StatusCode::OK, "ok\n"),
             },
             _ => method_not_allowed("GET, HEAD"),
         },
