@@ -623,6 +623,7 @@ CONFIG_VALID = {
     "event_retention_seconds": 60,
     "event_retention_max_events": 0, "dedupe_window_seconds": 3600, "media_retention_seconds": 0,
     "media_max_bytes": 64 * 1024 ** 3, "store_cache_mib": 65536, "token_refresh_margin_seconds": 0,
+    "store_min_free_bytes": 0, "store_min_free_percent": 50,
     "token_v2_1_lifetime_seconds": 2592000,
 }
 

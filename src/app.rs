@@ -14,6 +14,7 @@ use crate::{
     channels::Channels,
     drain::Drain,
     fanout::Fanout,
+    fault::StoreFault,
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
     http::{self, HttpState, Readiness},
     inbound::Inbound,
@@ -26,6 +27,7 @@ use crate::{
     services::{Ready, Services},
     settings::Settings,
     settings::StoreBackend,
+    space::SpaceWatch,
     store::{
         NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
         sled_log::REPLY_TOKEN_LIFETIME,
@@ -49,10 +51,25 @@ const MASTER_KEY_CHECK_CONTEXT: &str = "meta/master_key_check";
 /// How often retention runs. Pruning stops at the first record it keeps,
 /// so a run with nothing to drop costs next to nothing.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// Retention runs every second: its failures are logged as counts.
+static RETENTION_FAILED: crate::log_limit::Throttle =
+    crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+/// Meta key the readiness follower writes to find out whether a store whose
+/// writes failed takes them again.
+const STORE_PROBE: &str = "store_probe";
 /// How often issued tokens are checked for renewal.
 const TOKEN_RENEW_INTERVAL: Duration = Duration::from_secs(60);
 
 impl AppError {
+    /// Whether stored data is damaged or foreign: `main` exits 65
+    /// (EX_DATAERR) for these.
+    pub fn is_data(&self) -> bool {
+        matches!(
+            self,
+            AppError::Store(StoreError::Damaged { .. } | StoreError::Corrupt { .. })
+        )
+    }
+
     /// Whether the operator's configuration (rather than the machine) is at
     /// fault: `main` exits 64 for these, as for a bad setting.
     pub fn is_configuration(&self) -> bool {
@@ -251,6 +268,21 @@ pub async fn run(
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
     let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
+    // The watermark guards sled's files; on NATS the data dir holds only
+    // media, which has its own bound.
+    let space = match settings.store {
+        StoreBackend::Sled => SpaceWatch::new(
+            settings.data_dir.clone(),
+            settings.store_min_free_bytes,
+            settings.store_min_free_percent,
+            metrics.clone(),
+        ),
+        StoreBackend::Nats(_) => SpaceWatch::new(settings.data_dir.clone(), 0, 0, metrics.clone()),
+    };
+    if let Ok(reading) = space.read() {
+        // Known before the first request, not 250 ms later.
+        space.apply(reading);
+    }
     let rekeyer = rotation.map(|check| {
         metrics.master_key_rotation_pending.set(1);
         tokio::spawn(crate::rekey::rotate_and_report(
@@ -272,6 +304,8 @@ pub async fn run(
         media: media.clone(),
         metrics,
         lookups: crate::lookup_cache::LookupCache::new(),
+        space: space.clone(),
+        fault: StoreFault::default(),
     });
     match outbox.resume().await {
         Ok(0) => {}
@@ -293,10 +327,24 @@ pub async fn run(
         store.clone(),
         media.clone(),
         settings.clone(),
+        space.clone(),
     ));
     let renewer = tokio::spawn(renew_tokens_forever(tokens));
-    set_health(&health, ServingStatus::Serving).await;
+    let space_watcher = tokio::spawn(space.clone().watch_forever());
     readiness.set(true);
+    // gRPC health follows /healthz (the server's overall status) and
+    // /readyz (ChannelAdmin's and Messaging's), set once now (so it is
+    // SERVING by the time /readyz says ready) and then on every change,
+    // until the stop takes over.
+    let serving = Serving::now(&readiness, &ready);
+    serving.report(&health).await;
+    let mut health_follower = tokio::spawn(follow_readiness(
+        health.clone(),
+        readiness.clone(),
+        ready.clone(),
+        space.clone(),
+        serving,
+    ));
     tracing::info!(data_dir = %settings.data_dir.display(), "ready");
 
     let failure = tokio::select! {
@@ -323,6 +371,8 @@ pub async fn run(
     // balancers catch up. Then drain with both listeners open: new
     // webhooks get 503 (LINE redelivers), new calls UNAVAILABLE, and what
     // is in flight finishes. Then close the listeners.
+    health_follower.abort();
+    let _ = (&mut health_follower).await;
     readiness.set(false);
     set_health(&health, ServingStatus::NotServing).await;
     if failure.is_none() && !settings.shutdown_delay.is_zero() {
@@ -332,6 +382,7 @@ pub async fn run(
     drain.start();
     tracing::info!(in_flight = drain.in_flight(), "draining");
     pruner.abort();
+    space_watcher.abort();
     adopter.abort();
     renewer.abort();
     if let Some(rekeyer) = &rekeyer {
@@ -412,7 +463,12 @@ pub fn tokens(
     )
 }
 
-async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settings>) {
+async fn prune_forever(
+    store: Arc<dyn Store>,
+    media: Media,
+    settings: Arc<Settings>,
+    space: SpaceWatch,
+) {
     let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for tick in 0u64.. {
@@ -423,6 +479,12 @@ async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settin
             if removed > 0 {
                 tracing::info!(removed, "media retention removed kept media");
             }
+        }
+        if space.is_low() {
+            // Retention writes to the store too (sled frees no disk space
+            // by deleting), and a write that meets a full disk leaves sled
+            // failing every write after it: wait for space.
+            continue;
         }
         let now = now_ms();
         let before = |age: Duration| now.saturating_sub(age.as_millis() as i64);
@@ -437,7 +499,96 @@ async fn prune_forever(store: Arc<dyn Store>, media: Media, settings: Arc<Settin
                 tracing::debug!(events = report.events, "retention dropped old events")
             }
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "applying retention failed"),
+            Err(err) => {
+                if let Some(suppressed) = RETENTION_FAILED.admit() {
+                    tracing::warn!(error = %err, suppressed, "applying retention failed (suppressed: how many more since the last such line)");
+                }
+            }
+        }
+    }
+}
+
+/// Sets gRPC health from [`Readiness::not_ready`] whenever it changes,
+/// looking every [`crate::space::CHECK_INTERVAL`] and at once when the
+/// low-space state changes, until aborted.
+async fn follow_readiness(
+    health: tonic_health::server::HealthReporter,
+    readiness: Readiness,
+    ready: Ready,
+    space: SpaceWatch,
+    mut serving: Serving,
+) {
+    let mut ticks = tokio::time::interval(crate::space::CHECK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            // A low-space change is told at once.
+            () = space.changed() => {}
+        }
+        if let Some(services) = ready.get()
+            && services.fault.is_faulted()
+        {
+            // A small durable write: once it succeeds the store works
+            // again (a flush alone can succeed on a store that fails
+            // every write).
+            match services
+                .store
+                .meta_put(STORE_PROBE, &now_ms().to_be_bytes())
+                .await
+            {
+                Ok(()) => {
+                    if services.fault.cleared() {
+                        tracing::info!("the store takes writes again: ready");
+                    }
+                }
+                Err(err) => {
+                    static PROBE_FAILED: crate::log_limit::Throttle =
+                        crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+                    if let Some(suppressed) = PROBE_FAILED.admit() {
+                        tracing::error!(error = %err, suppressed, failing_for = ?services.fault.failing_for(), "store writes fail: not ready; /healthz fails after 10 s so that a restart reopens the store");
+                    }
+                }
+            }
+        }
+        let now = Serving::now(&readiness, &ready);
+        if now != serving {
+            serving = now;
+            serving.report(&health).await;
+        }
+    }
+}
+
+/// What gRPC health says: the server's overall status ("") is liveness,
+/// ChannelAdmin's and Messaging's are readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Serving {
+    alive: bool,
+    ready: bool,
+}
+
+impl Serving {
+    fn now(readiness: &Readiness, ready: &Ready) -> Self {
+        Self {
+            alive: readiness.not_alive(ready).is_none(),
+            ready: readiness.not_ready(ready).is_none(),
+        }
+    }
+
+    async fn report(self, reporter: &tonic_health::server::HealthReporter) {
+        let status = |serving| {
+            if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
+        };
+        reporter.set_service_status("", status(self.alive)).await;
+        for name in [
+            <ChannelAdminServer<AdminService> as tonic::server::NamedService>::NAME,
+            <MessagingServer<MessagingService> as tonic::server::NamedService>::NAME,
+        ] {
+            reporter.set_service_status(name, status(self.ready)).await;
         }
     }
 }
@@ -575,11 +726,38 @@ async fn open_store(
     let store: Arc<dyn Store> = match &settings.store {
         StoreBackend::Sled => {
             let dir = settings.data_dir.join(STORE_DIR);
+            let data_file = dir.join("db");
+            // A store that held data must still hold the master-key check:
+            // sled takes a file cut short for an empty store.
+            let existed = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
             let cache_bytes = settings.store_cache_bytes;
+            let damaged = |reason: String| {
+                AppError::Store(StoreError::Damaged {
+                    path: data_file.display().to_string(),
+                    reason,
+                })
+            };
             let store =
                 tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
                     .await
-                    .map_err(|e| AppError::Store(StoreError::Backend(e.to_string())))??;
+                    .map_err(|e| {
+                        if e.is_panic() {
+                            damaged("sled could not read it".into())
+                        } else {
+                            AppError::Store(StoreError::Backend(e.to_string()))
+                        }
+                    })??;
+            if existed
+                && !store
+                    .meta_contains(MASTER_KEY_CHECK)
+                    .map_err(AppError::Store)?
+            {
+                store.close().await?;
+                return Err(damaged(
+                    "it holds no line-adapter data: it was cut short, or written by another program"
+                        .into(),
+                ));
+            }
             Arc::new(store)
         }
         StoreBackend::Nats(nats) => {

@@ -47,6 +47,9 @@
 //!   both listeners.
 //! - [`proto`]: code generated from `proto/weiyu/line/v1`.
 //! - [`drain`]: a graceful stop's drain, shared by both listeners.
+//! - [`fault`]: store write failures: not ready at once, not live if they last.
+//! - [`log_limit`]: repeated errors logged as counts, not lines.
+//! - [`space`]: the data dir's low-space watermark (writes stop below it).
 //! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
 
 // What the binary, the tests, the benches and the fuzz targets use is
@@ -59,10 +62,12 @@ mod connect;
 pub mod deliveries;
 mod drain;
 mod fanout;
+mod fault;
 mod grpc;
 mod http;
 mod inbound;
 mod line;
+mod log_limit;
 mod lookup_cache;
 mod media;
 mod metrics;
@@ -73,6 +78,7 @@ pub mod secret;
 mod services;
 pub mod settings;
 pub mod shutdown;
+mod space;
 mod store;
 pub mod tail;
 pub mod telemetry;

@@ -14,6 +14,8 @@ use line_adapter::{
 
 /// sysexits EX_USAGE: the configuration is wrong.
 const EXIT_BAD_CONFIG: u8 = 64;
+/// sysexits EX_DATAERR: the store in the data dir is damaged or foreign.
+const EXIT_BAD_DATA: u8 = 65;
 
 const SERVE_HELP: &str = "\
 Every setting is also a LINE_ADAPTER_* environment variable (the flag's name
@@ -34,7 +36,8 @@ other users or a deployment sets them once):
                               _NATS_REPLICAS
 
 Logging: RUST_LOG (e.g. info, debug, line_adapter=debug), --log-format.
-Exit codes: 0 stopped cleanly, 64 bad settings or flags, 1 other failures.";
+Exit codes: 0 stopped cleanly, 64 bad settings or flags, 65 a damaged or
+foreign store in the data dir, 1 other failures.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -185,6 +188,14 @@ struct ServeArgs {
     /// Store pages kept in memory, MiB [default: 128].
     #[arg(long, value_name = "MIB", value_parser = whole_number, allow_hyphen_values = true)]
     store_cache_mib: Option<u64>,
+    /// Writes stop below this many free bytes on the data dir's filesystem
+    /// [default: 268435456].
+    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
+    store_min_free_bytes: Option<u64>,
+    /// Writes stop below this percentage free on the data dir's filesystem,
+    /// 0–50 [default: 1].
+    #[arg(long, value_name = "PERCENT", value_parser = whole_number, allow_hyphen_values = true)]
+    store_min_free_percent: Option<u64>,
     /// PEM certificate chain for TLS on the gRPC listener (with
     /// --grpc-tls-key-file).
     #[arg(long, value_name = "FILE")]
@@ -252,6 +263,8 @@ impl ServeArgs {
             line_request_timeout_ms,
             outbox_max_backoff_ms,
             store_cache_mib,
+            store_min_free_bytes,
+            store_min_free_percent,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys_file,
@@ -279,6 +292,8 @@ impl ServeArgs {
             line_request_timeout_ms,
             outbox_max_backoff_ms,
             store_cache_mib,
+            store_min_free_bytes,
+            store_min_free_percent,
             grpc_tls_cert_file,
             grpc_tls_key_file,
             api_keys: None,
@@ -548,6 +563,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             tracing::error!(error = %err, "line-adapter stopped with an error");
             if err.is_configuration() {
                 ExitCode::from(EXIT_BAD_CONFIG)
+            } else if err.is_data() {
+                eprintln!("line-adapter: {err}");
+                ExitCode::from(EXIT_BAD_DATA)
             } else {
                 ExitCode::FAILURE
             }

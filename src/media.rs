@@ -23,6 +23,11 @@ use crate::{
     tokens::Tokens,
 };
 
+/// Media failures (LINE unreachable, a full disk) happen per message:
+/// logged as counts.
+static MEDIA_FAILED: crate::log_limit::Throttle =
+    crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+
 /// Downloads running at once: media is big, webhooks come first.
 const WORKERS: usize = 2;
 /// Media waiting to be fetched before new ones are marked failed (and
@@ -167,7 +172,9 @@ impl Media {
             update_time_ms: now_ms(),
         };
         if let Err(err) = write_meta_sync(&path, &meta) {
-            tracing::warn!(error = %err, "cannot record pending media");
+            if let Some(suppressed) = MEDIA_FAILED.admit() {
+                tracing::warn!(error = %err, suppressed, "cannot record pending media (suppressed: how many more media failures since the last such line)");
+            }
             return;
         }
         if let Err(err) = self.inner.queue.try_send(job) {
@@ -298,13 +305,18 @@ impl Inner {
                 meta.error = reason;
             }
             Err(reason) => {
+                if let Some(suppressed) = MEDIA_FAILED.admit() {
+                    tracing::warn!(channel = %job.channel_id, message = %job.message_id, error = %reason, suppressed, "fetching media from LINE failed (suppressed: how many more media failures since the last such line)");
+                }
                 meta.state = MediaState::Failed;
                 meta.error = reason;
             }
         }
         meta.update_time_ms = now_ms();
-        if let Err(err) = write_meta(&meta_path, &meta).await {
-            tracing::warn!(error = %err, "cannot record fetched media");
+        if let Err(err) = write_meta(&meta_path, &meta).await
+            && let Some(suppressed) = MEDIA_FAILED.admit()
+        {
+            tracing::warn!(error = %err, suppressed, "cannot record fetched media (suppressed: how many more media failures since the last such line)");
         }
     }
 

@@ -109,6 +109,18 @@ pub struct Metrics {
     pub token_expiry: Family<ChannelLabels, Gauge>,
     /// Messages left of the monthly quota, as of the last GetQuota.
     pub quota_remaining: Family<ChannelLabels, Gauge>,
+    /// 1 while the data dir's free space is below the watermark.
+    pub store_low_space: Gauge,
+    /// Free bytes of the data dir's filesystem, as last read.
+    pub store_free_bytes: Gauge,
+    /// Webhooks and sends refused for low space, by `what`.
+    pub store_low_space_refused: Family<WhatLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WhatLabels {
+    /// `webhook` or `send`.
+    pub what: String,
 }
 
 impl Default for Metrics {
@@ -244,7 +256,28 @@ impl Metrics {
             "1 while stored secrets are being sealed again under a new master key; 0 once the previous key is no longer needed",
             master_key_rotation_pending.clone(),
         );
+        let store_low_space = Gauge::default();
+        registry.register(
+            "store_low_space",
+            "1 while the data dir's free space is below the watermark (store_min_free_bytes, store_min_free_percent): webhooks get 503, sends UNAVAILABLE, not ready",
+            store_low_space.clone(),
+        );
+        let store_free_bytes = Gauge::default();
+        registry.register(
+            "store_free_bytes",
+            "Free bytes of the filesystem holding the data dir, as last read",
+            store_free_bytes.clone(),
+        );
+        let store_low_space_refused = Family::<WhatLabels, Counter>::default();
+        registry.register(
+            "store_low_space_refused",
+            "Webhooks and sends refused because the data dir's free space was below the watermark",
+            store_low_space_refused.clone(),
+        );
         Self {
+            store_low_space,
+            store_free_bytes,
+            store_low_space_refused,
             consumer_lag,
             outbox_pending,
             outbox_finished,

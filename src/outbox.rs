@@ -29,6 +29,13 @@ use crate::{
     tokens::{TokenError, Tokens},
 };
 
+/// Outbox storage failures (a full or failing disk) and retries (LINE
+/// unreachable) happen per send and per attempt: logged as counts.
+static STORAGE_FAILED: crate::log_limit::Throttle =
+    crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+static RETRYING: crate::log_limit::Throttle =
+    crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+
 /// Attempts before a send is given up. With the default backoff the retry
 /// window (an hour) ends first; a shorter `outbox_max_backoff_ms` makes
 /// this the bound.
@@ -476,7 +483,9 @@ impl Inner {
                     return;
                 }
                 Err(err) => {
-                    tracing::error!(delivery = %record.id, error = %err, "outbox storage failed");
+                    if let Some(suppressed) = STORAGE_FAILED.admit() {
+                        tracing::error!(delivery = %record.id, error = %err, suppressed, "outbox storage failed (suppressed: how many more since the last such line)");
+                    }
                     return;
                 }
             }
@@ -496,7 +505,9 @@ impl Inner {
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::error!(delivery = %record.id, error = %err, "outbox storage failed");
+                    if let Some(suppressed) = STORAGE_FAILED.admit() {
+                        tracing::error!(delivery = %record.id, error = %err, suppressed, "outbox storage failed (suppressed: how many more since the last such line)");
+                    }
                     return;
                 }
             }
@@ -559,7 +570,9 @@ impl Inner {
                 Err(err) => {
                     // The store failed: the state on disk is the last good
                     // one and the send resumes from it after a restart.
-                    tracing::error!(delivery = %record.id, error = %err, "outbox storage failed");
+                    if let Some(suppressed) = STORAGE_FAILED.admit() {
+                        tracing::error!(delivery = %record.id, error = %err, suppressed, "outbox storage failed (suppressed: how many more since the last such line)");
+                    }
                     return;
                 }
             }
@@ -745,13 +758,17 @@ impl Inner {
     fn waiting(&self, record: &mut DeliveryRecord, error: Option<ApiError>, reason: String) {
         match error {
             Some(error) => {
-                tracing::info!(delivery = %record.id, attempts = record.attempts, error = %error, "send not accepted yet; retrying");
+                if let Some(suppressed) = RETRYING.admit() {
+                    tracing::info!(delivery = %record.id, attempts = record.attempts, error = %error, suppressed, "send not accepted yet; retrying (suppressed: how many more retries since the last such line)");
+                }
                 record.line_request_id = error.request_id.clone();
                 record.error = Some(error.into());
                 record.failure = None;
             }
             None => {
-                tracing::info!(delivery = %record.id, attempts = record.attempts, reason = %reason, "send not made yet; retrying");
+                if let Some(suppressed) = RETRYING.admit() {
+                    tracing::info!(delivery = %record.id, attempts = record.attempts, reason = %reason, suppressed, "send not made yet; retrying (suppressed: how many more retries since the last such line)");
+                }
                 record.error = None;
                 record.failure = Some(reason);
             }
@@ -858,7 +875,9 @@ impl Inner {
                 false
             }
             Err(err) => {
-                tracing::error!(delivery = %record.id, error = %err, "saving a delivery failed");
+                if let Some(suppressed) = STORAGE_FAILED.admit() {
+                    tracing::error!(delivery = %record.id, error = %err, suppressed, "saving a delivery failed (suppressed: how many more outbox storage failures since the last such line)");
+                }
                 true
             }
         }

@@ -5,8 +5,9 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::{
-    channels::Channels, fanout::Fanout, inbound::Inbound, lookup_cache::LookupCache, media::Media,
-    metrics::Metrics, outbox::Outbox, store::Store, tokens::Tokens,
+    channels::Channels, fanout::Fanout, fault::StoreFault, inbound::Inbound,
+    lookup_cache::LookupCache, media::Media, metrics::Metrics, outbox::Outbox, space::SpaceWatch,
+    store::Store, tokens::Tokens,
 };
 
 #[derive(Clone)]
@@ -22,6 +23,10 @@ pub struct Services {
     pub metrics: Metrics,
     /// Cached profile and group lookups, and the LINE client they use.
     pub lookups: LookupCache,
+    /// The data dir's low-space watermark: below it, writes are refused.
+    pub space: SpaceWatch,
+    /// Store write failures: readiness and liveness follow them.
+    pub fault: StoreFault,
 }
 
 /// Set once, at start-up, when the store has opened.

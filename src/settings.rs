@@ -82,6 +82,12 @@ pub struct Settings {
     pub media_max_bytes: u64,
     /// Bytes of store pages kept in memory (sled's cache).
     pub store_cache_bytes: u64,
+    /// Writes stop while the data dir's filesystem has fewer free bytes
+    /// than this (or than `store_min_free_percent` of it, if more).
+    pub store_min_free_bytes: u64,
+    /// Writes stop while less than this percentage of the data dir's
+    /// filesystem is free.
+    pub store_min_free_percent: u64,
     /// Where state is kept: the embedded sled store, or NATS JetStream.
     pub store: StoreBackend,
     /// Renew issued access tokens this long before they expire.
@@ -160,6 +166,8 @@ pub struct Layer {
     pub media_retention_seconds: Option<u64>,
     pub media_max_bytes: Option<u64>,
     pub store_cache_mib: Option<u64>,
+    pub store_min_free_bytes: Option<u64>,
+    pub store_min_free_percent: Option<u64>,
     pub store: Option<String>,
     pub nats_url: Option<String>,
     pub nats_creds_file: Option<PathBuf>,
@@ -265,7 +273,8 @@ impl Merged {
             log_format, webhook_body_limit, shutdown_grace_seconds, shutdown_delay_seconds,
             event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
-            media_max_bytes, store_cache_mib, store, nats_url, nats_creds_file,
+            media_max_bytes, store_cache_mib, store_min_free_bytes, store_min_free_percent,
+            store, nats_url, nats_creds_file,
             nats_tls_ca_file, nats_prefix, nats_replicas, token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
             master_key_previous);
@@ -469,6 +478,14 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
             "store_cache_mib" => {
                 layer.store_cache_mib =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "store_cache_mib"))?);
+            }
+            "store_min_free_bytes" => {
+                layer.store_min_free_bytes =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "store_min_free_bytes"))?);
+            }
+            "store_min_free_percent" => {
+                layer.store_min_free_percent =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "store_min_free_percent"))?);
             }
             "media_max_bytes" => {
                 layer.media_max_bytes =
@@ -750,6 +767,15 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     if !(16..=65_536).contains(&store_cache_mib) {
         return Err(merged.invalid("store_cache_mib", "must be 16–65536"));
     }
+    let store_min_free_bytes = layer
+        .store_min_free_bytes
+        .ok_or_else(|| required("store_min_free_bytes"))?;
+    let store_min_free_percent = layer
+        .store_min_free_percent
+        .ok_or_else(|| required("store_min_free_percent"))?;
+    if store_min_free_percent > 50 {
+        return Err(merged.invalid("store_min_free_percent", "must be 0–50"));
+    }
     let store = match layer.store.as_deref().map(str::trim) {
         Some("sled") => StoreBackend::Sled,
         Some("nats") => {
@@ -809,6 +835,8 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         media_retention: Duration::from_secs(media_retention),
         media_max_bytes,
         store_cache_bytes: store_cache_mib * 1024 * 1024,
+        store_min_free_bytes,
+        store_min_free_percent,
         store,
         event_retention: Duration::from_secs(retention),
         event_retention_max_events: max_events,

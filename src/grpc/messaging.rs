@@ -27,7 +27,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<pb::SendRequest>,
     ) -> Result<Response<pb::SendResponse>, Status> {
-        let services = self.core.services()?;
+        let services = self.core.writable()?;
         Ok(Response::new(
             super::send::send(services, request.into_inner()).await?,
         ))
@@ -37,7 +37,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<pb::ReplyRequest>,
     ) -> Result<Response<pb::ReplyResponse>, Status> {
-        let services = self.core.services()?;
+        let services = self.core.writable()?;
         Ok(Response::new(
             super::send::reply(services, request.into_inner()).await?,
         ))
@@ -47,7 +47,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<pb::PushRequest>,
     ) -> Result<Response<pb::PushResponse>, Status> {
-        let services = self.core.services()?;
+        let services = self.core.writable()?;
         Ok(Response::new(
             super::send::push(services, request.into_inner()).await?,
         ))
@@ -57,7 +57,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<pb::MulticastRequest>,
     ) -> Result<Response<pb::MulticastResponse>, Status> {
-        let services = self.core.services()?;
+        let services = self.core.writable()?;
         Ok(Response::new(
             super::send::multicast(services, request.into_inner()).await?,
         ))
@@ -67,7 +67,7 @@ impl Messaging for MessagingService {
         &self,
         request: Request<pb::BroadcastRequest>,
     ) -> Result<Response<pb::BroadcastResponse>, Status> {
-        let services = self.core.services()?;
+        let services = self.core.writable()?;
         Ok(Response::new(
             super::send::broadcast(services, request.into_inner()).await?,
         ))

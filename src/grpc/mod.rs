@@ -62,6 +62,21 @@ impl Core {
             .ok_or_else(|| Status::unavailable("the store is still opening; retry shortly"))
     }
 
+    /// The services, for a call that writes what the caller sends (Send,
+    /// Reply, Push, Multicast, Broadcast): refused with UNAVAILABLE while
+    /// the data dir is below its low-space watermark, before anything is
+    /// accepted into the outbox.
+    pub fn writable(&self) -> Result<&Services, Status> {
+        let services = self.services()?;
+        if services.space.is_low() {
+            services.space.refused_send();
+            return Err(Status::unavailable(
+                "the data dir is low on space (store_min_free_bytes): nothing was accepted; retry later or on another replica",
+            ));
+        }
+        Ok(services)
+    }
+
     pub fn channels(&self) -> Result<&Channels, Status> {
         self.services().map(|services| &services.channels)
     }

@@ -311,6 +311,7 @@ pub fn store_status(err: StoreError) -> Status {
         err @ (StoreError::IdTaken { .. }
         | StoreError::Locked { .. }
         | StoreError::Corrupt { .. }
+        | StoreError::Damaged { .. }
         | StoreError::Backend(_)) => {
             tracing::error!(error = %err, "storage failure");
             Status::internal("storage failure; nothing was changed")

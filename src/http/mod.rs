@@ -44,6 +44,43 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Why the service is not alive (`/healthz`'s answer, and the gRPC
+    /// server's overall health status, which the chart's startup and
+    /// liveness probes ask), or `None`: store writes have been failing for
+    /// [`crate::fault::LIVENESS_AFTER`], which only a restart repairs. Low
+    /// space is not a reason: a restart frees nothing.
+    pub fn not_alive(&self, ready: &Ready) -> Option<&'static str> {
+        let services = ready.get()?;
+        services
+            .fault
+            .failing_for()
+            .is_some_and(|d| d >= crate::fault::LIVENESS_AFTER)
+            .then_some("not alive: store writes have been failing for 10 s or more; restart to reopen the store\n")
+    }
+
+    /// Why the service is not ready now (`/readyz`'s answer), or `None`
+    /// when it is. The one place readiness is decided, for `/readyz` and
+    /// gRPC health alike: started and not stopping, the store reachable,
+    /// and the data dir above its low-space watermark.
+    pub fn not_ready(&self, ready: &Ready) -> Option<&'static str> {
+        if !self.is_ready() {
+            return Some("not ready: the store is opening or the service is stopping\n");
+        }
+        let services = ready.get()?;
+        if !services.store.healthy() {
+            return Some("not ready: the store cannot be reached\n");
+        }
+        if services.fault.is_faulted() {
+            return Some("not ready: a store write failed; probing until it takes writes again\n");
+        }
+        if services.space.is_low() {
+            return Some(
+                "not ready: the data dir's free space is below the watermark (store_min_free_bytes, store_min_free_percent)\n",
+            );
+        }
+        None
+    }
 }
 
 /// What the HTTP handlers share.
@@ -59,7 +96,7 @@ pub struct HttpState {
 }
 
 /// How long LINE (or any sender) is asked to wait before redelivering a
-/// webhook refused while this process stops.
+/// webhook refused while this process stops or is low on space.
 const RETRY_AFTER_SECS: &str = "5";
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
@@ -116,7 +153,12 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
     let method = request.method();
     match path {
         "/healthz" => match *method {
-            Method::GET | Method::HEAD => text(StatusCode::OK, "ok\n"),
+            // A store failing every write does not come back by itself: a
+            // restart reopens it (sled's recovery decides what is on disk).
+            Method::GET | Method::HEAD => match state.readiness.not_alive(&state.ready) {
+                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, why),
+                None => text(StatusCode::OK, "ok\n"),
+            },
             _ => method_not_allowed("GET, HEAD"),
         },
         "/readyz" => match *method {
@@ -146,6 +188,20 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                     let mut response = json(
                         StatusCode::SERVICE_UNAVAILABLE,
                         r#"{"error":"stopping; send again later"}"#,
+                    );
+                    response.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        header::HeaderValue::from_static(RETRY_AFTER_SECS),
+                    );
+                    return response;
+                }
+                if services.space.is_low() {
+                    // Nothing stored, so not 2xx: LINE redelivers once
+                    // space is freed (or to another replica).
+                    services.space.refused_webhook();
+                    let mut response = json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"error":"the data dir is low on space; send again later"}"#,
                     );
                     response.headers_mut().insert(
                         header::RETRY_AFTER,

@@ -8,21 +8,13 @@ use http_body_util::Full;
 use super::{HttpState, text};
 use crate::services::Services;
 
-/// Ready once the store is open and reachable, and until the service stops.
+/// Ready once the store is open and reachable, while the data dir is above
+/// its low-space watermark, and until the service stops
+/// ([`super::Readiness::not_ready`]).
 pub(super) fn readyz(state: &HttpState) -> Response<Full<Bytes>> {
-    if !state.readiness.is_ready() {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the store is opening or the service is stopping\n",
-        );
-    }
-    if state.ready.get().is_none_or(|s| s.store.healthy()) {
-        text(StatusCode::OK, "ready\n")
-    } else {
-        text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the store cannot be reached\n",
-        )
+    match state.readiness.not_ready(&state.ready) {
+        None => text(StatusCode::OK, "ready\n"),
+        Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

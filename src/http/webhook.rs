@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use super::{json, signature};
 use crate::{
     channels::{ChannelError, validate},
+    log_limit::Throttle,
     metrics::WebhookLabels,
     services::Services,
     time::now_ms,
@@ -84,7 +85,10 @@ async fn webhook(
             );
         }
         Err(err) => {
-            tracing::error!(channel = %channel_id, error = %err, "cannot read the channel");
+            static READ_FAILED: Throttle = Throttle::new(crate::log_limit::INTERVAL);
+            if let Some(suppressed) = READ_FAILED.admit() {
+                tracing::error!(channel = %channel_id, error = %err, suppressed, "cannot read the channel (suppressed: how many more since the last such line)");
+            }
             return (internal_error(), unknown());
         }
     };
@@ -154,6 +158,7 @@ async fn webhook(
         .await
     {
         Ok(ingested) => {
+            services.fault.cleared();
             let metrics = &services.metrics;
             for (type_name, count) in &ingested.types {
                 metrics.event_ingested(type_name, *count as u64);
@@ -174,8 +179,15 @@ async fn webhook(
             (json(StatusCode::OK, "{}"), label)
         }
         Err(err) => {
+            // Not ready at once (a write failed), not live if it lasts.
+            services.fault.failed(&err);
             // Not a 2xx: LINE may redeliver, and dedupe keeps that safe.
-            tracing::error!(channel = %label, error = %err, "storing webhook events failed");
+            // One line per request would flood the logs on a failing
+            // disk: the first in full, then one per interval with a count.
+            static STORE_FAILED: Throttle = Throttle::new(crate::log_limit::INTERVAL);
+            if let Some(suppressed) = STORE_FAILED.admit() {
+                tracing::error!(channel = %label, error = %err, suppressed, "storing webhook events failed (suppressed: how many more since the last such line)");
+            }
             (internal_error(), label)
         }
     }

@@ -89,6 +89,12 @@ pub enum StoreError {
     /// by an incompatible version.
     #[error("stored record {key} is damaged: {reason}")]
     Corrupt { key: String, reason: String },
+    /// A store file is damaged, or was not written by line-adapter, and
+    /// opening it would lose or overwrite what it holds.
+    #[error(
+        "the store file {path} is damaged or was not written by line-adapter ({reason}); line-adapter stops without using it. Restore the data dir from a backup, or move the data dir's store/ folder aside to start with an empty store (its channels, events and sends are then gone)"
+    )]
+    Damaged { path: String, reason: String },
     /// The backend failed (I/O, disk full, ...).
     #[error("storage backend failed: {0}")]
     Backend(String),

@@ -69,11 +69,20 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`, keeping up to `cache_bytes`
     /// of pages in memory.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        check_data_file(&dir.join("db"))?;
         let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
         let db = config.open().map_err(|e| match e {
             // sled takes an exclusive file lock; a second process fails here.
             sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
                 path: dir.display().to_string(),
+            },
+            sled::Error::Unsupported(reason) => StoreError::Damaged {
+                path: dir.join("conf").display().to_string(),
+                reason,
+            },
+            sled::Error::Corruption { at, .. } => StoreError::Damaged {
+                path: dir.join("db").display().to_string(),
+                reason: format!("sled found damage at {at:?}"),
             },
             other => backend(other),
         })?;
@@ -103,8 +112,54 @@ impl SledStore {
         })
     }
 
+    /// Whether `key` is in the meta tree, without writing anything.
+    pub fn meta_contains(&self, key: &str) -> Result<bool> {
+        self.meta.contains_key(key.as_bytes()).map_err(backend)
+    }
+
     async fn flush_now(&self) -> Result<()> {
         self.flusher.flush().await
+    }
+}
+
+/// Refuses a data file that is not sled's before sled opens it: sled takes
+/// a file it cannot read for an empty store, and overwrites it. sled's
+/// file starts with a segment header of 20 bytes whose first 4 are the
+/// CRC-32 (inverted, little-endian) of the other 16. An empty or missing
+/// file is a new store.
+pub fn check_data_file(path: &Path) -> Result<()> {
+    use std::io::Read as _;
+    const HEADER: usize = 20;
+    let damaged = |reason: String| StoreError::Damaged {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(damaged(format!("cannot read it: {err}"))),
+    };
+    let mut header = Vec::with_capacity(HEADER);
+    (&mut file)
+        .take(HEADER as u64)
+        .read_to_end(&mut header)
+        .map_err(|err| damaged(format!("cannot read it: {err}")))?;
+    match header.len() {
+        0 => Ok(()),
+        n if n < HEADER => Err(damaged(format!(
+            "it holds {n} bytes, shorter than sled's first header"
+        ))),
+        _ => {
+            let stored =
+                u32::from_le_bytes([header[0], header[1], header[2], header[3]]) ^ u32::MAX;
+            if header.iter().all(|b| *b == 0) || crc32fast::hash(&header[4..]) == stored {
+                Ok(())
+            } else {
+                Err(damaged(
+                    "its first bytes are not a sled segment header".into(),
+                ))
+            }
+        }
     }
 }
 

@@ -353,6 +353,8 @@ Called with (list $ $config); the chart's own settings were refused before.
   "media_retention_seconds" (list 0 -1 "seconds")
   "media_max_bytes" (list 0 -1 "bytes")
   "store_cache_mib" (list 16 65536 "MiB")
+  "store_min_free_bytes" (list 0 -1 "bytes")
+  "store_min_free_percent" (list 0 50 "percent of the data dir's filesystem")
   "token_refresh_margin_seconds" (list 0 -1 "seconds")
   "token_v2_1_lifetime_seconds" (list 60 2592000 "seconds; LINE allows at most 30 days") }}
 {{- $urls := dict

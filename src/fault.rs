@@ -1,0 +1,72 @@
+//! Store write failures seen by the service (a full or failing disk that
+//! the low-space watermark did not catch): readiness goes false at the
+//! first one, a probe write clears it once the store takes writes again,
+//! and `/healthz` fails once writes have failed for [`LIVENESS_AFTER`], so
+//! a store that cannot recover (sled fails every write after one met a
+//! full disk) is restarted rather than kept behind a green liveness probe.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::{store::StoreError, time::now_ms};
+
+/// How long writes may keep failing before `/healthz` fails.
+pub const LIVENESS_AFTER: Duration = Duration::from_secs(10);
+
+/// Cheap to clone; clones share the state.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFault(Arc<AtomicI64>);
+
+impl StoreFault {
+    /// Notes a failed store call; only backend failures (I/O) count.
+    pub fn failed(&self, err: &StoreError) {
+        if matches!(err, StoreError::Backend(_)) {
+            let _ = self
+                .0
+                .compare_exchange(0, now_ms().max(1), Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
+
+    /// Notes that a write succeeded: the store works.
+    pub fn cleared(&self) -> bool {
+        self.0.swap(0, Ordering::SeqCst) != 0
+    }
+
+    /// Whether the last write failed (and none succeeded since).
+    pub fn is_faulted(&self) -> bool {
+        self.0.load(Ordering::SeqCst) != 0
+    }
+
+    /// How long writes have been failing, if they are.
+    pub fn failing_for(&self) -> Option<Duration> {
+        match self.0.load(Ordering::SeqCst) {
+            0 => None,
+            since => Some(Duration::from_millis(
+                now_ms().saturating_sub(since).max(0) as u64
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_failures_fault_until_a_write_succeeds() {
+        let fault = StoreFault::default();
+        fault.failed(&StoreError::NotFound { id: "x".into() });
+        assert!(!fault.is_faulted(), "only I/O failures count");
+        fault.failed(&StoreError::Backend("No space left on device".into()));
+        assert!(fault.is_faulted());
+        assert!(fault.failing_for().unwrap() < Duration::from_secs(1));
+        assert!(fault.cleared());
+        assert!(!fault.is_faulted() && fault.failing_for().is_none());
+        assert!(!fault.cleared());
+    }
+}
