@@ -3,11 +3,12 @@
 //! were seen on a full disk, which can fill the disk holding the logs).
 //!
 //! A [`Throttle`] lets the first occurrence through in full, then one per
-//! interval, which carries how many were left out since the last one:
+//! interval, which carries how many were left out since the last one (the
+//! module is the crate's own, so this is not a doctest; the unit tests
+//! below run the same):
 //!
-//! ```
-//! # use std::time::Duration;
-//! use line_adapter::log_limit::Throttle;
+//! ```ignore
+//! use crate::log_limit::Throttle;
 //! static STORE_FAILED: Throttle = Throttle::new(Duration::from_secs(10));
 //! if let Some(suppressed) = STORE_FAILED.admit() {
 //!     tracing::error!(suppressed, "storing failed");
