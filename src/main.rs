@@ -79,13 +79,16 @@ struct HealthcheckArgs {
     url: Option<String>,
 }
 
+/// How an operator command reaches the service.
 #[derive(Debug, Args)]
-struct DeliveriesArgs {
+struct ServiceArgs {
     /// gRPC address of the service: host:port (plaintext) or
     /// http(s)://host:port.
     #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
     addr: String,
-    /// API key, when the server requires one (with the send scope).
+    /// API key, when the server requires one: one of its
+    /// LINE_ADAPTER_API_KEYS with the scope the command needs (subscribe
+    /// for tail, send for deliveries).
     #[arg(
         long,
         env = "LINE_ADAPTER_API_KEY",
@@ -93,6 +96,12 @@ struct DeliveriesArgs {
         value_name = "KEY"
     )]
     api_key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct DeliveriesArgs {
+    #[command(flatten)]
+    service: ServiceArgs,
     /// Our channel id.
     #[arg(long = "channel", value_name = "CHANNEL_ID")]
     channel: String,
@@ -110,19 +119,8 @@ struct DeliveriesArgs {
 
 #[derive(Debug, Args)]
 struct TailArgs {
-    /// gRPC address of the service: host:port (plaintext) or
-    /// http(s)://host:port.
-    #[arg(long, default_value = "127.0.0.1:50051", value_name = "ADDR")]
-    addr: String,
-    /// API key, when the server requires one (one of its
-    /// LINE_ADAPTER_API_KEYS, with the subscribe scope).
-    #[arg(
-        long,
-        env = "LINE_ADAPTER_API_KEY",
-        hide_env_values = true,
-        value_name = "KEY"
-    )]
-    api_key: Option<String>,
+    #[command(flatten)]
+    service: ServiceArgs,
     /// Where to start: earliest, latest or a sequence number to start after
     /// [default: latest]. Not with --consumer, which starts after its last
     /// ack (a new consumer at the earliest event).
@@ -449,8 +447,7 @@ async fn probe(url: &str) -> Result<http::StatusCode, String> {
 
 fn deliveries(args: DeliveriesArgs) -> ExitCode {
     let DeliveriesArgs {
-        addr,
-        api_key,
+        service: ServiceArgs { addr, api_key },
         channel,
         states,
         conversation,
@@ -471,8 +468,7 @@ fn deliveries(args: DeliveriesArgs) -> ExitCode {
 
 fn tail(args: TailArgs) -> ExitCode {
     let TailArgs {
-        addr,
-        api_key,
+        service: ServiceArgs { addr, api_key },
         from,
         channels,
         types,
