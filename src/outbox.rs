@@ -56,7 +56,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Requests in flight to LINE per channel: one busy channel cannot take all
 /// connections from the others.
 const PER_CHANNEL_IN_FLIGHT: usize = 64;
-const INVALID_REPLY_TOKEN: &str = "invalid reply token";
 /// Default lease on a send (see [`Outbox::with_lease`]): an attempt (at most
 /// the LINE request timeout, 10 s by default) and its two saves fit in it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -683,7 +682,7 @@ impl Inner {
             }
             Err(CallError::Line(line::Error::Api(error)))
                 if record.kind == SendKind::Reply
-                    && refuses_reply_token(&error)
+                    && error.refuses_reply_token()
                     && record
                         .error
                         .as_ref()
@@ -703,7 +702,7 @@ impl Inner {
             }
             Err(CallError::Line(line::Error::Api(error)))
                 if record.kind == SendKind::Reply
-                    && refuses_reply_token(&error)
+                    && error.refuses_reply_token()
                     && record.push_fallback.is_some() =>
             {
                 // Nothing was sent; push instead, as the caller allowed.
@@ -882,15 +881,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// LINE's answer to a reply whose token is used, expired or unknown.
-fn refuses_reply_token(error: &ApiError) -> bool {
-    error.http_status == 400
-        && error
-            .message
-            .to_ascii_lowercase()
-            .contains(INVALID_REPLY_TOKEN)
 }
 
 fn route(kind: SendKind) -> Route {

@@ -15,7 +15,7 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 use crate::{
     channels::ChannelError,
     line::{self, ApiError, CallError, NetworkError, error::NOT_READY_RETRY},
-    store::{DeliveryRecord, LineErrorRecord, SendKind, StoreError},
+    store::{DeliveryRecord, SendKind, StoreError},
     tokens::TokenError,
 };
 
@@ -48,8 +48,6 @@ pub fn line_http_code(http_status: u16) -> Code {
 
 /// ErrorInfo `domain` of every status this service returns.
 const DOMAIN: &str = "line.weiyu.com";
-/// LINE's phrase for a reply token it will not take (used, expired, unknown).
-const INVALID_REPLY_TOKEN: &str = "invalid reply token";
 
 /// LINE's error answer as details: its status and request id in an
 /// ErrorInfo, its details as BadRequest violations, `Retry-After` as
@@ -174,7 +172,10 @@ pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
         DeliveryState::Failed => match &record.error {
             // A reply token LINE refused, with no push allowed: the
             // request was fine, the chat's state is not.
-            Some(error) if record.kind == SendKind::Reply && invalid_reply_token(error) => {
+            Some(error)
+                if record.kind == SendKind::Reply
+                    && ApiError::from(error.clone()).refuses_reply_token() =>
+            {
                 Code::FailedPrecondition
             }
             Some(error) => line_http_code(error.http_status),
@@ -183,14 +184,6 @@ pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
         },
     };
     Some(failed_delivery(code, record))
-}
-
-fn invalid_reply_token(error: &LineErrorRecord) -> bool {
-    error.http_status == 400
-        && error
-            .message
-            .to_ascii_lowercase()
-            .contains(INVALID_REPLY_TOKEN)
 }
 
 fn failed_delivery(code: Code, record: &DeliveryRecord) -> Status {

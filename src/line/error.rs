@@ -34,6 +34,21 @@ pub struct ApiErrorDetail {
     pub property: String,
 }
 
+/// LINE's phrase for a reply token it will not take (used, expired,
+/// unknown); its texts are not guaranteed, but this one is the only sign.
+const INVALID_REPLY_TOKEN: &str = "invalid reply token";
+
+impl ApiError {
+    /// LINE's answer to a reply whose token is used, expired or unknown.
+    pub fn refuses_reply_token(&self) -> bool {
+        self.http_status == 400
+            && self
+                .message
+                .to_ascii_lowercase()
+                .contains(INVALID_REPLY_TOKEN)
+    }
+}
+
 impl fmt::Display for ApiError {
     /// `LINE answered 400: message (property: detail) [x-line-request-id …]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
