@@ -1,10 +1,10 @@
 //! `Messaging.ListDeliveries`: an operator's view of the outbox, a
 //! channel's deliveries newest first, filtered by state and chat.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::Status;
 
 use super::{
+    page_token::PageTokens,
     send::{conversation, to_proto},
     status::{Violations, store_status},
 };
@@ -17,7 +17,16 @@ use crate::{
 
 const DEFAULT_PAGE_SIZE: i32 = 100;
 const MAX_PAGE_SIZE: i32 = 1000;
-const PAGE_TOKEN_PREFIX: &str = "before:";
+/// Pages start before the previous page's last (oldest) delivery.
+const PAGE_TOKENS: PageTokens = PageTokens {
+    prefix: "before:",
+    rpc: "ListDeliveries",
+    valid: |id| {
+        id.starts_with("dl_")
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    },
+};
 
 fn state_from_proto(value: i32) -> Result<DeliveryState, String> {
     match pb::DeliveryState::try_from(value) {
@@ -31,27 +40,6 @@ fn state_from_proto(value: i32) -> Result<DeliveryState, String> {
         }
         Err(_) => Err(format!("{value} is not a DeliveryState value")),
     }
-}
-
-fn encode_page_token(last_id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last_id}"))
-}
-
-fn decode_page_token(token: &str) -> Result<Option<String>, String> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let refused = || "is not a page token returned by ListDeliveries".to_owned();
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
-    let text = String::from_utf8(bytes).map_err(|_| refused())?;
-    let id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(refused)?;
-    let valid = id.starts_with("dl_")
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid {
-        return Err(refused());
-    }
-    Ok(Some(id.to_owned()))
 }
 
 pub async fn list_deliveries(
@@ -88,7 +76,7 @@ pub async fn list_deliveries(
             DEFAULT_PAGE_SIZE
         }
     };
-    let before_id = violations.check("page_token", decode_page_token(&page_token));
+    let before_id = violations.check("page_token", PAGE_TOKENS.decode(&page_token));
     violations.into_result()?;
     let channel_id = channel_id.unwrap_or_default();
     // The channel must exist: an unknown one is NOT_FOUND, not an empty list.
@@ -111,7 +99,7 @@ pub async fn list_deliveries(
         found.truncate(limit);
         found
             .last()
-            .map(|d| encode_page_token(&d.id))
+            .map(|d| PAGE_TOKENS.encode(&d.id))
             .unwrap_or_default()
     } else {
         String::new()
@@ -130,22 +118,24 @@ pub async fn list_deliveries(
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
 
     #[test]
     fn page_tokens_round_trip_and_refuse_strangers() {
         let id = "dl_01m8y2kfe0ama2v5zgcpsbgdx2";
         assert_eq!(
-            decode_page_token(&encode_page_token(id)),
+            PAGE_TOKENS.decode(&PAGE_TOKENS.encode(id)),
             Ok(Some(id.into()))
         );
-        assert_eq!(decode_page_token(""), Ok(None));
+        assert_eq!(PAGE_TOKENS.decode(""), Ok(None));
         for bad in [
             "x",
             &URL_SAFE_NO_PAD.encode("before:ch_1"),
             &URL_SAFE_NO_PAD.encode("after:dl_1"),
         ] {
-            assert!(decode_page_token(bad).is_err(), "{bad}");
+            assert!(PAGE_TOKENS.decode(bad).is_err(), "{bad}");
         }
     }
 }

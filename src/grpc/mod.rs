@@ -9,6 +9,7 @@ pub mod content;
 pub mod deliveries;
 pub mod lookup;
 pub mod messaging;
+mod page_token;
 
 pub mod send;
 pub mod status;

@@ -117,7 +117,7 @@ pub(super) async fn list_channels(
             None
         }
     };
-    let after = violations.check("page_token", decode_page_token(&page_token));
+    let after = violations.check("page_token", PAGE_TOKENS.decode(&page_token));
     violations.into_result()?;
     let (Some(page_size), Some(after)) = (page_size, after) else {
         return Err(unrecorded_violation());
@@ -134,7 +134,7 @@ pub(super) async fn list_channels(
         records.truncate(page_size);
         records
             .last()
-            .map(|last| encode_page_token(&last.id))
+            .map(|last| PAGE_TOKENS.encode(&last.id))
             .unwrap_or_default()
     } else {
         String::new()

@@ -8,11 +8,11 @@ mod quota;
 mod tokens;
 mod webhook;
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use tonic::{Request, Response, Status};
 
 use super::{
     Core, RequestAuthority,
+    page_token::PageTokens,
     status::{Violations, in_rpc, invalid_field},
 };
 use crate::{
@@ -36,7 +36,12 @@ const UPDATE_PATHS: &[&str] = &[
     "channel_access_token",
     "token_mode",
 ];
-const PAGE_TOKEN_PREFIX: &str = "after:";
+/// ListChannels' pages start after the previous page's last channel.
+const PAGE_TOKENS: PageTokens = PageTokens {
+    prefix: "after:",
+    rpc: "ListChannels",
+    valid: |id| validate::channel_id(id).is_ok(),
+};
 
 #[derive(Clone)]
 pub struct AdminService {
@@ -171,22 +176,6 @@ fn channel_id(value: &str) -> Result<String, Status> {
     validate::channel_id(value).map_err(|reason| invalid_field("channel_id", reason))
 }
 
-fn encode_page_token(last_id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{last_id}"))
-}
-
-fn decode_page_token(token: &str) -> Result<Option<String>, String> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let refused = || "is not a page token returned by ListChannels".to_owned();
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| refused())?;
-    let text = String::from_utf8(bytes).map_err(|_| refused())?;
-    let id = text.strip_prefix(PAGE_TOKEN_PREFIX).ok_or_else(refused)?;
-    validate::channel_id(id).map_err(|_| refused())?;
-    Ok(Some(id.to_owned()))
-}
-
 #[tonic::async_trait]
 impl ChannelAdmin for AdminService {
     async fn create_channel(
@@ -291,19 +280,26 @@ impl ChannelAdmin for AdminService {
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
 
     #[test]
     fn page_tokens_round_trip_and_refuse_strangers() {
         let id = "ch_01jd0000000000000000000000";
         assert_eq!(
-            decode_page_token(&encode_page_token(id))
+            PAGE_TOKENS
+                .decode(&PAGE_TOKENS.encode(id))
                 .unwrap()
                 .as_deref(),
             Some(id)
         );
-        assert_eq!(decode_page_token("").unwrap(), None);
-        assert!(decode_page_token("garbage!").is_err());
-        assert!(decode_page_token(&URL_SAFE_NO_PAD.encode("after:nope")).is_err());
+        assert_eq!(PAGE_TOKENS.decode("").unwrap(), None);
+        assert!(PAGE_TOKENS.decode("garbage!").is_err());
+        assert!(
+            PAGE_TOKENS
+                .decode(&URL_SAFE_NO_PAD.encode("after:nope"))
+                .is_err()
+        );
     }
 }
