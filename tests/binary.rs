@@ -47,7 +47,7 @@ impl Process {
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (name, value) in support::nats_env(data_dir) {
+        for (name, value) in support::serve_env(data_dir) {
             command.env(name, value);
         }
         for (name, value) in extra_env {
@@ -753,7 +753,7 @@ async fn check_reports_each_channel_and_fails_on_any_problem() {
     let check = |grpc: &str, env: &[(&str, &str)]| {
         let output = Command::new(BIN)
             .args(["check", "--data-dir", &data_dir, "--grpc-addr", grpc])
-            .envs(support::nats_env(dir.path()))
+            .envs(support::serve_env(dir.path()))
             .envs(env.iter().copied())
             .output()
             .unwrap();

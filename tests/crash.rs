@@ -50,7 +50,7 @@ fn spawn(dir: &std::path::Path, grpc: u16, http: u16, line: &str) -> Child {
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
         .arg("--data-dir")
         .arg(dir)
-        .envs(support::nats_env(dir))
+        .envs(support::serve_env(dir))
         .env("LINE_ADAPTER_MASTER_KEY", "c3".repeat(32))
         .env("LINE_ADAPTER_LINE_API_BASE", line)
         .env("LINE_ADAPTER_LINE_DATA_API_BASE", line)

@@ -65,21 +65,34 @@ pub fn nats_prefix(data_dir: &Path) -> String {
     format!("t{}", hex::encode(&digest[..8]))
 }
 
-/// Environment for the real binary serving `data_dir` on NATS, when the
-/// suites run on NATS (empty otherwise): the same state as [`test_settings`]
-/// gives the in-process service on that data dir. Set before a test's own
-/// variables, so a test's master key wins.
-pub fn nats_env(data_dir: &Path) -> Vec<(&'static str, String)> {
-    match nats_url() {
-        Some(url) => vec![
+/// Environment for the real binary serving `data_dir` as [`test_settings`]
+/// serves it in process: the free-space watermark off ([`WATERMARK_OFF`])
+/// and, when the suites run on NATS, the same NATS state. Set before a
+/// test's own variables, so a test's master key or watermark wins.
+pub fn serve_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    let mut env: Vec<(&'static str, String)> = WATERMARK_OFF
+        .iter()
+        .map(|&(name, value)| (name, value.to_owned()))
+        .collect();
+    if let Some(url) = nats_url() {
+        env.extend([
             ("LINE_ADAPTER_STORE", "nats".into()),
             ("LINE_ADAPTER_NATS_URL", url),
             ("LINE_ADAPTER_NATS_PREFIX", nats_prefix(data_dir)),
             ("LINE_ADAPTER_MASTER_KEY", NATS_TEST_MASTER_KEY.into()),
-        ],
-        None => Vec::new(),
+        ]);
     }
+    env
 }
+
+/// The free-space watermark turned off. The defaults (256 MiB, or 1 % of
+/// the filesystem) would make a test's readiness depend on how full the
+/// machine's disk happens to be: a shared 252 GB CI disk with 2 GB free is
+/// "low". The watermark's own tests (`disk_full.rs`) set it themselves.
+pub const WATERMARK_OFF: [(&str, &str); 2] = [
+    ("LINE_ADAPTER_STORE_MIN_FREE_BYTES", "0"),
+    ("LINE_ADAPTER_STORE_MIN_FREE_PERCENT", "0"),
+];
 
 /// Settings a test would get from the embedded defaults, listening on
 /// ephemeral loopback ports with data in `data_dir`; on NATS (when
@@ -90,6 +103,9 @@ pub fn test_settings(data_dir: &Path, tweak: impl FnOnce(&mut Layer)) -> Setting
         http_addr: Some("127.0.0.1:0".into()),
         data_dir: Some(data_dir.to_owned()),
         shutdown_grace_seconds: Some(5),
+        // As WATERMARK_OFF, for the in-process service.
+        store_min_free_bytes: Some(0),
+        store_min_free_percent: Some(0),
         ..Layer::default()
     };
     tweak(&mut layer);
@@ -150,6 +166,7 @@ impl TestApp {
     /// service stops or never becomes ready).
     pub async fn wait_ready(&self) {
         let client = reqwest::Client::new();
+        let mut last = String::from("no answer");
         for _ in 0..500 {
             if self.task.as_ref().is_some_and(|t| t.is_finished()) {
                 panic!("the service stopped before becoming ready");
@@ -158,13 +175,19 @@ impl TestApp {
                 .get(format!("{}/readyz", self.http_base))
                 .send()
                 .await
-                && response.status() == 200
             {
-                return;
+                if response.status() == 200 {
+                    return;
+                }
+                last = format!(
+                    "{}: {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default().trim_end()
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the service did not become ready within 5 s");
+        panic!("the service did not become ready within 5 s; /readyz said {last}");
     }
 
     pub async fn channel(&self) -> Channel {
