@@ -26,6 +26,8 @@
 //! - [`inbound`]: verified webhook bodies → durable, deduplicated log records.
 //! - [`fanout`]: Subscribe streams: catch-up from the log, then live, never
 //!   slowing ingest.
+//! - [`outbound`]: the log's records of sends (accepted, final), and a
+//!   delivery as gRPC shows it.
 //! - [`outbox`]: durable sends with retry keys, retries, leases and crash
 //!   resume.
 //! - [`tokens`]: channel access tokens in every mode (obtain, cache, renew,
@@ -71,7 +73,9 @@ mod log_limit;
 mod lookup_cache;
 mod media;
 mod metrics;
+mod outbound;
 mod outbox;
+mod profiles;
 pub mod proto;
 mod rekey;
 pub mod secret;

@@ -21,9 +21,10 @@ use crate::{
     channels::ChannelError,
     line::{self, ApiError, ApiErrorDetail, CallError, api::Route},
     metrics::{Metrics, StateLabels},
+    outbound,
     store::{
         ChannelRecord, DeliveryRecord, DeliveryState, LineErrorDetailRecord, LineErrorRecord,
-        SendKind, SentMessageRecord, Store, StoreError,
+        LoggedRecords, SendKind, SentMessageRecord, Store, StoreError,
     },
     time::now_ms,
     tokens::{TokenError, Tokens},
@@ -73,6 +74,9 @@ pub struct NewDelivery {
     pub reply_webhook_event_id: String,
     /// Push here if LINE rejects the reply token.
     pub push_fallback: Option<String>,
+    /// The caller's messages for the log's records
+    /// ([`crate::outbound::encode_messages`]).
+    pub typed_messages: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +202,9 @@ impl Outbox {
             push_fallback: new.push_fallback,
             create_time_ms: now,
             update_time_ms: now,
+            fell_back_to_push: false,
+            typed_messages: new.typed_messages,
+            logged: LoggedRecords::None,
         };
         if let Some(existing) = self.inner.store.insert_delivery(&record).await? {
             if existing.request_digest != record.request_digest {
@@ -205,8 +212,14 @@ impl Outbox {
                     key: record.idempotency_key,
                 });
             }
+            // A repeat: its records are the first send's.
             return Ok((existing, true));
         }
+        let mut record = record;
+        // On the log before the caller hears of the send. Noted in the
+        // record only by its next save: a crash before that appends the
+        // queued record again on restart, which deduplication absorbs.
+        self.inner.append_records(&mut record).await;
         self.start(record.clone());
         Ok((record, false))
     }
@@ -263,6 +276,12 @@ impl Outbox {
         let unfinished = self.inner.store.unfinished_deliveries().await?;
         let mut count = 0;
         for mut record in unfinished {
+            if record.state.is_final() {
+                // Final, with a record a crash (or a store failure) kept
+                // off the log: appended now, once.
+                self.inner.settle(&mut record).await;
+                continue;
+            }
             let local = self
                 .inner
                 .watchers
@@ -285,12 +304,13 @@ impl Outbox {
             if record.kind == SendKind::Reply && record.state == DeliveryState::Sending {
                 record.state = DeliveryState::Unknown;
                 record.failure = Some("the service stopped while this reply was being sent".into());
-                let previous = record.update_time_ms;
-                record.update_time_ms = now_ms().max(previous + 1);
-                self.inner.store.update_delivery(previous, &record).await?;
+                self.inner.store_update(&mut record).await?;
                 self.inner.release(&record.id).await;
                 continue;
             }
+            // Accepted before a crash that kept its queued record off the
+            // log: appended before anything else of it.
+            self.inner.append_records(&mut record).await;
             self.start(record);
         }
         Ok(count)
@@ -709,6 +729,7 @@ impl Inner {
                 record.line_request_id = error.request_id.clone();
                 let to = record.push_fallback.take().unwrap_or_default();
                 record.kind = SendKind::Push;
+                record.fell_back_to_push = true;
                 record.conversation = Some(to.clone());
                 record.retry_key = uuid::Uuid::new_v4().to_string();
                 let mut body = record.body.clone();
@@ -838,8 +859,62 @@ impl Inner {
             record.update_time_ms = previous;
             return Err(err);
         }
+        // The state is durable: now its record may go on the log (a
+        // final record never shows a send the outbox would still retry).
+        // Callers waiting on the send hear of it once the record is there.
+        self.settle(record).await;
         self.publish(record);
         Ok(())
+    }
+
+    /// Appends the delivery's records not on the log yet (see
+    /// [`outbound::pending`]); notes in `record` what is there now. A
+    /// failure is logged and left for the next save, or a restart.
+    async fn append_records(&self, record: &mut DeliveryRecord) -> bool {
+        let pending = outbound::pending(record, now_ms());
+        if pending.is_empty() {
+            return true;
+        }
+        match self.store.append(pending).await {
+            Ok(_) => {
+                record.logged = outbound::logged_after_append(record);
+                true
+            }
+            Err(err) => {
+                if let Some(suppressed) = STORAGE_FAILED.admit() {
+                    tracing::error!(delivery = %record.id, error = %err, suppressed, "appending a send's record to the event log failed; appended later (suppressed: how many more outbox storage failures since the last such line)");
+                }
+                false
+            }
+        }
+    }
+
+    /// For a final delivery: appends its records and notes that they are
+    /// on the log, so that no restart appends them again. The note keeps
+    /// the update time (nothing a caller or another process acts on
+    /// changed), and losing it in a crash only makes the restart append
+    /// the records again, which deduplication absorbs.
+    async fn settle(&self, record: &mut DeliveryRecord) {
+        if !record.state.is_final() || record.logged == LoggedRecords::Final {
+            return;
+        }
+        if !self.append_records(record).await {
+            return;
+        }
+        match self
+            .store
+            .update_delivery(record.update_time_ms, record)
+            .await
+        {
+            Ok(()) => {}
+            // Another process moved it on (and settles it), or it is gone.
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {}
+            Err(err) => {
+                if let Some(suppressed) = STORAGE_FAILED.admit() {
+                    tracing::error!(delivery = %record.id, error = %err, suppressed, "noting a send's records as logged failed; a restart appends them again, once (suppressed: how many more outbox storage failures since the last such line)");
+                }
+            }
+        }
     }
 
     /// Shows a record's state to callers waiting on it.

@@ -54,9 +54,12 @@ pub fn parse_type(name: &str) -> Result<pb::EventType, TailError> {
     match name {
         "deadLetter" | "dead_letter" => Ok(pb::EventType::DeadLetter),
         "unknown" => Ok(pb::EventType::Unknown),
+        // line-adapter's own records, by their short name or as printed.
+        "outbound" | crate::outbound::TYPE_NAME => Ok(pb::EventType::Outbound),
+        "profile" | crate::profiles::TYPE_NAME => Ok(pb::EventType::Profile),
         _ => match event_type_of(name) {
             pb::EventType::Unknown => Err(TailError::Usage(format!(
-                "--type {name}: not a LINE event type (e.g. message, follow, memberJoined, unknown, deadLetter)"
+                "--type {name}: not an event type (e.g. message, follow, memberJoined, unknown, deadLetter, outbound, profile)"
             ))),
             known => Ok(known),
         },

@@ -5,11 +5,12 @@ use tonic::Status;
 
 use super::{
     page_token::PageTokens,
-    send::{conversation, to_proto},
+    send::conversation,
     status::{Violations, store_status},
 };
 use crate::{
     channels::validate,
+    outbound::delivery_to_proto as to_proto,
     proto::v1 as pb,
     services::Services,
     store::{DeliveryQuery, DeliveryState},

@@ -12,11 +12,12 @@ use super::status::{Violations, delivery_status, invalid_field, store_status};
 use crate::{
     channels::validate,
     line::wire::messages::to_line_messages,
+    outbound::{delivery_to_proto as to_proto, route},
     outbox::{NewDelivery, OutboxError},
     proto::v1 as pb,
     services::Services,
-    store::{DeliveryRecord, DeliveryState, ReplyToken, SendKind},
-    time::{now_ms, timestamp},
+    store::{DeliveryRecord, ReplyToken, SendKind},
+    time::now_ms,
 };
 
 /// How long a send RPC waits for LINE's answer before returning the
@@ -125,6 +126,7 @@ fn new_delivery(channel_id: String, kind: SendKind, body: Value, key: String) ->
         idempotency_key: key,
         reply_webhook_event_id: String::new(),
         push_fallback: None,
+        typed_messages: String::new(),
     }
 }
 
@@ -152,7 +154,13 @@ fn body(mut fields: serde_json::Map<String, Value>, notification_disabled: bool)
 }
 
 /// Submits, waits for LINE, and answers as the contract says.
-async fn submit(services: &Services, new: NewDelivery) -> Result<DeliveryRecord, Status> {
+/// `list` is the caller's messages, kept for the send's log records.
+async fn submit(
+    services: &Services,
+    mut new: NewDelivery,
+    list: &[pb::Message],
+) -> Result<DeliveryRecord, Status> {
+    new.typed_messages = crate::outbound::encode_messages(list);
     let (record, _existing) = services.outbox.submit(new).await.map_err(|err| match err {
         OutboxError::IdempotencyMismatch { key } => Status::already_exists(format!(
             "idempotency_key: {key} was used for a different request"
@@ -169,87 +177,6 @@ fn outcome(record: DeliveryRecord) -> Result<DeliveryRecord, Status> {
     match delivery_status(&record) {
         None => Ok(record),
         Some(status) => Err(status),
-    }
-}
-
-pub fn to_proto(record: &DeliveryRecord) -> pb::Delivery {
-    use pb::conversation::Chat;
-    let conversation = record.conversation.as_deref().and_then(|c| {
-        let (kind, id) = c.split_once(':')?;
-        let chat = match kind {
-            "user" => Chat::UserId(id.to_owned()),
-            "group" => Chat::GroupId(id.to_owned()),
-            "room" => Chat::RoomId(id.to_owned()),
-            _ => return None,
-        };
-        Some(pb::Conversation { chat: Some(chat) })
-    });
-    pb::Delivery {
-        id: record.id.clone(),
-        channel_id: record.channel_id.clone(),
-        state: match record.state {
-            DeliveryState::Queued => pb::DeliveryState::Queued,
-            DeliveryState::Sending => pb::DeliveryState::Sending,
-            DeliveryState::Delivered => pb::DeliveryState::Delivered,
-            DeliveryState::Failed => pb::DeliveryState::Failed,
-            DeliveryState::Unknown => pb::DeliveryState::Unknown,
-        } as i32,
-        route: route(record.kind) as i32,
-        conversation,
-        reply_webhook_event_id: record.reply_webhook_event_id.clone(),
-        retry_key: record.retry_key.clone(),
-        attempts: record.attempts as i32,
-        next_attempt_time: record.next_attempt_ms.map(timestamp),
-        line_request_id: record.line_request_id.clone(),
-        accepted_request_id: record.accepted_request_id.clone(),
-        error: record
-            .error
-            .as_ref()
-            .map(|error| pb::LineError {
-                http_status: i32::from(error.http_status),
-                message: error.message.clone(),
-                details: error
-                    .details
-                    .iter()
-                    .map(|d| pb::LineErrorDetail {
-                        message: d.message.clone(),
-                        property: d.property.clone(),
-                    })
-                    .collect(),
-                request_id: error.request_id.clone(),
-                retry_after: error.retry_after_secs.map(|secs| prost_types::Duration {
-                    seconds: secs as i64,
-                    nanos: 0,
-                }),
-            })
-            // No answer from LINE: the connection's (or the token's) reason,
-            // with no HTTP status.
-            .or_else(|| {
-                record.failure.as_ref().map(|failure| pb::LineError {
-                    message: failure.clone(),
-                    ..pb::LineError::default()
-                })
-            }),
-        sent_messages: record
-            .sent_messages
-            .iter()
-            .map(|m| pb::SentMessage {
-                id: m.id.clone(),
-                quote_token: m.quote_token.clone(),
-            })
-            .collect(),
-        create_time: Some(timestamp(record.create_time_ms)),
-        update_time: Some(timestamp(record.update_time_ms)),
-        idempotency_key: record.idempotency_key.clone(),
-    }
-}
-
-fn route(kind: SendKind) -> pb::Route {
-    match kind {
-        SendKind::Reply => pb::Route::Reply,
-        SendKind::Push => pb::Route::Push,
-        SendKind::Multicast => pb::Route::Multicast,
-        SendKind::Broadcast => pb::Route::Broadcast,
     }
 }
 
@@ -298,6 +225,7 @@ pub async fn push(
     let record = submit(
         services,
         push_delivery(channel_id, to, converted, notification_disabled, units, key),
+        &list,
     )
     .await?;
     Ok(pb::PushResponse {
@@ -346,6 +274,7 @@ pub async fn multicast(
             body(fields, notification_disabled),
             key,
         ),
+        &list,
     )
     .await?;
     Ok(pb::MulticastResponse {
@@ -378,6 +307,7 @@ pub async fn broadcast(
             body(fields, notification_disabled),
             key,
         ),
+        &list,
     )
     .await?;
     Ok(pb::BroadcastResponse {
@@ -427,6 +357,7 @@ pub async fn reply(
             idempotency_key: key,
             reply_webhook_event_id: String::new(),
             push_fallback: fallback,
+            typed_messages: String::new(),
         },
         (false, Some(to)) => {
             push_delivery(channel_id, to, converted, notification_disabled, None, key)
@@ -437,7 +368,7 @@ pub async fn reply(
             ));
         }
     };
-    let record = submit(services, new).await?;
+    let record = submit(services, new, &list).await?;
     Ok(pb::ReplyResponse {
         delivery: Some(to_proto(&record)),
     })
@@ -524,6 +455,7 @@ pub async fn send(
                     idempotency_key: key,
                     reply_webhook_event_id: webhook_event_id,
                     push_fallback: allow_push.then(|| chat.clone()),
+                    typed_messages: String::new(),
                 },
                 format!(
                     "replied with the unused reply token of event {} received {:.1} s ago: replies are free",
@@ -553,7 +485,7 @@ pub async fn send(
             )));
         }
     };
-    let record = submit(services, new).await?;
+    let record = submit(services, new, &list).await?;
     let route = route(record.kind);
     let reason = if route == pb::Route::Push && reason.starts_with("replied") {
         "the reply token was rejected by LINE: pushed instead, as allow_push permits".to_owned()

@@ -165,6 +165,16 @@ async fn start_after(
     Ok(after)
 }
 
+/// The event type of a stored record: one of line-adapter's own, else
+/// LINE's type.
+fn record_type(type_name: &str) -> pb::EventType {
+    match type_name {
+        crate::outbound::TYPE_NAME => pb::EventType::Outbound,
+        crate::profiles::TYPE_NAME => pb::EventType::Profile,
+        line => event_type_of(line),
+    }
+}
+
 fn filter(
     channels: HashSet<String>,
     types: HashSet<pb::EventType>,
@@ -181,7 +191,7 @@ fn filter(
         if record.dead_letter {
             return dead_letters;
         }
-        types.is_empty() || types.contains(&event_type_of(&record.type_name))
+        types.is_empty() || types.contains(&record_type(&record.type_name))
     })
 }
 

@@ -25,8 +25,8 @@ pub use nats::{NatsOptions, NatsStore};
 pub use records::{
     AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState,
     EventRecord, IssuedTokenRecord, KeyPairRecord, LineErrorDetailRecord, LineErrorRecord,
-    LogBounds, NewEvent, PreviousSecret, ReplyToken, Retention, SealedSecret, SendKind,
-    SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
+    LogBounds, LoggedRecords, NewEvent, PreviousSecret, ReplyToken, Retention, SealedSecret,
+    SendKind, SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
@@ -272,8 +272,9 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
     ) -> Result<Option<DeliveryRecord>>;
 
-    /// Deliveries not yet final (queued or sending), oldest first: the work
-    /// a restart resumes.
+    /// Deliveries not yet settled ([`DeliveryRecord::is_settled`]: queued
+    /// or sending, or final with a record still to append to the log),
+    /// oldest first: the work a restart resumes.
     async fn unfinished_deliveries(&self) -> Result<Vec<DeliveryRecord>>;
 
     /// A channel's deliveries matching `query`, newest first (ids are

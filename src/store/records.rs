@@ -313,6 +313,30 @@ impl DeliveryState {
     }
 }
 
+/// Which of a delivery's records are on the event log: the one of its
+/// acceptance (queued) and the one of its final state. Records are appended
+/// after the outbox state they show is durable, and this is advanced after
+/// them; a crash in between leaves a record to append (again) on restart,
+/// which the log's deduplication makes harmless.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoggedRecords {
+    /// Neither yet.
+    #[default]
+    None,
+    /// The queued record.
+    Queued,
+    /// Both. Deliveries stored before outbound records existed read as this:
+    /// nothing is appended for them.
+    Final,
+}
+
+impl LoggedRecords {
+    fn legacy() -> Self {
+        Self::Final
+    }
+}
+
 /// A message LINE reports as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessageRecord {
@@ -391,4 +415,22 @@ pub struct DeliveryRecord {
     pub push_fallback: Option<String>,
     pub create_time_ms: i64,
     pub update_time_ms: i64,
+    /// A reply whose token LINE refused, sent as a push instead.
+    #[serde(default)]
+    pub fell_back_to_push: bool,
+    /// The messages as the caller gave them, for the log's records: opaque
+    /// to the store (the outbox's encoding of the typed messages).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub typed_messages: String,
+    /// Which of its records are on the event log.
+    #[serde(default = "LoggedRecords::legacy")]
+    pub logged: LoggedRecords,
+}
+
+impl DeliveryRecord {
+    /// Whether nothing is left to do: final, with its records on the log.
+    /// The rest is the work a restart takes up.
+    pub fn is_settled(&self) -> bool {
+        self.state.is_final() && self.logged == LoggedRecords::Final
+    }
 }

@@ -537,7 +537,7 @@ impl Store for SledStore {
         for item in self.deliveries.iter() {
             let (_, bytes) = item.map_err(backend)?;
             let delivery = decode_delivery(&bytes)?;
-            if !delivery.state.is_final() {
+            if !delivery.is_settled() {
                 unfinished.push(delivery);
             }
         }
@@ -646,6 +646,9 @@ mod tests {
             push_fallback: None,
             create_time_ms: 1,
             update_time_ms,
+            fell_back_to_push: false,
+            typed_messages: String::new(),
+            logged: crate::store::LoggedRecords::None,
         }
     }
 

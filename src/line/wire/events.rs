@@ -280,9 +280,12 @@ fn payload(event_type: pb::EventType, type_name: &str, v: &Value) -> Payload {
         T::Delivery => Payload::Delivery(pb::PnpDeliveryEvent {
             data: string(&v["delivery"]["data"]),
         }),
-        T::Unknown | T::Unspecified | T::DeadLetter => Payload::Unknown(pb::UnknownEvent {
-            type_name: type_name.to_owned(),
-        }),
+        // line-adapter's own records never come of a LINE type string.
+        T::Unknown | T::Unspecified | T::DeadLetter | T::Outbound | T::Profile => {
+            Payload::Unknown(pb::UnknownEvent {
+                type_name: type_name.to_owned(),
+            })
+        }
     }
 }
 

@@ -571,7 +571,7 @@ impl NatsStore {
         current: Option<&kv::Entry>,
     ) -> Result<bool> {
         let key = kv_key(&delivery.id);
-        let finished = delivery.state.is_final();
+        let finished = delivery.is_settled();
         if !finished {
             self.open_deliveries
                 .put(&key, Bytes::new())
@@ -1060,7 +1060,7 @@ impl Store for NatsStore {
                 None => None,
             };
             match delivery {
-                Some(delivery) if !delivery.state.is_final() => unfinished.push(delivery),
+                Some(delivery) if !delivery.is_settled() => unfinished.push(delivery),
                 // Finished: a mark left by a crash between two writes.
                 Some(_) => self.open_deliveries.purge(&key).await.map_err(backend)?,
                 // Not stored (yet: another replica may be between its two

@@ -87,6 +87,8 @@ fn type_of_payload(payload: &Payload) -> pb::EventType {
         Payload::Delivery(_) => T::Delivery,
         Payload::Unknown(_) => T::Unknown,
         Payload::DeadLetter(_) => T::DeadLetter,
+        Payload::Outbound(_) => T::Outbound,
+        Payload::Profile(_) => T::Profile,
     }
 }
 
