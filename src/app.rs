@@ -268,6 +268,13 @@ pub async fn run(
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
     let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
+    let lookups = crate::lookup_cache::LookupCache::new();
+    let profiles = crate::profiles::Profiles::new(
+        settings.lookup_profiles,
+        store.clone(),
+        tokens.clone(),
+        lookups.clone(),
+    );
     // The watermark guards sled's files; on NATS the data dir holds only
     // media, which has its own bound.
     let space = match settings.store {
@@ -298,12 +305,12 @@ pub async fn run(
         store: store.clone(),
         channels,
         tokens: tokens.clone(),
-        inbound: Inbound::new(store.clone(), media.clone()),
+        inbound: Inbound::new(store.clone(), media.clone(), profiles.clone()),
         fanout: fanout.clone(),
         outbox: outbox.clone(),
         media: media.clone(),
         metrics,
-        lookups: crate::lookup_cache::LookupCache::new(),
+        lookups,
         space: space.clone(),
         fault: StoreFault::default(),
     });
@@ -395,7 +402,12 @@ pub async fn run(
         fanout.close().await;
         // At once: a long media download must not delay waiting for the
         // calls in flight, nor they the outbox's stop.
-        tokio::join!(outbox.close(), media.close(), drain.idle());
+        tokio::join!(
+            outbox.close(),
+            media.close(),
+            profiles.close(),
+            drain.idle()
+        );
         // Health Watch streams only end when their status is removed; an
         // open one would hold the listener's close for the whole grace.
         clear_health(health).await;

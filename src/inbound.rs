@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     line::wire::events::{self, ParsedBody},
     media::{Job, Media, WithoutContent},
+    profiles::Profiles,
     proto::v1 as pb,
     store::{AppendOutcome, EventRecord, NewEvent, Store, StoreError},
     time::timestamp,
@@ -37,11 +38,16 @@ pub struct Ingested {
 pub struct Inbound {
     store: Arc<dyn Store>,
     media: Media,
+    profiles: Profiles,
 }
 
 impl Inbound {
-    pub fn new(store: Arc<dyn Store>, media: Media) -> Self {
-        Self { store, media }
+    pub fn new(store: Arc<dyn Store>, media: Media, profiles: Profiles) -> Self {
+        Self {
+            store,
+            media,
+            profiles,
+        }
     }
 
     /// Stores what `body` carries for `channel_id`; returns once it is
@@ -103,6 +109,9 @@ impl Inbound {
         let traceparent = crate::telemetry::traceparent(&tracing::Span::current());
         let mut type_names = Vec::with_capacity(parsed.events.len());
         let mut media_jobs = Vec::with_capacity(parsed.events.len());
+        // Who wrote, for the profile lookups (only kept when they are on).
+        let lookups = self.profiles.enabled();
+        let mut senders = Vec::with_capacity(if lookups { parsed.events.len() } else { 0 });
         let batch: Vec<NewEvent> = parsed
             .events
             .into_iter()
@@ -123,6 +132,9 @@ impl Inbound {
                 let webhook_event_id = Some(event.webhook_event_id.clone());
                 type_names.push(event.type_name.clone());
                 media_jobs.push(media_job(channel_id, &event));
+                if lookups {
+                    senders.push((event.r#type(), event.source.clone()));
+                }
                 NewEvent {
                     record: EventRecord {
                         sequence: 0,
@@ -140,10 +152,16 @@ impl Inbound {
             .collect();
         let outcomes = self.store.append(batch).await?;
         let mut ingested = Ingested::default();
+        let mut senders = senders.into_iter();
         for ((outcome, type_name), job) in outcomes.into_iter().zip(type_names).zip(media_jobs) {
+            let sender = senders.next();
             match outcome {
                 AppendOutcome::Stored { sequence } => {
                     ingested.stored.push(sequence);
+                    if let Some((event_type, source)) = sender {
+                        self.profiles
+                            .saw(channel_id, event_type, source.as_ref(), sequence);
+                    }
                     *ingested.types.entry(type_name).or_default() += 1;
                     // Only once the event is durable, and only once.
                     match job {

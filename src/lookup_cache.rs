@@ -8,13 +8,31 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    future::Future,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
 
-use crate::time::now_ms;
+use crate::{line::api::segment, store::ChannelRecord, time::now_ms};
+
+/// The lookup key of a user's profile (one spelling for every user).
+pub fn profile_key(user_id: &str) -> String {
+    format!("profile/{}", segment(user_id))
+}
+
+/// The lookup key of a group's summary.
+pub fn group_key(group_id: &str) -> String {
+    format!("group/{}", segment(group_id))
+}
+
+/// The lookup key of a member's profile in a group (`kind` "group") or
+/// room ("room"); encoded as in LINE's paths, so no two share a key.
+pub fn member_key(kind: &str, chat_id: &str, user_id: &str) -> String {
+    format!("{kind}/{}/member/{}", segment(chat_id), segment(user_id))
+}
 
 /// How long an answer is served from the cache (the contract says "at
 /// most 5 minutes").
@@ -140,6 +158,42 @@ impl LookupCache {
         state.next += 1;
         state.order.insert(seq, key.clone());
         state.entries.insert(key, (seq, cached));
+    }
+
+    /// The fresh answer to `lookup` for `channel`, else LINE's, asked with
+    /// `ask` and stored if it serializes (errors never are); with when
+    /// LINE was asked. Lookup RPCs and the profile records share it.
+    pub async fn get_or_fetch<T, E, F, Fut>(
+        &self,
+        channel: &ChannelRecord,
+        lookup: &str,
+        ask: F,
+    ) -> Result<(T, i64), E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        // A channel pointed at another LINE channel must not see old answers.
+        let scope = format!("{}/{}", channel.id, channel.line_channel_id);
+        if let Some(cached) = self.get(&scope, lookup)
+            && let Ok(value) = serde_json::from_slice(&cached.body)
+        {
+            return Ok((value, cached.fetch_time_ms));
+        }
+        let fetch_time_ms = self.now_ms();
+        let value = ask().await?;
+        if let Ok(body) = serde_json::to_vec(&value) {
+            self.insert(
+                &scope,
+                lookup,
+                Cached {
+                    body: Bytes::from(body),
+                    fetch_time_ms,
+                },
+            );
+        }
+        Ok((value, fetch_time_ms))
     }
 
     /// Entries held now (including any not yet found expired).

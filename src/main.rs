@@ -245,6 +245,10 @@ struct ServeArgs {
     /// Only for networks where something else authenticates callers.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Look up senders' LINE profiles and add them to the log
+    /// [default: true].
+    #[arg(long, value_name = "BOOL")]
+    lookup_profiles: Option<bool>,
 }
 
 impl ServeArgs {
@@ -278,6 +282,7 @@ impl ServeArgs {
             token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
             insecure_no_auth,
+            lookup_profiles,
         } = self;
         let layer = Layer {
             grpc_addr,
@@ -298,6 +303,7 @@ impl ServeArgs {
             api_keys_file,
             master_key: None,
             insecure_no_auth: insecure_no_auth.then_some(true),
+            lookup_profiles,
             log_format,
             webhook_body_limit,
             shutdown_grace_seconds,

@@ -37,6 +37,9 @@ pub struct Settings {
     pub insecure_no_auth: bool,
     /// HTTP listen address (webhooks, health, readiness).
     pub http_addr: SocketAddr,
+    /// Whether senders' profiles are looked up from LINE and added to the
+    /// log as profile records.
+    pub lookup_profiles: bool,
     /// PEM certificate chain and private key for TLS on the gRPC listener;
     /// `None`: plaintext (behind a mesh or on loopback).
     pub grpc_tls: Option<TlsFiles>,
@@ -156,6 +159,7 @@ pub struct Layer {
     pub master_key: Option<Secret>,
     /// Allows an unauthenticated gRPC listener on a non-loopback address.
     pub insecure_no_auth: Option<bool>,
+    pub lookup_profiles: Option<bool>,
     pub log_format: Option<String>,
     pub webhook_body_limit: Option<u64>,
     pub shutdown_grace_seconds: Option<u64>,
@@ -269,7 +273,7 @@ impl Merged {
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
             line_data_api_base, line_proxy, line_request_timeout_ms, outbox_max_backoff_ms,
             grpc_tls_cert_file, grpc_tls_key_file, api_keys,
-            api_keys_file, master_key, insecure_no_auth,
+            api_keys_file, master_key, insecure_no_auth, lookup_profiles,
             log_format, webhook_body_limit, shutdown_grace_seconds, shutdown_delay_seconds,
             event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
@@ -441,6 +445,10 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
                 layer.insecure_no_auth =
                     Some(parse_bool(&value).map_err(|e| with_key(e, "insecure_no_auth"))?);
             }
+            "lookup_profiles" => {
+                layer.lookup_profiles =
+                    Some(parse_bool(&value).map_err(|e| with_key(e, "lookup_profiles"))?);
+            }
             "log_format" => layer.log_format = Some(value),
             "webhook_body_limit" => {
                 layer.webhook_body_limit =
@@ -581,6 +589,9 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
 
     let api_keys = api_keys(merged)?;
     let insecure_no_auth = layer.insecure_no_auth.unwrap_or(false);
+    let lookup_profiles = layer
+        .lookup_profiles
+        .ok_or_else(|| required("lookup_profiles"))?;
     let grpc_addr = match &layer.grpc_addr {
         Some(text) => parse_addr(merged, "grpc_addr", text)?,
         // Without keys nobody but this host may call: see defaults.toml.
@@ -843,6 +854,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         dedupe_window: Duration::from_secs(dedupe_window),
         grpc_addr,
         insecure_no_auth,
+        lookup_profiles,
         http_addr,
         data_dir,
         public_base_url,

@@ -6,7 +6,9 @@
 //! - the consumer resumed after each crash exactly after its last
 //!   acknowledged event: no gap, nothing acknowledged twice;
 //! - every push the service accepted was delivered, and LINE accepted each
-//!   retry key exactly once.
+//!   retry key exactly once;
+//! - the log and the outbox agree: every send has one queued record and,
+//!   once the outbox says it is final, one final record showing that state.
 
 mod support;
 
@@ -258,7 +260,10 @@ async fn sigkill_every_few_seconds_loses_and_doubles_nothing() {
         if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
             assert_eq!(event.sequence, last + 1, "gap-free sequence");
             last = event.sequence;
-            *stored.entry(event.webhook_event_id).or_default() += 1;
+            // Sends' records are checked against the outbox below.
+            if event.r#type() != pb::EventType::Outbound {
+                *stored.entry(event.webhook_event_id).or_default() += 1;
+            }
         }
     }
     let answered = answered.lock().unwrap().clone();
@@ -324,8 +329,54 @@ async fn sigkill_every_few_seconds_loses_and_doubles_nothing() {
     let accepted = line_state.accepted.lock().unwrap().clone();
     assert!(accepted.len() >= deliveries.len());
     assert!(accepted.values().all(|&n| n == 1));
+
+    // The log and the outbox agree: each send has one queued record, and
+    // one final record once (and only once) the outbox says it is final,
+    // showing that state. Sends whose answer a crash cut off count too.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sends = loop {
+        let records = outbound_records(&mut messaging).await;
+        let mut settled = true;
+        for (id, states) in &records {
+            let queued = states
+                .iter()
+                .filter(|s| **s == pb::DeliveryState::Queued)
+                .count();
+            let finals: Vec<_> = states
+                .iter()
+                .filter(|s| **s != pb::DeliveryState::Queued)
+                .collect();
+            assert_eq!(queued, 1, "{id}: one queued record: {states:?}");
+            assert_eq!(states[0], pb::DeliveryState::Queued, "{id}: queued first");
+            assert!(finals.len() <= 1, "{id}: one final record: {states:?}");
+            let outbox = messaging
+                .get_delivery(pb::GetDeliveryRequest {
+                    delivery_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .delivery
+                .unwrap()
+                .state();
+            match finals.first() {
+                Some(&&logged) => assert_eq!(logged, outbox, "{id}: the record shows the outbox"),
+                // Final in the outbox: its record follows within moments.
+                None if outbox == pb::DeliveryState::Delivered => settled = false,
+                None => {}
+            }
+        }
+        for id in &deliveries {
+            assert!(records.contains_key(id), "{id} accepted but not on the log");
+        }
+        if settled {
+            break records.len();
+        }
+        assert!(Instant::now() < deadline, "final records missing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     eprintln!(
-        "crash suite: {kills} SIGKILLs in {:.0} s; {} webhooks answered 200 and stored once; {} events acknowledged over {} resumes; {} pushes delivered once",
+        "crash suite: {kills} SIGKILLs in {:.0} s; {} webhooks answered 200 and stored once; {} events acknowledged over {} resumes; {} pushes delivered once; {sends} sends on the log, each with one queued and one final record",
         started.elapsed().as_secs_f64(),
         answered.len(),
         acked.len(),
@@ -334,4 +385,35 @@ async fn sigkill_every_few_seconds_loses_and_doubles_nothing() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// The log's outbound records, by delivery id: the states they show, in
+/// log order.
+async fn outbound_records(
+    messaging: &mut MessagingClient<tonic::transport::Channel>,
+) -> HashMap<String, Vec<pb::DeliveryState>> {
+    let mut replay = messaging
+        .subscribe(pb::SubscribeRequest {
+            event_types: vec![pb::EventType::Outbound as i32],
+            start: Some(pb::subscribe_request::Start::Position(
+                pb::StartPosition::Earliest as i32,
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut records: HashMap<String, Vec<pb::DeliveryState>> = HashMap::new();
+    while let Ok(Some(Ok(item))) =
+        tokio::time::timeout(Duration::from_millis(1500), replay.next()).await
+    {
+        if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind
+            && let Some(pb::event::Payload::Outbound(outbound)) = event.payload
+        {
+            let delivery = outbound.delivery.unwrap();
+            let state = delivery.state();
+            records.entry(delivery.id).or_default().push(state);
+        }
+    }
+    records
 }

@@ -83,7 +83,7 @@ impl Replica {
             // taken up within the test.
             .env("LINE_ADAPTER_LINE_REQUEST_TIMEOUT_MS", "1000")
             .env("RUST_LOG", "warn")
-            .envs(support::WATERMARK_OFF)
+            .envs(support::TEST_DEFAULTS)
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -4,10 +4,6 @@
 //!
 //! [`LookupCache`]: crate::lookup_cache::LookupCache
 
-use std::future::Future;
-
-use bytes::Bytes;
-use serde::{Serialize, de::DeserializeOwned};
 use tonic::Status;
 
 use super::{
@@ -16,16 +12,12 @@ use super::{
 };
 use crate::{
     channels::validate,
-    line::{
-        CallError,
-        api::{Chat, segment},
-    },
-    lookup_cache::Cached,
+    line::api::Chat,
+    lookup_cache::{group_key, member_key, profile_key},
     proto::v1 as pb,
     services::Services,
     store::ChannelRecord,
     time::timestamp,
-    tokens::TokenError,
 };
 
 /// A LINE id checked for shape and for being usable as one URL path
@@ -53,43 +45,6 @@ pub(super) async fn channel(
     Ok(services.channels.get(&id).await?)
 }
 
-/// A cached or fresh LINE answer for `lookup` (a key such as
-/// `profile/U…`), asked with `ask`. Only answers that parse are cached;
-/// errors never are.
-async fn cached<T, F, Fut>(
-    services: &Services,
-    record: &ChannelRecord,
-    lookup: &str,
-    ask: F,
-) -> Result<(T, i64), Status>
-where
-    T: Serialize + DeserializeOwned,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, CallError<TokenError>>>,
-{
-    let cache = &services.lookups;
-    // A channel pointed at another LINE channel must not see old answers.
-    let scope = format!("{}/{}", record.id, record.line_channel_id);
-    if let Some(cached) = cache.get(&scope, lookup)
-        && let Ok(value) = serde_json::from_slice(&cached.body)
-    {
-        return Ok((value, cached.fetch_time_ms));
-    }
-    let fetch_time_ms = cache.now_ms();
-    let value = ask().await?;
-    if let Ok(body) = serde_json::to_vec(&value) {
-        cache.insert(
-            &scope,
-            lookup,
-            Cached {
-                body: Bytes::from(body),
-                fetch_time_ms,
-            },
-        );
-    }
-    Ok((value, fetch_time_ms))
-}
-
 pub async fn get_profile(
     services: &Services,
     request: pb::GetProfileRequest,
@@ -105,13 +60,10 @@ pub async fn get_profile(
     let record = channel(services, id).await?;
     let user = user.unwrap_or_default();
     let line = services.tokens.line(&record);
-    let (profile, fetched) = cached(
-        services,
-        &record,
-        &format!("profile/{}", segment(&user)),
-        || line.profile(&user),
-    )
-    .await?;
+    let (profile, fetched) = services
+        .lookups
+        .get_or_fetch(&record, &profile_key(&user), || line.profile(&user))
+        .await?;
     Ok(pb::GetProfileResponse {
         display_name: profile.display_name,
         user_id: profile.user_id,
@@ -137,13 +89,10 @@ pub async fn get_group_summary(
     let record = channel(services, id).await?;
     let group = group.unwrap_or_default();
     let line = services.tokens.line(&record);
-    let (summary, fetched) = cached(
-        services,
-        &record,
-        &format!("group/{}", segment(&group)),
-        || line.group_summary(&group),
-    )
-    .await?;
+    let (summary, fetched) = services
+        .lookups
+        .get_or_fetch(&record, &group_key(&group), || line.group_summary(&group))
+        .await?;
     Ok(pb::GetGroupSummaryResponse {
         group_id: summary.group_id,
         group_name: summary.group_name,
@@ -182,16 +131,17 @@ pub async fn get_group_member_profile(
     let (kind, chat_id) = chat.unwrap_or_default();
     let user = user.unwrap_or_default();
     let line = services.tokens.line(&record);
-    // Encoded as in LINE's paths, so no two lookups share a key.
-    let lookup = format!("{kind}/{}/member/{}", segment(&chat_id), segment(&user));
-    let (member, fetched) = cached(services, &record, &lookup, || async {
-        let chat = match kind {
-            "room" => Chat::Room(&chat_id),
-            _ => Chat::Group(&chat_id),
-        };
-        line.member_profile(chat, &user).await
-    })
-    .await?;
+    let lookup = member_key(kind, &chat_id, &user);
+    let (member, fetched) = services
+        .lookups
+        .get_or_fetch(&record, &lookup, || async {
+            let chat = match kind {
+                "room" => Chat::Room(&chat_id),
+                _ => Chat::Group(&chat_id),
+            };
+            line.member_profile(chat, &user).await
+        })
+        .await?;
     Ok(pb::GetGroupMemberProfileResponse {
         display_name: member.display_name,
         user_id: member.user_id,

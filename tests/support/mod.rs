@@ -66,11 +66,11 @@ pub fn nats_prefix(data_dir: &Path) -> String {
 }
 
 /// Environment for the real binary serving `data_dir` as [`test_settings`]
-/// serves it in process: the free-space watermark off ([`WATERMARK_OFF`])
-/// and, when the suites run on NATS, the same NATS state. Set before a
-/// test's own variables, so a test's master key or watermark wins.
+/// serves it in process: [`TEST_DEFAULTS`] and, when the suites run on
+/// NATS, the same NATS state. Set before a test's own variables, so a
+/// test's master key or watermark wins.
 pub fn serve_env(data_dir: &Path) -> Vec<(&'static str, String)> {
-    let mut env: Vec<(&'static str, String)> = WATERMARK_OFF
+    let mut env: Vec<(&'static str, String)> = TEST_DEFAULTS
         .iter()
         .map(|&(name, value)| (name, value.to_owned()))
         .collect();
@@ -85,13 +85,18 @@ pub fn serve_env(data_dir: &Path) -> Vec<(&'static str, String)> {
     env
 }
 
-/// The free-space watermark turned off. The defaults (256 MiB, or 1 % of
-/// the filesystem) would make a test's readiness depend on how full the
-/// machine's disk happens to be: a shared 252 GB CI disk with 2 GB free is
-/// "low". The watermark's own tests (`disk_full.rs`) set it themselves.
-pub const WATERMARK_OFF: [(&str, &str); 2] = [
+/// What tests change from the embedded defaults, and why:
+/// - the free-space watermark off: the defaults (256 MiB, or 1 % of the
+///   filesystem) would make a test's readiness depend on how full the
+///   machine's disk happens to be (a shared 252 GB CI disk with 2 GB free
+///   is "low"); the watermark's own tests (`disk_full.rs`) set it;
+/// - no profile lookups: they would add requests to every LINE stand-in a
+///   test counts, and records to every log it reads; their own tests
+///   (`profiles.rs`) turn them on.
+pub const TEST_DEFAULTS: [(&str, &str); 3] = [
     ("LINE_ADAPTER_STORE_MIN_FREE_BYTES", "0"),
     ("LINE_ADAPTER_STORE_MIN_FREE_PERCENT", "0"),
+    ("LINE_ADAPTER_LOOKUP_PROFILES", "false"),
 ];
 
 /// Settings a test would get from the embedded defaults, listening on
@@ -103,9 +108,10 @@ pub fn test_settings(data_dir: &Path, tweak: impl FnOnce(&mut Layer)) -> Setting
         http_addr: Some("127.0.0.1:0".into()),
         data_dir: Some(data_dir.to_owned()),
         shutdown_grace_seconds: Some(5),
-        // As WATERMARK_OFF, for the in-process service.
+        // As TEST_DEFAULTS, for the in-process service.
         store_min_free_bytes: Some(0),
         store_min_free_percent: Some(0),
+        lookup_profiles: Some(false),
         ..Layer::default()
     };
     tweak(&mut layer);
