@@ -576,6 +576,8 @@ CONFIG_INVALID = [
      "at '/config/dedupe_window_seconds': minimum", "config.dedupe_window_seconds must be a whole number of at least 3600"),
     ("token_v2_1_lifetime_seconds over 30 days", {"config": {"token_v2_1_lifetime_seconds": 2592001}},
      "at '/config/token_v2_1_lifetime_seconds': maximum", "config.token_v2_1_lifetime_seconds must be a whole number from 60 to 2592000"),
+    ("lookup_profiles as text", {"config": {"lookup_profiles": "no"}},
+     "at '/config/lookup_profiles': got string, want null or boolean", "config.lookup_profiles must be true or false"),
     ("log_format xml", {"config": {"log_format": "xml"}},
      "at '/config/log_format': value must be one of 'text', 'json'", 'config.log_format must be text or json, not "xml"'),
     ("a base URL without a scheme", {"config": {"line_api_base": "api.line.me"}},
@@ -623,7 +625,7 @@ CONFIG_VALID = {
     "event_retention_seconds": 60,
     "event_retention_max_events": 0, "dedupe_window_seconds": 3600, "media_retention_seconds": 0,
     "media_max_bytes": 64 * 1024 ** 3, "store_cache_mib": 65536, "token_refresh_margin_seconds": 0,
-    "store_min_free_bytes": 0, "store_min_free_percent": 50,
+    "store_min_free_bytes": 0, "store_min_free_percent": 50, "lookup_profiles": False,
     "token_v2_1_lifetime_seconds": 2592000,
 }
 

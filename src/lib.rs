@@ -34,6 +34,8 @@
 //!   revoke); a channel's [`line::ChannelClient`] takes them from here.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealed secrets.
 //! - [`media`]: inbound media fetched from LINE at once and kept on disk.
+//! - [`profiles`]: who wrote: senders' and groups' profiles looked up in
+//!   the background and added to the log.
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
 //! - [`store`]: the storage boundary (trait + plain records) and its sled
 //!   and NATS JetStream implementations.

@@ -87,3 +87,36 @@ async fn tail_prints_json_lines_and_follows_as_a_consumer() {
     assert_eq!(code, Some(64));
     assert!(stderr.contains("--consumer"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_sends_as_their_records() {
+    let line = support::fake_line::FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = support::start_with_line(dir.path(), &line).await;
+    let channel = support::create_channel_with_token(&app).await;
+    app.messaging()
+        .await
+        .push(support::text_push(&channel.id, "Ucustomer", "on our way"))
+        .await
+        .unwrap();
+
+    let (code, lines, stderr) = tail(
+        &app,
+        &["--from", "earliest", "--type", "outbound", "--max", "2"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(lines.len(), 2);
+    let states: Vec<_> = lines.iter().map(|l| l["json"]["state"].clone()).collect();
+    assert_eq!(states, ["queued", "delivered"]);
+    for line in &lines {
+        assert_eq!(line["type"], "line-adapter/outbound");
+        assert_eq!(line["conversation"], "Ucustomer");
+        assert_eq!(line["json"]["route"], "push");
+        assert_eq!(line["json"]["messages"][0]["text"], "on our way");
+    }
+    let (code, _, stderr) = tail(&app, &["--type", "outbund", "--max", "1"]).await;
+    assert_eq!(code, Some(64), "a misspelt type is refused: {stderr}");
+    assert!(stderr.contains("outbound"), "{stderr}");
+    app.stop().await.unwrap();
+}

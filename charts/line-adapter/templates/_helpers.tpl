@@ -363,7 +363,8 @@ Called with (list $ $config); the chart's own settings were refused before.
   "line_data_api_base" "https://api-data.line.me"
   "line_proxy" "http://egress-proxy.network:3128" }}
 {{- $paths := list "grpc_tls_cert_file" "grpc_tls_key_file" "api_keys_file" }}
-{{- $known := concat (keys $integers) (keys $urls) $paths (list "log_format") | sortAlpha }}
+{{- $booleans := list "lookup_profiles" }}
+{{- $known := concat (keys $integers) (keys $urls) $paths $booleans (list "log_format") | sortAlpha }}
 {{- range $key := keys $config | sortAlpha }}
 {{- $value := get $config $key }}
 {{- if not (has $key $known) }}
@@ -383,6 +384,10 @@ Called with (list $ $config); the chart's own settings were refused before.
 {{- $bounds := ternary (printf "from %d to %d" $min $max) (printf "of at least %d" $min) (ge $max 0) }}
 {{- if or (not (include "line-adapter.isWholeNumber" $value)) (lt (int64 $value) $min) (and (ge $max 0) (gt (int64 $value) $max)) }}
 {{- fail (printf "line-adapter: config.%s must be a whole number %s (%s), not %s" $key $bounds (index $range 2) (ternary (printf "%q" $value) (toString $value) (kindIs "string" $value))) }}
+{{- end }}
+{{- else if has $key $booleans }}
+{{- if not (kindIs "bool" $value) }}
+{{- fail (printf "line-adapter: config.%s must be true or false, not %v" $key $value) }}
 {{- end }}
 {{- else if not (kindIs "string" $value) }}
 {{- fail (printf "line-adapter: config.%s must be text (a string), not %v" $key $value) }}
