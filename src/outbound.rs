@@ -321,3 +321,84 @@ pub fn route(kind: SendKind) -> pb::Route {
         SendKind::Broadcast => pb::Route::Broadcast,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(state: DeliveryState, logged: LoggedRecords) -> DeliveryRecord {
+        DeliveryRecord {
+            id: "dl_1".into(),
+            channel_id: "ch_1".into(),
+            kind: SendKind::Multicast,
+            conversation: None,
+            body: serde_json::json!({"to": ["U1", "U2"], "messages": [{"type": "text", "text": "hi"}]}),
+            retry_key: "k".into(),
+            state,
+            attempts: 1,
+            next_attempt_ms: None,
+            line_request_id: "req".into(),
+            accepted_request_id: String::new(),
+            error: None,
+            failure: None,
+            sent_messages: Vec::new(),
+            idempotency_key: String::new(),
+            request_digest: String::new(),
+            reply_webhook_event_id: String::new(),
+            push_fallback: None,
+            create_time_ms: 1,
+            update_time_ms: 2,
+            fell_back_to_push: false,
+            typed_messages: encode_messages(&[]),
+            logged,
+        }
+    }
+
+    fn shown(event: &NewEvent) -> (pb::Delivery, i32, String) {
+        let event = pb::Event::decode(event.record.payload.clone()).unwrap();
+        match event.payload {
+            Some(pb::event::Payload::Outbound(out)) => {
+                (out.delivery.unwrap(), out.quota_consumed, event.type_name)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pending_records_follow_what_is_logged_and_the_state() {
+        use DeliveryState::*;
+        use LoggedRecords as L;
+        let count = |state, logged| pending(&delivery(state, logged), 5).len();
+        assert_eq!(count(Queued, L::None), 1);
+        assert_eq!(count(Sending, L::Queued), 0);
+        assert_eq!(count(Delivered, L::None), 2);
+        assert_eq!(count(Delivered, L::Queued), 1);
+        assert_eq!(count(Failed, L::Final), 0);
+
+        let both = pending(&delivery(Delivered, L::None), 5);
+        let (queued, queued_quota, name) = shown(&both[0]);
+        assert_eq!(name, TYPE_NAME);
+        assert_eq!(
+            queued.state(),
+            pb::DeliveryState::Queued,
+            "as when accepted"
+        );
+        assert_eq!(queued.attempts, 0);
+        assert!(queued.line_request_id.is_empty());
+        assert_eq!(queued_quota, 0);
+        let (done, done_quota, _) = shown(&both[1]);
+        assert_eq!(done.state(), pb::DeliveryState::Delivered);
+        assert_eq!(done_quota, 2, "one per multicast recipient");
+        // Each record has its own key, the same on every append.
+        let keys: Vec<_> = both.iter().map(|e| e.webhook_event_id.clone()).collect();
+        assert_eq!(
+            keys,
+            [
+                Some(format!("{TYPE_NAME}/dl_1/queued")),
+                Some(format!("{TYPE_NAME}/dl_1/final"))
+            ]
+        );
+        assert_eq!(logged_after_append(&delivery(Delivered, L::None)), L::Final);
+        assert_eq!(logged_after_append(&delivery(Queued, L::None)), L::Queued);
+    }
+}

@@ -10,7 +10,8 @@
 //! and through the lookup cache the lookup RPCs use. A refusal (404 for a
 //! user who blocked the account or left the group, 403 for an unverified
 //! account) writes nothing and is not asked again for a day; a failure
-//! (LINE down, no token) is asked again at the next event.
+//! (LINE down, no token) is asked again at the subject's next event, then
+//! after pauses that double from 2 s to 10 minutes while it keeps failing.
 //!
 //! Which subjects were looked up when is kept in memory, bounded: after a
 //! restart (or on each replica sharing a NATS store) a subject is looked up
@@ -48,6 +49,8 @@ const QUEUE_DEPTH: usize = 10_000;
 /// Lookups in flight at once, over all channels: a burst of new users is
 /// worked through a few at a time (the channel's client paces them too).
 const WORKERS: usize = 4;
+/// Longest pause before a lookup that keeps failing is made again.
+const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(10 * 60);
 /// Subjects remembered at most; past it the day-old ones go first, then
 /// all (the worst case is one more lookup per subject).
 const SEEN_CAPACITY: usize = 200_000;
@@ -75,6 +78,35 @@ impl Subject {
     }
 }
 
+/// A subject's last lookup.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// When it was made (or queued), Unix ms.
+    at_ms: i64,
+    /// Failures in a row since the last answer.
+    failures: u32,
+    /// Queued or being made: never queued twice.
+    pending: bool,
+}
+
+impl Seen {
+    /// Whether an event at `now` should ask again: a day after an answer
+    /// (or a refusal), and after failures at once the first time, then
+    /// after pauses that double from 2 s up to 10 minutes, so that a LINE
+    /// outage does not turn every event into a failed call.
+    fn due(&self, now: i64) -> bool {
+        if self.pending {
+            return false;
+        }
+        let wait = match self.failures {
+            0 => REFRESH_AFTER,
+            1 => Duration::ZERO,
+            n => Duration::from_secs(1 << (n - 1).min(9)).min(MAX_FAILURE_PAUSE),
+        };
+        now.saturating_sub(self.at_ms) >= wait.as_millis() as i64
+    }
+}
+
 /// One lookup to make.
 struct Job {
     channel_id: String,
@@ -97,8 +129,8 @@ struct Inner {
     tokens: Tokens,
     lookups: LookupCache,
     queue: mpsc::Sender<Job>,
-    /// Subject key → when it was (or is being) looked up, Unix ms.
-    seen: Mutex<HashMap<String, i64>>,
+    /// Subject key → its last lookup.
+    seen: Mutex<HashMap<String, Seen>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -247,26 +279,34 @@ impl Profiles {
 
 impl Inner {
     /// Marks a subject as being looked up now; `false` when its last
-    /// lookup is younger than [`REFRESH_AFTER`] (unless `always`).
+    /// lookup is not due again ([`Seen::due`]; a join always is).
     fn claim(&self, key: &str, now: i64, always: bool) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if !always
-            && let Some(&at) = seen.get(key)
-            && now.saturating_sub(at) < REFRESH_AFTER.as_millis() as i64
-        {
-            return false;
-        }
+        let failures = match seen.get(key) {
+            Some(last) if !always && !last.due(now) => return false,
+            Some(last) => last.failures,
+            None => 0,
+        };
         if seen.len() >= SEEN_CAPACITY {
             let stale = now.saturating_sub(REFRESH_AFTER.as_millis() as i64);
-            seen.retain(|_, at| *at > stale);
+            seen.retain(|_, last| last.at_ms > stale);
             if seen.len() >= SEEN_CAPACITY {
                 seen.clear();
             }
         }
-        seen.insert(key.to_owned(), now);
+        seen.insert(
+            key.to_owned(),
+            Seen {
+                at_ms: now,
+                failures,
+                pending: true,
+            },
+        );
         true
     }
 
+    /// Forgets a subject whose lookup was never made (the queue was full):
+    /// its next event asks.
     fn forget(&self, key: &str) {
         self.seen
             .lock()
@@ -274,11 +314,29 @@ impl Inner {
             .remove(key);
     }
 
+    /// Records how a lookup ended: `answered` (or refused) waits a day, a
+    /// failure counts towards the pause before the next.
+    fn ended(&self, key: &str, answered: bool) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let failures = seen.get(key).map_or(0, |last| last.failures);
+        seen.insert(
+            key.to_owned(),
+            Seen {
+                at_ms: now_ms(),
+                failures: if answered { 0 } else { failures + 1 },
+                pending: false,
+            },
+        );
+    }
+
     async fn look_up(&self, job: Job) {
         let channel = match self.tokens.channels().get(&job.channel_id).await {
             Ok(channel) => channel,
-            // Deleted since: nothing to say about it.
-            Err(_) => return,
+            // Deleted since (nothing to say about it), or the store failed.
+            Err(_) => {
+                self.ended(&job.seen_key, false);
+                return;
+            }
         };
         let line = self.tokens.line(&channel);
         let lookups = &self.lookups;
@@ -351,12 +409,13 @@ impl Inner {
             {
                 // LINE will say the same tomorrow at the earliest.
                 tracing::debug!(channel = %job.channel_id, status = error.http_status, "LINE refused a profile lookup");
+                self.ended(&job.seen_key, true);
                 return;
             }
             Err(err) => {
-                self.forget(&job.seen_key);
+                self.ended(&job.seen_key, false);
                 if let Some(suppressed) = LOOKUP_FAILED.admit() {
-                    tracing::warn!(channel = %job.channel_id, error = %err, suppressed, "a profile lookup failed; asked again at the subject's next event (suppressed: how many more since the last such line)");
+                    tracing::warn!(channel = %job.channel_id, error = %err, suppressed, "a profile lookup failed; asked again at a later event of the subject (suppressed: how many more since the last such line)");
                 }
                 return;
             }
@@ -364,11 +423,12 @@ impl Inner {
         update.trigger_sequence = job.trigger_sequence;
         update.fetch_time = Some(timestamp(fetched));
         let record = record(&job.channel_id, &job.chat, update, now_ms());
-        if let Err(err) = self.store.append(vec![record]).await {
-            self.forget(&job.seen_key);
-            if let Some(suppressed) = LOOKUP_FAILED.admit() {
-                tracing::warn!(channel = %job.channel_id, error = %err, suppressed, "storing a profile record failed (suppressed: how many more since the last such line)");
-            }
+        let stored = self.store.append(vec![record]).await;
+        self.ended(&job.seen_key, stored.is_ok());
+        if let Err(err) = stored
+            && let Some(suppressed) = LOOKUP_FAILED.admit()
+        {
+            tracing::warn!(channel = %job.channel_id, error = %err, suppressed, "storing a profile record failed (suppressed: how many more since the last such line)");
         }
     }
 }
@@ -418,5 +478,56 @@ fn record(channel_id: &str, chat: &str, update: pb::ProfileUpdate, now_ms: i64) 
         },
         // Each answer is news; nothing to deduplicate.
         webhook_event_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(failures: u32, pending: bool) -> Seen {
+        Seen {
+            at_ms: 1_000_000,
+            failures,
+            pending,
+        }
+    }
+
+    #[test]
+    fn answers_wait_a_day_and_failures_back_off() {
+        let day = REFRESH_AFTER.as_millis() as i64;
+        assert!(!seen(0, false).due(1_000_000 + day - 1));
+        assert!(seen(0, false).due(1_000_000 + day));
+        // The first failure is asked again at once, later ones after 2 s,
+        // 4 s, … never more than MAX_FAILURE_PAUSE.
+        assert!(seen(1, false).due(1_000_000));
+        assert!(!seen(2, false).due(1_000_000 + 1_999));
+        assert!(seen(2, false).due(1_000_000 + 2_000));
+        assert!(!seen(3, false).due(1_000_000 + 3_999));
+        let longest = MAX_FAILURE_PAUSE.as_millis() as i64;
+        assert!(seen(40, false).due(1_000_000 + longest));
+        // Queued or in flight: never twice.
+        assert!(!seen(1, true).due(i64::MAX));
+    }
+
+    #[test]
+    fn subjects_of_one_channel_have_distinct_keys() {
+        let keys = [
+            Subject::User("U1".into()).key("ch"),
+            Subject::Group("U1".into()).key("ch"),
+            Subject::GroupMember {
+                group: "C1".into(),
+                user: "U1".into(),
+            }
+            .key("ch"),
+            Subject::RoomMember {
+                room: "C1".into(),
+                user: "U1".into(),
+            }
+            .key("ch"),
+            Subject::User("U1".into()).key("ch2"),
+        ];
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
     }
 }

@@ -196,6 +196,18 @@ async fn replay(replica: &Replica, expected: usize) -> Vec<(u64, String)> {
     collect_events(&mut stream, expected, Duration::from_secs(5)).await
 }
 
+/// What makes a record unique: LINE's webhookEventId, or for the record
+/// of a send its delivery and state (one queued and one final record each).
+fn record_id(event: &pb::Event) -> String {
+    match &event.payload {
+        Some(pb::event::Payload::Outbound(outbound)) => {
+            let delivery = outbound.delivery.as_ref().unwrap();
+            format!("outbound/{}/{:?}", delivery.id, delivery.state())
+        }
+        _ => event.webhook_event_id.clone(),
+    }
+}
+
 /// Events of a Subscribe stream as (sequence, webhookEventId), until
 /// `expected` arrived or none came for `quiet`.
 async fn collect_events(
@@ -208,7 +220,7 @@ async fn collect_events(
         match tokio::time::timeout(quiet, stream.next()).await {
             Ok(Some(Ok(item))) => {
                 if let Some(pb::subscribe_response::Kind::Event(event)) = item.kind {
-                    events.push((event.sequence, event.webhook_event_id));
+                    events.push((event.sequence, record_id(&event)));
                 }
             }
             _ => break,
