@@ -653,8 +653,12 @@ async fn at_lines_limit_of_30_v2_1_tokens_the_oldest_we_issued_are_revoked() {
     assert_eq!(rotated.token_fingerprint, fingerprint("limit-c"));
 
     let listed = to(&line, "/oauth2/v2.1/tokens/kid");
-    assert_eq!(listed.len(), 1);
-    let params = query(&listed[0]);
+    assert_eq!(
+        listed.len(),
+        2,
+        "SetKid's check, then the listing at the limit"
+    );
+    let params = query(&listed[1]);
     assert_eq!(
         params["client_assertion_type"],
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -744,4 +748,62 @@ async fn refused_credentials_are_reported_without_the_secret() {
         .unwrap();
     let refused = rotate(&app, &long_lived.id).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn set_kid_asks_line_first_and_keeps_the_working_kid_when_refused() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(&line, dir.path()).await;
+    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
+    let id = channel.id.as_str();
+    let pair = generate_key_pair(&app, id).await;
+    let set = set_kid(&app, id, "kid-good").await.unwrap();
+    assert_eq!(set.kid, "kid-good");
+    // The check signed an assertion under the new kid with the new key.
+    let checks = to(&line, "/oauth2/v2.1/tokens/kid");
+    assert_eq!(checks.len(), 1);
+    verify_jwt(
+        &query(&checks[0])["client_assertion"],
+        &pair.public_key_jwk,
+        "kid-good",
+    );
+    assert!(
+        to(&line, "/oauth2/v2.1/token").is_empty(),
+        "the check issues no token"
+    );
+
+    // A kid LINE does not take: refused, naming the field; nothing changes.
+    line.script(
+        "/oauth2/v2.1/tokens/kid",
+        400,
+        &[],
+        r#"{"error":"invalid_client","error_description":"Invalid signature"}"#,
+    );
+    let refused = set_kid(&app, id, "kid-typo").await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("kid"), "{}", refused.message());
+    let details =
+        tonic_types::StatusExt::get_details_bad_request(&refused).expect("a BadRequest detail");
+    assert_eq!(details.field_violations[0].field, "kid");
+    let kept = app
+        .admin()
+        .await
+        .get_channel(pb::GetChannelRequest {
+            channel_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    assert_eq!(kept.kid, "kid-good", "the working kid stays");
+
+    // LINE unreachable for the check: UNAVAILABLE, nothing changes.
+    line.script("/oauth2/v2.1/tokens/kid", 503, &[], r#"{"message":"down"}"#);
+    line.script("/oauth2/v2.1/tokens/kid", 503, &[], r#"{"message":"down"}"#);
+    let down = set_kid(&app, id, "kid-other").await.unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    app.stop().await.unwrap();
 }

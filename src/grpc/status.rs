@@ -346,6 +346,20 @@ impl From<ChannelError> for Status {
     }
 }
 
+/// SetKid's check of a kid with LINE: LINE refusing the assertion names
+/// `kid`; the rest as any token failure.
+pub fn kid_status(err: TokenError) -> Status {
+    match err {
+        TokenError::Rejected(reason) => invalid_field(
+            "kid",
+            format!(
+                "LINE did not accept an assertion signed with this channel's key pair under this kid ({reason}): give the kid the LINE Developers Console shows for the public key GenerateKeyPair made; nothing was changed"
+            ),
+        ),
+        other => other.into(),
+    }
+}
+
 impl From<TokenError> for Status {
     fn from(err: TokenError) -> Self {
         match err {

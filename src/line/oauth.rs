@@ -78,6 +78,8 @@ struct ErrorBody {
 
 #[derive(Deserialize)]
 struct KeyIdsBody {
+    /// LINE always sends it; none listed means none valid.
+    #[serde(default)]
     kids: Vec<String>,
 }
 

@@ -692,6 +692,39 @@ impl Tokens {
         result.map_err(oauth_error)
     }
 
+    /// Asks LINE whether it takes an assertion signed with the key pair
+    /// SetKid would give `kid` (the pending one, else the active one):
+    /// `GET /oauth2/v2.1/tokens/kid` checks the assertion and issues no
+    /// token. SetKid commits a kid only after this, so that a wrong kid is
+    /// refused at once, not at the next renewal with the working pair
+    /// already replaced.
+    pub async fn check_kid(&self, channel: &ChannelRecord, kid: &str) -> Result<(), TokenError> {
+        let pair = channel
+            .pending_key_pair
+            .as_ref()
+            .or(channel.key_pair.as_ref())
+            .ok_or_else(|| {
+                TokenError::Precondition(
+                    "no key pair: call GenerateKeyPair and register its public key in the LINE Developers Console first".into(),
+                )
+            })?;
+        let private_key = self.inner.channels.open_private_key(channel, pair)?;
+        let assertion = crate::line::assertion::assertion(
+            &private_key,
+            kid,
+            &channel.line_channel_id,
+            now_ms() / 1000,
+            self.inner.settings.v2_1_lifetime.as_secs(),
+        )
+        .map_err(|err| TokenError::Precondition(err.to_string()))?;
+        self.inner
+            .oauth
+            .valid_v2_1_key_ids(&assertion)
+            .await
+            .map(|_| ())
+            .map_err(oauth_error)
+    }
+
     fn assertion(&self, channel: &ChannelRecord) -> Result<Secret, TokenError> {
         let pair = channel
             .key_pair

@@ -4,6 +4,7 @@
 use tonic::{Request, Response, Status};
 
 use super::*;
+use crate::grpc::status::kid_status;
 
 pub(super) async fn generate_key_pair(
     admin: &AdminService,
@@ -39,6 +40,15 @@ pub(super) async fn set_kid(
     let (Some(id), Some(kid)) = (id, kid) else {
         return Err(unrecorded_violation());
     };
+    // Checked with LINE first: a kid LINE does not take is refused now,
+    // and the pair that works stays in place.
+    let services = admin.core.services()?;
+    let current = services.channels.get(&id).await?;
+    services
+        .tokens
+        .check_kid(&current, &kid)
+        .await
+        .map_err(kid_status)?;
     let record = admin.core.channels()?.set_kid(&id, &kid).await?;
     tracing::info!(channel = %record.id, kid = %kid, "kid set");
     Ok(Response::new(pb::SetKidResponse {
