@@ -807,3 +807,114 @@ async fn set_kid_asks_line_first_and_keeps_the_working_kid_when_refused() {
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn deleting_a_channel_revokes_its_tokens_and_says_what_stayed() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(&line, dir.path()).await;
+
+    // A v2 channel with a token in use, replaced once (b current, a
+    // replaced but its revocation failed, so it is still listed).
+    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
+    let id = channel.id.as_str();
+    line.script(
+        "/v2/oauth/accessToken",
+        200,
+        &[],
+        &token_body("del-a", 86_400, None),
+    );
+    rotate(&app, id).await.unwrap();
+    line.script(
+        "/v2/oauth/accessToken",
+        200,
+        &[],
+        &token_body("del-b", 86_400, None),
+    );
+    line.script(
+        "/v2/oauth/revoke",
+        500,
+        &[],
+        r#"{"message":"Internal error"}"#,
+    );
+    rotate(&app, id).await.unwrap();
+    let before = to(&line, "/v2/oauth/revoke").len();
+
+    // Deleting: b is revoked, a's revocation fails again and is reported.
+    line.script("/v2/oauth/revoke", 200, &[], "");
+    line.script(
+        "/v2/oauth/revoke",
+        500,
+        &[],
+        r#"{"message":"Internal error"}"#,
+    );
+    let deleted = app
+        .admin()
+        .await
+        .delete_channel(pb::DeleteChannelRequest {
+            channel_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let revoked: Vec<String> = to(&line, "/v2/oauth/revoke")[before..]
+        .iter()
+        .map(|r| form(r)["access_token"].clone())
+        .collect();
+    assert_eq!(revoked, ["del-b", "del-a"], "current first, then replaced");
+    assert_eq!(deleted.tokens_revoked, 1);
+    assert_eq!(deleted.tokens_not_revoked.len(), 1);
+    let kept = &deleted.tokens_not_revoked[0];
+    assert_eq!(kept.token_fingerprint, fingerprint("del-a"));
+    assert!(
+        kept.reason.contains("500") || kept.reason.contains("Internal"),
+        "{kept:?}"
+    );
+    assert!(
+        !format!("{deleted:?}").contains("del-a"),
+        "never the token itself"
+    );
+    // Gone either way.
+    let gone = app
+        .admin()
+        .await
+        .get_channel(pb::GetChannelRequest {
+            channel_id: id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+
+    // A long-lived token is the operator's: reported, not revoked.
+    let long_lived = app
+        .admin()
+        .await
+        .create_channel(pb::CreateChannelRequest {
+            display_name: "Shop".into(),
+            line_channel_id: LINE_CHANNEL_ID.into(),
+            channel_secret: SECRET.into(),
+            channel_access_token: "operators-own-long-lived-token".into(),
+            token_mode: pb::TokenMode::LongLived as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .channel
+        .unwrap();
+    let revokes = to(&line, "/v2/oauth/revoke").len();
+    let deleted = app
+        .admin()
+        .await
+        .delete_channel(pb::DeleteChannelRequest {
+            channel_id: long_lived.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.tokens_revoked, 0);
+    assert_eq!(deleted.tokens_not_revoked.len(), 1);
+    assert!(deleted.tokens_not_revoked[0].reason.contains("long-lived"));
+    assert_eq!(to(&line, "/v2/oauth/revoke").len(), revokes);
+    app.stop().await.unwrap();
+}

@@ -781,6 +781,76 @@ impl Tokens {
         Ok(freed)
     }
 
+    /// Before a channel is deleted: revokes every unexpired token this
+    /// service obtained for it (the current one and replaced ones), so that
+    /// none stays valid at LINE for up to 30 days nor counts against
+    /// v2.1's limit when the channel is registered again. Returns, per
+    /// token, its fingerprint and why it was not revoked (`None`: revoked).
+    /// A long-lived token is the operator's and stays; a stateless one
+    /// cannot be revoked and expires within 15 minutes.
+    pub async fn revoke_all(&self, channel: &ChannelRecord) -> Vec<(String, Option<String>)> {
+        let state = match self.inner.store.get_token_state(&channel.id).await {
+            Ok(state) => state,
+            Err(err) => {
+                return vec![(
+                    String::new(),
+                    Some(format!("the channel's tokens could not be read: {err}")),
+                )];
+            }
+        };
+        let mut outcomes = Vec::new();
+        if channel.token_mode == TokenMode::LongLived
+            && let Some(token) = &channel.access_token
+        {
+            outcomes.push((
+                token.fingerprint.clone(),
+                Some("a long-lived token is yours, not issued by line-adapter: revoke it in the LINE Developers Console if nothing else uses it".into()),
+            ));
+        }
+        let Some(state) = state else {
+            return outcomes;
+        };
+        let now = now_ms();
+        let tokens: Vec<IssuedTokenRecord> = state
+            .current
+            .into_iter()
+            .chain(state.replaced)
+            .filter(|token| token.expire_time_ms > now)
+            .collect();
+        if tokens.is_empty() {
+            return outcomes;
+        }
+        let secret = match self.inner.channels.open_secret(channel) {
+            Ok(secret) => secret,
+            Err(err) => {
+                let why = format!("the channel secret could not be opened: {err}");
+                outcomes.extend(
+                    tokens
+                        .iter()
+                        .map(|t| (t.token.fingerprint.clone(), Some(why.clone()))),
+                );
+                return outcomes;
+            }
+        };
+        for token in tokens {
+            let fingerprint = token.token.fingerprint.clone();
+            if !revocable(token.mode) {
+                outcomes.push((
+                    fingerprint,
+                    Some(
+                        "a stateless token cannot be revoked; it expires within 15 minutes".into(),
+                    ),
+                ));
+                continue;
+            }
+            match self.revoke(channel, &secret, &token).await {
+                Ok(()) => outcomes.push((fingerprint, None)),
+                Err(err) => outcomes.push((fingerprint, Some(err.to_string()))),
+            }
+        }
+        outcomes
+    }
+
     /// Revokes replaced tokens; those LINE could not revoke now stay listed
     /// until they expire.
     async fn revoke_replaced(&self, channel: &ChannelRecord, state: &mut TokenStateRecord) {

@@ -265,11 +265,27 @@ pub(super) async fn delete_channel(
     let pb::DeleteChannelRequest { channel_id: id } = request.into_inner();
     let id = channel_id(&id)?;
     let services = admin.core.services()?;
+    // Revoked first, with the credentials they were issued under; the
+    // channel is deleted whatever LINE says, and the answer tells.
+    let current = services.channels.get(&id).await?;
+    let outcomes = services.tokens.revoke_all(&current).await;
     let record = services.channels.delete(&id).await?;
     services.tokens.forget(&id);
-    tracing::info!(channel = %record.id, "channel deleted");
+    let revoked = outcomes.iter().filter(|(_, why)| why.is_none()).count();
+    let not_revoked: Vec<pb::TokenNotRevoked> = outcomes
+        .into_iter()
+        .filter_map(|(fingerprint, why)| {
+            why.map(|reason| pb::TokenNotRevoked {
+                token_fingerprint: fingerprint,
+                reason,
+            })
+        })
+        .collect();
+    tracing::info!(channel = %record.id, revoked, not_revoked = not_revoked.len(), "channel deleted");
     Ok(Response::new(pb::DeleteChannelResponse {
         channel: Some(admin.view(&record).await),
+        tokens_revoked: revoked as i32,
+        tokens_not_revoked: not_revoked,
     }))
 }
 
