@@ -242,6 +242,10 @@ pub async fn run(
             };
         }
     };
+    // Every failed write, whichever part meets it, makes the service not
+    // ready at once (see store::watched).
+    let fault = StoreFault::default();
+    let store: Arc<dyn Store> = Arc::new(crate::store::Watched::new(store, fault.clone()));
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher.clone());
     let metrics = Metrics::new(store.commit_metrics());
@@ -312,7 +316,7 @@ pub async fn run(
         metrics,
         lookups,
         space: space.clone(),
-        fault: StoreFault::default(),
+        fault,
     });
     match outbox.resume().await {
         Ok(0) => {}

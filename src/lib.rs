@@ -37,8 +37,9 @@
 //! - [`profiles`]: who wrote: senders' and groups' profiles looked up in
 //!   the background and added to the log.
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
-//! - [`store`]: the storage boundary (trait + plain records) and its sled
-//!   and NATS JetStream implementations.
+//! - [`store`]: the storage boundary (trait + plain records), its sled
+//!   and NATS JetStream implementations, and the watch that reports every
+//!   failed write to [`fault`].
 //! - [`secret`]: the `Secret` type and at-rest encryption under the master key.
 //! - [`rekey`]: master-key rotation (every stored secret sealed again under
 //!   the new key, in the background).

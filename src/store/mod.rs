@@ -15,6 +15,7 @@ pub mod records;
 pub mod reply_tokens;
 pub mod sled_log;
 pub mod sled_store;
+mod watched;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub use records::{
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
+pub use watched::Watched;
 
 /// Which deliveries [`Store::list_deliveries`] returns.
 #[derive(Debug, Clone, Default)]
