@@ -10,13 +10,49 @@
 
 mod support;
 
-use line_adapter::proto::v1::{self as pb, conversation::Chat, message::Kind};
+use line_adapter::proto::v1::{
+    self as pb, conversation::Chat, message::Kind, text_v2_mentionee::Target,
+    text_v2_substitution::Kind as Sub,
+};
 use support::{SECRET, TOKEN, TestApp, test_settings};
 
 fn message(kind: Kind) -> pb::Message {
     pb::Message {
         kind: Some(kind),
         ..Default::default()
+    }
+}
+
+fn mention(target: Target) -> pb::TextV2Substitution {
+    pb::TextV2Substitution {
+        kind: Some(Sub::Mentionee(pb::TextV2Mentionee {
+            target: Some(target),
+        })),
+    }
+}
+
+/// A textV2 with `{key}`s for the given substitutions, as LINE documents it.
+fn text_v2(substitution: Vec<(&str, pb::TextV2Substitution)>) -> pb::Message {
+    let placeholders: Vec<_> = substitution
+        .iter()
+        .map(|(k, _)| format!("{{{k}}}"))
+        .collect();
+    message(Kind::TextV2(pb::TextV2Message {
+        text: format!("Welcome, {} {{{{line-adapter}}}}", placeholders.join(" ")),
+        substitution: substitution
+            .into_iter()
+            .map(|(key, sub)| (key.to_owned(), sub))
+            .collect(),
+        quote_token: "q3Plxr4AgKd".into(),
+    }))
+}
+
+fn laugh() -> pb::TextV2Substitution {
+    pb::TextV2Substitution {
+        kind: Some(Sub::Emoji(pb::TextV2Emoji {
+            product_id: "5a8555cfe6256cc92ea23c2a".into(),
+            emoji_id: "002".into(),
+        })),
     }
 }
 
@@ -45,6 +81,8 @@ fn every_message() -> Vec<Vec<pb::Message>> {
     vec![
         vec![text],
         vec![with_extras],
+        // Mentions go to groups only: see the group push below.
+        vec![text_v2(vec![("laugh", laugh())])],
         vec![message(Kind::Sticker(pb::StickerMessage {
             package_id: "446".into(),
             sticker_id: "1988".into(),
@@ -155,6 +193,24 @@ async fn every_request_we_send_passes_lines_openapi_description() {
             .unwrap_or_else(|status| panic!("push #{i}: {status:?}"));
         delivered(response.into_inner().delivery, &format!("push #{i}"));
     }
+    // Mentions of a user and of everyone, which LINE takes in groups only.
+    let mentions = text_v2(vec![
+        ("user1", mention(Target::UserId(user.into()))),
+        ("everyone", mention(Target::All(pb::TextV2MentionAll {}))),
+        ("laugh", laugh()),
+    ]);
+    let response = messaging
+        .push(pb::PushRequest {
+            channel_id: channel.id.clone(),
+            to: Some(pb::Conversation {
+                chat: Some(Chat::GroupId("Ca56f94637c0123456789abcdef012345".into())),
+            }),
+            messages: vec![mentions],
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("push of mentions: {status:?}"));
+    delivered(response.into_inner().delivery, "push of mentions");
     let text = every_message().remove(0);
     let reply = messaging
         .reply(pb::ReplyRequest {

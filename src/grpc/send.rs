@@ -11,7 +11,7 @@ use tonic::Status;
 use super::status::{Violations, delivery_status, invalid_field, store_status};
 use crate::{
     channels::validate,
-    line::wire::messages::to_line_messages,
+    line::wire::messages::{mention_fields, to_line_messages},
     outbound::{delivery_to_proto as to_proto, route},
     outbox::{NewDelivery, OutboxError},
     proto::v1 as pb,
@@ -83,6 +83,27 @@ fn messages(violations: &mut Violations, messages: &[pb::Message]) -> Vec<Value>
             Vec::new()
         }
     }
+}
+
+/// Refuses every mention of `messages`, for a send that cannot carry them:
+/// LINE takes mentions only in replies and pushes to a group or room
+/// ("Mention object", Messaging API reference, text message (v2)). `send`
+/// says what this send is instead.
+fn refuse_mentions(violations: &mut Violations, messages: &[pb::Message], send: &str) {
+    for field in mention_fields("messages", messages) {
+        violations.add(
+            field,
+            format!("LINE allows mentions only in replies and pushes to a group or room; {send}"),
+        );
+    }
+}
+
+/// Whether a chat is a user's (1:1), where LINE takes no mentions.
+fn is_user(chat: Option<&pb::Conversation>) -> bool {
+    matches!(
+        chat.and_then(|c| c.chat.as_ref()),
+        Some(pb::conversation::Chat::UserId(_))
+    )
 }
 
 /// LINE's `customAggregationUnits`: at most one name of 1–30 `[A-Za-z0-9_]`.
@@ -215,8 +236,16 @@ pub async fn push(
         idempotency_key: key,
     } = request;
     let mut violations = Violations::new();
+    let to_user = is_user(to.as_ref());
     let to = conversation(&mut violations, "to", to.as_ref());
     let converted = messages(&mut violations, &list);
+    if to_user {
+        refuse_mentions(
+            &mut violations,
+            &list,
+            "this push goes to a user (to.user_id)",
+        );
+    }
     let units = aggregation_units(&mut violations, &custom_aggregation_units);
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
@@ -256,6 +285,7 @@ pub async fn multicast(
         violations.check(&format!("to[{i}]"), line_id(id));
     }
     let converted = messages(&mut violations, &list);
+    refuse_mentions(&mut violations, &list, "this is a multicast");
     let units = aggregation_units(&mut violations, &custom_aggregation_units);
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
@@ -294,6 +324,7 @@ pub async fn broadcast(
     } = request;
     let mut violations = Violations::new();
     let converted = messages(&mut violations, &list);
+    refuse_mentions(&mut violations, &list, "this is a broadcast");
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
     let channel_id = existing_channel(services, &channel_id).await?;
@@ -330,6 +361,15 @@ pub async fn reply(
     let mut violations = Violations::new();
     violations.check("reply_token", line_id(&reply_token));
     let converted = messages(&mut violations, &list);
+    // The reply's own chat is unknown here (LINE checks it); its fallback's
+    // is not.
+    if is_user(push_fallback_to.as_ref()) {
+        refuse_mentions(
+            &mut violations,
+            &list,
+            "the push fallback goes to a user (push_fallback_to.user_id)",
+        );
+    }
     let fallback = push_fallback_to
         .as_ref()
         .and_then(|to| conversation(&mut violations, "push_fallback_to", Some(to)));
@@ -410,8 +450,17 @@ pub async fn send(
         idempotency_key: key,
     } = request;
     let mut violations = Violations::new();
+    let to_user = is_user(chat.as_ref());
     let chat = conversation(&mut violations, "conversation", chat.as_ref());
     let converted = messages(&mut violations, &list);
+    if to_user {
+        // A reply or a push, both in the user's 1:1 chat.
+        refuse_mentions(
+            &mut violations,
+            &list,
+            "this send goes to a user (conversation.user_id)",
+        );
+    }
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
     let channel_id = existing_channel(services, &channel_id).await?;

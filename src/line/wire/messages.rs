@@ -3,15 +3,24 @@
 //! subtypes) as `serde_json::Value`s, camelCase keys, only set fields.
 //!
 //! Every violation is collected (not just the first) and named by its proto
-//! path as the caller wrote it, e.g. `messages[0].text.text` or
-//! `messages[1].quick_reply.items[3].action_json`.
+//! path as the caller wrote it, e.g. `messages[0].text.text`,
+//! `messages[1].quick_reply.items[3].action_json` or
+//! `messages[0].text_v2.substitution["user1"].mentionee.user_id`. A
+//! `textV2` text is read only up to its first stray brace: what follows it
+//! cannot be told apart.
 //!
 //! Lengths count UTF-16 code units, as LINE does ("Character counting in a
-//! text", LINE Developers). Media URLs must be HTTPS, at most 2000 characters
-//! and already percent-encoded (printable ASCII); they are sent exactly as
-//! given. JSON fields (Flex contents, templates, imagemap actions and video,
-//! quick reply actions, raw messages) are checked for syntax, nesting depth
-//! and their `type`; LINE checks the rest and its 400 reaches the caller.
+//! text", LINE Developers). LINE counts a text as it will be shown: a LINE
+//! emoji as its alternative text, a mention as `@` and a display name. Those
+//! are LINE's to know, so each is counted at its least (see [`MAX_TEXT`])
+//! and only texts LINE must refuse are refused. Media URLs must be HTTPS, at
+//! most 2000 characters and already percent-encoded (printable ASCII); they
+//! are sent exactly as given. JSON fields (Flex contents, templates,
+//! imagemap actions and video, quick reply actions, raw messages) are
+//! checked for syntax, nesting depth and their `type`; LINE checks the rest
+//! and its 400 reaches the caller.
+
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -30,10 +39,38 @@ pub struct FieldError {
 
 /// Messages per request (all send endpoints: `minItems: 1`, `maxItems: 5`).
 const MAX_MESSAGES: usize = 5;
-/// `text.text`, in UTF-16 code units.
+/// `text.text` and `textV2.text`, in UTF-16 code units ("Max character
+/// limit: 5000", LINE Messaging API reference, text message and text message
+/// (v2)). LINE counts the text as shown ("Character counting in a text",
+/// LINE Developers): a `text`'s emoji `$` as the emoji's alternative text,
+/// which LINE does not disclose; in a `textV2`, by the same rule, a
+/// placeholder as what replaces it. We count each at its least, so that the
+/// count is never above LINE's: a `$` or emoji placeholder as one unit
+/// ([`EMOJI_MIN_UNITS`]), a mention placeholder as `@` and one character
+/// ([`MENTION_MIN_UNITS`]), and `{{` or `}}` as the one brace shown. Texts
+/// that exceed 5000 only with LINE's names and alternative texts get LINE's
+/// 400, which reaches the caller.
 const MAX_TEXT: usize = 5000;
 /// LINE emojis per text message.
 const MAX_EMOJIS: usize = 20;
+/// The least an emoji shows: one character of alternative text (LINE's are
+/// like `(hello)`, webhook.yml `Emoji.length`; LINE does not publish them).
+const EMOJI_MIN_UNITS: usize = 1;
+/// The least a mention shows: `@` and one character of a name (webhook.yml
+/// `Mentionee.length`: "For a mention @example, 8 is the length").
+const MENTION_MIN_UNITS: usize = 2;
+/// Entries of `textV2.substitution` ("Max number of objects: 100").
+const MAX_SUBSTITUTIONS: usize = 100;
+/// Characters of a `textV2` substitution key, each `0-9a-zA-Z_`.
+const MAX_SUBSTITUTION_KEY: usize = 20;
+/// Mention placeholders per `textV2` ("Up to 20 mentions can be substituted
+/// in a single message"): each placeholder is a substitution, so a key used
+/// twice counts twice. Counting entries instead would make LINE's 100-entry
+/// limit unreachable.
+const MAX_TEXT_V2_MENTIONS: usize = 20;
+/// Emoji placeholders per `textV2` ("Up to 20 emoji can be substituted in a
+/// single message"), counted like mentions.
+const MAX_TEXT_V2_EMOJIS: usize = 20;
 /// Media, icon and imagemap base URLs.
 const MAX_URL: usize = 2000;
 /// `video.trackingId`.
@@ -133,12 +170,13 @@ fn convert_message(errors: &mut Errors, path: &str, message: &pb::Message) -> Op
         None => {
             errors.push(
                 &format!("{path}.kind"),
-                "no message set: exactly one of text, sticker, image, video, audio, \
-                 location, flex, template, imagemap or raw is required",
+                "no message set: exactly one of text, text_v2, sticker, image, video, \
+                 audio, location, flex, template, imagemap or raw is required",
             );
             None
         }
         Some(Kind::Text(m)) => convert_text(errors, &format!("{path}.text"), m),
+        Some(Kind::TextV2(m)) => convert_text_v2(errors, &format!("{path}.text_v2"), m),
         Some(Kind::Sticker(m)) => convert_sticker(errors, &format!("{path}.sticker"), m),
         Some(Kind::Image(m)) => convert_image(errors, &format!("{path}.image"), m),
         Some(Kind::Video(m)) => convert_video(errors, &format!("{path}.video"), m),
@@ -183,6 +221,8 @@ fn convert_text(
     m: &pb::TextMessage,
 ) -> Option<Map<String, Value>> {
     let units: Vec<u16> = m.text.encode_utf16().collect();
+    // Each `$` counts one unit here, the least its emoji's alternative text
+    // can be (see MAX_TEXT).
     check_length(errors, &format!("{path}.text"), &m.text, 1, MAX_TEXT);
 
     if m.emojis.len() > MAX_EMOJIS {
@@ -238,6 +278,336 @@ fn convert_text(
     }
     insert_nonempty(&mut map, "quoteToken", &m.quote_token);
     Some(map)
+}
+
+fn convert_text_v2(
+    errors: &mut Errors,
+    path: &str,
+    m: &pb::TextV2Message,
+) -> Option<Map<String, Value>> {
+    let text_field = format!("{path}.text");
+    let substitution_field = format!("{path}.substitution");
+
+    let placeholders = if m.text.is_empty() {
+        errors.push(&text_field, "required");
+        None
+    } else {
+        match Placeholders::parse(&m.text) {
+            Ok(placeholders) => Some(placeholders),
+            Err(reason) => {
+                errors.push(&text_field, reason);
+                None
+            }
+        }
+    };
+    if let Some(placeholders) = &placeholders {
+        check_shown_text(errors, &text_field, placeholders, &m.substitution);
+    }
+
+    if m.substitution.len() > MAX_SUBSTITUTIONS {
+        errors.push(
+            &substitution_field,
+            format!(
+                "at most {MAX_SUBSTITUTIONS} substitutions allowed, got {}",
+                m.substitution.len()
+            ),
+        );
+    }
+    // Sorted, so that errors come in one order whatever the map's.
+    let mut entries: Vec<_> = m.substitution.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut substitution = Map::new();
+    for (key, sub) in entries {
+        let field = substitution_path(&substitution_field, key);
+        if let Err(reason) = check_substitution_key(key) {
+            errors.push(&field, reason);
+        }
+        if let Some(value) = convert_substitution(errors, &field, sub) {
+            substitution.insert(key.clone(), value);
+        }
+    }
+    if let Some(placeholders) = &placeholders {
+        check_every_key_given(errors, path, placeholders, &m.substitution);
+    }
+
+    let mut map = typed("textV2");
+    map.insert("text".to_owned(), Value::from(m.text.as_str()));
+    if !substitution.is_empty() {
+        map.insert("substitution".to_owned(), Value::Object(substitution));
+    }
+    insert_nonempty(&mut map, "quoteToken", &m.quote_token);
+    Some(map)
+}
+
+/// One `textV2` substitution as LINE's mention or emoji object; `None` when
+/// it has errors.
+fn convert_substitution(
+    errors: &mut Errors,
+    field: &str,
+    sub: &pb::TextV2Substitution,
+) -> Option<Value> {
+    use pb::text_v2_mentionee::Target;
+    use pb::text_v2_substitution::Kind as Sub;
+    match &sub.kind {
+        None => {
+            errors.push(
+                field,
+                "no substitution set: exactly one of mentionee or emoji is required",
+            );
+            None
+        }
+        Some(Sub::Mentionee(mentionee)) => {
+            let field = format!("{field}.mentionee");
+            let target = match &mentionee.target {
+                None => {
+                    errors.push(
+                        &field,
+                        "no one named: exactly one of user_id or all is required",
+                    );
+                    return None;
+                }
+                Some(Target::UserId(id)) if id.is_empty() => {
+                    errors.push(&format!("{field}.user_id"), "required");
+                    return None;
+                }
+                Some(Target::UserId(id)) => json!({ "type": "user", "userId": id }),
+                Some(Target::All(pb::TextV2MentionAll {})) => json!({ "type": "all" }),
+            };
+            Some(json!({ "type": "mention", "mentionee": target }))
+        }
+        Some(Sub::Emoji(emoji)) => {
+            let before = errors.0.len();
+            if emoji.product_id.is_empty() {
+                errors.push(&format!("{field}.emoji.product_id"), "required");
+            }
+            if emoji.emoji_id.is_empty() {
+                errors.push(&format!("{field}.emoji.emoji_id"), "required");
+            }
+            (errors.0.len() == before).then(|| {
+                json!({
+                    "type": "emoji",
+                    "productId": emoji.product_id,
+                    "emojiId": emoji.emoji_id,
+                })
+            })
+        }
+    }
+}
+
+/// `{field}["key"]`, the key quoted as Rust quotes it. A key far over the
+/// limit (refused anyway) is cut, so that an error never repeats megabytes
+/// of the request.
+fn substitution_path(field: &str, key: &str) -> String {
+    const SHOWN: usize = 2 * MAX_SUBSTITUTION_KEY;
+    if key.chars().count() <= SHOWN {
+        return format!("{field}[{key:?}]");
+    }
+    let shown: String = key.chars().take(SHOWN).chain(['…']).collect();
+    format!("{field}[{shown:?}]")
+}
+
+/// A `textV2` key: 1-20 characters of `0-9a-zA-Z_` ("Characters that can be
+/// used for object keys are half-width alphanumeric characters (0-9a-zA-Z)
+/// and underscore (_)", LINE Messaging API reference).
+fn check_substitution_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_SUBSTITUTION_KEY || !key.bytes().all(is_key_byte) {
+        return Err(format!(
+            "key must be 1-{MAX_SUBSTITUTION_KEY} characters of 0-9a-zA-Z_, got {} \
+             characters",
+            key.chars().count()
+        ));
+    }
+    Ok(())
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The text as LINE will show it is within LINE's limits: its length,
+/// counted as [`MAX_TEXT`] says, and its mentions and emojis.
+fn check_shown_text(
+    errors: &mut Errors,
+    field: &str,
+    placeholders: &Placeholders<'_>,
+    substitution: &HashMap<String, pb::TextV2Substitution>,
+) {
+    use pb::text_v2_substitution::Kind as Sub;
+    let mut units = placeholders.literal_units;
+    let (mut mentions, mut emojis) = (0usize, 0usize);
+    for &(key, _) in &placeholders.keys {
+        match substitution.get(key).and_then(|sub| sub.kind.as_ref()) {
+            Some(Sub::Mentionee(_)) => {
+                mentions += 1;
+                units += MENTION_MIN_UNITS;
+            }
+            Some(Sub::Emoji(_)) => {
+                emojis += 1;
+                units += EMOJI_MIN_UNITS;
+            }
+            // Missing or without a kind (reported on the entry): whatever
+            // it becomes shows at least one character.
+            None => units += 1,
+        }
+    }
+    if units > MAX_TEXT {
+        errors.push(
+            field,
+            format!(
+                "must be at most {MAX_TEXT} characters (UTF-16 code units) as LINE counts \
+                 them, got at least {units} (each mention counted as {MENTION_MIN_UNITS}, \
+                 each emoji as {EMOJI_MIN_UNITS}, `{{{{` and `}}}}` as 1)"
+            ),
+        );
+    }
+    if mentions > MAX_TEXT_V2_MENTIONS {
+        errors.push(
+            field,
+            format!("at most {MAX_TEXT_V2_MENTIONS} mention placeholders allowed, got {mentions}"),
+        );
+    }
+    if emojis > MAX_TEXT_V2_EMOJIS {
+        errors.push(
+            field,
+            format!("at most {MAX_TEXT_V2_EMOJIS} emoji placeholders allowed, got {emojis}"),
+        );
+    }
+}
+
+/// Every key of the text has its substitution (LINE: "The substitution
+/// content of the string enclosed in { and } must be specified").
+fn check_every_key_given(
+    errors: &mut Errors,
+    path: &str,
+    placeholders: &Placeholders<'_>,
+    substitution: &HashMap<String, pb::TextV2Substitution>,
+) {
+    let mut seen = HashSet::new();
+    let mut missing = Vec::new();
+    for &(key, at) in &placeholders.keys {
+        if !substitution.contains_key(key) && seen.insert(key) {
+            missing.push((key, at));
+        }
+        // More keys than a substitution may hold can never all be given:
+        // one error, rather than one per key of a text that may be
+        // megabytes long.
+        if missing.len() > MAX_SUBSTITUTIONS {
+            errors.push(
+                &format!("{path}.text"),
+                format!(
+                    "has more than {MAX_SUBSTITUTIONS} keys without a substitution, and a \
+                     substitution holds at most {MAX_SUBSTITUTIONS}"
+                ),
+            );
+            return;
+        }
+    }
+    for (key, at) in missing {
+        errors.push(
+            &substitution_path(&format!("{path}.substitution"), key),
+            format!("required: the text has {{{key}}} at position {at} (UTF-16 code units)"),
+        );
+    }
+}
+
+/// The placeholders of a `textV2` text, and the UTF-16 units of the rest as
+/// shown (`{{` and `}}` are one brace each).
+struct Placeholders<'a> {
+    literal_units: usize,
+    /// Each `{key}` in order: the key and the UTF-16 position of its `{`.
+    keys: Vec<(&'a str, usize)>,
+}
+
+impl<'a> Placeholders<'a> {
+    /// Reads `{key}`, `{{` and `}}` left to right (LINE: "`{` and `}` must be
+    /// used in pairs"); the first brace that is none of them is the error.
+    fn parse(text: &'a str) -> Result<Self, String> {
+        let mut literal_units = 0;
+        let mut keys = Vec::new();
+        // UTF-16 position of the character being read, for the caller.
+        let mut at = 0;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' if chars.next_if(|&(_, next)| next == '{').is_some() => {
+                    literal_units += 1;
+                    at += 2;
+                }
+                '}' if chars.next_if(|&(_, next)| next == '}').is_some() => {
+                    literal_units += 1;
+                    at += 2;
+                }
+                '{' => {
+                    let start = i + 1;
+                    let mut end = start;
+                    while let Some((j, _)) =
+                        chars.next_if(|&(_, next)| u8::try_from(next).is_ok_and(is_key_byte))
+                    {
+                        end = j + 1;
+                    }
+                    let key = &text[start..end];
+                    if chars.next_if(|&(_, next)| next == '}').is_none() {
+                        return Err(format!(
+                            "the `{{` at position {at} starts no placeholder: a placeholder is \
+                             {{key}} with a key of 1-{MAX_SUBSTITUTION_KEY} characters of \
+                             0-9a-zA-Z_; write `{{{{` for a literal `{{`"
+                        ));
+                    }
+                    if key.is_empty() || key.len() > MAX_SUBSTITUTION_KEY {
+                        return Err(format!(
+                            "the placeholder {{{key}}} at position {at} must have a key of \
+                             1-{MAX_SUBSTITUTION_KEY} characters, got {}",
+                            key.len()
+                        ));
+                    }
+                    keys.push((key, at));
+                    // The key is ASCII: one UTF-16 unit per byte.
+                    at += key.len() + 2;
+                }
+                '}' => {
+                    return Err(format!(
+                        "the `}}` at position {at} closes no placeholder; write `}}}}` for a \
+                         literal `}}`"
+                    ));
+                }
+                c => {
+                    literal_units += c.len_utf16();
+                    at += c.len_utf16();
+                }
+            }
+        }
+        Ok(Self {
+            literal_units,
+            keys,
+        })
+    }
+}
+
+/// The fields of every mention in `messages` (`{path}[i].text_v2
+/// .substitution["key"].mentionee`), for sends LINE takes no mentions in.
+pub fn mention_fields(path: &str, messages: &[pb::Message]) -> Vec<String> {
+    use pb::text_v2_substitution::Kind as Sub;
+    let mut fields = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let Some(Kind::TextV2(m)) = &message.kind else {
+            continue;
+        };
+        let mut keys: Vec<_> = m
+            .substitution
+            .iter()
+            .filter(|(_, sub)| matches!(sub.kind, Some(Sub::Mentionee(_))))
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort_unstable();
+        let substitution = format!("{path}[{i}].text_v2.substitution");
+        for key in keys {
+            fields.push(format!(
+                "{}.mentionee",
+                substitution_path(&substitution, key)
+            ));
+        }
+    }
+    fields
 }
 
 fn convert_sticker(

@@ -395,6 +395,103 @@ fn empty_sender_and_empty_quick_reply_are_omitted() {
     );
 }
 
+fn user(id: &str) -> pb::TextV2Substitution {
+    pb::TextV2Substitution {
+        kind: Some(pb::text_v2_substitution::Kind::Mentionee(
+            pb::TextV2Mentionee {
+                target: Some(pb::text_v2_mentionee::Target::UserId(id.to_owned())),
+            },
+        )),
+    }
+}
+
+fn everyone() -> pb::TextV2Substitution {
+    pb::TextV2Substitution {
+        kind: Some(pb::text_v2_substitution::Kind::Mentionee(
+            pb::TextV2Mentionee {
+                target: Some(pb::text_v2_mentionee::Target::All(pb::TextV2MentionAll {})),
+            },
+        )),
+    }
+}
+
+fn line_emoji(product_id: &str, emoji_id: &str) -> pb::TextV2Substitution {
+    pb::TextV2Substitution {
+        kind: Some(pb::text_v2_substitution::Kind::Emoji(pb::TextV2Emoji {
+            product_id: product_id.to_owned(),
+            emoji_id: emoji_id.to_owned(),
+        })),
+    }
+}
+
+fn text_v2(text: &str, substitution: &[(&str, pb::TextV2Substitution)]) -> pb::Message {
+    msg(Kind::TextV2(pb::TextV2Message {
+        text: text.to_owned(),
+        substitution: substitution
+            .iter()
+            .map(|(key, sub)| ((*key).to_owned(), sub.clone()))
+            .collect(),
+        quote_token: String::new(),
+    }))
+}
+
+#[test]
+fn text_v2_with_mentions_emoji_and_quote_token() {
+    // LINE's own example ("Text message (v2)", Messaging API reference).
+    let mut m = text_v2(
+        "Welcome, {user1}! {laugh}\n{everyone} There is a newcomer!",
+        &[
+            ("user1", user("U49585cd0d5")),
+            ("laugh", line_emoji("5a8555cfe6256cc92ea23c2a", "002")),
+            ("everyone", everyone()),
+        ],
+    );
+    if let Some(Kind::TextV2(v2)) = &mut m.kind {
+        v2.quote_token = "q3Plxr4AgKd...".to_owned();
+    }
+    assert_eq!(
+        one(m),
+        json!({
+            "type": "textV2",
+            "text": "Welcome, {user1}! {laugh}\n{everyone} There is a newcomer!",
+            "substitution": {
+                "user1": {"type": "mention", "mentionee": {"type": "user", "userId": "U49585cd0d5"}},
+                "laugh": {"type": "emoji", "productId": "5a8555cfe6256cc92ea23c2a", "emojiId": "002"},
+                "everyone": {"type": "mention", "mentionee": {"type": "all"}}
+            },
+            "quoteToken": "q3Plxr4AgKd..."
+        })
+    );
+}
+
+#[test]
+fn text_v2_without_placeholders_has_only_type_and_text() {
+    assert_eq!(
+        one(text_v2("Hello", &[])),
+        json!({"type": "textV2", "text": "Hello"})
+    );
+    // Escaped braces are sent as written: LINE unescapes them.
+    assert_eq!(
+        one(text_v2("{{literal}} and }}{{", &[])),
+        json!({"type": "textV2", "text": "{{literal}} and }}{{"})
+    );
+}
+
+#[test]
+fn text_v2_entries_no_placeholder_uses_are_sent() {
+    assert_eq!(
+        one(text_v2("Hi {a}", &[("a", user("U1")), ("b", everyone())])),
+        json!({
+            "type": "textV2",
+            "text": "Hi {a}",
+            "substitution": {
+                "a": {"type": "mention", "mentionee": {"type": "user", "userId": "U1"}},
+                "b": {"type": "mention", "mentionee": {"type": "all"}}
+            }
+        })
+    );
+}
+
 #[test]
 fn five_messages_keep_their_order() {
     let messages: Vec<_> = (0..5).map(|i| text(&format!("m{i}"))).collect();
@@ -524,6 +621,210 @@ fn emoji_rules() {
     only_error(
         text_with_emojis(&dollars, too_many),
         "messages[0].text.emojis",
+    );
+}
+
+#[test]
+fn text_v2_text_is_required() {
+    assert_eq!(
+        only_error(text_v2("", &[]), "messages[0].text_v2.text"),
+        "required"
+    );
+}
+
+#[test]
+fn text_v2_braces_pair_or_are_escaped() {
+    let field = "messages[0].text_v2.text";
+    for (bad, position) in [
+        ("a } b", 2),
+        ("{", 0),
+        ("ab {key", 3),
+        ("{} empty", 0),
+        ("{bad-key}", 0),
+        ("{with space}", 0),
+        ("{nested{x}}", 0),
+        ("{ü}", 0),
+        // Positions count UTF-16 units: the emoji is two.
+        ("😀}", 2),
+        ("{{}", 2),
+        ("{k}}", 3),
+    ] {
+        let reason = only_error(text_v2(bad, &[("key", user("U1"))]), field);
+        assert!(
+            reason.contains(&format!("position {position}")),
+            "{bad}: {reason}"
+        );
+    }
+    // Only the first brace error is reported.
+    let errors = errors_of(&[text_v2("} } {", &[])]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].reason.contains("position 0"), "{errors:?}");
+    // Keys are 1-20 characters.
+    let key_20 = "k".repeat(20);
+    let placeholder = format!("{{{key_20}}}");
+    assert!(
+        to_line_messages(
+            "messages",
+            &[text_v2(&placeholder, &[(&key_20, user("U1"))])]
+        )
+        .is_ok()
+    );
+    let key_21 = "k".repeat(21);
+    let reason = only_error(
+        text_v2(&format!("{{{key_21}}}"), &[("k", user("U1"))]),
+        field,
+    );
+    assert!(reason.contains("got 21"), "{reason}");
+    for good in ["{{", "}}", "{{{a}}}", "}}{a}{{", "{a}{a}", "{A_9}"] {
+        let subs = [("a", user("U1")), ("A_9", everyone())];
+        assert!(
+            to_line_messages("messages", &[text_v2(good, &subs)]).is_ok(),
+            "{good}"
+        );
+    }
+}
+
+#[test]
+fn text_v2_placeholders_need_a_substitution() {
+    let reason = only_error(
+        text_v2("Hi {u}, {u} and {v}", &[("v", everyone())]),
+        r#"messages[0].text_v2.substitution["u"]"#,
+    );
+    assert!(reason.contains("position 3"), "{reason}");
+    assert_eq!(
+        fields(&[text_v2("{b}{a}{b}", &[])]),
+        vec![
+            r#"messages[0].text_v2.substitution["b"]"#,
+            r#"messages[0].text_v2.substitution["a"]"#,
+        ]
+    );
+    // More keys than a substitution can hold: one error on the text.
+    let many: String = (0..101).map(|i| format!("{{k{i}}}")).collect();
+    only_error(text_v2(&many, &[]), "messages[0].text_v2.text");
+}
+
+#[test]
+fn text_v2_substitution_keys_and_count() {
+    let key_20 = "a_Z0".repeat(5);
+    assert!(to_line_messages("messages", &[text_v2("x", &[(&key_20, everyone())])]).is_ok());
+    let key_21 = "k".repeat(21);
+    for bad in ["bad-key", "", "ü", "with space", key_21.as_str()] {
+        let field = format!("messages[0].text_v2.substitution[{bad:?}]");
+        let reason = only_error(text_v2("x", &[(bad, everyone())]), &field);
+        assert!(reason.contains("0-9a-zA-Z_"), "{reason}");
+    }
+    // A key far too long is cut in the field name, and not repeated.
+    let huge = "k".repeat(100_000);
+    let errors = errors_of(&[text_v2("x", &[(&huge, everyone())])]);
+    assert_eq!(errors.len(), 1);
+    let cut = format!("messages[0].text_v2.substitution[\"{}…\"]", "k".repeat(40));
+    assert_eq!(errors[0].field, cut);
+    assert!(errors[0].reason.len() < 100, "{}", errors[0].reason);
+    let keys: Vec<String> = (0..101).map(|i| format!("k{i}")).collect();
+    let subs: Vec<_> = keys.iter().map(|k| (k.as_str(), everyone())).collect();
+    assert!(to_line_messages("messages", &[text_v2("x", &subs[..100])]).is_ok());
+    only_error(text_v2("x", &subs), "messages[0].text_v2.substitution");
+}
+
+#[test]
+fn text_v2_substitutions_must_be_complete() {
+    let no_kind = pb::TextV2Substitution { kind: None };
+    let no_target = pb::TextV2Substitution {
+        kind: Some(pb::text_v2_substitution::Kind::Mentionee(
+            pb::TextV2Mentionee { target: None },
+        )),
+    };
+    let m = text_v2(
+        "{a}{b}{c}{d}",
+        &[
+            ("d", line_emoji("", "")),
+            ("c", user("")),
+            ("b", no_target),
+            ("a", no_kind),
+        ],
+    );
+    // In key order, each at its field.
+    assert_eq!(
+        fields(&[m]),
+        vec![
+            r#"messages[0].text_v2.substitution["a"]"#,
+            r#"messages[0].text_v2.substitution["b"].mentionee"#,
+            r#"messages[0].text_v2.substitution["c"].mentionee.user_id"#,
+            r#"messages[0].text_v2.substitution["d"].emoji.product_id"#,
+            r#"messages[0].text_v2.substitution["d"].emoji.emoji_id"#,
+        ]
+    );
+}
+
+#[test]
+fn text_v2_mentions_and_emojis_are_at_most_20_each() {
+    let field = "messages[0].text_v2.text";
+    let subs = [("u", user("U1")), ("e", line_emoji("p", "e"))];
+    // A key used twice counts twice.
+    let placeholders = |mentions: usize, emojis: usize| {
+        format!("{}{}", "{u}".repeat(mentions), "{e}".repeat(emojis))
+    };
+    assert!(to_line_messages("messages", &[text_v2(&placeholders(20, 20), &subs)]).is_ok());
+    let reason = only_error(text_v2(&placeholders(21, 20), &subs), field);
+    assert!(reason.contains("mention"), "{reason}");
+    let reason = only_error(text_v2(&placeholders(20, 21), &subs), field);
+    assert!(reason.contains("emoji"), "{reason}");
+    // Entries no placeholder uses are no substitutions.
+    let keys: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
+    let unused: Vec<_> = keys.iter().map(|k| (k.as_str(), user("U1"))).collect();
+    assert!(to_line_messages("messages", &[text_v2("none used", &unused)]).is_ok());
+}
+
+#[test]
+fn text_v2_length_counts_placeholders_at_their_least() {
+    let field = "messages[0].text_v2.text";
+    let ok = |text: &str| {
+        let subs = [("u", user("U1")), ("e", line_emoji("p", "e"))];
+        to_line_messages("messages", &[text_v2(text, &subs)]).is_ok()
+    };
+    let a = |n: usize| "a".repeat(n);
+    assert!(ok(&a(5000)));
+    assert!(!ok(&a(5001)));
+    assert!(ok(&"😀".repeat(2500)));
+    assert!(!ok(&format!("{}a", "😀".repeat(2500))));
+    // `{{` and `}}` show one brace.
+    assert!(ok(&"{{".repeat(5000)));
+    assert!(ok(&"}}".repeat(5000)));
+    assert!(!ok(&format!("{}a", "{{".repeat(5000))));
+    // A mention shows `@` and a name: at least 2.
+    assert!(ok(&format!("{}{{u}}", a(4998))));
+    let reason = only_error(
+        text_v2(&format!("{}{{u}}", a(4999)), &[("u", user("U1"))]),
+        field,
+    );
+    assert!(reason.contains("at least 5001"), "{reason}");
+    // An emoji shows its alternative text: at least 1.
+    assert!(ok(&format!("{}{{e}}", a(4999))));
+    assert!(!ok(&format!("{}{{e}}", a(5000))));
+}
+
+#[test]
+fn mention_fields_name_every_mention() {
+    let messages = [
+        text("no mentions"),
+        text_v2(
+            "{z}{e}{a}",
+            &[
+                ("z", user("U1")),
+                ("e", line_emoji("p", "e")),
+                ("a", everyone()),
+                ("unused", user("U2")),
+            ],
+        ),
+        text_v2("{e}", &[("e", line_emoji("p", "e"))]),
+    ];
+    assert_eq!(
+        mention_fields("messages", &messages),
+        vec![
+            r#"messages[1].text_v2.substitution["a"].mentionee"#,
+            r#"messages[1].text_v2.substitution["unused"].mentionee"#,
+            r#"messages[1].text_v2.substitution["z"].mentionee"#,
+        ]
     );
 }
 
@@ -998,7 +1299,43 @@ fn any_kind() -> impl Strategy<Value = Option<Kind>> {
             )
         ),
         t().prop_map(|json| Some(Kind::Raw(pb::RawMessage { json }))),
+        (
+            t(),
+            prop::collection::vec(
+                (prop_oneof!["[a-z_0-9]{1,3}", t()], any_substitution()),
+                0..8
+            ),
+            t()
+        )
+            .prop_map(|(text, substitution, quote_token)| Some(Kind::TextV2(
+                pb::TextV2Message {
+                    text,
+                    substitution: substitution.into_iter().collect(),
+                    quote_token,
+                }
+            ))),
     ]
+}
+
+fn any_substitution() -> impl Strategy<Value = pb::TextV2Substitution> {
+    use pb::{text_v2_mentionee::Target, text_v2_substitution::Kind as Sub};
+    let kind = prop_oneof![
+        Just(None),
+        Just(Some(Sub::Mentionee(pb::TextV2Mentionee { target: None }))),
+        Just(Some(Sub::Mentionee(pb::TextV2Mentionee {
+            target: Some(Target::All(pb::TextV2MentionAll {})),
+        }))),
+        any_text().prop_map(|id| Some(Sub::Mentionee(pb::TextV2Mentionee {
+            target: Some(Target::UserId(id)),
+        }))),
+        (any_text(), any_text()).prop_map(|(product_id, emoji_id)| Some(Sub::Emoji(
+            pb::TextV2Emoji {
+                product_id,
+                emoji_id
+            }
+        ))),
+    ];
+    kind.prop_map(|kind| pb::TextV2Substitution { kind })
 }
 
 fn any_message() -> impl Strategy<Value = pb::Message> {
