@@ -918,3 +918,59 @@ async fn deleting_a_channel_revokes_its_tokens_and_says_what_stayed() {
     assert_eq!(to(&line, "/v2/oauth/revoke").len(), revokes);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn moving_to_another_line_channel_revokes_with_the_old_credentials() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(&line, dir.path()).await;
+    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
+    let id = channel.id.as_str();
+    generate_key_pair(&app, id).await;
+    set_kid(&app, id, "kid-1").await.unwrap();
+    use_v2_1(&app, id).await.unwrap();
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("move-a", 86_400, Some("key-a")),
+    );
+    rotate(&app, id).await.unwrap();
+
+    const NEW_SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    app.admin()
+        .await
+        .update_channel(pb::UpdateChannelRequest {
+            channel_id: id.into(),
+            line_channel_id: "2000000002".into(),
+            channel_secret: NEW_SECRET.into(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["line_channel_id".into(), "channel_secret".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let revoked = to(&line, "/oauth2/v2.1/revoke");
+    assert_eq!(revoked.len(), 1);
+    let fields = form(&revoked[0]);
+    assert_eq!(fields["access_token"], "move-a");
+    assert_eq!(fields["client_id"], LINE_CHANNEL_ID, "the old channel's id");
+    assert_eq!(fields["client_secret"], SECRET, "and its secret");
+
+    // The next token is the new channel's; move-a is not revoked again
+    // (with credentials that could not revoke it).
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("move-b", 86_400, Some("key-b")),
+    );
+    rotate(&app, id).await.unwrap();
+    let again: Vec<String> = to(&line, "/oauth2/v2.1/revoke")
+        .iter()
+        .map(|r| form(r)["access_token"].clone())
+        .collect();
+    assert_eq!(again, ["move-a"]);
+    app.stop().await.unwrap();
+}

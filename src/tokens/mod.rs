@@ -851,6 +851,39 @@ impl Tokens {
         outcomes
     }
 
+    /// Before a channel is pointed at another LINE channel: revokes the
+    /// tokens obtained for the one it leaves, with that channel's
+    /// credentials (v2.1 revocation needs its id and secret; the new ones
+    /// cannot), and forgets the revoked ones, so that no later renewal
+    /// tries again with the wrong credentials. What LINE would not revoke
+    /// stays listed and is tried again, and expires by itself.
+    pub async fn revoke_before_move(&self, channel: &ChannelRecord) {
+        let outcomes = self.revoke_all(channel).await;
+        let revoked: std::collections::HashSet<&str> = outcomes
+            .iter()
+            .filter(|(_, why)| why.is_none())
+            .map(|(fingerprint, _)| fingerprint.as_str())
+            .collect();
+        for (fingerprint, why) in &outcomes {
+            if let Some(why) = why {
+                tracing::warn!(channel = %channel.id, fingerprint = %fingerprint, reason = %why, "a token of the LINE channel left behind was not revoked");
+            }
+        }
+        if revoked.is_empty() {
+            return;
+        }
+        tracing::info!(channel = %channel.id, revoked = revoked.len(), "revoked the tokens of the LINE channel left behind");
+        if let Ok(Some(mut state)) = self.inner.store.get_token_state(&channel.id).await {
+            state.current = state
+                .current
+                .filter(|token| !revoked.contains(token.token.fingerprint.as_str()));
+            state
+                .replaced
+                .retain(|token| !revoked.contains(token.token.fingerprint.as_str()));
+            self.save(&mut state).await;
+        }
+    }
+
     /// Revokes replaced tokens; those LINE could not revoke now stay listed
     /// until they expire.
     async fn revoke_replaced(&self, channel: &ChannelRecord, state: &mut TokenStateRecord) {

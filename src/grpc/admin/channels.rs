@@ -251,6 +251,16 @@ pub(super) async fn update_channel(
         return Err(unrecorded_violation());
     };
 
+    // Pointed at another LINE channel: the tokens of the one it leaves are
+    // revoked now, with the credentials they were issued under (after the
+    // change nothing could revoke them).
+    if let Some(new_line_id) = &changes.line_channel_id {
+        let services = admin.core.services()?;
+        let current = services.channels.get(&id).await?;
+        if current.line_channel_id != *new_line_id {
+            services.tokens.revoke_before_move(&current).await;
+        }
+    }
     let record = admin.core.channels()?.update(&id, changes).await?;
     tracing::info!(channel = %record.id, fields = ?paths, "channel updated");
     Ok(Response::new(pb::UpdateChannelResponse {
