@@ -170,6 +170,7 @@ fn record_json(outbound: &pb::OutboundMessage, delivery: &DeliveryRecord) -> Str
             pb::Route::Push => "push",
             pb::Route::Multicast => "multicast",
             pb::Route::Broadcast => "broadcast",
+            pb::Route::Narrowcast => "narrowcast",
             pb::Route::Unspecified => "",
         },
         "conversation": delivery.conversation,

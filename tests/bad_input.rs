@@ -49,6 +49,7 @@ const RPCS: &[&str] = &[
     "weiyu.line.v1.Messaging/GetGroupMemberProfile",
     "weiyu.line.v1.Messaging/ShowLoadingAnimation",
     "weiyu.line.v1.Messaging/MarkAsRead",
+    "weiyu.line.v1.Messaging/ValidateMessages",
     "weiyu.line.v1.Messaging/Subscribe",
     "weiyu.line.v1.Messaging/Ack",
 ];

@@ -317,4 +317,23 @@ async fn every_request_we_send_passes_lines_openapi_description() {
         })
         .await
         .expect("markMessagesAsReadByToken");
+    for route in [
+        pb::Route::Reply,
+        pb::Route::Push,
+        pb::Route::Multicast,
+        pb::Route::Narrowcast,
+        pb::Route::Broadcast,
+    ] {
+        messaging
+            .validate_messages(pb::ValidateMessagesRequest {
+                channel_id: channel.id.clone(),
+                route: route as i32,
+                messages: vec![message(Kind::Text(pb::TextMessage {
+                    text: "Is this a valid canned reply?".into(),
+                    ..Default::default()
+                }))],
+            })
+            .await
+            .unwrap_or_else(|err| panic!("validate {route:?}: {err:?}"));
+    }
 }

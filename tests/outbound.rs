@@ -528,3 +528,56 @@ async fn resets_are_retried_for_pushes_but_make_replies_unknown() {
     assert_eq!(replies, 1, "a reply is never retried blindly");
     assert_eq!(line.requests().len(), 3, "and no fallback push either");
 }
+
+#[tokio::test]
+async fn validate_messages_asks_line_for_each_route_and_sends_nothing() {
+    let line = FakeLine::start().await;
+    line.script(
+        "/v2/bot/message/validate/narrowcast",
+        400,
+        &[],
+        r#"{"message":"The request body has 1 error(s)","details":[{"message":"Length must be between 0 and 5000","property":"messages[0].text"}]}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+    let request = |route: pb::Route| pb::ValidateMessagesRequest {
+        channel_id: channel.id.clone(),
+        route: route as i32,
+        messages: vec![text_message("Our shop opens at 10:00")],
+    };
+
+    messaging
+        .validate_messages(request(pb::Route::Reply))
+        .await
+        .unwrap();
+    let refused = messaging
+        .validate_messages(request(pb::Route::Narrowcast))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let details = tonic_types::StatusExt::get_details_bad_request(&refused).unwrap();
+    assert_eq!(details.field_violations[0].field, "messages[0].text");
+    let unset = messaging
+        .validate_messages(request(pb::Route::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(unset.code(), Code::InvalidArgument);
+    assert!(unset.message().contains("route"), "{}", unset.message());
+
+    let requests = line.requests();
+    let paths: Vec<_> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v2/bot/message/validate/reply",
+            "/v2/bot/message/validate/narrowcast"
+        ],
+        "asked LINE twice, sent nothing"
+    );
+    assert_eq!(
+        body(&requests[0]),
+        serde_json::json!({"messages": [{"type": "text", "text": "Our shop opens at 10:00"}]})
+    );
+}

@@ -166,6 +166,18 @@ impl Messaging for MessagingService {
         ))
     }
 
+    async fn validate_messages(
+        &self,
+        request: Request<pb::ValidateMessagesRequest>,
+    ) -> Result<Response<pb::ValidateMessagesResponse>, Status> {
+        let services = self.core.services()?;
+        Ok(Response::new(
+            super::send::validate_messages(services, request.into_inner())
+                .await
+                .map_err(in_rpc("ValidateMessages"))?,
+        ))
+    }
+
     type SubscribeStream = super::subscribe::SubscribeStream;
 
     async fn subscribe(

@@ -437,6 +437,42 @@ async fn known_delivery(
     outcome(record).map(Some)
 }
 
+pub async fn validate_messages(
+    services: &Services,
+    request: pb::ValidateMessagesRequest,
+) -> Result<pb::ValidateMessagesResponse, Status> {
+    let pb::ValidateMessagesRequest {
+        channel_id,
+        route,
+        messages: list,
+    } = request;
+    let mut violations = Violations::new();
+    let route = match pb::Route::try_from(route) {
+        Ok(pb::Route::Reply) => Some("reply"),
+        Ok(pb::Route::Push) => Some("push"),
+        Ok(pb::Route::Multicast) => Some("multicast"),
+        Ok(pb::Route::Narrowcast) => Some("narrowcast"),
+        Ok(pb::Route::Broadcast) => Some("broadcast"),
+        Ok(pb::Route::Unspecified) | Err(_) => {
+            violations.add(
+                "route",
+                "must be ROUTE_REPLY, ROUTE_PUSH, ROUTE_MULTICAST, ROUTE_NARROWCAST or ROUTE_BROADCAST",
+            );
+            None
+        }
+    };
+    let converted = messages(&mut violations, &list);
+    violations.into_result()?;
+    let channel_id = existing_channel(services, &channel_id).await?;
+    let record = services.channels.get(&channel_id).await?;
+    services
+        .tokens
+        .line(&record)
+        .validate_messages(route.unwrap_or_default(), Value::Array(converted))
+        .await?;
+    Ok(pb::ValidateMessagesResponse {})
+}
+
 pub async fn send(
     services: &Services,
     request: pb::SendRequest,

@@ -329,6 +329,16 @@ impl<T: TokenSource> ChannelClient<T> {
         self.call(&request, Retry::Never).await
     }
 
+    /// `POST /v2/bot/message/validate/{route}` (`route`: reply, push,
+    /// multicast, narrowcast or broadcast): LINE's verdict on `messages`
+    /// (a JSON array); nothing is sent, so it is retried like a read.
+    pub async fn validate_messages(&self, route: &str, messages: Value) -> Result<(), T::Error> {
+        let path = format!("{MESSAGE}/validate/{route}");
+        self.post_idempotent(&path, json!({ "messages": messages }))
+            .await
+            .map(drop)
+    }
+
     /// `GET /v2/bot/message/{messageId}/content[/preview]` on the data
     /// host, streamed. 202 (still preparing) is [`Error::NotReady`].
     pub async fn message_content(

@@ -47,6 +47,7 @@ import com.weiyu.line.v1.SendResponse;
 import com.weiyu.line.v1.ShowLoadingAnimationRequest;
 import com.weiyu.line.v1.StartPosition;
 import com.weiyu.line.v1.SubscribeRequest;
+import com.weiyu.line.v1.ValidateMessagesRequest;
 import com.weiyu.line.v1.SubscribeResponse;
 import com.weiyu.line.v1.TextMessage;
 import io.grpc.Context;
@@ -357,6 +358,14 @@ class MessagingRpcTest {
     messaging().markAsRead(MarkAsReadRequest.newBuilder().setChannelId(channel.getId())
         .setMarkAsReadToken("mark-token-1").build());
     assertTrue(line.requestsTo("/v2/bot/chat/markAsRead").get(0).bodyText().contains("mark-token-1"));
+
+    // A canned reply checked by LINE before it is saved; nothing is sent.
+    messaging().validateMessages(ValidateMessagesRequest.newBuilder().setChannelId(channel.getId())
+        .setRoute(Route.ROUTE_REPLY).addMessages(text("See you at 10:00")).build());
+    assertTrue(line.requestsTo("/v2/bot/message/validate/reply").get(0).bodyText().contains("See you at 10:00"));
+    fails(Status.Code.INVALID_ARGUMENT,
+        () -> messaging().validateMessages(ValidateMessagesRequest.newBuilder()
+            .setChannelId(channel.getId()).addMessages(text("no route")).build()));
 
     // LINE's 429 with Retry-After: RESOURCE_EXHAUSTED with a RetryInfo detail.
     String other = newUser();

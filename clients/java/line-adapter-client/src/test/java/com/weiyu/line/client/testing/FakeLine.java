@@ -298,6 +298,9 @@ public final class FakeLine implements AutoCloseable {
       default:
         break;
     }
+    if (path.startsWith("/v2/bot/message/validate/")) {
+      return ok("{}");
+    }
     if ((matcher = PROFILE.matcher(path)).matches()) {
       return ok("{\"displayName\":\"Taro\",\"userId\":\"" + matcher.group(1)
           + "\",\"pictureUrl\":\"https://profile.line-scdn.net/taro\",\"statusMessage\":\"Hello\",\"language\":\"ja\"}");
