@@ -60,6 +60,8 @@ public final class LineAdapterProcess implements AutoCloseable {
     // the filesystem) can exceed what a shared CI disk has free.
     env.put("LINE_ADAPTER_STORE_MIN_FREE_BYTES", "0");
     env.put("LINE_ADAPTER_STORE_MIN_FREE_PERCENT", "0");
+    // Profile lookups would add requests to the stand-in and records to the streams the tests read.
+    env.put("LINE_ADAPTER_LOOKUP_PROFILES", "false");
     env.put("RUST_LOG", "warn,line_adapter=info");
     if (b.line != null) {
       env.put("LINE_ADAPTER_LINE_API_BASE", b.line.url());
