@@ -892,8 +892,9 @@ impl Inner {
     /// For a final delivery: appends its records and notes that they are
     /// on the log, so that no restart appends them again. The note keeps
     /// the update time (nothing a caller or another process acts on
-    /// changed), and losing it in a crash only makes the restart append
-    /// the records again, which deduplication absorbs.
+    /// changed) and is not waited for on disk: losing it in a crash only
+    /// makes the restart append the records again, which deduplication
+    /// absorbs.
     async fn settle(&self, record: &mut DeliveryRecord) {
         if !record.state.is_final() || record.logged == LoggedRecords::Final {
             return;
@@ -903,7 +904,7 @@ impl Inner {
         }
         match self
             .store
-            .update_delivery(record.update_time_ms, record)
+            .update_delivery_lazily(record.update_time_ms, record)
             .await
         {
             Ok(()) => {}

@@ -265,6 +265,18 @@ pub trait Store: Send + Sync + 'static {
         delivery: &DeliveryRecord,
     ) -> Result<()>;
 
+    /// As [`Self::update_delivery`], for a change a crash may lose: it
+    /// need not be durable when this returns (it is with the next durable
+    /// write). The outbox notes with it that a delivery's records are on
+    /// the log; lost, the restart appends them again, deduplicated.
+    async fn update_delivery_lazily(
+        &self,
+        previous_update_ms: i64,
+        delivery: &DeliveryRecord,
+    ) -> Result<()> {
+        self.update_delivery(previous_update_ms, delivery).await
+    }
+
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>>;
 
     /// The delivery stored under an idempotency key of a channel.

@@ -117,6 +117,35 @@ impl SledStore {
         self.meta.contains_key(key.as_bytes()).map_err(backend)
     }
 
+    /// Replaces a delivery if its stored update time is
+    /// `previous_update_ms` (not flushed).
+    fn swap_delivery(&self, previous_update_ms: i64, delivery: &DeliveryRecord) -> Result<()> {
+        let value = serde_json::to_vec(delivery).expect("a delivery always serializes");
+        let key = delivery.id.as_bytes();
+        let Some(current) = self.deliveries.get(key).map_err(backend)? else {
+            return Err(StoreError::NotFound {
+                id: delivery.id.clone(),
+            });
+        };
+        if decode_delivery(&current)?.update_time_ms != previous_update_ms {
+            return Err(StoreError::Conflict {
+                id: delivery.id.clone(),
+                expected: previous_update_ms.max(0) as u64,
+            });
+        }
+        let swapped = self
+            .deliveries
+            .compare_and_swap(key, Some(current), Some(value))
+            .map_err(backend)?;
+        if swapped.is_err() {
+            return Err(StoreError::Conflict {
+                id: delivery.id.clone(),
+                expected: previous_update_ms.max(0) as u64,
+            });
+        }
+        Ok(())
+    }
+
     async fn flush_now(&self) -> Result<()> {
         self.flusher.flush().await
     }
@@ -487,30 +516,16 @@ impl Store for SledStore {
         previous_update_ms: i64,
         delivery: &DeliveryRecord,
     ) -> Result<()> {
-        let value = serde_json::to_vec(delivery).expect("a delivery always serializes");
-        let key = delivery.id.as_bytes();
-        let Some(current) = self.deliveries.get(key).map_err(backend)? else {
-            return Err(StoreError::NotFound {
-                id: delivery.id.clone(),
-            });
-        };
-        if decode_delivery(&current)?.update_time_ms != previous_update_ms {
-            return Err(StoreError::Conflict {
-                id: delivery.id.clone(),
-                expected: previous_update_ms.max(0) as u64,
-            });
-        }
-        let swapped = self
-            .deliveries
-            .compare_and_swap(key, Some(current), Some(value))
-            .map_err(backend)?;
-        if swapped.is_err() {
-            return Err(StoreError::Conflict {
-                id: delivery.id.clone(),
-                expected: previous_update_ms.max(0) as u64,
-            });
-        }
+        self.swap_delivery(previous_update_ms, delivery)?;
         self.flush_now().await
+    }
+
+    async fn update_delivery_lazily(
+        &self,
+        previous_update_ms: i64,
+        delivery: &DeliveryRecord,
+    ) -> Result<()> {
+        self.swap_delivery(previous_update_ms, delivery)
     }
 
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {

@@ -166,6 +166,18 @@ impl Store for Watched {
         )
     }
 
+    async fn update_delivery_lazily(
+        &self,
+        previous_update_ms: i64,
+        delivery: &DeliveryRecord,
+    ) -> Result<()> {
+        self.watch(
+            self.inner
+                .update_delivery_lazily(previous_update_ms, delivery)
+                .await,
+        )
+    }
+
     async fn get_delivery(&self, id: &str) -> Result<Option<DeliveryRecord>> {
         self.inner.get_delivery(id).await
     }
