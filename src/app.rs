@@ -18,7 +18,7 @@ use crate::{
     grpc::{self, Core, admin::AdminService, messaging::MessagingService},
     http::{self, HttpState, Readiness},
     inbound::Inbound,
-    line::LineClient,
+    line::{LineClient, pace::Pacer},
     media::Media,
     metrics::Metrics,
     outbox::Outbox,
@@ -459,7 +459,8 @@ pub fn line_client(settings: &Settings) -> Result<LineClient, String> {
     )
 }
 
-/// Channel access tokens as the settings say, over `line`.
+/// Channel access tokens as the settings say, over `line`, with calls
+/// paced at `line_rate_limits`.
 pub fn tokens(
     settings: &Settings,
     channels: Channels,
@@ -467,10 +468,16 @@ pub fn tokens(
     line: LineClient,
     metrics: Metrics,
 ) -> Tokens {
+    // One pacer for the process: every channel client shares its buckets.
+    let pacer = Pacer::new(
+        settings.line_rate_limits.clone(),
+        Some(metrics.line.clone()),
+    );
     Tokens::new(
         channels,
         store,
         line,
+        pacer,
         TokenSettings {
             refresh_margin: settings.token_refresh_margin,
             v2_1_lifetime: settings.token_v2_1_lifetime,

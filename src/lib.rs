@@ -21,7 +21,8 @@
 //!   `/metrics`, and webhook signatures.
 //! - [`line`]: the one door to LINE: transport (`client`, the only user of
 //!   reqwest), the LINE error, the channel-scoped client (token, renewal
-//!   after a 401, retries), every endpoint (`api`), token endpoints
+//!   after a 401, retries), the pace of each channel's calls within LINE's
+//!   rate limits (`pace`), every endpoint (`api`), token endpoints
 //!   (`oauth`), v2.1 assertion keys, and LINE's JSON both ways (`wire`).
 //! - [`inbound`]: verified webhook bodies → durable, deduplicated log records.
 //! - [`fanout`]: Subscribe streams: catch-up from the log, then live, never

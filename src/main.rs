@@ -180,6 +180,10 @@ struct ServeArgs {
     /// Milliseconds one call to LINE may take [default: 10000].
     #[arg(long, value_name = "MS", value_parser = whole_number, allow_hyphen_values = true)]
     line_request_timeout_ms: Option<u64>,
+    /// Rates each channel's calls to LINE are paced at, e.g.
+    /// `push=2000/s,broadcast=60/h` [default: LINE's published rates].
+    #[arg(long, value_name = "NAME=COUNT/UNIT,...")]
+    line_rate_limits: Option<String>,
     /// Longest pause between two attempts of a send, ms [default: 60000].
     #[arg(long, value_name = "MS", value_parser = whole_number, allow_hyphen_values = true)]
     outbox_max_backoff_ms: Option<u64>,
@@ -263,6 +267,7 @@ impl ServeArgs {
             line_data_api_base,
             line_proxy,
             line_request_timeout_ms,
+            line_rate_limits,
             outbox_max_backoff_ms,
             store_cache_mib,
             store_min_free_bytes,
@@ -293,6 +298,7 @@ impl ServeArgs {
             line_data_api_base,
             line_proxy,
             line_request_timeout_ms,
+            line_rate_limits,
             outbox_max_backoff_ms,
             store_cache_mib,
             store_min_free_bytes,

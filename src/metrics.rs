@@ -51,11 +51,19 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
-/// The LINE client's share of the metrics: calls and their latency.
+/// The LINE client's share of the metrics: calls and their latency, and
+/// their pacing (`line::pace`).
 #[derive(Clone, Debug)]
 pub struct LineMetrics {
     pub calls: Family<LineCallLabels, Counter>,
     pub duration: Family<EndpointLabels, Histogram>,
+    /// Time a request waited for its permit.
+    pub permit_wait: Family<EndpointLabels, Histogram>,
+    /// Calls that made no request: their permit would have come later
+    /// than they may wait.
+    pub permits_refused: Family<EndpointLabels, Counter>,
+    /// LINE's rate-limit 429s, each of which held and slowed a bucket.
+    pub slowdowns: Family<EndpointLabels, Counter>,
 }
 
 impl LineMetrics {
@@ -177,6 +185,13 @@ impl Metrics {
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
+            // 0.1 ms … ~26 s: a call waits at most line_request_timeout_ms
+            // (10 s by default, 60 s at most; longer waits are refused).
+            permit_wait: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+            }),
+            permits_refused: Family::default(),
+            slowdowns: Family::default(),
         };
         registry.register(
             "line_api_requests",
@@ -188,6 +203,22 @@ impl Metrics {
             "Time until LINE's response headers, by endpoint",
             prometheus_client::registry::Unit::Seconds,
             line.duration.clone(),
+        );
+        registry.register_with_unit(
+            "line_api_permit_wait",
+            "Time a request to LINE waited for its permit (line_rate_limits), by endpoint",
+            prometheus_client::registry::Unit::Seconds,
+            line.permit_wait.clone(),
+        );
+        registry.register(
+            "line_api_permits_refused",
+            "Calls to LINE not made because their permit would have come later than line_request_timeout_ms (retried later), by endpoint",
+            line.permits_refused.clone(),
+        );
+        registry.register(
+            "line_api_rate_limit_slowdowns",
+            "LINE's rate-limit 429s, each holding back (Retry-After) and slowing that endpoint of the channel, by endpoint",
+            line.slowdowns.clone(),
         );
         let token_expiry = Family::<ChannelLabels, Gauge>::default();
         registry.register(

@@ -696,6 +696,13 @@ impl Inner {
                 self.waiting(record, Some(error), String::new());
                 return Ok(Attempt::RetryAfter(retry_after));
             }
+            Err(CallError::Line(err @ line::Error::Paced { retry_after, .. })) => {
+                // Nothing was sent: the channel's pace puts the request
+                // later than a call waits. Waited out here, as a
+                // Retry-After is: holding the lease, cut short by a stop.
+                self.waiting(record, None, err.to_string());
+                return Ok(Attempt::RetryAfter(Some(retry_after)));
+            }
             Err(CallError::Line(line::Error::Api(error))) if error.http_status >= 500 => {
                 self.waiting(record, Some(error), String::new());
                 return Ok(Attempt::RetryAfter(None));

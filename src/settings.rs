@@ -17,7 +17,10 @@ use std::{
 use serde::Deserialize;
 use url::Url;
 
-use crate::secret::{MasterKey, Secret};
+use crate::{
+    line::pace::RateLimits,
+    secret::{MasterKey, Secret},
+};
 
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "LINE_ADAPTER_";
@@ -57,6 +60,8 @@ pub struct Settings {
     pub line_proxy: Option<Secret>,
     /// How long one call to LINE may take before it counts as failed.
     pub line_request_timeout: Duration,
+    /// The rate each channel's calls to each endpoint are paced at.
+    pub line_rate_limits: RateLimits,
     /// Longest pause between two attempts of a send.
     pub outbox_max_backoff: Duration,
     /// API keys gRPC callers must present, with their scopes; empty = no
@@ -151,6 +156,8 @@ pub struct Layer {
     pub line_data_api_base: Option<String>,
     pub line_proxy: Option<String>,
     pub line_request_timeout_ms: Option<u64>,
+    /// `push=2000/s,broadcast=60/h`: see `line::pace::RateLimits::parse`.
+    pub line_rate_limits: Option<String>,
     pub outbox_max_backoff_ms: Option<u64>,
     pub grpc_tls_cert_file: Option<PathBuf>,
     pub grpc_tls_key_file: Option<PathBuf>,
@@ -271,7 +278,8 @@ impl Merged {
     fn apply(&mut self, src: Layer, origin: impl Fn(&'static str) -> Origin) {
         merge_fields!(self.layer, src, self.origins, origin;
             grpc_addr, http_addr, data_dir, public_base_url, line_api_base,
-            line_data_api_base, line_proxy, line_request_timeout_ms, outbox_max_backoff_ms,
+            line_data_api_base, line_proxy, line_request_timeout_ms, line_rate_limits,
+            outbox_max_backoff_ms,
             grpc_tls_cert_file, grpc_tls_key_file, api_keys,
             api_keys_file, master_key, insecure_no_auth, lookup_profiles,
             log_format, webhook_body_limit, shutdown_grace_seconds, shutdown_delay_seconds,
@@ -417,6 +425,7 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
             "line_api_base" => layer.line_api_base = Some(value),
             "line_data_api_base" => layer.line_data_api_base = Some(value),
             "line_proxy" => layer.line_proxy = Some(value),
+            "line_rate_limits" => layer.line_rate_limits = Some(value),
             "outbox_max_backoff_ms" => {
                 layer.outbox_max_backoff_ms =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "outbox_max_backoff_ms"))?);
@@ -657,6 +666,8 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
             "must be 100–60000 (LINE answers in well under a second)",
         ));
     }
+    let line_rate_limits = RateLimits::parse(layer.line_rate_limits.as_deref().unwrap_or_default())
+        .map_err(|reason| merged.invalid("line_rate_limits", reason))?;
     let outbox_max_backoff = layer
         .outbox_max_backoff_ms
         .ok_or_else(|| required("outbox_max_backoff_ms"))?;
@@ -862,6 +873,7 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         line_data_api_base,
         line_proxy,
         line_request_timeout: Duration::from_millis(line_request_timeout),
+        line_rate_limits,
         outbox_max_backoff: Duration::from_millis(outbox_max_backoff),
         grpc_tls,
         api_keys,
@@ -1194,6 +1206,51 @@ mod tests {
             8080,
             "links change nothing"
         );
+    }
+
+    #[test]
+    fn line_rate_limits_default_to_lines_and_are_checked_where_they_come_from() {
+        use crate::line::pace::{Endpoint, Per, Rate, RateLimits};
+        let defaults = Settings::load(None, env(&[]), Layer::default()).unwrap();
+        assert_eq!(defaults.settings.line_rate_limits, RateLimits::default());
+        let s = Settings::load(
+            None,
+            env(&[("LINE_ADAPTER_LINE_RATE_LIMITS", "push=50/s,broadcast=30/h")]),
+            Layer::default(),
+        )
+        .unwrap()
+        .settings;
+        assert_eq!(
+            s.line_rate_limits.rate(Endpoint::Push),
+            Rate::new(50, Per::Second)
+        );
+        assert_eq!(
+            s.line_rate_limits.rate(Endpoint::Broadcast),
+            Rate::new(30, Per::Hour)
+        );
+        assert_eq!(
+            s.line_rate_limits.rate(Endpoint::Multicast),
+            Endpoint::Multicast.line_rate()
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "line_rate_limits = \"push=50/sec\"\n").unwrap();
+        let err = Settings::load(Some(&file), env(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid setting `line_rate_limits` (from config file")
+                && err.contains(
+                    "`push=50/sec`: a rate is a whole number of requests per `s`, `min` or `h`"
+                ),
+            "{err}"
+        );
+        std::fs::write(&file, "line_rate_limits = 50\n").unwrap();
+        let err = Settings::load(Some(&file), env(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line_rate_limits"), "{err}");
     }
 
     #[test]

@@ -197,7 +197,7 @@ fn bad_settings_stop_start_up_with_exit_64_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     /// Flags, environment, and what the error must name.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 8] = [
+    let cases: [Case; 10] = [
         (&["--http-addr", "nowhere"], &[], "--http-addr"),
         // A misspelled variable stops start-up as a misspelled file key
         // does, naming the setting it most likely meant.
@@ -236,6 +236,16 @@ fn bad_settings_stop_start_up_with_exit_64_naming_the_setting() {
             &["--config", "/nonexistent/line-adapter.toml"],
             &[],
             "/nonexistent/line-adapter.toml",
+        ),
+        (
+            &["--line-rate-limits", "push=fast/s"],
+            &[],
+            "invalid setting `line_rate_limits` (from flag --line-rate-limits): `push=fast/s`",
+        ),
+        (
+            &[],
+            &[("LINE_ADAPTER_LINE_RATE_LIMITS", "pushh=50/s")],
+            "did you mean `push`?",
         ),
     ];
     for (args, env, named) in cases {

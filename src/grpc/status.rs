@@ -119,6 +119,19 @@ impl From<line::Error> for Status {
                 details.set_retry_info(Some(NOT_READY_RETRY));
                 Status::with_error_details(Code::Unavailable, err.to_string(), details)
             }
+            // Held back to stay within LINE's rate limit: the same code as
+            // LINE's own 429, with when to ask again.
+            line::Error::Paced {
+                endpoint,
+                retry_after,
+            } => {
+                let mut details = ErrorDetails::new();
+                let mut metadata = HashMap::new();
+                metadata.insert("endpoint".to_owned(), endpoint.clone());
+                details.set_error_info("LINE_RATE_PACED", DOMAIN, metadata);
+                details.set_retry_info(Some(*retry_after));
+                Status::with_error_details(Code::ResourceExhausted, err.to_string(), details)
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! handler in `grpc`, and its proto. Ids are percent-encoded into paths
 //! here, so a caller's id can never become another path.
 
+use http::Method;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
@@ -10,6 +11,7 @@ use super::{
     channel::{CallError, Called, ChannelClient, Retry, TokenSource},
     client::{Content, Request, Response},
     error::Error,
+    pace::Endpoint,
 };
 
 const BOT_INFO: &str = "/v2/bot/info";
@@ -185,6 +187,43 @@ pub fn segment(value: &str) -> String {
         }
     }
     encoded
+}
+
+/// Which of LINE's rate limits a request to `path` counts against
+/// (`line::pace`).
+pub fn paced_as(method: &Method, path: &str) -> Endpoint {
+    let path = path.split('?').next().unwrap_or_default();
+    let member_profile = |chat: &str| {
+        path.strip_prefix(chat)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(|rest| rest.split('/').collect::<Vec<_>>())
+            .is_some_and(|rest| rest.len() == 3 && rest[1] == "member")
+    };
+    if let Some(route) = path.strip_prefix(MESSAGE).and_then(|r| r.strip_prefix('/')) {
+        match route {
+            "reply" => return Endpoint::Reply,
+            "push" => return Endpoint::Push,
+            "multicast" => return Endpoint::Multicast,
+            "broadcast" => return Endpoint::Broadcast,
+            "narrowcast" => return Endpoint::Narrowcast,
+            _ => {}
+        }
+    }
+    let profile = path
+        .strip_prefix(PROFILE)
+        .and_then(|r| r.strip_prefix('/'))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    if profile || member_profile(GROUP) || member_profile(ROOM) {
+        Endpoint::Profile
+    } else if path == LOADING {
+        Endpoint::Loading
+    } else if path == WEBHOOK_ENDPOINT && method == Method::PUT {
+        Endpoint::WebhookUrl
+    } else if path == WEBHOOK_TEST {
+        Endpoint::WebhookTest
+    } else {
+        Endpoint::Other
+    }
 }
 
 /// A LINE path as a label of bounded cardinality (metrics, span names):
@@ -401,6 +440,50 @@ mod tests {
             "/v2/bot/message/push"
         );
         assert_eq!(endpoint_label(MARK_AS_READ), "/v2/bot/chat/markAsRead");
+    }
+
+    #[test]
+    fn requests_are_paced_as_the_endpoint_whose_limit_they_count_against() {
+        let paced = |method: Method, path: &str| paced_as(&method, path);
+        for (route, endpoint) in [
+            ("reply", Endpoint::Reply),
+            ("push", Endpoint::Push),
+            ("multicast", Endpoint::Multicast),
+            ("broadcast", Endpoint::Broadcast),
+            ("narrowcast", Endpoint::Narrowcast),
+        ] {
+            assert_eq!(paced(Method::POST, &format!("{MESSAGE}/{route}")), endpoint);
+        }
+        assert_eq!(
+            paced(Method::GET, &format!("{PROFILE}/U1")),
+            Endpoint::Profile
+        );
+        assert_eq!(
+            paced(Method::GET, &format!("{GROUP}/C1/member/U1")),
+            Endpoint::Profile
+        );
+        assert_eq!(
+            paced(Method::GET, &format!("{ROOM}/R1/member/U1")),
+            Endpoint::Profile
+        );
+        assert_eq!(
+            paced(Method::GET, &format!("{GROUP}/C1/summary")),
+            Endpoint::Other
+        );
+        assert_eq!(paced(Method::POST, LOADING), Endpoint::Loading);
+        assert_eq!(paced(Method::PUT, WEBHOOK_ENDPOINT), Endpoint::WebhookUrl);
+        assert_eq!(paced(Method::GET, WEBHOOK_ENDPOINT), Endpoint::Other);
+        assert_eq!(paced(Method::POST, WEBHOOK_TEST), Endpoint::WebhookTest);
+        for other in [
+            BOT_INFO.to_owned(),
+            MARK_AS_READ.to_owned(),
+            QUOTA.to_owned(),
+            format!("{DELIVERY_COUNT}/push?date=20261201"),
+            format!("{MESSAGE}/461230966842064897/content"),
+            format!("{MESSAGE}/validate/push"),
+        ] {
+            assert_eq!(paced(Method::GET, &other), Endpoint::Other, "{other}");
+        }
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! A client scoped to one LINE channel: the token, the renewal after a
-//! 401, and the retry of idempotent calls, written once. Every call to the
-//! Messaging API goes through [`ChannelClient::call`] or
-//! [`ChannelClient::open`] (via `line::api`).
+//! 401, the retry of idempotent calls, and the pace LINE's rate limits set
+//! (`line::pace`), written once. Every call to the Messaging API goes
+//! through [`ChannelClient::call`] or [`ChannelClient::open`] (via
+//! `line::api`), and every request they make waits for its permit first.
 
 use std::{fmt, future::Future, time::Duration};
 
 use http::StatusCode;
 
 use super::{
+    api,
     client::{Content, LineClient, Request, Response},
     error::{ApiError, Error, NetworkKind},
+    pace::Pacer,
 };
 use crate::secret::Secret;
 
@@ -78,11 +81,21 @@ pub struct Called<T, E> {
 pub struct ChannelClient<T> {
     http: LineClient,
     tokens: T,
+    /// Every channel's buckets, and this channel's id (our id: the key of
+    /// its buckets).
+    pacer: Pacer,
+    channel: String,
 }
 
 impl<T: TokenSource> ChannelClient<T> {
-    pub fn new(http: LineClient, tokens: T) -> Self {
-        Self { http, tokens }
+    /// The client of our channel `channel`, paced by `pacer`.
+    pub fn new(http: LineClient, pacer: Pacer, channel: &str, tokens: T) -> Self {
+        Self {
+            http,
+            tokens,
+            pacer,
+            channel: channel.to_owned(),
+        }
     }
 
     /// Sends `request` and reads the answer; any non-2xx answer is an
@@ -90,7 +103,7 @@ impl<T: TokenSource> ChannelClient<T> {
     pub async fn call(&self, request: &Request, retry: Retry) -> Called<Response, T::Error> {
         let mut requests = 0;
         let result = self
-            .attempts(retry, &mut requests, |token| {
+            .attempts(request, retry, &mut requests, |token| {
                 let http = &self.http;
                 async move { http.send(&token, request).await }
             })
@@ -99,6 +112,7 @@ impl<T: TokenSource> ChannelClient<T> {
                 None => Ok(response),
                 Some(err) => Err(CallError::Line(err)),
             });
+        self.note_rate_limit(request, &result);
         Called { result, requests }
     }
 
@@ -107,11 +121,18 @@ impl<T: TokenSource> ChannelClient<T> {
     pub async fn open(&self, request: &Request) -> Result<Content, CallError<T::Error>> {
         let mut requests = 0;
         let content = self
-            .attempts(Retry::Idempotent, &mut requests, |token| {
+            .attempts(request, Retry::Idempotent, &mut requests, |token| {
                 let http = &self.http;
                 async move { http.open(&token, request).await }
             })
             .await?;
+        let result = self.opened(content).await;
+        self.note_rate_limit(request, &result);
+        result
+    }
+
+    /// A streamed answer as [`ChannelClient::open`] returns it.
+    async fn opened(&self, content: Content) -> Result<Content, CallError<T::Error>> {
         match content.status {
             StatusCode::OK => Ok(content),
             StatusCode::ACCEPTED => Err(CallError::Line(Error::NotReady {
@@ -130,11 +151,47 @@ impl<T: TokenSource> ChannelClient<T> {
         }
     }
 
+    /// Slows `request`'s bucket when LINE answered it with its rate-limit
+    /// 429 (not the monthly limit, not other 429s).
+    fn note_rate_limit<R>(&self, request: &Request, result: &Result<R, CallError<T::Error>>) {
+        if let Err(CallError::Line(Error::RateLimited { retry_after, error })) = result
+            && error.exceeds_rate_limit()
+        {
+            self.pacer.slow_down(
+                &self.channel,
+                api::paced_as(&request.method, &request.path),
+                &api::endpoint_label(&request.path),
+                *retry_after,
+            );
+        }
+    }
+
+    /// Waits for `request`'s permit, at most as long as LINE may take to
+    /// answer, so that a request, permit and answer, takes at most twice
+    /// `line_request_timeout_ms`: the outbox renews its lease while an
+    /// attempt runs, and a stop waits for no longer than that.
+    async fn permit(&self, request: &Request) -> Result<(), Error> {
+        let endpoint = api::endpoint_label(&request.path);
+        self.pacer
+            .permit(
+                &self.channel,
+                api::paced_as(&request.method, &request.path),
+                &endpoint,
+                self.http.timeout(),
+            )
+            .await
+            .map_err(|refused| Error::Paced {
+                endpoint,
+                retry_after: refused.retry_after,
+            })
+    }
+
     /// Runs `send` with the channel's token: once more with a renewed
     /// token after a 401, and (for idempotent calls) once more after a 5xx
-    /// or a failed connection.
+    /// or a failed connection. Each request waits for its permit first.
     async fn attempts<R, F, Fut>(
         &self,
+        request: &Request,
         retry: Retry,
         requests: &mut u32,
         mut send: F,
@@ -148,6 +205,7 @@ impl<T: TokenSource> ChannelClient<T> {
         let mut renewed = false;
         let mut retried = false;
         loop {
+            self.permit(request).await?;
             *requests += 1;
             let result = send(token.clone()).await;
             let again = match &result {

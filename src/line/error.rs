@@ -37,8 +37,22 @@ pub struct ApiErrorDetail {
 /// LINE's phrase for a reply token it will not take (used, expired,
 /// unknown); its texts are not guaranteed, but this one is the only sign.
 const INVALID_REPLY_TOKEN: &str = "invalid reply token";
+/// LINE's 429 for requests past the rate limit ("The API rate limit has
+/// been exceeded. Try again later."): the only sign that a 429 is about the
+/// pace, not the monthly quota or one user's many messages.
+const RATE_LIMIT_EXCEEDED: &str = "rate limit has been exceeded";
 
 impl ApiError {
+    /// LINE's answer to requests past an endpoint's rate limit, which
+    /// slows that endpoint's calls of the channel (`line::pace`).
+    pub fn exceeds_rate_limit(&self) -> bool {
+        self.http_status == 429
+            && self
+                .message
+                .to_ascii_lowercase()
+                .contains(RATE_LIMIT_EXCEEDED)
+    }
+
     /// LINE's answer to a reply whose token is used, expired or unknown.
     pub fn refuses_reply_token(&self) -> bool {
         self.http_status == 400
@@ -216,6 +230,16 @@ pub enum Error {
     /// 202 for content: LINE is still preparing it (large video, audio).
     #[error("LINE is still preparing the content; retry in a few seconds{}", request_suffix(.request_id))]
     NotReady { request_id: String },
+    /// Not sent: the channel's pace for this endpoint (LINE's rate limit,
+    /// a `Retry-After` LINE gave, `line_rate_limits`) puts the request
+    /// later than a call may wait (`line::pace`). Nothing reached LINE.
+    #[error("not sent yet: {endpoint} is paced to LINE's rate limit for this channel (line_rate_limits), and the next request may go in {} ms", .retry_after.as_millis())]
+    Paced {
+        /// The endpoint label, e.g. `/v2/bot/message/push`.
+        endpoint: String,
+        /// When to try again (at least).
+        retry_after: Duration,
+    },
 }
 
 fn request_suffix(id: &str) -> String {
@@ -237,7 +261,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api(error) => error.http_status >= 500,
-            Self::RateLimited { .. } | Self::Network(_) | Self::NotReady { .. } => true,
+            Self::RateLimited { .. }
+            | Self::Network(_)
+            | Self::NotReady { .. }
+            | Self::Paced { .. } => true,
             Self::MonthlyLimit(_) | Self::AlreadyAccepted { .. } | Self::InvalidJson { .. } => {
                 false
             }
@@ -357,6 +384,7 @@ mod tests {
         };
         assert_eq!(retry_after, Some(Duration::from_secs(3)));
         assert_eq!(error.retry_after_secs, Some(3));
+        assert!(error.exceeds_rate_limit(), "this 429 slows the endpoint");
         let monthly = Error::from_response(&response(
             429,
             r#"{"message":"You have reached your monthly limit."}"#,
@@ -366,6 +394,18 @@ mod tests {
         .unwrap();
         assert!(matches!(monthly, Error::MonthlyLimit(_)));
         assert!(!monthly.is_retryable());
+        assert!(!monthly.api().unwrap().exceeds_rate_limit());
+        // Other 429s (too many messages to one user) are retried but slow
+        // nothing down.
+        let Some(Error::RateLimited { error, .. }) = Error::from_response(&response(
+            429,
+            r#"{"message":"Too many messages to this user"}"#,
+            None,
+            None,
+        )) else {
+            panic!("another 429");
+        };
+        assert!(!error.exceeds_rate_limit());
         let server = Error::from_response(&response(503, "", None, None)).unwrap();
         assert!(server.is_retryable());
         let Some(Error::Api(error)) = Error::from_response(&response(

@@ -21,6 +21,7 @@ use crate::{
     line::{
         ChannelClient, LineClient, TokenSource,
         oauth::{OAuth, OAuthError},
+        pace::Pacer,
     },
     metrics::{ChannelLabels, Metrics},
     secret::Secret,
@@ -121,6 +122,8 @@ struct Inner {
     oauth: OAuth,
     /// The transport every channel's [`ChannelClient`] uses.
     line: LineClient,
+    /// The pace of every channel's calls (one per process).
+    pacer: Pacer,
     settings: TokenSettings,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     metrics: Metrics,
@@ -185,6 +188,7 @@ impl Tokens {
         channels: Channels,
         store: Arc<dyn Store>,
         line: LineClient,
+        pacer: Pacer,
         settings: TokenSettings,
         metrics: Metrics,
     ) -> Self {
@@ -194,6 +198,7 @@ impl Tokens {
                 store,
                 oauth: OAuth::new(line.clone()),
                 line,
+                pacer,
                 settings,
                 slots: Mutex::new(HashMap::new()),
                 metrics,
@@ -223,10 +228,12 @@ impl Tokens {
     }
 
     /// The door to LINE for `channel`'s calls, with its tokens (renewed
-    /// once after a 401).
+    /// once after a 401), paced within LINE's rate limits.
     pub fn line(&self, channel: &ChannelRecord) -> ChannelClient<ChannelTokens> {
         ChannelClient::new(
             self.inner.line.clone(),
+            self.inner.pacer.clone(),
+            &channel.id,
             ChannelTokens {
                 tokens: self.clone(),
                 channel: channel.clone(),
@@ -239,13 +246,14 @@ impl Tokens {
         &self.inner.channels
     }
 
-    /// Forgets a deleted channel's cached token.
+    /// Forgets a deleted channel's cached token and pace.
     pub fn forget(&self, channel_id: &str) {
         self.inner
             .slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(channel_id);
+        self.inner.pacer.forget(channel_id);
         self.inner.metrics.forget_channel(channel_id);
     }
 

@@ -364,7 +364,9 @@ Called with (list $ $config); the chart's own settings were refused before.
   "line_proxy" "http://egress-proxy.network:3128" }}
 {{- $paths := list "grpc_tls_cert_file" "grpc_tls_key_file" "api_keys_file" }}
 {{- $booleans := list "lookup_profiles" }}
-{{- $known := concat (keys $integers) (keys $urls) $paths $booleans (list "log_format") | sortAlpha }}
+{{- /* line_rate_limits: the endpoints it names (line::pace::Endpoint). */}}
+{{- $rateNames := list "reply" "push" "multicast" "broadcast" "narrowcast" "profile" "loading" "webhook_endpoint" "webhook_test" "other" }}
+{{- $known := concat (keys $integers) (keys $urls) $paths $booleans (list "log_format" "line_rate_limits") | sortAlpha }}
 {{- range $key := keys $config | sortAlpha }}
 {{- $value := get $config $key }}
 {{- if not (has $key $known) }}
@@ -394,6 +396,26 @@ Called with (list $ $config); the chart's own settings were refused before.
 {{- else if eq $key "log_format" }}
 {{- if not (has $value (list "text" "json")) }}
 {{- fail (printf "line-adapter: config.log_format must be text or json, not %q" $value) }}
+{{- end }}
+{{- else if eq $key "line_rate_limits" }}
+{{- $seen := list }}
+{{- range $entry := splitList "," $value }}
+{{- $entry = trim $entry }}
+{{- if $entry }}
+{{- $name := trim (regexReplaceAll "=.*$" $entry "") }}
+{{- if not (regexMatch "^[a-z_]+\\s*=\\s*[0-9]+\\s*/\\s*(s|min|h)$" $entry) }}
+{{- fail (printf "line-adapter: config.line_rate_limits must be comma-separated name=count/unit entries (unit s, min or h), e.g. push=2000/s,broadcast=60/h, and %q is not one" $entry) }}
+{{- else if not (has $name $rateNames) }}
+{{- fail (printf "line-adapter: config.line_rate_limits names %q, which is not an endpoint with a rate limit: the endpoints are %s" $name (join ", " $rateNames)) }}
+{{- else if has $name $seen }}
+{{- fail (printf "line-adapter: config.line_rate_limits gives %q twice" $name) }}
+{{- end }}
+{{- $count := regexFind "[0-9]+" $entry | int64 }}
+{{- if or (lt $count 1) (gt $count 1000000) }}
+{{- fail (printf "line-adapter: config.line_rate_limits: the count of %q must be 1-1000000" $entry) }}
+{{- end }}
+{{- $seen = append $seen $name }}
+{{- end }}
 {{- end }}
 {{- else if hasKey $urls $key }}
 {{- /* Values with credentials are not quoted in messages. */}}
