@@ -34,6 +34,8 @@
 //!   revoke); a channel's [`line::ChannelClient`] takes them from here.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealed secrets.
 //! - [`media`]: inbound media fetched from LINE at once and kept on disk.
+//! - [`uploads`]: agents' attachments (UploadMedia): type from the bytes,
+//!   previews and durations, kept on disk and served at `/media/{token}`.
 //! - [`profiles`]: who wrote: senders' and groups' profiles looked up in
 //!   the background and added to the log.
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
@@ -90,6 +92,7 @@ pub mod tail;
 pub mod telemetry;
 mod time;
 mod tokens;
+mod uploads;
 
 /// LINE's webhook signatures (HMAC-SHA256 of the body): to sign requests in
 /// tests and load generators as LINE does.

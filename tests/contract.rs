@@ -52,16 +52,16 @@ fn every_message() -> Vec<Vec<pb::Message>> {
         }))],
         vec![message(Kind::Image(pb::ImageMessage {
             original_content_url: "https://example.com/original.jpg".into(),
-            preview_image_url: "https://example.com/preview.jpg".into(),
+            preview_image_url: "https://example.com/preview.jpg".into(), ..Default::default()
         }))],
         vec![message(Kind::Video(pb::VideoMessage {
             original_content_url: "https://example.com/original.mp4".into(),
             preview_image_url: "https://example.com/preview.jpg".into(),
-            tracking_id: "track-id".into(),
+            tracking_id: "track-id".into(), ..Default::default()
         }))],
         vec![message(Kind::Audio(pb::AudioMessage {
             original_content_url: "https://example.com/original.m4a".into(),
-            duration_ms: 60_000,
+            duration_ms: 60_000, ..Default::default()
         }))],
         vec![message(Kind::Location(pb::LocationMessage {
             title: "my location".into(),

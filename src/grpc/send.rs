@@ -73,8 +73,29 @@ fn idempotency_key(violations: &mut Violations, value: &str) -> String {
     value.to_owned()
 }
 
-fn messages(violations: &mut Violations, messages: &[pb::Message]) -> Vec<Value> {
-    match to_line_messages("messages", messages) {
+/// The caller's messages as LINE JSON: uploads named by `media_id` (of
+/// `channel_id`) become their URLs first (see `attachments.rs`).
+fn messages(
+    violations: &mut Violations,
+    services: &Services,
+    channel_id: &str,
+    messages: &[pb::Message],
+) -> Vec<Value> {
+    let resolved = match super::attachments::resolve(
+        &services.uploads,
+        channel_id.trim(),
+        "messages",
+        messages,
+    ) {
+        Ok(resolved) => resolved,
+        Err(errors) => {
+            for error in errors {
+                violations.add(error.field, error.reason);
+            }
+            return Vec::new();
+        }
+    };
+    match to_line_messages("messages", &resolved) {
         Ok(converted) => converted,
         Err(errors) => {
             for error in errors {
@@ -216,7 +237,7 @@ pub async fn push(
     } = request;
     let mut violations = Violations::new();
     let to = conversation(&mut violations, "to", to.as_ref());
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     let units = aggregation_units(&mut violations, &custom_aggregation_units);
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
@@ -255,7 +276,7 @@ pub async fn multicast(
     for (i, id) in to.iter().enumerate() {
         violations.check(&format!("to[{i}]"), line_id(id));
     }
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     let units = aggregation_units(&mut violations, &custom_aggregation_units);
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
@@ -293,7 +314,7 @@ pub async fn broadcast(
         idempotency_key: key,
     } = request;
     let mut violations = Violations::new();
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
     let channel_id = existing_channel(services, &channel_id).await?;
@@ -329,7 +350,7 @@ pub async fn reply(
     } = request;
     let mut violations = Violations::new();
     violations.check("reply_token", line_id(&reply_token));
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     let fallback = push_fallback_to
         .as_ref()
         .and_then(|to| conversation(&mut violations, "push_fallback_to", Some(to)));
@@ -411,7 +432,7 @@ pub async fn send(
     } = request;
     let mut violations = Violations::new();
     let chat = conversation(&mut violations, "conversation", chat.as_ref());
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
     let channel_id = existing_channel(services, &channel_id).await?;
