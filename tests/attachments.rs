@@ -345,6 +345,19 @@ async fn uploads_sent_by_media_id_reach_line_as_urls_it_can_fetch() {
         );
     }
 
+    assert_eq!(
+        support::metric(&app, "line_adapter_outbound_media_uploads").await,
+        Some(6.0)
+    );
+    let bytes = support::metric(&app, "line_adapter_outbound_media_bytes")
+        .await
+        .unwrap();
+    let uploaded = (png.len() + jpeg.len() + webp.len() + m4a.len() + mp4.len() + PDF.len()) as f64;
+    assert!(
+        bytes > uploaded,
+        "{bytes} bytes kept, previews included, of {uploaded} uploaded"
+    );
+
     let mut messaging = app.messaging().await;
     let first = messaging
         .push(push(
@@ -559,8 +572,15 @@ async fn uploads_sent_by_media_id_reach_line_as_urls_it_can_fetch() {
     assert_eq!(post.status(), 405);
 }
 
-/// Every upload folder under the data dir (nothing half-written counts).
+/// Every upload folder under the data dir, after checking that nothing
+/// half-written or half-deleted is left in `uploads/.tmp`.
 fn stored_uploads(dir: &Path) -> Vec<String> {
+    let left = leftovers(dir);
+    assert!(left.is_empty(), "nothing is left half-written: {left:?}");
+    upload_dirs(dir)
+}
+
+fn upload_dirs(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir.join("uploads")) else {
         return Vec::new();
     };
@@ -569,12 +589,17 @@ fn stored_uploads(dir: &Path) -> Vec<String> {
         .filter(|name| name != ".tmp")
         .collect();
     names.sort();
-    let tmp = dir.join("uploads/.tmp");
-    if tmp.exists() {
-        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
-        assert!(left.is_empty(), "nothing is left half-written: {left:?}");
-    }
     names
+}
+
+/// What `uploads/.tmp` holds: uploads in progress, folders being deleted.
+fn leftovers(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir.join("uploads/.tmp")) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// A refused upload: what it is, declared type, bytes, declared size,
@@ -840,7 +865,7 @@ async fn expired_uploads_are_deleted_and_their_urls_answer_404() {
     let mut last = 0;
     for _ in 0..100 {
         last = fetch(&app, &pdf.content_url).await.status().as_u16();
-        if last == 404 && stored_uploads(dir.path()).is_empty() {
+        if last == 404 && upload_dirs(dir.path()).is_empty() && leftovers(dir.path()).is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -297,6 +297,12 @@ impl Uploads {
         self.index().total_bytes
     }
 
+    /// Uploads kept now, and their bytes (for `/metrics`).
+    pub fn kept(&self) -> (usize, u64) {
+        let index = self.index();
+        (index.by_id.len(), index.total_bytes)
+    }
+
     fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         self.inner.index.read().unwrap_or_else(|p| p.into_inner())
     }
