@@ -17,8 +17,9 @@
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
 //!   API-key check, and `grpc::status`, the one place errors become
 //!   statuses (LINE's answers by one table).
-//! - [`http`]: the hyper listener: the webhook route, `/healthz`, `/readyz`,
-//!   `/metrics`, and webhook signatures.
+//! - [`http`]: the hyper listener: the webhook route, `/media/{token}`
+//!   (agents' uploads, for LINE), `/healthz`, `/readyz`, `/metrics`, and
+//!   webhook signatures.
 //! - [`line`]: the one door to LINE: transport (`client`, the only user of
 //!   reqwest), the LINE error, the channel-scoped client (token, renewal
 //!   after a 401, retries), every endpoint (`api`), token endpoints
