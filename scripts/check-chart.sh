@@ -408,8 +408,9 @@ def check_objects(label, values, docs, notes):
         paths = [(p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"].get("name"))
                  for rule in ing["spec"]["rules"] for p in rule["http"]["paths"]]
         http_service = next(s["metadata"]["name"] for s in services if s["metadata"]["name"].endswith("-http"))
-        check(paths == [("/webhook/line/", "Prefix", http_service, "http")] * len(ing["spec"]["rules"]),
-              f"[{label}] the Ingress may publish /webhook/line/ only, got {paths}")
+        published = [("/webhook/line/", "Prefix", http_service, "http"), ("/media/", "Prefix", http_service, "http")]
+        check(paths == published * len(ing["spec"]["rules"]),
+              f"[{label}] the Ingress may publish /webhook/line/ and /media/ only, got {paths}")
     for sm in (d for d in docs if d["kind"] == "ServiceMonitor"):
         check_service_monitor(sm, services)
     budget = merged["podDisruptionBudget"]
@@ -634,7 +635,8 @@ CONFIG_VALID = {
     "log_format": "text", "webhook_body_limit": 1024, "shutdown_grace_seconds": 0, "shutdown_delay_seconds": 600,
     "event_retention_seconds": 60,
     "event_retention_max_events": 0, "dedupe_window_seconds": 3600, "media_retention_seconds": 0,
-    "media_max_bytes": 64 * 1024 ** 3, "store_cache_mib": 65536, "token_refresh_margin_seconds": 0,
+    "media_max_bytes": 64 * 1024 ** 3, "outbound_media_retention_seconds": 1,
+    "outbound_media_max_bytes": 1, "store_cache_mib": 65536, "token_refresh_margin_seconds": 0,
     "store_min_free_bytes": 0, "store_min_free_percent": 50, "lookup_profiles": False,
     "token_v2_1_lifetime_seconds": 2592000,
 }

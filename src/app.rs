@@ -34,6 +34,7 @@ use crate::{
     },
     time::now_ms,
     tokens::{TokenSettings, Tokens},
+    uploads::Uploads,
 };
 
 /// File in the data dir holding a generated master key.
@@ -42,6 +43,8 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 pub const STORE_DIR: &str = "store";
 /// Folder in the data dir holding kept media.
 pub const MEDIA_DIR: &str = "media";
+/// Folder in the data dir holding agents' uploads (UploadMedia).
+pub const UPLOADS_DIR: &str = "uploads";
 /// Media retention runs every this many prune ticks.
 const MEDIA_PRUNE_EVERY: u64 = 60;
 /// Meta key of a value encrypted with the master key, to detect a wrong key
@@ -272,6 +275,24 @@ pub async fn run(
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
     let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
+    let uploads = {
+        let dir = settings.data_dir.join(UPLOADS_DIR);
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || {
+            Uploads::open(
+                dir.clone(),
+                settings.public_base_url.as_ref(),
+                settings.outbound_media_retention,
+                settings.outbound_media_max_bytes,
+            )
+            .map_err(|source| AppError::DataDir { path: dir, source })
+        })
+        .await
+        .map_err(|err| AppError::Serve {
+            what: "uploads",
+            reason: err.to_string(),
+        })??
+    };
     let lookups = crate::lookup_cache::LookupCache::new();
     let profiles = crate::profiles::Profiles::new(
         settings.lookup_profiles,
@@ -313,6 +334,7 @@ pub async fn run(
         fanout: fanout.clone(),
         outbox: outbox.clone(),
         media: media.clone(),
+        uploads: uploads.clone(),
         metrics,
         lookups,
         space: space.clone(),
@@ -337,6 +359,7 @@ pub async fn run(
     let pruner = tokio::spawn(prune_forever(
         store.clone(),
         media.clone(),
+        uploads,
         settings.clone(),
         space.clone(),
     ));
@@ -489,6 +512,7 @@ pub fn tokens(
 async fn prune_forever(
     store: Arc<dyn Store>,
     media: Media,
+    uploads: Uploads,
     settings: Arc<Settings>,
     space: SpaceWatch,
 ) {
@@ -502,6 +526,12 @@ async fn prune_forever(
             if removed > 0 {
                 tracing::info!(removed, "media retention removed kept media");
             }
+        }
+        // An in-memory walk that stops at the first upload it keeps: every
+        // tick, so an expired URL stops working within a second.
+        let removed = uploads.prune(now_ms()).await;
+        if removed > 0 {
+            tracing::info!(removed, "outbound media retention removed uploads");
         }
         if space.is_low() {
             // Retention writes to the store too (sled frees no disk space

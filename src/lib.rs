@@ -17,8 +17,9 @@
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
 //!   API-key check, and `grpc::status`, the one place errors become
 //!   statuses (LINE's answers by one table).
-//! - [`http`]: the hyper listener: the webhook route, `/healthz`, `/readyz`,
-//!   `/metrics`, and webhook signatures.
+//! - [`http`]: the hyper listener: the webhook route, `/media/{token}`
+//!   (agents' uploads, for LINE), `/healthz`, `/readyz`, `/metrics`, and
+//!   webhook signatures.
 //! - [`line`]: the one door to LINE: transport (`client`, the only user of
 //!   reqwest), the LINE error, the channel-scoped client (token, renewal
 //!   after a 401, retries), the pace of each channel's calls within LINE's
@@ -35,6 +36,8 @@
 //!   revoke); a channel's [`line::ChannelClient`] takes them from here.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealed secrets.
 //! - [`media`]: inbound media fetched from LINE at once and kept on disk.
+//! - [`uploads`]: agents' attachments (UploadMedia): type from the bytes,
+//!   previews and durations, kept on disk and served at `/media/{token}`.
 //! - [`profiles`]: who wrote: senders' and groups' profiles looked up in
 //!   the background and added to the log.
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
@@ -92,6 +95,7 @@ pub mod tail;
 pub mod telemetry;
 mod time;
 mod tokens;
+mod uploads;
 
 /// LINE's webhook signatures (HMAC-SHA256 of the body): to sign requests in
 /// tests and load generators as LINE does.

@@ -237,6 +237,13 @@ struct ServeArgs {
     /// Most bytes of kept media [default: 10737418240].
     #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
     media_max_bytes: Option<u64>,
+    /// Seconds agents' uploads stay served to LINE; shorter means broken
+    /// images in old chats [default: 2592000].
+    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
+    outbound_media_retention_seconds: Option<u64>,
+    /// Most bytes of agents' uploads kept [default: 10737418240].
+    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
+    outbound_media_max_bytes: Option<u64>,
     /// Seconds before expiry issued access tokens are renewed
     /// [default: 86400].
     #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
@@ -284,6 +291,8 @@ impl ServeArgs {
             dedupe_window_seconds,
             media_retention_seconds,
             media_max_bytes,
+            outbound_media_retention_seconds,
+            outbound_media_max_bytes,
             token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
             insecure_no_auth,
@@ -319,6 +328,8 @@ impl ServeArgs {
             dedupe_window_seconds,
             media_retention_seconds,
             media_max_bytes,
+            outbound_media_retention_seconds,
+            outbound_media_max_bytes,
             token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
             master_key_previous: None,

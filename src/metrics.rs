@@ -102,6 +102,9 @@ pub struct Metrics {
     pub subscribers: Gauge,
     pub log_head: Gauge,
     pub log_oldest: Gauge,
+    /// Agents' uploads kept now, and their bytes (previews included).
+    pub outbound_media_uploads: Gauge,
+    pub outbound_media_bytes: Gauge,
     /// 1 while secrets are being sealed again under a new master key.
     pub master_key_rotation_pending: Gauge,
     /// Events a durable consumer has not acknowledged yet.
@@ -281,6 +284,18 @@ impl Metrics {
             "Lowest sequence number still retained in the event log",
             log_oldest.clone(),
         );
+        let outbound_media_uploads = Gauge::default();
+        registry.register(
+            "outbound_media_uploads",
+            "Agents' uploads (UploadMedia) kept and served now",
+            outbound_media_uploads.clone(),
+        );
+        let outbound_media_bytes = Gauge::default();
+        registry.register(
+            "outbound_media_bytes",
+            "Bytes of agents' uploads kept now, previews and conversions included",
+            outbound_media_bytes.clone(),
+        );
         let master_key_rotation_pending = Gauge::default();
         registry.register(
             "master_key_rotation_pending",
@@ -326,6 +341,8 @@ impl Metrics {
             subscribers,
             log_head,
             log_oldest,
+            outbound_media_uploads,
+            outbound_media_bytes,
         }
     }
 

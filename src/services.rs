@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::{
     channels::Channels, fanout::Fanout, fault::StoreFault, inbound::Inbound,
     lookup_cache::LookupCache, media::Media, metrics::Metrics, outbox::Outbox, space::SpaceWatch,
-    store::Store, tokens::Tokens,
+    store::Store, tokens::Tokens, uploads::Uploads,
 };
 
 #[derive(Clone)]
@@ -20,6 +20,8 @@ pub struct Services {
     pub fanout: Fanout,
     pub outbox: Outbox,
     pub media: Media,
+    /// Agents' uploads, served to LINE at `/media/{token}`.
+    pub uploads: Uploads,
     pub metrics: Metrics,
     /// Cached profile and group lookups, and the LINE client they use.
     pub lookups: LookupCache,

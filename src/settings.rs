@@ -88,6 +88,10 @@ pub struct Settings {
     pub media_retention: Duration,
     /// Most bytes of media kept; the oldest go first.
     pub media_max_bytes: u64,
+    /// How long agents' uploads (UploadMedia) stay served to LINE.
+    pub outbound_media_retention: Duration,
+    /// Most bytes of agents' uploads kept; the oldest go first.
+    pub outbound_media_max_bytes: u64,
     /// Bytes of store pages kept in memory (sled's cache).
     pub store_cache_bytes: u64,
     /// Writes stop while the data dir's filesystem has fewer free bytes
@@ -176,6 +180,8 @@ pub struct Layer {
     pub dedupe_window_seconds: Option<u64>,
     pub media_retention_seconds: Option<u64>,
     pub media_max_bytes: Option<u64>,
+    pub outbound_media_retention_seconds: Option<u64>,
+    pub outbound_media_max_bytes: Option<u64>,
     pub store_cache_mib: Option<u64>,
     pub store_min_free_bytes: Option<u64>,
     pub store_min_free_percent: Option<u64>,
@@ -285,7 +291,8 @@ impl Merged {
             log_format, webhook_body_limit, shutdown_grace_seconds, shutdown_delay_seconds,
             event_retention_seconds,
             event_retention_max_events, dedupe_window_seconds, media_retention_seconds,
-            media_max_bytes, store_cache_mib, store_min_free_bytes, store_min_free_percent,
+            media_max_bytes, outbound_media_retention_seconds, outbound_media_max_bytes,
+            store_cache_mib, store_min_free_bytes, store_min_free_percent,
             store, nats_url, nats_creds_file,
             nats_tls_ca_file, nats_prefix, nats_replicas, token_refresh_margin_seconds,
             token_v2_1_lifetime_seconds,
@@ -507,6 +514,16 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
             "media_max_bytes" => {
                 layer.media_max_bytes =
                     Some(parse_u64(&value).map_err(|e| with_key(e, "media_max_bytes"))?);
+            }
+            "outbound_media_retention_seconds" => {
+                layer.outbound_media_retention_seconds = Some(
+                    parse_u64(&value)
+                        .map_err(|e| with_key(e, "outbound_media_retention_seconds"))?,
+                );
+            }
+            "outbound_media_max_bytes" => {
+                layer.outbound_media_max_bytes =
+                    Some(parse_u64(&value).map_err(|e| with_key(e, "outbound_media_max_bytes"))?);
             }
             "dedupe_window_seconds" => {
                 layer.dedupe_window_seconds =
@@ -783,6 +800,29 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
     let media_max_bytes = layer
         .media_max_bytes
         .ok_or_else(|| required("media_max_bytes"))?;
+    let outbound_media_retention = layer
+        .outbound_media_retention_seconds
+        .ok_or_else(|| required("outbound_media_retention_seconds"))?;
+    if outbound_media_retention == 0 {
+        return Err(merged.invalid(
+            "outbound_media_retention_seconds",
+            "must be at least 1 (uploads must stay served until LINE fetches them; 2592000, 30 days, keeps old chats' images)",
+        ));
+    }
+    if outbound_media_retention < 7 * 24 * 3600 {
+        warnings.push(format!(
+            "outbound_media_retention_seconds is {outbound_media_retention}: LINE's apps load images when a chat is opened, so uploads older than that show as broken images in old chats"
+        ));
+    }
+    let outbound_media_max_bytes = layer
+        .outbound_media_max_bytes
+        .ok_or_else(|| required("outbound_media_max_bytes"))?;
+    if outbound_media_max_bytes == 0 {
+        return Err(merged.invalid(
+            "outbound_media_max_bytes",
+            "must be at least 1 (the most bytes of uploads kept)",
+        ));
+    }
     let store_cache_mib = layer
         .store_cache_mib
         .ok_or_else(|| required("store_cache_mib"))?;
@@ -856,6 +896,8 @@ fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, Set
         master_key_previous,
         media_retention: Duration::from_secs(media_retention),
         media_max_bytes,
+        outbound_media_retention: Duration::from_secs(outbound_media_retention),
+        outbound_media_max_bytes,
         store_cache_bytes: store_cache_mib * 1024 * 1024,
         store_min_free_bytes,
         store_min_free_percent,

@@ -44,6 +44,7 @@ const RPCS: &[&str] = &[
     "weiyu.line.v1.Messaging/GetDelivery",
     "weiyu.line.v1.Messaging/ListDeliveries",
     "weiyu.line.v1.Messaging/GetMessageContent",
+    "weiyu.line.v1.Messaging/UploadMedia",
     "weiyu.line.v1.Messaging/GetProfile",
     "weiyu.line.v1.Messaging/GetGroupSummary",
     "weiyu.line.v1.Messaging/GetGroupMemberProfile",
@@ -266,6 +267,7 @@ async fn hostile_input_gets_clear_answers_and_changes_nothing() {
         pb::message::Kind::Image(pb::ImageMessage {
             original_content_url: "javascript:alert(1)".into(),
             preview_image_url: "http://insecure.example/x.png".into(),
+            ..Default::default()
         }),
     ] {
         let refused = messaging

@@ -90,16 +90,16 @@ fn every_message() -> Vec<Vec<pb::Message>> {
         }))],
         vec![message(Kind::Image(pb::ImageMessage {
             original_content_url: "https://example.com/original.jpg".into(),
-            preview_image_url: "https://example.com/preview.jpg".into(),
+            preview_image_url: "https://example.com/preview.jpg".into(), ..Default::default()
         }))],
         vec![message(Kind::Video(pb::VideoMessage {
             original_content_url: "https://example.com/original.mp4".into(),
             preview_image_url: "https://example.com/preview.jpg".into(),
-            tracking_id: "track-id".into(),
+            tracking_id: "track-id".into(), ..Default::default()
         }))],
         vec![message(Kind::Audio(pb::AudioMessage {
             original_content_url: "https://example.com/original.m4a".into(),
-            duration_ms: 60_000,
+            duration_ms: 60_000, ..Default::default()
         }))],
         vec![message(Kind::Location(pb::LocationMessage {
             title: "my location".into(),
@@ -211,6 +211,66 @@ async fn every_request_we_send_passes_lines_openapi_description() {
         .await
         .unwrap_or_else(|status| panic!("push of mentions: {status:?}"));
     delivered(response.into_inner().delivery, "push of mentions");
+    // Uploads named by media_id: the URLs filled in, and a file message's
+    // Flex bubble, as LINE's description wants them.
+    let mut uploaded = Vec::new();
+    for (content_type, name, bytes) in [
+        (
+            "application/pdf",
+            "quote.pdf",
+            b"%PDF-1.4\n%%EOF\n".to_vec(),
+        ),
+        ("image/png", "dot.png", {
+            let mut png = Vec::new();
+            image::DynamicImage::new_rgb8(4, 3)
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            png
+        }),
+    ] {
+        use pb::upload_media_request::Part;
+        let parts = vec![
+            pb::UploadMediaRequest {
+                part: Some(Part::Start(pb::UploadMediaStart {
+                    channel_id: channel.id.clone(),
+                    content_type: content_type.into(),
+                    file_name: name.into(),
+                    size_bytes: None,
+                })),
+            },
+            pb::UploadMediaRequest {
+                part: Some(Part::Chunk(bytes)),
+            },
+        ];
+        let media = messaging
+            .upload_media(tokio_stream::iter(parts))
+            .await
+            .unwrap()
+            .into_inner()
+            .media
+            .unwrap();
+        uploaded.push(media.media_id);
+    }
+    let response = messaging
+        .push(pb::PushRequest {
+            channel_id: channel.id.clone(),
+            to: to.clone(),
+            messages: vec![
+                message(Kind::File(pb::FileMessage {
+                    media_id: uploaded[0].clone(),
+                    alt_text: String::new(),
+                })),
+                message(Kind::Image(pb::ImageMessage {
+                    media_id: uploaded[1].clone(),
+                    ..Default::default()
+                })),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("push of uploads: {status:?}"));
+    delivered(response.into_inner().delivery, "push of uploads");
+
     let text = every_message().remove(0);
     let reply = messaging
         .reply(pb::ReplyRequest {

@@ -123,7 +123,7 @@ proptest! {
             pb::message::Kind::Text(pb::TextMessage { text: text.clone(), ..Default::default() }),
             pb::message::Kind::Flex(pb::FlexMessage { alt_text: text.chars().take(10).collect(), contents_json: json.clone() }),
             pb::message::Kind::Template(pb::TemplateMessage { alt_text: "t".into(), template_json: json.clone() }),
-            pb::message::Kind::Image(pb::ImageMessage { original_content_url: url.clone(), preview_image_url: url.clone() }),
+            pb::message::Kind::Image(pb::ImageMessage { original_content_url: url.clone(), preview_image_url: url.clone(), ..Default::default() }),
         ];
         let messages: Vec<pb::Message> = (0..count)
             .map(|i| pb::Message { kind: Some(kinds[i % kinds.len()].clone()), ..Default::default() })

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         pb::message::Kind::Image(pb::ImageMessage {
             original_content_url: text.clone(),
             preview_image_url: text,
+            ..Default::default()
         }),
     ];
     let count = data.first().map_or(1, |&b| usize::from(b % 7));

@@ -1,6 +1,7 @@
 //! `weiyu.line.v1.Messaging`. Subscribe and Ack stream the inbound event
 //! log (see `subscribe.rs`); sends go through the outbox (see `send.rs`);
-//! media is served from the kept copy or LINE (see `content.rs`); profile
+//! media is served from the kept copy or LINE (see `content.rs`); agents'
+//! attachments are uploaded here and named by sends (`attachments.rs`); profile
 //! and group lookups (cached, `lookup.rs`), the loading animation and
 //! mark-as-read (`chat.rs`) call LINE directly, and their errors name the
 //! RPC.
@@ -104,6 +105,16 @@ impl Messaging for MessagingService {
             .await
             .map_err(in_rpc("GetMessageContent"))?;
         Ok(Response::new(stream))
+    }
+
+    async fn upload_media(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadMediaRequest>>,
+    ) -> Result<Response<pb::UploadMediaResponse>, Status> {
+        let services = self.core.writable()?;
+        Ok(Response::new(
+            super::attachments::upload_media(services, request.into_inner()).await?,
+        ))
     }
 
     async fn get_profile(

@@ -3,6 +3,7 @@
 //! newer both work without proto files).
 
 pub mod admin;
+pub mod attachments;
 pub mod auth;
 pub mod chat;
 pub mod content;

@@ -73,8 +73,29 @@ fn idempotency_key(violations: &mut Violations, value: &str) -> String {
     value.to_owned()
 }
 
-fn messages(violations: &mut Violations, messages: &[pb::Message]) -> Vec<Value> {
-    match to_line_messages("messages", messages) {
+/// The caller's messages as LINE JSON: uploads named by `media_id` (of
+/// `channel_id`) become their URLs first (see `attachments.rs`).
+fn messages(
+    violations: &mut Violations,
+    services: &Services,
+    channel_id: &str,
+    messages: &[pb::Message],
+) -> Vec<Value> {
+    let resolved = match super::attachments::resolve(
+        &services.uploads,
+        channel_id.trim(),
+        "messages",
+        messages,
+    ) {
+        Ok(resolved) => resolved,
+        Err(errors) => {
+            for error in errors {
+                violations.add(error.field, error.reason);
+            }
+            return Vec::new();
+        }
+    };
+    match to_line_messages("messages", &resolved) {
         Ok(converted) => converted,
         Err(errors) => {
             for error in errors {
@@ -238,7 +259,7 @@ pub async fn push(
     let mut violations = Violations::new();
     let to_user = is_user(to.as_ref());
     let to = conversation(&mut violations, "to", to.as_ref());
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     if to_user {
         refuse_mentions(
             &mut violations,
@@ -284,7 +305,7 @@ pub async fn multicast(
     for (i, id) in to.iter().enumerate() {
         violations.check(&format!("to[{i}]"), line_id(id));
     }
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     refuse_mentions(&mut violations, &list, "this is a multicast");
     let units = aggregation_units(&mut violations, &custom_aggregation_units);
     let key = idempotency_key(&mut violations, &key);
@@ -323,7 +344,7 @@ pub async fn broadcast(
         idempotency_key: key,
     } = request;
     let mut violations = Violations::new();
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     refuse_mentions(&mut violations, &list, "this is a broadcast");
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
@@ -360,7 +381,7 @@ pub async fn reply(
     } = request;
     let mut violations = Violations::new();
     violations.check("reply_token", line_id(&reply_token));
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     // The reply's own chat is unknown here (LINE checks it); its fallback's
     // is not.
     if is_user(push_fallback_to.as_ref()) {
@@ -461,7 +482,7 @@ pub async fn validate_messages(
             None
         }
     };
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     violations.into_result()?;
     let channel_id = existing_channel(services, &channel_id).await?;
     let record = services.channels.get(&channel_id).await?;
@@ -488,7 +509,7 @@ pub async fn send(
     let mut violations = Violations::new();
     let to_user = is_user(chat.as_ref());
     let chat = conversation(&mut violations, "conversation", chat.as_ref());
-    let converted = messages(&mut violations, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list);
     if to_user {
         // A reply or a push, both in the user's 1:1 chat.
         refuse_mentions(

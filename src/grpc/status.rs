@@ -17,6 +17,7 @@ use crate::{
     line::{self, ApiError, CallError, NetworkError, error::NOT_READY_RETRY},
     store::{DeliveryRecord, SendKind, StoreError},
     tokens::TokenError,
+    uploads::UploadError,
 };
 
 /// LINE's HTTP status → gRPC code, for every call. 401 is what is left
@@ -388,6 +389,27 @@ impl From<TokenError> for Status {
             err @ TokenError::Unavailable(_) => Status::unavailable(err.to_string()),
             err @ TokenError::Rejected(_) => Status::failed_precondition(err.to_string()),
             TokenError::Channel(err) => err.into(),
+        }
+    }
+}
+
+impl From<UploadError> for Status {
+    fn from(err: UploadError) -> Self {
+        match err {
+            UploadError::NoPublicBaseUrl => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation(
+                    "SETTING",
+                    "public_base_url",
+                    "must be an https URL that LINE reaches this service's HTTP listener at",
+                );
+                Status::with_error_details(Code::FailedPrecondition, err.to_string(), details)
+            }
+            UploadError::Invalid { field, reason } => invalid_field(field, reason),
+            UploadError::Io(source) => {
+                tracing::error!(error = %source, "storing an upload failed");
+                Status::internal("storing the upload failed; nothing was stored")
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP listener and its router: LINE's webhook route ([`webhook`]),
-//! liveness, readiness and metrics ([`probes`]). A webhook walks forward
-//! only: listener → [`signature`] check → `inbound` → store.
+//! agents' uploads served to LINE ([`media`]), liveness, readiness and
+//! metrics ([`probes`]). A webhook walks forward only: listener →
+//! [`signature`] check → `inbound` → store.
 
+mod media;
 mod probes;
 pub mod signature;
 mod webhook;
@@ -132,7 +134,7 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
         let state = state.clone();
         let service = service_fn(move |request| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(route(request, &state).await) }
+            async move { Ok::<_, Infallible>(dispatch(request, &state).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -146,6 +148,24 @@ pub async fn serve(listener: TcpListener, state: HttpState, shutdown: Cancellati
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Media responses stream from disk; every other route answers one buffer.
+async fn dispatch(request: Request<Incoming>, state: &HttpState) -> Response<media::Body> {
+    if let Some(token) = request.uri().path().strip_prefix(media::PREFIX) {
+        let Some(services) = state.ready.get() else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "the store is opening\n")
+                .map(media::full);
+        };
+        return media::serve(
+            request.method(),
+            request.headers(),
+            token,
+            &services.uploads,
+        )
+        .await;
+    }
+    route(request, state).await.map(media::full)
 }
 
 async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {

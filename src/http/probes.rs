@@ -26,6 +26,9 @@ pub(super) async fn metrics(services: &Services) -> Response<Full<Bytes>> {
     metrics.subscribers.set(services.fanout.active() as i64);
     metrics.log_head.set(bounds.head as i64);
     metrics.log_oldest.set(bounds.oldest as i64);
+    let (uploads, bytes) = services.uploads.kept();
+    metrics.outbound_media_uploads.set(uploads as i64);
+    metrics.outbound_media_bytes.set(bytes as i64);
     match services.store.consumers().await {
         Ok(consumers) => {
             for (consumer, position) in consumers {

@@ -352,6 +352,8 @@ Called with (list $ $config); the chart's own settings were refused before.
   "dedupe_window_seconds" (list 3600 -1 "seconds; LINE redelivers for a while after a failure")
   "media_retention_seconds" (list 0 -1 "seconds")
   "media_max_bytes" (list 0 -1 "bytes")
+  "outbound_media_retention_seconds" (list 1 -1 "seconds; uploads must stay until LINE fetches them")
+  "outbound_media_max_bytes" (list 1 -1 "bytes")
   "store_cache_mib" (list 16 65536 "MiB")
   "store_min_free_bytes" (list 0 -1 "bytes")
   "store_min_free_percent" (list 0 50 "percent of the data dir's filesystem")

@@ -171,7 +171,7 @@ fn convert_message(errors: &mut Errors, path: &str, message: &pb::Message) -> Op
             errors.push(
                 &format!("{path}.kind"),
                 "no message set: exactly one of text, text_v2, sticker, image, video, \
-                 audio, location, flex, template, imagemap or raw is required",
+                 audio, location, flex, template, imagemap, raw or file is required",
             );
             None
         }
@@ -186,6 +186,12 @@ fn convert_message(errors: &mut Errors, path: &str, message: &pb::Message) -> Op
         Some(Kind::Template(m)) => convert_template(errors, &format!("{path}.template"), m),
         Some(Kind::Imagemap(m)) => convert_imagemap(errors, &format!("{path}.imagemap"), m),
         Some(Kind::Raw(m)) => convert_raw(errors, path, m, quick_reply.is_some(), sender.is_some()),
+        // Uploads are named by the send RPCs' media resolution, which
+        // turns a file message into the Flex bubble it is sent as.
+        Some(Kind::File(_)) => {
+            errors.push(&format!("{path}.file.media_id"), UNRESOLVED);
+            None
+        }
     };
 
     let mut body = body?;
@@ -199,6 +205,17 @@ fn convert_message(errors: &mut Errors, path: &str, message: &pb::Message) -> Op
         body.insert("sender".to_owned(), sender);
     }
     Some(Value::Object(body))
+}
+
+/// What a `media_id` left in a message says: only the send RPCs, which
+/// know the uploads, replace them with URLs.
+const UNRESOLVED: &str = "media ids are resolved by the send RPCs; this conversion takes URLs only";
+
+/// Refuses a `media_id` left in a message.
+fn check_resolved(errors: &mut Errors, field: &str, media_id: &str) {
+    if !media_id.is_empty() {
+        errors.push(field, UNRESOLVED);
+    }
 }
 
 /// A LINE message object with its `type`.
@@ -633,6 +650,7 @@ fn convert_image(
     path: &str,
     m: &pb::ImageMessage,
 ) -> Option<Map<String, Value>> {
+    check_resolved(errors, &format!("{path}.media_id"), &m.media_id);
     check_url(
         errors,
         &format!("{path}.original_content_url"),
@@ -660,6 +678,12 @@ fn convert_video(
     path: &str,
     m: &pb::VideoMessage,
 ) -> Option<Map<String, Value>> {
+    check_resolved(errors, &format!("{path}.media_id"), &m.media_id);
+    check_resolved(
+        errors,
+        &format!("{path}.preview_media_id"),
+        &m.preview_media_id,
+    );
     check_url(
         errors,
         &format!("{path}.original_content_url"),
@@ -711,6 +735,7 @@ fn convert_audio(
     path: &str,
     m: &pb::AudioMessage,
 ) -> Option<Map<String, Value>> {
+    check_resolved(errors, &format!("{path}.media_id"), &m.media_id);
     check_url(
         errors,
         &format!("{path}.original_content_url"),

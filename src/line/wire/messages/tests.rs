@@ -22,6 +22,7 @@ fn image(original: &str, preview: &str) -> pb::Message {
     msg(Kind::Image(pb::ImageMessage {
         original_content_url: original.to_owned(),
         preview_image_url: preview.to_owned(),
+        ..Default::default()
     }))
 }
 
@@ -169,6 +170,7 @@ fn video_message() {
         original_content_url: "https://example.com/original.mp4".to_owned(),
         preview_image_url: "https://example.com/preview.jpg".to_owned(),
         tracking_id: "track-1234567".to_owned(),
+        ..Default::default()
     }));
     assert_eq!(
         one(m),
@@ -183,6 +185,7 @@ fn video_message() {
         original_content_url: "https://example.com/original.mp4".to_owned(),
         preview_image_url: "https://example.com/preview.jpg".to_owned(),
         tracking_id: String::new(),
+        ..Default::default()
     }));
     assert_eq!(
         one(m),
@@ -199,6 +202,7 @@ fn audio_message() {
     let m = msg(Kind::Audio(pb::AudioMessage {
         original_content_url: "https://example.com/original.m4a".to_owned(),
         duration_ms: 60_000,
+        ..Default::default()
     }));
     assert_eq!(
         one(m),
@@ -872,6 +876,7 @@ fn video(tracking_id: &str) -> pb::Message {
         original_content_url: "https://example.com/v.mp4".to_owned(),
         preview_image_url: "https://example.com/p.jpg".to_owned(),
         tracking_id: tracking_id.to_owned(),
+        ..Default::default()
     }))
 }
 
@@ -900,12 +905,14 @@ fn audio_rules() {
         let m = msg(Kind::Audio(pb::AudioMessage {
             original_content_url: "https://example.com/a.m4a".to_owned(),
             duration_ms,
+            ..Default::default()
         }));
         only_error(m, "messages[0].audio.duration_ms");
     }
     let m = msg(Kind::Audio(pb::AudioMessage {
         original_content_url: "http://example.com/a.m4a".to_owned(),
         duration_ms: 1,
+        ..Default::default()
     }));
     only_error(m, "messages[0].audio.original_content_url");
 }
@@ -1259,16 +1266,19 @@ fn any_kind() -> impl Strategy<Value = Option<Kind>> {
         ))),
         (t(), t()).prop_map(|(a, b)| Some(Kind::Image(pb::ImageMessage {
             original_content_url: a,
-            preview_image_url: b
+            preview_image_url: b,
+            ..Default::default()
         }))),
         (t(), t(), t()).prop_map(|(a, b, c)| Some(Kind::Video(pb::VideoMessage {
             original_content_url: a,
             preview_image_url: b,
-            tracking_id: c
+            tracking_id: c,
+            ..Default::default()
         }))),
         (t(), any::<i64>()).prop_map(|(a, d)| Some(Kind::Audio(pb::AudioMessage {
             original_content_url: a,
-            duration_ms: d
+            duration_ms: d,
+            ..Default::default()
         }))),
         (t(), t(), any::<f64>(), any::<f64>()).prop_map(|(title, address, la, lo)| Some(
             Kind::Location(pb::LocationMessage {

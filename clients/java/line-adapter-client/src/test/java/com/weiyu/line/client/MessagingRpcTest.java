@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.protobuf.ByteString;
 import com.google.rpc.BadRequest;
 import com.google.rpc.ErrorInfo;
 import com.google.rpc.RetryInfo;
@@ -23,6 +24,7 @@ import com.weiyu.line.v1.Delivery;
 import com.weiyu.line.v1.DeliveryState;
 import com.weiyu.line.v1.Event;
 import com.weiyu.line.v1.EventType;
+import com.weiyu.line.v1.FileMessage;
 import com.weiyu.line.v1.GetDeliveryRequest;
 import com.weiyu.line.v1.GetGroupMemberProfileRequest;
 import com.weiyu.line.v1.GetGroupMemberProfileResponse;
@@ -35,6 +37,8 @@ import com.weiyu.line.v1.GetProfileResponse;
 import com.weiyu.line.v1.ListDeliveriesRequest;
 import com.weiyu.line.v1.ListDeliveriesResponse;
 import com.weiyu.line.v1.MarkAsReadRequest;
+import com.weiyu.line.v1.MediaInfo;
+import com.weiyu.line.v1.MediaKind;
 import com.weiyu.line.v1.Message;
 import com.weiyu.line.v1.MessagingGrpc;
 import com.weiyu.line.v1.MulticastRequest;
@@ -50,15 +54,26 @@ import com.weiyu.line.v1.SubscribeRequest;
 import com.weiyu.line.v1.ValidateMessagesRequest;
 import com.weiyu.line.v1.SubscribeResponse;
 import com.weiyu.line.v1.TextMessage;
+import com.weiyu.line.v1.UploadMediaRequest;
+import com.weiyu.line.v1.UploadMediaResponse;
+import com.weiyu.line.v1.UploadMediaStart;
 import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
+import io.grpc.stub.StreamObserver;
 import java.io.ByteArrayOutputStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.List;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -73,6 +88,8 @@ class MessagingRpcTest {
   static final String TOKEN = "lLtOkEn+AbCdEfGhIjKlMnOpQrStUvWxYz0123456789/ab=";
   static final String GROUP = "Ca56f94637c1234567890abcdef012345";
   static final String ROOM = "Ra56f94637c1234567890abcdef012345";
+  /** The https base uploads are published under (UploadMedia needs one). */
+  static final String BASE = "https://line.example.test";
 
   static FakeLine line;
   static LineAdapterProcess service;
@@ -82,7 +99,7 @@ class MessagingRpcTest {
   @BeforeAll
   static void start() {
     line = FakeLine.start();
-    service = LineAdapterProcess.start(line);
+    service = LineAdapterProcess.builder().line(line).env("LINE_ADAPTER_PUBLIC_BASE_URL", BASE).start();
     client = LineAdapterClient.builder().address(service.grpcTarget()).build();
     channel =
         client
@@ -321,6 +338,59 @@ class MessagingRpcTest {
         messaging().getMessageContent(GetMessageContentRequest.newBuilder().setChannelId(channel.getId())
             .setMessageId("").build()).hasNext());
     assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());
+  }
+
+  /** Uploads {@code bytes} in one chunk with the async stub (UploadMedia is a client stream). */
+  static MediaInfo upload(String contentType, String fileName, byte[] bytes) throws Exception {
+    CompletableFuture<UploadMediaResponse> answer = new CompletableFuture<>();
+    StreamObserver<UploadMediaRequest> requests =
+        client.messagingAsync().withDeadlineAfter(10, TimeUnit.SECONDS).uploadMedia(new StreamObserver<>() {
+          @Override public void onNext(UploadMediaResponse response) { answer.complete(response); }
+          @Override public void onError(Throwable t) { answer.completeExceptionally(t); }
+          @Override public void onCompleted() {}
+        });
+    requests.onNext(UploadMediaRequest.newBuilder().setStart(UploadMediaStart.newBuilder()
+        .setChannelId(channel.getId()).setContentType(contentType).setFileName(fileName)
+        .setSizeBytes(bytes.length)).build());
+    requests.onNext(UploadMediaRequest.newBuilder().setChunk(ByteString.copyFrom(bytes)).build());
+    requests.onCompleted();
+    try {
+      return answer.get(10, TimeUnit.SECONDS).getMedia();
+    } catch (ExecutionException e) {
+      throw (Exception) e.getCause();
+    }
+  }
+
+  @Test
+  void uploadMediaIsServedToLineAndSentAsAFile() throws Exception {
+    byte[] pdf = "%PDF-1.4\n%%EOF\n".getBytes(StandardCharsets.US_ASCII);
+    MediaInfo media = upload("application/pdf", "quote.pdf", pdf);
+    assertEquals(MediaKind.MEDIA_KIND_FILE, media.getKind());
+    assertEquals("application/pdf", media.getContentType());
+    assertEquals(pdf.length, media.getSizeBytes());
+    assertTrue(media.getContentUrl().startsWith(BASE + "/media/"), media.getContentUrl());
+
+    // What LINE fetches, from the HTTP listener.
+    HttpResponse<byte[]> served = HttpClient.newHttpClient().send(
+        HttpRequest.newBuilder(URI.create(service.httpBase() + media.getContentUrl().substring(BASE.length())))
+            .build(),
+        HttpResponse.BodyHandlers.ofByteArray());
+    assertEquals(200, served.statusCode());
+    assertEquals("application/pdf", served.headers().firstValue("content-type").orElse(""));
+    assertArrayEquals(pdf, served.body());
+
+    PushResponse pushed = messaging().push(PushRequest.newBuilder().setChannelId(channel.getId())
+        .setTo(user(newUser()))
+        .addMessages(Message.newBuilder().setFile(FileMessage.newBuilder().setMediaId(media.getMediaId())))
+        .build());
+    assertEquals(DeliveryState.DELIVERY_STATE_DELIVERED, pushed.getDelivery().getState());
+
+    // Bytes that are not what was declared: INVALID_ARGUMENT naming the field.
+    StatusRuntimeException wrong =
+        assertThrows(StatusRuntimeException.class, () -> upload("image/png", "x.png", pdf));
+    assertEquals(Status.Code.INVALID_ARGUMENT, wrong.getStatus().getCode());
+    assertTrue(StatusDetails.fieldViolations(wrong).containsKey("start.content_type"),
+        () -> "violations: " + StatusDetails.fieldViolations(wrong));
   }
 
   @Test
