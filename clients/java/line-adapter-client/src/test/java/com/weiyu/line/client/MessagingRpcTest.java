@@ -437,6 +437,11 @@ class MessagingRpcTest {
         () -> messaging().validateMessages(ValidateMessagesRequest.newBuilder()
             .setChannelId(channel.getId()).addMessages(text("no route")).build()));
 
+    String gone = newUser();
+    line.script("/v2/bot/profile/" + gone, 404, "{\"message\":\"Not found\"}");
+    fails(Status.Code.NOT_FOUND,
+        () -> messaging().getProfile(GetProfileRequest.newBuilder().setChannelId(channel.getId()).setUserId(gone).build()));
+
     // LINE's 429 with Retry-After: RESOURCE_EXHAUSTED with a RetryInfo detail.
     String other = newUser();
     line.script("/v2/bot/profile/" + other,
@@ -449,11 +454,15 @@ class MessagingRpcTest {
     assertEquals(30, retry.getRetryDelay().getSeconds());
     assertEquals(Duration.ofSeconds(30), StatusDetails.retryDelay(limited).orElseThrow());
     assertEquals("429", StatusDetails.errorInfo(limited).orElseThrow().getMetadataMap().get("line_status"));
+    // The channel's profile lookups are then held until Retry-After passes (line_rate_limits):
+    // the next one is not sent, and says when to try again.
+    String held = newUser();
+    StatusRuntimeException paced =
+        fails(Status.Code.RESOURCE_EXHAUSTED,
+            () -> messaging().getProfile(GetProfileRequest.newBuilder().setChannelId(channel.getId()).setUserId(held).build()));
+    assertTrue(StatusDetails.retryDelay(paced).isPresent());
+    assertTrue(line.requestsTo("/v2/bot/profile/" + held).isEmpty());
 
-    String gone = newUser();
-    line.script("/v2/bot/profile/" + gone, 404, "{\"message\":\"Not found\"}");
-    fails(Status.Code.NOT_FOUND,
-        () -> messaging().getProfile(GetProfileRequest.newBuilder().setChannelId(channel.getId()).setUserId(gone).build()));
   }
 
   @Test
