@@ -228,14 +228,18 @@ pub fn paced_as(method: &Method, path: &str) -> Endpoint {
 
 /// A LINE path as a label of bounded cardinality (metrics, span names):
 /// ids (user, group, room, message ids: all digits, or 10+ characters with
-/// a digit) become `:id`.
+/// a digit) become `:id`, and so does a rich menu alias (named by callers,
+/// digits or not) after `alias/`.
 pub fn endpoint_label(path: &str) -> String {
     let path = path.split('?').next().unwrap_or_default();
+    let mut previous = "";
     path.split('/')
         .map(|segment| {
             let digits = segment.bytes().filter(u8::is_ascii_digit).count();
             let id = (!segment.is_empty() && digits == segment.len())
-                || (segment.len() >= 10 && digits > 0);
+                || (segment.len() >= 10 && digits > 0)
+                || (previous == "alias" && segment != "list");
+            previous = segment;
             if id { ":id" } else { segment }
         })
         .collect::<Vec<_>>()
@@ -440,6 +444,18 @@ mod tests {
             "/v2/bot/message/push"
         );
         assert_eq!(endpoint_label(MARK_AS_READ), "/v2/bot/chat/markAsRead");
+        assert_eq!(
+            endpoint_label("/v2/bot/richmenu/alias/richmenu-alias-a"),
+            "/v2/bot/richmenu/alias/:id"
+        );
+        assert_eq!(
+            endpoint_label("/v2/bot/richmenu/alias/list"),
+            "/v2/bot/richmenu/alias/list"
+        );
+        assert_eq!(
+            endpoint_label("/v2/bot/richmenu/richmenu-88c05ef6921ae53f8b58a25f3a65faf7/content"),
+            "/v2/bot/richmenu/:id/content"
+        );
     }
 
     #[test]
