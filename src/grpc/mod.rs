@@ -1,6 +1,6 @@
-//! The gRPC server: ChannelAdmin and Messaging behind the API-key check,
-//! plus standard health and reflection (v1 and v1alpha, so grpcurl 1.8 and
-//! newer both work without proto files).
+//! The gRPC server: ChannelAdmin, Messaging and OfficialAccount behind the
+//! API-key check, plus standard health and reflection (v1 and v1alpha, so
+//! grpcurl 1.8 and newer both work without proto files).
 
 pub mod admin;
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod content;
 pub mod deliveries;
 pub mod lookup;
 pub mod messaging;
+pub mod official_account;
 mod page_token;
 
 pub mod send;
@@ -31,7 +32,10 @@ use crate::{
     drain::{Drain, InFlightLayer},
     proto::{
         self,
-        v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
+        v1::{
+            channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer,
+            official_account_server::OfficialAccountServer,
+        },
     },
     services::{Ready, Services},
     settings::Settings,
@@ -224,6 +228,7 @@ pub async fn serve(
         }
     };
     let admin_admitted = admitted.clone();
+    let account_admitted = admitted.clone();
     let reflection_v1 = reflection()
         .build_v1()
         .expect("the embedded descriptor sets are valid (built by build.rs and tonic)");
@@ -239,6 +244,12 @@ pub async fn serve(
     let messaging = MessagingServer::new(messaging::MessagingService::new(core.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let account_keys = keys.clone();
+    let account =
+        OfficialAccountServer::new(official_account::OfficialAccountService::new(core.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let account = InterceptedService::new(account, move |req| account_admitted(&account_keys, req));
     let messaging = InterceptedService::new(messaging, move |req| admitted(&keys, req));
 
     let mut server = Server::builder();
@@ -265,6 +276,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(admin)
         .add_service(messaging)
+        .add_service(account)
         .serve_with_incoming_shutdown(
             // Streams carry small messages that must leave at once, not wait
             // for Nagle to fill a packet.
