@@ -100,6 +100,7 @@ const INSIGHT_RPCS: &[&str] = &[
     "GetMessageDeliveryStats",
     "GetMessageEventStats",
     "GetUnitStats",
+    "GetRichMenuStats",
     "ListAggregationUnits",
 ];
 

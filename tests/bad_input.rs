@@ -80,6 +80,7 @@ const RPCS: &[&str] = &[
     "weiyu.line.v1.OfficialAccount/GetMessageDeliveryStats",
     "weiyu.line.v1.OfficialAccount/GetMessageEventStats",
     "weiyu.line.v1.OfficialAccount/GetUnitStats",
+    "weiyu.line.v1.OfficialAccount/GetRichMenuStats",
     "weiyu.line.v1.OfficialAccount/ListAggregationUnits",
 ];
 

@@ -89,4 +89,19 @@ async fn every_insight_request_we_send_passes_lines_openapi_description() {
         .expect("getStatisticsPerUnit")
         .into_inner();
     assert_eq!(unit.overview.and_then(|o| o.unique_impression), Some(40));
+    for daily in [false, true] {
+        let menu = account
+            .get_rich_menu_stats(pb::GetRichMenuStatsRequest {
+                channel_id: channel.clone(),
+                rich_menu_id: "richmenu-0123456789abcdef0123456789abcdef".into(),
+                from_date: "20261113".into(),
+                to_date: "20261115".into(),
+                daily,
+            })
+            .await
+            .expect("getRichMenuInsightSummary, getRichMenuInsightDaily")
+            .into_inner();
+        assert!(menu.available, "LINE's first example is read");
+        assert_eq!(menu.clicks.len(), 2);
+    }
 }

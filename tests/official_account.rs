@@ -1255,6 +1255,77 @@ async fn insight_answers_not_ready_as_a_status() {
             .to_owned()
     ));
 
+    // A rich menu's impressions and taps: in total, per day, or withheld.
+    let menu_stats = |daily, to: &str| pb::GetRichMenuStatsRequest {
+        channel_id: channel.clone(),
+        rich_menu_id: "richmenu-0123456789abcdef0123456789abcdef".into(),
+        from_date: "20261101".into(),
+        to_date: to.into(),
+        daily,
+    };
+    let summary = "/v2/bot/insight/richmenu/richmenu-0123456789abcdef0123456789abcdef/summary";
+    s.line.script(
+        summary,
+        200,
+        &[],
+        r#"{"richMenuId":"richmenu-0123456789abcdef0123456789abcdef","metricsFrom":"20261101","metricsTo":"20261130","impression":{"metrics":{"count":567,"uniqueUsers":300}},"clicks":[{"bounds":{"x":0,"y":0,"width":1250,"height":843},"metrics":{"count":123,"uniqueUsers":45}}]}"#,
+    );
+    let total = client
+        .get_rich_menu_stats(menu_stats(false, "20261130"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(total.available);
+    assert_eq!(
+        total.impressions,
+        [pb::RichMenuMetrics {
+            date: String::new(),
+            count: 567,
+            unique_users: 300
+        }]
+    );
+    assert_eq!(total.clicks[0].bounds.unwrap().width, 1250);
+    assert_eq!(total.clicks[0].metrics[0].count, 123);
+    assert!(
+        s.calls()
+            .contains(&format!("GET {summary}?from=20261101&to=20261130"))
+    );
+    s.line.script(
+        &summary.replace("/summary", "/daily"),
+        200,
+        &[],
+        r#"{"richMenuId":"richmenu-0123456789abcdef0123456789abcdef","metricsFrom":"20261101","metricsTo":"20261102","impression":{"metrics":[{"date":"20261101","count":300,"uniqueUsers":191},{"date":"20261102","count":267,"uniqueUsers":222}]},"clicks":[]}"#,
+    );
+    let daily = client
+        .get_rich_menu_stats(menu_stats(true, "20261102"))
+        .await
+        .unwrap()
+        .into_inner();
+    let days: Vec<_> = daily.impressions.iter().map(|m| m.date.as_str()).collect();
+    assert_eq!(days, ["20261101", "20261102"]);
+    s.line.script(
+        summary,
+        200,
+        &[],
+        r#"{"richMenuId":"richmenu-0123456789abcdef0123456789abcdef"}"#,
+    );
+    let withheld = client
+        .get_rich_menu_stats(menu_stats(false, "20261130"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!withheld.available && withheld.impressions.is_empty());
+    let too_long = client
+        .get_rich_menu_stats(menu_stats(true, "20270301"))
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&too_long), ["to_date"]);
+    assert!(
+        too_long.message().contains("99 days"),
+        "{}",
+        too_long.message()
+    );
+
     s.line.script(
         "/v2/bot/message/aggregation/list",
         200,

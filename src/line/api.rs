@@ -666,6 +666,63 @@ pub struct AggregationUnits {
     pub next: Option<String>,
 }
 
+/// One day's or one period's numbers of LINE's rich menu insight
+/// (`GetRichMenuInsightSummaryResponseMetrics`,
+/// `GetRichMenuInsightDailyResponseDailyMetrics`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenuMetric {
+    /// yyyyMMdd, in daily answers only.
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub count: i64,
+    #[serde(default)]
+    pub unique_users: i64,
+}
+
+/// A summary's one metric, or a daily answer's list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RichMenuMetrics {
+    Total(RichMenuMetric),
+    Daily(Vec<RichMenuMetric>),
+}
+
+impl RichMenuMetrics {
+    pub fn into_vec(self) -> Vec<RichMenuMetric> {
+        match self {
+            Self::Total(metric) => vec![metric],
+            Self::Daily(metrics) => metrics,
+        }
+    }
+}
+
+/// LINE's `impression` and each of its `clicks`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RichMenuInsightPart {
+    #[serde(default)]
+    pub bounds: RichMenuBounds,
+    pub metrics: RichMenuMetrics,
+}
+
+/// LINE `GetRichMenuInsightSummaryResponse` /
+/// `GetRichMenuInsightDailyResponse`: only `richMenuId` below LINE's
+/// privacy threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenuInsight {
+    pub rich_menu_id: String,
+    #[serde(default)]
+    pub metrics_from: Option<String>,
+    #[serde(default)]
+    pub metrics_to: Option<String>,
+    #[serde(default)]
+    pub impression: Option<RichMenuInsightPart>,
+    #[serde(default)]
+    pub clicks: Vec<RichMenuInsightPart>,
+}
+
 /// One batch operation (LINE `RichMenuBatchOperation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RichMenuBatchOperation {
@@ -1058,6 +1115,22 @@ impl<T: TokenSource> ChannelClient<T> {
                 ("from", Some(from)),
                 ("to", Some(to)),
             ],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/insight/richmenu/{richMenuId}/{summary|daily}?from=&to=`.
+    pub async fn rich_menu_insight(
+        &self,
+        rich_menu_id: &str,
+        from: &str,
+        to: &str,
+        daily: bool,
+    ) -> Result<RichMenuInsight, T::Error> {
+        let kind = if daily { "daily" } else { "summary" };
+        self.get_json(with_query(
+            format!("{INSIGHT}/richmenu/{}/{kind}", segment(rich_menu_id)),
+            &[("from", Some(from)), ("to", Some(to))],
         ))
         .await
     }

@@ -1,7 +1,8 @@
 //! Followers and LINE's statistics (insight): follower ids (verified and
 //! premium accounts only), follower counts, demographics, messages sent
 //! per day, interaction with one send (named by our delivery id or LINE's
-//! request id), per-unit interaction, and the aggregation units in use.
+//! request id), per-unit interaction, a rich menu's impressions and taps,
+//! and the aggregation units in use.
 //! LINE's "not ready yet" is an answer here (`InsightStatus`), not an
 //! error.
 
@@ -28,6 +29,10 @@ const MAX_FOLLOWER_PAGE: i32 = 1000;
 const MAX_UNIT_PAGE: i32 = 100;
 /// GetUnitStats spans at most this many days after its first.
 const MAX_UNIT_SPAN_DAYS: i64 = 30;
+/// GetRichMenuStats spans at most this many days after its first: LINE's
+/// limits for a summary and for daily numbers.
+const MAX_RICH_MENU_SPAN_DAYS: i64 = 396;
+const MAX_RICH_MENU_DAILY_SPAN_DAYS: i64 = 99;
 const DAY_SECS: i64 = 24 * 3600;
 
 fn status(line: &str) -> InsightStatus {
@@ -371,14 +376,7 @@ pub async fn get_unit_stats(
     let name = unit(&mut violations, &custom_aggregation_unit);
     let from = required_day(&mut violations, "from_date", &from_date);
     let to = required_day(&mut violations, "to_date", &to_date);
-    if let (Some((_, start)), Some((_, end))) = (&from, &to)
-        && !(0..=MAX_UNIT_SPAN_DAYS * DAY_SECS).contains(&(end - start))
-    {
-        violations.add(
-            "to_date",
-            format!("must be from from_date to {MAX_UNIT_SPAN_DAYS} days after it"),
-        );
-    }
+    span(&mut violations, &from, &to, MAX_UNIT_SPAN_DAYS);
     violations.into_result()?;
     let (name, (from, _), (to, _)) = (
         name.ok_or_else(unrecorded)?,
@@ -397,6 +395,106 @@ pub async fn get_unit_stats(
         overview: Some(overview(stats.as_ref())),
         messages: bubbles(messages),
         clicks: clicks(opened),
+    })
+}
+
+/// Records a `to_date` before `from_date` or more than `days` after it.
+fn span(
+    violations: &mut Violations,
+    from: &Option<(String, i64)>,
+    to: &Option<(String, i64)>,
+    days: i64,
+) {
+    if let (Some((_, start)), Some((_, end))) = (from, to)
+        && !(0..=days * DAY_SECS).contains(&(end - start))
+    {
+        violations.add(
+            "to_date",
+            format!("must be from from_date to {days} days after it"),
+        );
+    }
+}
+
+fn rich_menu_metrics(metrics: api::RichMenuMetrics) -> Vec<pb::RichMenuMetrics> {
+    metrics
+        .into_vec()
+        .into_iter()
+        .map(
+            |api::RichMenuMetric {
+                 date,
+                 count,
+                 unique_users,
+             }| pb::RichMenuMetrics {
+                date,
+                count,
+                unique_users,
+            },
+        )
+        .collect()
+}
+
+pub async fn get_rich_menu_stats(
+    services: &Services,
+    request: pb::GetRichMenuStatsRequest,
+) -> Result<pb::GetRichMenuStatsResponse, Status> {
+    let pb::GetRichMenuStatsRequest {
+        channel_id: id,
+        rich_menu_id,
+        from_date,
+        to_date,
+        daily,
+    } = request;
+    let mut violations = Violations::new();
+    let id = channel_id(&mut violations, &id);
+    let menu = path_id(&mut violations, "rich_menu_id", &rich_menu_id);
+    let from = required_day(&mut violations, "from_date", &from_date);
+    let to = required_day(&mut violations, "to_date", &to_date);
+    let days = if daily {
+        MAX_RICH_MENU_DAILY_SPAN_DAYS
+    } else {
+        MAX_RICH_MENU_SPAN_DAYS
+    };
+    span(&mut violations, &from, &to, days);
+    violations.into_result()?;
+    let (menu, (from, _), (to, _)) = (
+        menu.ok_or_else(unrecorded)?,
+        from.ok_or_else(unrecorded)?,
+        to.ok_or_else(unrecorded)?,
+    );
+    let api::RichMenuInsight {
+        rich_menu_id,
+        metrics_from,
+        metrics_to,
+        impression,
+        clicks: taps,
+    } = line_for(services, id)
+        .await?
+        .rich_menu_insight(&menu, &from, &to, daily)
+        .await?;
+    let int = |value: i64| i32::try_from(value).unwrap_or(i32::MAX);
+    Ok(pb::GetRichMenuStatsResponse {
+        rich_menu_id,
+        // Below LINE's privacy threshold only the id comes back.
+        available: impression.is_some(),
+        metrics_from: metrics_from.unwrap_or_default(),
+        metrics_to: metrics_to.unwrap_or_default(),
+        impressions: impression
+            .map(|part| rich_menu_metrics(part.metrics))
+            .unwrap_or_default(),
+        clicks: taps
+            .into_iter()
+            .map(
+                |api::RichMenuInsightPart { bounds, metrics }| pb::RichMenuAreaStats {
+                    bounds: Some(pb::RichMenuBounds {
+                        x: int(bounds.x),
+                        y: int(bounds.y),
+                        width: int(bounds.width),
+                        height: int(bounds.height),
+                    }),
+                    metrics: rich_menu_metrics(metrics),
+                },
+            )
+            .collect(),
     })
 }
 

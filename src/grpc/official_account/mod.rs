@@ -384,6 +384,18 @@ impl OfficialAccount for OfficialAccountService {
         unary!(self, request, "GetUnitStats", insight::get_unit_stats)
     }
 
+    async fn get_rich_menu_stats(
+        &self,
+        request: Request<pb::GetRichMenuStatsRequest>,
+    ) -> Result<Response<pb::GetRichMenuStatsResponse>, Status> {
+        unary!(
+            self,
+            request,
+            "GetRichMenuStats",
+            insight::get_rich_menu_stats
+        )
+    }
+
     async fn list_aggregation_units(
         &self,
         request: Request<pb::ListAggregationUnitsRequest>,

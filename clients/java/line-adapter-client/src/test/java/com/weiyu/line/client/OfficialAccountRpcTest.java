@@ -33,6 +33,8 @@ import com.weiyu.line.v1.GetRichMenuBatchProgressRequest;
 import com.weiyu.line.v1.GetRichMenuImageRequest;
 import com.weiyu.line.v1.GetRichMenuImageResponse;
 import com.weiyu.line.v1.GetRichMenuRequest;
+import com.weiyu.line.v1.GetRichMenuStatsRequest;
+import com.weiyu.line.v1.GetRichMenuStatsResponse;
 import com.weiyu.line.v1.GetUnitStatsRequest;
 import com.weiyu.line.v1.GetUserRichMenuRequest;
 import com.weiyu.line.v1.InsightStatus;
@@ -496,6 +498,26 @@ class OfficialAccountRpcTest {
                     .build())
             .getOverview()
             .getUniqueClick());
+
+    line.script(
+        "/v2/bot/insight/richmenu/" + MENU + "/daily",
+        200,
+        "{\"richMenuId\":\"" + MENU + "\",\"metricsFrom\":\"20261101\",\"metricsTo\":\"20261101\","
+            + "\"impression\":{\"metrics\":[{\"date\":\"20261101\",\"count\":300,\"uniqueUsers\":191}]},"
+            + "\"clicks\":[]}");
+    GetRichMenuStatsResponse menuStats =
+        account()
+            .getRichMenuStats(
+                GetRichMenuStatsRequest.newBuilder()
+                    .setChannelId(channelId)
+                    .setRichMenuId(MENU)
+                    .setFromDate("20261101")
+                    .setToDate("20261101")
+                    .setDaily(true)
+                    .build());
+    assertTrue(menuStats.getAvailable());
+    assertEquals("20261101", menuStats.getImpressions(0).getDate());
+    assertEquals(300, menuStats.getImpressions(0).getCount());
 
     line.script("/v2/bot/message/aggregation/list", 200, "{\"customAggregationUnits\":[\"promotion_a\"]}");
     line.script("/v2/bot/message/aggregation/info", 200, "{\"numOfCustomAggregationUnits\":22}");
