@@ -13,7 +13,7 @@ use super::{
     Violations, channel_id, line_for, path_id,
     rich_menus::{Size, unrecorded},
 };
-use crate::{line::client::ByteStream, proto::v1 as pb, services::Services};
+use crate::{channels::validate, line::client::ByteStream, proto::v1 as pb, services::Services};
 
 /// LINE takes rich menu images of at most 1 MB.
 pub(super) const MAX_IMAGE_BYTES: usize = 1024 * 1024;
@@ -156,7 +156,7 @@ pub async fn set_rich_menu_image(
         content_type,
     } = target;
     let mut violations = Violations::new();
-    let id = channel_id(&mut violations, &id);
+    let id = violations.check("target.channel_id", validate::channel_id(&id));
     let menu = path_id(&mut violations, "target.rich_menu_id", &rich_menu_id);
     let image = check_image(
         &mut violations,
