@@ -13,6 +13,7 @@ const PROTO_FILES: &[&str] = &[
     "proto/weiyu/line/v1/admin.proto",
     "proto/weiyu/line/v1/events.proto",
     "proto/weiyu/line/v1/messaging.proto",
+    "proto/weiyu/line/v1/official_account.proto",
     "proto/weiyu/line/v1/outbound.proto",
 ];
 

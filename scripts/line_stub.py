@@ -6,8 +6,9 @@ It answers every endpoint line-adapter calls, on one port for both bases
 descriptions: channel access tokens (v2, v2.1 by JWT assertion, v3; revoke;
 the v2.1 key ids), bot info, profiles, group summaries and members, sends
 (reply, push, multicast, broadcast), quota and sent counts, the webhook
-endpoint and its test, the loading animation, mark-as-read and message
-content. Bot calls need `Authorization: Bearer <a token it issued>`, as at
+endpoint and its test, the loading animation, mark-as-read, message
+content, rich menus (with their images, aliases and the default, kept per
+channel), and the follower statistics and demographics of insight. Bot calls need `Authorization: Bearer <a token it issued>`, as at
 LINE, so a call with no token or a stale one gets LINE's 401.
 
 Python standard library only. Nothing is checked beyond what LINE would
@@ -58,6 +59,7 @@ class Line:
         self.lock = threading.Lock()
         self.tokens = {}  # access token -> {"channel", "kind", "key_id", "expires"}
         self.webhooks = {}  # LINE channel id -> endpoint
+        self.rich_menus = {}  # LINE channel id -> RichMenus
         self.log = None
         self.slow = {}  # path -> seconds
 
@@ -91,6 +93,10 @@ class Line:
                 if t["channel"] == channel and t["kind"] == "v21"
             ]
 
+    def menus(self, channel):
+        with self.lock:
+            return self.rich_menus.setdefault(channel, RichMenus())
+
     def record(self, entry):
         if self.log is None:
             return
@@ -99,7 +105,20 @@ class Line:
             self.log.flush()
 
 
+class RichMenus:
+    """One channel's rich menus as LINE keeps them."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.menus = {}  # id -> {"json": dict, "image": (content type, bytes) or None}
+        self.aliases = {}  # alias id -> rich menu id
+        self.default = None
+
+
 LINE = Line()
+
+MENU_ID = re.compile(r"^richmenu-[0-9a-f]{32}$")
+ALIAS_ID = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 
 def jwt_claims(assertion):
@@ -281,6 +300,149 @@ def send(h, kind, raw):
     return h.answer(200, {})
 
 
+def rich_menu_error(menu):
+    """LINE's complaint about a rich menu object, or None."""
+    size = menu.get("size") if isinstance(menu.get("size"), dict) else {}
+    width, height = size.get("width"), size.get("height")
+    if not isinstance(width, int) or not isinstance(height, int):
+        return "size", "must be specified"
+    if not 800 <= width <= 2500 or height < 250 or width / height < 1.45:
+        return "size", "invalid size"
+    if not 1 <= len(str(menu.get("chatBarText", ""))) <= 14:
+        return "chatBarText", "Length must be between 1 and 14"
+    areas = menu.get("areas")
+    if not isinstance(areas, list) or len(areas) > 20:
+        return "areas", "Size must be between 0 and 20"
+    for i, area in enumerate(areas):
+        action = area.get("action") if isinstance(area, dict) else None
+        if not isinstance(action, dict) or not action.get("type"):
+            return f"areas[{i}].action", "must be specified"
+    return None
+
+
+def rich_menus(h, method, path, channel, raw):
+    """Answers a rich menu endpoint; False for a path that is not one."""
+    menus = LINE.menus(channel)
+    ok = lambda: h.answer(200, {})
+    with menus.lock:
+        if path in ("/v2/bot/richmenu", "/v2/bot/richmenu/validate") and method == "POST":
+            menu = h.json_body(raw)
+            problem = rich_menu_error(menu) if menu is not None else ("", "The request body is invalid")
+            if problem:
+                return h.error(400, "The request body has 1 error(s)",
+                               [{"message": problem[1], "property": problem[0]}])
+            if path.endswith("/validate"):
+                return ok()
+            if len(menus.menus) >= 1000:
+                return h.error(400, "The maximum number of rich menus has been reached")
+            menu_id = "richmenu-" + secrets.token_hex(16)
+            menus.menus[menu_id] = {"json": menu, "image": None}
+            return h.answer(200, {"richMenuId": menu_id})
+        if method == "GET" and path == "/v2/bot/richmenu/list":
+            return h.answer(200, {"richmenus": [dict(m["json"], richMenuId=i) for i, m in menus.menus.items()]})
+        if path == "/v2/bot/richmenu/alias" and method == "POST":
+            body = h.json_body(raw) or {}
+            alias, menu_id = str(body.get("richMenuAliasId", "")), body.get("richMenuId")
+            if not ALIAS_ID.match(alias):
+                return h.error(400, "The request body has 1 error(s)",
+                               [{"message": "invalid alias id", "property": "richMenuAliasId"}])
+            if alias in menus.aliases:
+                return h.error(400, "conflict richmenu alias id")
+            if menu_id not in menus.menus or menus.menus[menu_id]["image"] is None:
+                return h.error(400, "richmenu not found or has no image")
+            menus.aliases[alias] = menu_id
+            return ok()
+        if method == "GET" and path == "/v2/bot/richmenu/alias/list":
+            return h.answer(200, {"aliases": [{"richMenuAliasId": a, "richMenuId": m}
+                                              for a, m in menus.aliases.items()]})
+        m = re.fullmatch(r"/v2/bot/richmenu/alias/([^/]+)", path)
+        if m:
+            alias = m.group(1)
+            if alias not in menus.aliases:
+                return h.error(404, "Not found")
+            if method == "GET":
+                return h.answer(200, {"richMenuAliasId": alias, "richMenuId": menus.aliases[alias]})
+            if method == "POST":
+                menu_id = (h.json_body(raw) or {}).get("richMenuId")
+                if menu_id not in menus.menus:
+                    return h.error(400, "richmenu not found")
+                menus.aliases[alias] = menu_id
+                return ok()
+            if method == "DELETE":
+                del menus.aliases[alias]
+                return ok()
+        m = re.fullmatch(r"/v2/bot/richmenu/(richmenu-[0-9a-f]{32})(/content)?", path)
+        if m:
+            menu = menus.menus.get(m.group(1))
+            if menu is None:
+                return h.error(404, "Not found")
+            if m.group(2) and method == "POST":
+                content_type = h.headers.get("content-type", "")
+                if content_type not in ("image/png", "image/jpeg"):
+                    return h.error(415, "Unsupported Media Type")
+                if not raw or len(raw) > 1024 * 1024:
+                    return h.error(400, "The image must be at most 1 MB")
+                if menu["image"] is not None:
+                    return h.error(400, "An image has already been uploaded to the richmenu")
+                menu["image"] = (content_type, raw)
+                return ok()
+            if m.group(2) and method == "GET":
+                if menu["image"] is None:
+                    return h.error(404, "Not found")
+                return h.answer(200, menu["image"][1], content_type=menu["image"][0])
+            if method == "GET":
+                return h.answer(200, dict(menu["json"], richMenuId=m.group(1)))
+            if method == "DELETE":
+                del menus.menus[m.group(1)]
+                menus.aliases = {a: i for a, i in menus.aliases.items() if i != m.group(1)}
+                if menus.default == m.group(1):
+                    menus.default = None
+                return ok()
+        m = re.fullmatch(r"/v2/bot/user/all/richmenu(?:/([^/]+))?", path)
+        if m:
+            if method == "POST" and m.group(1):
+                menu = menus.menus.get(m.group(1))
+                if menu is None:
+                    return h.error(404, "Not found")
+                if menu["image"] is None:
+                    return h.error(400, "must upload richmenu image before applying it to user")
+                menus.default = m.group(1)
+                return ok()
+            if method == "GET" and not m.group(1):
+                if menus.default is None:
+                    return h.error(404, "no default richmenu")
+                return h.answer(200, {"richMenuId": menus.default})
+            if method == "DELETE" and not m.group(1):
+                menus.default = None
+                return ok()
+    return False
+
+
+def insight(h, method, path, query):
+    """Answers an insight endpoint (fixed numbers); False for another path."""
+    if method != "GET":
+        return False
+    if path == "/v2/bot/insight/followers":
+        date = (query.get("date") or [""])[0]
+        if date and not DATE.match(date):
+            return h.error(400, "The value for the 'date' parameter is invalid")
+        if date and date >= time.strftime("%Y%m%d", time.gmtime(time.time() + 9 * 3600)):
+            return h.answer(200, {"status": "unready"})
+        return h.answer(200, {"status": "ready", "followers": 7620, "targetedReaches": 5848, "blocks": 237})
+    if path == "/v2/bot/insight/demographic":
+        return h.answer(200, {
+            "available": True,
+            "genders": [{"gender": "female", "percentage": 52.4}, {"gender": "male", "percentage": 41.1},
+                        {"gender": "unknown", "percentage": 6.5}],
+            "ages": [{"age": "from20to24", "percentage": 31.8}, {"age": "from25to29", "percentage": 68.2}],
+            "areas": [{"area": "東京", "percentage": 72.5}, {"area": "unknown", "percentage": 27.5}],
+            "appTypes": [{"appType": "ios", "percentage": 62.4}, {"appType": "android", "percentage": 37.6}],
+            "subscriptionPeriods": [{"subscriptionPeriod": "over365days", "percentage": 96.4},
+                                    {"subscriptionPeriod": "within365days", "percentage": 3.6}],
+        })
+    return False
+
+
 def route(h, method, path, query, raw):
     # Channel access tokens (no bearer).
     if method == "POST" and path in ("/v2/oauth/accessToken", "/oauth2/v2.1/token", "/oauth2/v3/token"):
@@ -372,6 +534,12 @@ def route(h, method, path, query, raw):
         if not isinstance(seconds, int) or not 5 <= seconds <= 60 or seconds % 5:
             return h.error(400, "The property, 'loadingSeconds', in the request body is invalid")
         return h.answer(202, {})
+    if path.startswith(("/v2/bot/richmenu", "/v2/bot/user/all/richmenu")):
+        if rich_menus(h, method, path, channel, raw) is False:
+            h.error(404, "Not found")
+        return
+    if path.startswith("/v2/bot/insight/") and insight(h, method, path, query) is not False:
+        return
     if method == "POST" and path == "/v2/bot/chat/markAsRead":
         body = h.json_body(raw) or {}
         if not body.get("markAsReadToken"):

@@ -224,6 +224,9 @@ expect '"mode": "TOKEN_MODE_V2_1_JWT"'             # RotateAccessToken in the ne
 expect '"hasToken": true'
 expect "result: all checks passed"                 # line-adapter check
 expect '"type":"deadLetter"'                       # tail spells types as --type takes them
+expect '"isDefault": true'                         # PublishRichMenu made it the default
+expect '"richMenuAliasId": "spring"'
+expect "LINE holds menu.png for richmenu-"          # GetRichMenuImage gave the image back
 # What reached LINE's stand-in.
 python3 - "$requests" << 'PY' || fail "LINE's stand-in did not receive what the README's blocks send (see above)"
 import base64, json, sys
@@ -263,6 +266,13 @@ checks = [
     ("pushes carry an X-Line-Retry-Key",
      find("POST", "/v2/bot/message/push", lambda r: "x-line-retry-key" in r["headers"])),
     ("GetQuota asked for the README's date", find("GET", "/v2/bot/message/delivery/reply", lambda r: "date=20261130" in r["path"])),
+    ("PublishRichMenu asked LINE's validator first", find("POST", "/v2/bot/richmenu/validate")),
+    ("PublishRichMenu uploaded a PNG to the data API",
+     [r for r in requests if r["method"] == "POST" and r["path"].endswith("/content")
+      and r["path"].startswith("/v2/bot/richmenu/") and r["headers"].get("content-type") == "image/png"]),
+    ("PublishRichMenu made the menu the default",
+     [r for r in requests if r["method"] == "POST" and r["path"].startswith("/v2/bot/user/all/richmenu/")]),
+    ("GetFollowerStats asked for the README's date", find("GET", "/v2/bot/insight/followers", lambda r: "date=20261130" in r["path"])),
 ]
 for what, found in checks:
     print(f"LINE's stand-in: {'ok' if found else 'MISSING'}: {what}")

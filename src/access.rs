@@ -1,7 +1,10 @@
 //! API keys and what they allow. A key may carry scopes, so that the agent
 //! desk cannot rotate tokens and a read-only consumer cannot send:
-//! `admin` (ChannelAdmin), `send` (sending and lookup RPCs of Messaging),
-//! `subscribe` (Subscribe and Ack). A key without scopes allows everything.
+//! `admin` (ChannelAdmin, OfficialAccount), `send` (sending and lookup RPCs
+//! of Messaging), `subscribe` (Subscribe and Ack), `insight` (the read-only
+//! statistics of OfficialAccount, which `admin` allows too, so an analytics
+//! service can read them without managing anything). A key without scopes
+//! allows everything.
 //!
 //! Written as `key` or `key:scope+scope` in `api_keys` (so keys must not
 //! contain `:`, `,` or whitespace).
@@ -23,6 +26,7 @@ pub struct Scopes {
     pub admin: bool,
     pub send: bool,
     pub subscribe: bool,
+    pub insight: bool,
 }
 
 impl Scopes {
@@ -30,11 +34,13 @@ impl Scopes {
         admin: true,
         send: true,
         subscribe: true,
+        insight: true,
     };
     const NONE: Scopes = Scopes {
         admin: false,
         send: false,
         subscribe: false,
+        insight: false,
     };
 
     pub fn allows(self, scope: Scope) -> bool {
@@ -42,6 +48,8 @@ impl Scopes {
             Scope::Admin => self.admin,
             Scope::Send => self.send,
             Scope::Subscribe => self.subscribe,
+            // Whoever may manage the account may read its statistics.
+            Scope::Insight => self.insight || self.admin,
         }
     }
 }
@@ -52,6 +60,7 @@ pub enum Scope {
     Admin,
     Send,
     Subscribe,
+    Insight,
 }
 
 impl fmt::Display for Scope {
@@ -60,6 +69,7 @@ impl fmt::Display for Scope {
             Scope::Admin => "admin",
             Scope::Send => "send",
             Scope::Subscribe => "subscribe",
+            Scope::Insight => "insight",
         })
     }
 }
@@ -74,11 +84,25 @@ impl Scope {
             ("ChannelAdmin", _) => Some(Scope::Admin),
             ("Messaging", "Subscribe" | "Ack") => Some(Scope::Subscribe),
             ("Messaging", _) => Some(Scope::Send),
+            ("OfficialAccount", method) if INSIGHT_RPCS.contains(&method) => Some(Scope::Insight),
+            ("OfficialAccount", _) => Some(Scope::Admin),
             // Any other service of our package: the strictest scope.
             _ => Some(Scope::Admin),
         }
     }
 }
+
+/// The read-only statistics of OfficialAccount: scope `insight` (or
+/// `admin`).
+const INSIGHT_RPCS: &[&str] = &[
+    "GetFollowerStats",
+    "GetFriendsDemographics",
+    "GetMessageDeliveryStats",
+    "GetMessageEventStats",
+    "GetUnitStats",
+    "GetRichMenuStats",
+    "ListAggregationUnits",
+];
 
 /// Parses one `key[:scope+scope]` entry. The error never quotes the key.
 pub fn parse_entry(entry: &str) -> Result<ApiKey, String> {
@@ -102,10 +126,11 @@ pub fn parse_entry(entry: &str) -> Result<ApiKey, String> {
                     "admin" => scopes.admin = true,
                     "send" => scopes.send = true,
                     "subscribe" => scopes.subscribe = true,
+                    "insight" => scopes.insight = true,
                     "" => return Err("an empty scope after `:` (write `key:admin+send`)".into()),
                     other => {
                         return Err(format!(
-                            "unknown scope `{other}` (scopes are admin, send, subscribe)"
+                            "unknown scope `{other}` (scopes are admin, send, subscribe, insight)"
                         ));
                     }
                 }
@@ -149,5 +174,30 @@ mod tests {
             Some(Scope::Send)
         );
         assert_eq!(Scope::for_path("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(
+            Scope::for_path("/weiyu.line.v1.OfficialAccount/GetFollowerStats"),
+            Some(Scope::Insight)
+        );
+        assert_eq!(
+            Scope::for_path("/weiyu.line.v1.OfficialAccount/PublishRichMenu"),
+            Some(Scope::Admin)
+        );
+        // Follower ids are users, not statistics.
+        assert_eq!(
+            Scope::for_path("/weiyu.line.v1.OfficialAccount/GetFollowerIds"),
+            Some(Scope::Admin)
+        );
+    }
+
+    #[test]
+    fn insight_is_read_by_insight_and_admin_keys_only() {
+        let insight = parse_entry("k:insight").unwrap().scopes;
+        assert!(insight.allows(Scope::Insight));
+        assert!(!insight.allows(Scope::Admin) && !insight.allows(Scope::Send));
+        let admin = parse_entry("k:admin").unwrap().scopes;
+        assert!(admin.allows(Scope::Insight));
+        let desk = parse_entry("k:send+subscribe").unwrap().scopes;
+        assert!(!desk.allows(Scope::Insight));
+        assert!(Scopes::ALL.allows(Scope::Insight));
     }
 }

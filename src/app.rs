@@ -640,6 +640,7 @@ impl Serving {
         for name in [
             <ChannelAdminServer<AdminService> as tonic::server::NamedService>::NAME,
             <MessagingServer<MessagingService> as tonic::server::NamedService>::NAME,
+            OFFICIAL_ACCOUNT,
         ] {
             reporter.set_service_status(name, status(self.ready)).await;
         }
@@ -657,6 +658,11 @@ async fn renew_tokens_forever(tokens: Tokens) {
     }
 }
 
+/// `weiyu.line.v1.OfficialAccount`, as health reports it.
+const OFFICIAL_ACCOUNT: &str = <crate::proto::v1::official_account_server::OfficialAccountServer<
+    grpc::official_account::OfficialAccountService,
+> as tonic::server::NamedService>::NAME;
+
 async fn set_health(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     reporter
@@ -671,6 +677,7 @@ async fn set_health(reporter: &tonic_health::server::HealthReporter, status: Ser
             status,
         )
         .await;
+    reporter.set_service_status(OFFICIAL_ACCOUNT, status).await;
 }
 
 async fn clear_health(mut reporter: tonic_health::server::HealthReporter) {
@@ -678,6 +685,7 @@ async fn clear_health(mut reporter: tonic_health::server::HealthReporter) {
         "",
         <ChannelAdminServer<AdminService> as tonic::server::NamedService>::NAME,
         <MessagingServer<MessagingService> as tonic::server::NamedService>::NAME,
+        OFFICIAL_ACCOUNT,
     ] {
         reporter.clear_service_status(name).await;
     }

@@ -4,6 +4,7 @@
 //! ```text
 //!  LINE ──HTTPS webhook──▶ [http :8080] ─verify─▶ inbound ─▶ store ─▶ fanout ─▶ Subscribe ─▶ Weiyu
 //!  Weiyu ──gRPC :50051──▶ [grpc: ChannelAdmin, Messaging] ─▶ outbox ─▶ line::api ─▶ LINE
+//!  Weiyu ──gRPC :50051──▶ [grpc: OfficialAccount] ─────────────────▶ line::api ─▶ LINE
 //! ```
 //!
 //! # Layout
@@ -14,9 +15,12 @@
 //!   listeners, drains on shutdown.
 //! - [`settings`]: defaults → TOML file → `LINE_ADAPTER_*` env → flags.
 //! - [`access`]: API keys and the scopes they grant.
-//! - [`grpc`]: tonic server (ChannelAdmin, Messaging, health, reflection),
-//!   API-key check, and `grpc::status`, the one place errors become
-//!   statuses (LINE's answers by one table).
+//! - [`grpc`]: tonic server (ChannelAdmin, Messaging, OfficialAccount,
+//!   health, reflection), API-key check, and `grpc::status`, the one place
+//!   errors become statuses (LINE's answers by one table).
+//!   `grpc::official_account` manages the LINE Official Account (rich
+//!   menus, chats, followers, insight) straight through `line::api`,
+//!   keeping nothing: that state is LINE's.
 //! - [`http`]: the hyper listener: the webhook route, `/media/{token}`
 //!   (agents' uploads, for LINE), `/healthz`, `/readyz`, `/metrics`, and
 //!   webhook signatures.

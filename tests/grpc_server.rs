@@ -17,14 +17,18 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-const CONTRACT_SERVICES: [&str; 2] = ["weiyu.line.v1.ChannelAdmin", "weiyu.line.v1.Messaging"];
+const CONTRACT_SERVICES: [&str; 3] = [
+    "weiyu.line.v1.ChannelAdmin",
+    "weiyu.line.v1.Messaging",
+    "weiyu.line.v1.OfficialAccount",
+];
 
 #[tokio::test]
 async fn health_reports_every_service_serving_once_ready() {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
     let mut health = HealthClient::new(app.channel().await);
-    for service in ["", CONTRACT_SERVICES[0], CONTRACT_SERVICES[1]] {
+    for service in [""].into_iter().chain(CONTRACT_SERVICES) {
         let status = health
             .check(HealthCheckRequest {
                 service: service.into(),

@@ -1,6 +1,6 @@
-//! The gRPC server: ChannelAdmin and Messaging behind the API-key check,
-//! plus standard health and reflection (v1 and v1alpha, so grpcurl 1.8 and
-//! newer both work without proto files).
+//! The gRPC server: ChannelAdmin, Messaging and OfficialAccount behind the
+//! API-key check, plus standard health and reflection (v1 and v1alpha, so
+//! grpcurl 1.8 and newer both work without proto files).
 
 pub mod admin;
 pub mod attachments;
@@ -10,6 +10,7 @@ pub mod content;
 pub mod deliveries;
 pub mod lookup;
 pub mod messaging;
+pub mod official_account;
 mod page_token;
 
 pub mod send;
@@ -32,7 +33,10 @@ use crate::{
     drain::{Drain, InFlightLayer},
     proto::{
         self,
-        v1::{channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer},
+        v1::{
+            channel_admin_server::ChannelAdminServer, messaging_server::MessagingServer,
+            official_account_server::OfficialAccountServer,
+        },
     },
     services::{Ready, Services},
     settings::Settings,
@@ -225,6 +229,7 @@ pub async fn serve(
         }
     };
     let admin_admitted = admitted.clone();
+    let account_admitted = admitted.clone();
     let reflection_v1 = reflection()
         .build_v1()
         .expect("the embedded descriptor sets are valid (built by build.rs and tonic)");
@@ -240,6 +245,12 @@ pub async fn serve(
     let messaging = MessagingServer::new(messaging::MessagingService::new(core.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let account_keys = keys.clone();
+    let account =
+        OfficialAccountServer::new(official_account::OfficialAccountService::new(core.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let account = InterceptedService::new(account, move |req| account_admitted(&account_keys, req));
     let messaging = InterceptedService::new(messaging, move |req| admitted(&keys, req));
 
     let mut server = Server::builder();
@@ -266,6 +277,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(admin)
         .add_service(messaging)
+        .add_service(account)
         .serve_with_incoming_shutdown(
             // Streams carry small messages that must leave at once, not wait
             // for Nagle to fill a packet.

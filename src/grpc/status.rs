@@ -175,6 +175,64 @@ pub fn in_rpc(rpc: &'static str) -> impl Fn(Status) -> Status {
     }
 }
 
+/// For LINE's endpoints it offers to verified and premium accounts only
+/// (follower ids, chat member ids): its 403 there says what the account is,
+/// not what the caller may do, so it is FAILED_PRECONDITION with LINE's
+/// message. Any other error as by the one table.
+pub fn verified_accounts_only(err: CallError<TokenError>) -> Status {
+    match &err {
+        CallError::Line(line::Error::Api(error)) if error.http_status == 403 => {
+            let mut details = api_details(error, "LINE_API_ERROR", &[]);
+            details.add_precondition_failure_violation(
+                "LINE_ACCOUNT_TYPE",
+                "channel_id",
+                "LINE offers this to verified and premium Official Accounts only",
+            );
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                format!(
+                    "{error} (LINE offers this to verified and premium Official Accounts only)"
+                ),
+                details,
+            )
+        }
+        _ => err.into(),
+    }
+}
+
+/// The status of a PublishRichMenu step that failed: its own code, message
+/// and details (LINE's, when LINE refused), with the step, the menu and
+/// what was undone added to its ErrorInfo and message.
+pub fn publish_step_failed(
+    status: Status,
+    step: &str,
+    rich_menu_id: &str,
+    rollback: &str,
+) -> Status {
+    let mut details = status.get_error_details();
+    let (reason, domain, mut metadata) = match details.error_info() {
+        Some(info) => (
+            info.reason.clone(),
+            info.domain.clone(),
+            info.metadata.clone(),
+        ),
+        None => (
+            "RICH_MENU_PUBLISH_FAILED".to_owned(),
+            DOMAIN.to_owned(),
+            HashMap::new(),
+        ),
+    };
+    metadata.insert("publish_step".to_owned(), step.to_owned());
+    metadata.insert("rich_menu_id".to_owned(), rich_menu_id.to_owned());
+    metadata.insert("rollback".to_owned(), rollback.to_owned());
+    details.set_error_info(reason, domain, metadata);
+    Status::with_error_details(
+        status.code(),
+        format!("step {step} failed ({rollback}): {}", status.message()),
+        details,
+    )
+}
+
 /// A send that ended without delivering, as the caller sees it: the code
 /// its LINE answer maps to by the one table, DEADLINE_EXCEEDED when the
 /// outcome is unknown. `None` for queued, sending and delivered sends.
@@ -247,6 +305,11 @@ pub struct Violations(Vec<(String, String)>);
 impl Violations {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many violations were recorded so far.
+    pub fn count(&self) -> usize {
+        self.0.len()
     }
 
     pub fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {

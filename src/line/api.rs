@@ -228,14 +228,18 @@ pub fn paced_as(method: &Method, path: &str) -> Endpoint {
 
 /// A LINE path as a label of bounded cardinality (metrics, span names):
 /// ids (user, group, room, message ids: all digits, or 10+ characters with
-/// a digit) become `:id`.
+/// a digit) become `:id`, and so does a rich menu alias (named by callers,
+/// digits or not) after `alias/`.
 pub fn endpoint_label(path: &str) -> String {
     let path = path.split('?').next().unwrap_or_default();
+    let mut previous = "";
     path.split('/')
         .map(|segment| {
             let digits = segment.bytes().filter(u8::is_ascii_digit).count();
             let id = (!segment.is_empty() && digits == segment.len())
-                || (segment.len() >= 10 && digits > 0);
+                || (segment.len() >= 10 && digits > 0)
+                || (previous == "alias" && segment != "list");
+            previous = segment;
             if id { ":id" } else { segment }
         })
         .collect::<Vec<_>>()
@@ -406,6 +410,775 @@ fn parse<R: DeserializeOwned, E>(response: &Response) -> Result<R, E> {
     })
 }
 
+// === Official Account: rich menus, chats, followers, insight ===
+//
+// `OfficialAccount` (grpc/official_account) reaches these. Rich menus and
+// statistics are LINE's state, read and changed here and kept nowhere
+// else. Creations and uploads are sent once (`Retry::Never`): a second
+// try after a lost answer would make a second menu, or fail on an image
+// that is in fact there.
+
+use super::client::Body;
+
+const RICH_MENU: &str = "/v2/bot/richmenu";
+const RICH_MENU_ALIAS: &str = "/v2/bot/richmenu/alias";
+const USER: &str = "/v2/bot/user";
+const DEFAULT_RICH_MENU: &str = "/v2/bot/user/all/richmenu";
+const FOLLOWER_IDS: &str = "/v2/bot/followers/ids";
+const INSIGHT: &str = "/v2/bot/insight";
+const AGGREGATION: &str = "/v2/bot/message/aggregation";
+
+/// LINE `RichMenuSize` (and the size of `RichMenuBounds`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct RichMenuSize {
+    #[serde(default)]
+    pub width: i64,
+    #[serde(default)]
+    pub height: i64,
+}
+
+/// LINE `RichMenuBounds`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct RichMenuBounds {
+    #[serde(default)]
+    pub x: i64,
+    #[serde(default)]
+    pub y: i64,
+    #[serde(default)]
+    pub width: i64,
+    #[serde(default)]
+    pub height: i64,
+}
+
+/// LINE `RichMenuArea`; the action stays LINE's JSON (its types grow).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RichMenuArea {
+    #[serde(default)]
+    pub bounds: RichMenuBounds,
+    #[serde(default)]
+    pub action: Value,
+}
+
+/// LINE `RichMenuResponse`, and the JSON it was read from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenu {
+    pub rich_menu_id: String,
+    #[serde(default)]
+    pub size: RichMenuSize,
+    #[serde(default)]
+    pub selected: bool,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub chat_bar_text: String,
+    #[serde(default)]
+    pub areas: Vec<RichMenuArea>,
+    /// The menu exactly as LINE sent it.
+    #[serde(skip)]
+    pub json: Value,
+}
+
+impl RichMenu {
+    fn from_json(json: Value) -> std::result::Result<Self, serde_json::Error> {
+        let mut menu: RichMenu = serde_json::from_value(json.clone())?;
+        menu.json = json;
+        Ok(menu)
+    }
+}
+
+/// LINE `RichMenuAliasResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenuAlias {
+    pub rich_menu_alias_id: String,
+    pub rich_menu_id: String,
+}
+
+/// LINE `RichMenuBatchProgressResponse`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenuBatchProgress {
+    pub phase: String,
+    /// ISO 8601, UTC.
+    #[serde(default)]
+    pub accepted_time: String,
+    /// ISO 8601, UTC; once succeeded or failed.
+    #[serde(default)]
+    pub completed_time: Option<String>,
+}
+
+/// One page of user ids: LINE `MembersIdsResponse` and
+/// `GetFollowersResponse` (the same shape under two names).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserIdPage {
+    #[serde(default, alias = "memberIds", alias = "userIds")]
+    pub ids: Vec<String>,
+    /// LINE's continuation token; absent on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// LINE `GetNumberOfFollowersResponse`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowerStats {
+    pub status: String,
+    #[serde(default)]
+    pub followers: Option<i64>,
+    #[serde(default)]
+    pub targeted_reaches: Option<i64>,
+    #[serde(default)]
+    pub blocks: Option<i64>,
+}
+
+/// One tile of LINE `GetFriendsDemographicsResponse` (`GenderTile`,
+/// `AgeTile`, ...): each names its value differently.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DemographicTile {
+    #[serde(
+        default,
+        alias = "gender",
+        alias = "age",
+        alias = "area",
+        alias = "appType",
+        alias = "subscriptionPeriod"
+    )]
+    pub value: String,
+    #[serde(default)]
+    pub percentage: f64,
+}
+
+/// LINE `GetFriendsDemographicsResponse`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Demographics {
+    #[serde(default)]
+    pub available: bool,
+    #[serde(default)]
+    pub genders: Vec<DemographicTile>,
+    #[serde(default)]
+    pub ages: Vec<DemographicTile>,
+    #[serde(default)]
+    pub areas: Vec<DemographicTile>,
+    #[serde(default)]
+    pub app_types: Vec<DemographicTile>,
+    #[serde(default)]
+    pub subscription_periods: Vec<DemographicTile>,
+}
+
+/// LINE `GetNumberOfMessageDeliveriesResponse`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryStats {
+    pub status: String,
+    pub broadcast: Option<i64>,
+    pub targeting: Option<i64>,
+    pub auto_response: Option<i64>,
+    pub welcome_response: Option<i64>,
+    pub chat: Option<i64>,
+    pub api_broadcast: Option<i64>,
+    pub api_push: Option<i64>,
+    pub api_multicast: Option<i64>,
+    pub api_narrowcast: Option<i64>,
+    pub api_reply: Option<i64>,
+}
+
+/// LINE `GetMessageEventResponseOverview` and
+/// `GetStatisticsPerUnitResponseOverview` (a subset); LINE's `null` is
+/// `None`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InteractionOverview {
+    #[serde(default)]
+    pub request_id: String,
+    /// Unix seconds.
+    pub timestamp: Option<i64>,
+    pub delivered: Option<i64>,
+    pub unique_impression: Option<i64>,
+    pub unique_click: Option<i64>,
+    pub unique_media_played: Option<i64>,
+    #[serde(rename = "uniqueMediaPlayed100Percent")]
+    pub unique_media_played_100_percent: Option<i64>,
+}
+
+/// LINE `GetMessageEventResponseMessage` /
+/// `GetStatisticsPerUnitResponseMessage`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BubbleStats {
+    #[serde(default)]
+    pub seq: i64,
+    pub impression: Option<i64>,
+    pub unique_impression: Option<i64>,
+    pub media_played: Option<i64>,
+    #[serde(rename = "mediaPlayed25Percent")]
+    pub media_played_25_percent: Option<i64>,
+    #[serde(rename = "mediaPlayed50Percent")]
+    pub media_played_50_percent: Option<i64>,
+    #[serde(rename = "mediaPlayed75Percent")]
+    pub media_played_75_percent: Option<i64>,
+    #[serde(rename = "mediaPlayed100Percent")]
+    pub media_played_100_percent: Option<i64>,
+    pub unique_media_played: Option<i64>,
+    #[serde(rename = "uniqueMediaPlayed25Percent")]
+    pub unique_media_played_25_percent: Option<i64>,
+    #[serde(rename = "uniqueMediaPlayed50Percent")]
+    pub unique_media_played_50_percent: Option<i64>,
+    #[serde(rename = "uniqueMediaPlayed75Percent")]
+    pub unique_media_played_75_percent: Option<i64>,
+    #[serde(rename = "uniqueMediaPlayed100Percent")]
+    pub unique_media_played_100_percent: Option<i64>,
+}
+
+/// LINE `GetMessageEventResponseClick` /
+/// `GetStatisticsPerUnitResponseClick`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickStats {
+    #[serde(default)]
+    pub seq: i64,
+    #[serde(default)]
+    pub url: String,
+    pub click: Option<i64>,
+    pub unique_click: Option<i64>,
+    pub unique_click_of_request: Option<i64>,
+}
+
+/// LINE `GetMessageEventResponse` and `GetStatisticsPerUnitResponse`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InteractionStats {
+    #[serde(default)]
+    pub overview: Option<InteractionOverview>,
+    #[serde(default)]
+    pub messages: Vec<BubbleStats>,
+    #[serde(default)]
+    pub clicks: Vec<ClickStats>,
+}
+
+/// LINE `GetAggregationUnitNameListResponse`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregationUnits {
+    #[serde(default)]
+    pub custom_aggregation_units: Vec<String>,
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// One day's or one period's numbers of LINE's rich menu insight
+/// (`GetRichMenuInsightSummaryResponseMetrics`,
+/// `GetRichMenuInsightDailyResponseDailyMetrics`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenuMetric {
+    /// yyyyMMdd, in daily answers only.
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub count: i64,
+    #[serde(default)]
+    pub unique_users: i64,
+}
+
+/// A summary's one metric, or a daily answer's list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RichMenuMetrics {
+    Total(RichMenuMetric),
+    Daily(Vec<RichMenuMetric>),
+}
+
+impl RichMenuMetrics {
+    pub fn into_vec(self) -> Vec<RichMenuMetric> {
+        match self {
+            Self::Total(metric) => vec![metric],
+            Self::Daily(metrics) => metrics,
+        }
+    }
+}
+
+/// LINE's `impression` and each of its `clicks`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RichMenuInsightPart {
+    #[serde(default)]
+    pub bounds: RichMenuBounds,
+    pub metrics: RichMenuMetrics,
+}
+
+/// LINE `GetRichMenuInsightSummaryResponse` /
+/// `GetRichMenuInsightDailyResponse`: only `richMenuId` below LINE's
+/// privacy threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RichMenuInsight {
+    pub rich_menu_id: String,
+    #[serde(default)]
+    pub metrics_from: Option<String>,
+    #[serde(default)]
+    pub metrics_to: Option<String>,
+    #[serde(default)]
+    pub impression: Option<RichMenuInsightPart>,
+    #[serde(default)]
+    pub clicks: Vec<RichMenuInsightPart>,
+}
+
+/// One batch operation (LINE `RichMenuBatchOperation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RichMenuBatchOperation {
+    Link { from: String, to: String },
+    Unlink { from: String },
+    UnlinkAll,
+}
+
+impl RichMenuBatchOperation {
+    fn json(&self) -> Value {
+        match self {
+            Self::Link { from, to } => json!({ "type": "link", "from": from, "to": to }),
+            Self::Unlink { from } => json!({ "type": "unlink", "from": from }),
+            Self::UnlinkAll => json!({ "type": "unlinkAll" }),
+        }
+    }
+}
+
+/// LINE `RichMenuBatchRequest`.
+pub fn rich_menu_batch_body(
+    operations: &[RichMenuBatchOperation],
+    resume_request_key: Option<&str>,
+) -> Value {
+    let mut body = json!({
+        "operations": operations.iter().map(RichMenuBatchOperation::json).collect::<Vec<_>>(),
+    });
+    if let Some(key) = resume_request_key {
+        body["resumeRequestKey"] = json!(key);
+    }
+    body
+}
+
+/// `path` with the query parameters that have a value, each encoded.
+fn with_query(path: String, query: &[(&str, Option<&str>)]) -> String {
+    let query: Vec<String> = query
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name}={}", segment(v))))
+        .collect();
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+fn chat_path(chat: Chat<'_>) -> String {
+    match chat {
+        Chat::Group(id) => format!("{GROUP}/{}", segment(id)),
+        Chat::Room(id) => format!("{ROOM}/{}", segment(id)),
+    }
+}
+
+impl<T: TokenSource> ChannelClient<T> {
+    async fn once(&self, request: Request) -> Result<Response, T::Error> {
+        self.call(&request, Retry::Never).await.result
+    }
+
+    async fn idempotent(&self, request: Request) -> Result<Response, T::Error> {
+        self.call(&request, Retry::Idempotent).await.result
+    }
+
+    /// `POST /v2/bot/richmenu/validate`: LINE's verdict on a menu (a 400
+    /// with details when it refuses).
+    pub async fn validate_rich_menu(&self, menu: &Value) -> Result<(), T::Error> {
+        self.post_idempotent(&format!("{RICH_MENU}/validate"), menu.clone())
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v2/bot/richmenu`: the new menu's id.
+    pub async fn create_rich_menu(&self, menu: &Value) -> Result<String, T::Error> {
+        #[derive(Deserialize)]
+        struct Created {
+            #[serde(rename = "richMenuId")]
+            rich_menu_id: String,
+        }
+        let response = self.once(Request::post(RICH_MENU, menu.clone())).await?;
+        parse::<Created, _>(&response).map(|created| created.rich_menu_id)
+    }
+
+    /// `GET /v2/bot/richmenu/{richMenuId}`.
+    pub async fn rich_menu(&self, rich_menu_id: &str) -> Result<RichMenu, T::Error> {
+        let json: Value = self
+            .get_json(format!("{RICH_MENU}/{}", segment(rich_menu_id)))
+            .await?;
+        read_rich_menu(json)
+    }
+
+    /// `GET /v2/bot/richmenu/list`.
+    pub async fn rich_menus(&self) -> Result<Vec<RichMenu>, T::Error> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            richmenus: Vec<Value>,
+        }
+        let list: List = self.get_json(format!("{RICH_MENU}/list")).await?;
+        list.richmenus.into_iter().map(read_rich_menu).collect()
+    }
+
+    /// `DELETE /v2/bot/richmenu/{richMenuId}`.
+    pub async fn delete_rich_menu(&self, rich_menu_id: &str) -> Result<(), T::Error> {
+        self.idempotent(Request::delete(format!(
+            "{RICH_MENU}/{}",
+            segment(rich_menu_id)
+        )))
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v2/bot/richmenu/{richMenuId}/content` on the data host.
+    pub async fn set_rich_menu_image(
+        &self,
+        rich_menu_id: &str,
+        content_type: &str,
+        image: bytes::Bytes,
+    ) -> Result<(), T::Error> {
+        let request = Request::new(
+            http::Method::POST,
+            format!("{RICH_MENU}/{}/content", segment(rich_menu_id)),
+            Body::Bytes {
+                content_type: content_type.to_owned(),
+                bytes: image,
+            },
+        )
+        .on_data_host();
+        self.once(request).await.map(drop)
+    }
+
+    /// `GET /v2/bot/richmenu/{richMenuId}/content` on the data host,
+    /// streamed.
+    pub async fn rich_menu_image(&self, rich_menu_id: &str) -> Result<Content, T::Error> {
+        let path = format!("{RICH_MENU}/{}/content", segment(rich_menu_id));
+        self.open(&Request::get(path).on_data_host()).await
+    }
+
+    /// `POST /v2/bot/user/all/richmenu/{richMenuId}`.
+    pub async fn set_default_rich_menu(&self, rich_menu_id: &str) -> Result<(), T::Error> {
+        let path = format!("{DEFAULT_RICH_MENU}/{}", segment(rich_menu_id));
+        self.idempotent(Request::new(http::Method::POST, path, Body::Empty))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v2/bot/user/all/richmenu`.
+    pub async fn default_rich_menu(&self) -> Result<String, T::Error> {
+        self.get_json::<RichMenuIdAnswer>(DEFAULT_RICH_MENU.to_owned())
+            .await
+            .map(|answer| answer.rich_menu_id)
+    }
+
+    /// `DELETE /v2/bot/user/all/richmenu`.
+    pub async fn clear_default_rich_menu(&self) -> Result<(), T::Error> {
+        self.idempotent(Request::delete(DEFAULT_RICH_MENU))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v2/bot/user/{userId}/richmenu/{richMenuId}`.
+    pub async fn link_rich_menu(&self, user_id: &str, rich_menu_id: &str) -> Result<(), T::Error> {
+        let path = format!(
+            "{USER}/{}/richmenu/{}",
+            segment(user_id),
+            segment(rich_menu_id)
+        );
+        self.idempotent(Request::new(http::Method::POST, path, Body::Empty))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v2/bot/richmenu/bulk/link`: accepted (202), carried out in
+    /// LINE's background.
+    pub async fn link_rich_menu_to_users(
+        &self,
+        rich_menu_id: &str,
+        user_ids: &[String],
+    ) -> Result<(), T::Error> {
+        let body = json!({ "richMenuId": rich_menu_id, "userIds": user_ids });
+        self.post_idempotent(&format!("{RICH_MENU}/bulk/link"), body)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /v2/bot/user/{userId}/richmenu`.
+    pub async fn unlink_rich_menu(&self, user_id: &str) -> Result<(), T::Error> {
+        self.idempotent(Request::delete(format!(
+            "{USER}/{}/richmenu",
+            segment(user_id)
+        )))
+        .await
+        .map(drop)
+    }
+
+    /// `POST /v2/bot/richmenu/bulk/unlink` (202, as the bulk link).
+    pub async fn unlink_rich_menu_from_users(&self, user_ids: &[String]) -> Result<(), T::Error> {
+        self.post_idempotent(
+            &format!("{RICH_MENU}/bulk/unlink"),
+            json!({ "userIds": user_ids }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /v2/bot/user/{userId}/richmenu`.
+    pub async fn user_rich_menu(&self, user_id: &str) -> Result<String, T::Error> {
+        self.get_json::<RichMenuIdAnswer>(format!("{USER}/{}/richmenu", segment(user_id)))
+            .await
+            .map(|answer| answer.rich_menu_id)
+    }
+
+    /// `POST /v2/bot/richmenu/alias`.
+    pub async fn create_rich_menu_alias(
+        &self,
+        alias_id: &str,
+        rich_menu_id: &str,
+    ) -> Result<(), T::Error> {
+        let body = json!({ "richMenuAliasId": alias_id, "richMenuId": rich_menu_id });
+        self.once(Request::post(RICH_MENU_ALIAS, body))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v2/bot/richmenu/alias/{richMenuAliasId}`.
+    pub async fn update_rich_menu_alias(
+        &self,
+        alias_id: &str,
+        rich_menu_id: &str,
+    ) -> Result<(), T::Error> {
+        self.post_idempotent(
+            &format!("{RICH_MENU_ALIAS}/{}", segment(alias_id)),
+            json!({ "richMenuId": rich_menu_id }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE /v2/bot/richmenu/alias/{richMenuAliasId}`.
+    pub async fn delete_rich_menu_alias(&self, alias_id: &str) -> Result<(), T::Error> {
+        self.idempotent(Request::delete(format!(
+            "{RICH_MENU_ALIAS}/{}",
+            segment(alias_id)
+        )))
+        .await
+        .map(drop)
+    }
+
+    /// `GET /v2/bot/richmenu/alias/{richMenuAliasId}`.
+    pub async fn rich_menu_alias(&self, alias_id: &str) -> Result<RichMenuAlias, T::Error> {
+        self.get_json(format!("{RICH_MENU_ALIAS}/{}", segment(alias_id)))
+            .await
+    }
+
+    /// `GET /v2/bot/richmenu/alias/list`.
+    pub async fn rich_menu_aliases(&self) -> Result<Vec<RichMenuAlias>, T::Error> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            aliases: Vec<RichMenuAlias>,
+        }
+        self.get_json::<List>(format!("{RICH_MENU_ALIAS}/list"))
+            .await
+            .map(|list| list.aliases)
+    }
+
+    /// `POST /v2/bot/richmenu/validate/batch`.
+    pub async fn validate_rich_menu_batch(&self, body: &Value) -> Result<(), T::Error> {
+        self.post_idempotent(&format!("{RICH_MENU}/validate/batch"), body.clone())
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v2/bot/richmenu/batch` (202): the request id that its
+    /// progress is asked by.
+    pub async fn rich_menu_batch(&self, body: &Value) -> Result<String, T::Error> {
+        let response = self
+            .once(Request::post(format!("{RICH_MENU}/batch"), body.clone()))
+            .await?;
+        response.request_id.clone().ok_or_else(|| {
+            CallError::Line(Error::InvalidJson {
+                http_status: response.status.as_u16(),
+                request_id: String::new(),
+                reason: "no x-line-request-id, which the batch's progress is asked by".into(),
+            })
+        })
+    }
+
+    /// `GET /v2/bot/richmenu/progress/batch?requestId=`.
+    pub async fn rich_menu_batch_progress(
+        &self,
+        request_id: &str,
+    ) -> Result<RichMenuBatchProgress, T::Error> {
+        self.get_json(with_query(
+            format!("{RICH_MENU}/progress/batch"),
+            &[("requestId", Some(request_id))],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/{group|room}/{id}/members/ids[?start=]`.
+    pub async fn chat_member_ids(
+        &self,
+        chat: Chat<'_>,
+        start: Option<&str>,
+    ) -> Result<UserIdPage, T::Error> {
+        self.get_json(with_query(
+            format!("{}/members/ids", chat_path(chat)),
+            &[("start", start)],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/{group|room}/{id}/members/count`.
+    pub async fn chat_member_count(&self, chat: Chat<'_>) -> Result<i64, T::Error> {
+        #[derive(Deserialize)]
+        struct Count {
+            count: i64,
+        }
+        self.get_json::<Count>(format!("{}/members/count", chat_path(chat)))
+            .await
+            .map(|count| count.count)
+    }
+
+    /// `POST /v2/bot/{group|room}/{id}/leave`.
+    pub async fn leave_chat(&self, chat: Chat<'_>) -> Result<(), T::Error> {
+        let path = format!("{}/leave", chat_path(chat));
+        self.once(Request::new(http::Method::POST, path, Body::Empty))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v2/bot/followers/ids[?limit=&start=]`.
+    pub async fn follower_ids(
+        &self,
+        limit: Option<i32>,
+        start: Option<&str>,
+    ) -> Result<UserIdPage, T::Error> {
+        let limit = limit.map(|l| l.to_string());
+        self.get_json(with_query(
+            FOLLOWER_IDS.to_owned(),
+            &[("limit", limit.as_deref()), ("start", start)],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/insight/followers?date=` (yyyyMMdd, UTC+9).
+    pub async fn follower_stats(&self, date: &str) -> Result<FollowerStats, T::Error> {
+        self.get_json(with_query(
+            format!("{INSIGHT}/followers"),
+            &[("date", Some(date))],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/insight/demographic`.
+    pub async fn friends_demographics(&self) -> Result<Demographics, T::Error> {
+        self.get_json(format!("{INSIGHT}/demographic")).await
+    }
+
+    /// `GET /v2/bot/insight/message/delivery?date=` (yyyyMMdd, UTC+9).
+    pub async fn delivery_stats(&self, date: &str) -> Result<DeliveryStats, T::Error> {
+        self.get_json(with_query(
+            format!("{INSIGHT}/message/delivery"),
+            &[("date", Some(date))],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/insight/message/event?requestId=`.
+    pub async fn message_event_stats(
+        &self,
+        request_id: &str,
+    ) -> Result<InteractionStats, T::Error> {
+        self.get_json(with_query(
+            format!("{INSIGHT}/message/event"),
+            &[("requestId", Some(request_id))],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/insight/message/event/aggregation?customAggregationUnit=&from=&to=`.
+    pub async fn unit_stats(
+        &self,
+        unit: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<InteractionStats, T::Error> {
+        self.get_json(with_query(
+            format!("{INSIGHT}/message/event/aggregation"),
+            &[
+                ("customAggregationUnit", Some(unit)),
+                ("from", Some(from)),
+                ("to", Some(to)),
+            ],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/insight/richmenu/{richMenuId}/{summary|daily}?from=&to=`.
+    pub async fn rich_menu_insight(
+        &self,
+        rich_menu_id: &str,
+        from: &str,
+        to: &str,
+        daily: bool,
+    ) -> Result<RichMenuInsight, T::Error> {
+        let kind = if daily { "daily" } else { "summary" };
+        self.get_json(with_query(
+            format!("{INSIGHT}/richmenu/{}/{kind}", segment(rich_menu_id)),
+            &[("from", Some(from)), ("to", Some(to))],
+        ))
+        .await
+    }
+
+    /// `GET /v2/bot/message/aggregation/info`: units used this month.
+    pub async fn aggregation_unit_usage(&self) -> Result<i64, T::Error> {
+        #[derive(Deserialize)]
+        struct Usage {
+            #[serde(rename = "numOfCustomAggregationUnits")]
+            used: i64,
+        }
+        self.get_json::<Usage>(format!("{AGGREGATION}/info"))
+            .await
+            .map(|usage| usage.used)
+    }
+
+    /// `GET /v2/bot/message/aggregation/list[?limit=&start=]`.
+    pub async fn aggregation_units(
+        &self,
+        limit: Option<i32>,
+        start: Option<&str>,
+    ) -> Result<AggregationUnits, T::Error> {
+        let limit = limit.map(|l| l.to_string());
+        self.get_json(with_query(
+            format!("{AGGREGATION}/list"),
+            &[("limit", limit.as_deref()), ("start", start)],
+        ))
+        .await
+    }
+}
+
+/// LINE `RichMenuIdResponse`.
+#[derive(Deserialize)]
+struct RichMenuIdAnswer {
+    #[serde(rename = "richMenuId")]
+    rich_menu_id: String,
+}
+
+fn read_rich_menu<E>(json: Value) -> Result<RichMenu, E> {
+    RichMenu::from_json(json).map_err(|err| {
+        CallError::Line(Error::InvalidJson {
+            http_status: 200,
+            request_id: String::new(),
+            reason: format!("a rich menu: {err}"),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +1213,18 @@ mod tests {
             "/v2/bot/message/push"
         );
         assert_eq!(endpoint_label(MARK_AS_READ), "/v2/bot/chat/markAsRead");
+        assert_eq!(
+            endpoint_label("/v2/bot/richmenu/alias/richmenu-alias-a"),
+            "/v2/bot/richmenu/alias/:id"
+        );
+        assert_eq!(
+            endpoint_label("/v2/bot/richmenu/alias/list"),
+            "/v2/bot/richmenu/alias/list"
+        );
+        assert_eq!(
+            endpoint_label("/v2/bot/richmenu/richmenu-88c05ef6921ae53f8b58a25f3a65faf7/content"),
+            "/v2/bot/richmenu/:id/content"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use line_adapter::{
     app::{self, AppError, Listeners},
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
+        official_account_client::OfficialAccountClient,
     },
     settings::{Layer, Settings},
     signature::sign,
@@ -210,6 +211,10 @@ impl TestApp {
 
     pub async fn messaging(&self) -> MessagingClient<Channel> {
         MessagingClient::new(self.channel().await)
+    }
+
+    pub async fn official_account(&self) -> OfficialAccountClient<Channel> {
+        OfficialAccountClient::new(self.channel().await)
     }
 
     /// Stops the service gracefully and returns how `run` ended.

@@ -124,7 +124,7 @@ there every render of an install generates a new key (see the README,
 {{- $key := toString (required (printf "line-adapter: secrets.apiKeys[%d] needs a `key`" $i) $item.key) }}
 {{- $scopes := $item.scopes | default list }}
 {{- if not (kindIs "slice" $scopes) }}
-{{- fail (printf "line-adapter: secrets.apiKeys[%d].scopes must be a list of admin, send, subscribe" $i) }}
+{{- fail (printf "line-adapter: secrets.apiKeys[%d].scopes must be a list of admin, send, subscribe, insight" $i) }}
 {{- end }}
 {{- $entry = $key }}
 {{- if $scopes }}
@@ -133,8 +133,8 @@ there every render of an install generates a new key (see the README,
 {{- else }}
 {{- fail (printf "line-adapter: secrets.apiKeys[%d] must be a string `key` or `key:scope+scope`, or a map {key, scopes}" $i) }}
 {{- end }}
-{{- if not (regexMatch "^[^,:\\s]+(:(admin|send|subscribe)(\\+(admin|send|subscribe))*)?$" $entry) }}
-{{- fail (printf "line-adapter: secrets.apiKeys[%d] is not `key` or `key:scope+scope`: a key must not be empty or contain `,`, `:` or whitespace, and scopes are admin, send, subscribe joined with `+`" $i) }}
+{{- if not (regexMatch "^[^,:\\s]+(:(admin|send|subscribe|insight)(\\+(admin|send|subscribe|insight))*)?$" $entry) }}
+{{- fail (printf "line-adapter: secrets.apiKeys[%d] is not `key` or `key:scope+scope`: a key must not be empty or contain `,`, `:` or whitespace, and scopes are admin, send, subscribe, insight joined with `+`" $i) }}
 {{- end }}
 {{- $keys = append $keys $entry }}
 {{- end }}

@@ -118,6 +118,8 @@ impl AdminService {
     }
 }
 
+/// LINE's days (yyyyMMdd, UTC+9), which OfficialAccount's statistics take too.
+pub(crate) use quota::{sent_date, yesterday_in_utc9};
 pub use webhook::webhook_url;
 
 fn token_mode_to_proto(mode: TokenMode) -> pb::TokenMode {

@@ -147,7 +147,7 @@ fn cached(cache: &LookupCache, scope: &str, key: &str) -> Option<pb::GetQuotaRes
 
 /// `Ok(None)` for empty (the default day), `Ok(Some(date))` for a
 /// `yyyyMMdd` calendar date.
-fn sent_date(value: &str) -> Result<Option<String>, String> {
+pub(crate) fn sent_date(value: &str) -> Result<Option<String>, String> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -165,7 +165,7 @@ fn sent_date(value: &str) -> Result<Option<String>, String> {
 
 /// Yesterday's date in UTC+9 as `yyyyMMdd`: the latest day LINE may have
 /// finished counting.
-fn yesterday_in_utc9(now_ms: i64) -> String {
+pub(crate) fn yesterday_in_utc9(now_ms: i64) -> String {
     let then = timestamp(now_ms + (LINE_UTC_OFFSET_SECS - DAY_SECS) * 1000);
     // RFC 3339 in UTC: `yyyy-MM-ddTHH:mm:ss...Z`.
     then.to_string()

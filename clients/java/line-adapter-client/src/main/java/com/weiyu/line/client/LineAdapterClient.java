@@ -6,6 +6,7 @@ import com.weiyu.line.v1.ChannelAdminGrpc;
 import com.weiyu.line.v1.MessagingGrpc;
 import com.weiyu.line.v1.MulticastRequest;
 import com.weiyu.line.v1.MulticastResponse;
+import com.weiyu.line.v1.OfficialAccountGrpc;
 import com.weiyu.line.v1.PushRequest;
 import com.weiyu.line.v1.PushResponse;
 import com.weiyu.line.v1.ReplyRequest;
@@ -44,8 +45,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A connection to line-adapter ({@code weiyu.line.v1}): the generated stubs of {@code
- * ChannelAdmin} and {@code Messaging} with the API key and deadlines applied, idempotent sends,
- * and durable {@link EventSubscription}s.
+ * ChannelAdmin}, {@code Messaging} and {@code OfficialAccount} with the API key and deadlines
+ * applied, idempotent sends, and durable {@link EventSubscription}s.
  *
  * <pre>{@code
  * try (LineAdapterClient client = LineAdapterClient.builder()
@@ -137,6 +138,24 @@ public final class LineAdapterClient implements AutoCloseable {
   public ChannelAdminGrpc.ChannelAdminBlockingStub admin() {
     return ChannelAdminGrpc.newBlockingStub(channel)
         .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * An {@code OfficialAccount} stub (rich menus, chats, followers, insight) whose calls end after
+   * {@link Builder#callTimeout(Duration)}; for {@code GetRichMenuImage} the deadline covers the
+   * whole stream. The deadline starts now: take a new stub per call.
+   */
+  public OfficialAccountGrpc.OfficialAccountBlockingStub officialAccount() {
+    return OfficialAccountGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
+  /**
+   * An asynchronous {@code OfficialAccount} stub, for {@code SetRichMenuImage}'s client stream;
+   * no deadline applied.
+   */
+  public OfficialAccountGrpc.OfficialAccountStub officialAccountAsync() {
+    return OfficialAccountGrpc.newStub(channel);
   }
 
   /**
