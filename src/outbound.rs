@@ -128,11 +128,25 @@ fn record(delivery: &DeliveryRecord, phase: Phase, now_ms: i64) -> NewEvent {
         Phase::Queued => "queued",
         Phase::Final => "final",
     };
+    let dedupe = format!("{TYPE_NAME}/{}/{phase_name}", delivery.id);
+    own_record(&event, conversation, now_ms, Some(dedupe))
+}
+
+/// A record line-adapter writes itself (a send's, a profile's) for
+/// `event`, in the chat `conversation` (`user:`, `group:` or `room:` + id)
+/// if it has one; never with a reply token. `dedupe` as
+/// [`NewEvent::webhook_event_id`].
+pub fn own_record(
+    event: &pb::Event,
+    conversation: Option<&str>,
+    now_ms: i64,
+    dedupe: Option<String>,
+) -> NewEvent {
     NewEvent {
         record: EventRecord {
             sequence: 0,
-            channel_id: delivery.channel_id.clone(),
-            type_name: TYPE_NAME.into(),
+            channel_id: event.channel_id.clone(),
+            type_name: event.type_name.clone(),
             conversation_id: conversation
                 .map(crate::outbox::conversation_id)
                 .unwrap_or_default()
@@ -142,7 +156,7 @@ fn record(delivery: &DeliveryRecord, phase: Phase, now_ms: i64) -> NewEvent {
             payload: event.encode_to_vec().into(),
             reply_token: String::new(),
         },
-        webhook_event_id: Some(format!("{TYPE_NAME}/{}/{phase_name}", delivery.id)),
+        webhook_event_id: dedupe,
     }
 }
 

@@ -23,8 +23,6 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use prost::Message as _;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -33,7 +31,7 @@ use crate::{
     line::{self, CallError, api::Chat},
     lookup_cache::{LookupCache, group_key, member_key, profile_key},
     proto::v1 as pb,
-    store::{EventRecord, NewEvent, Store},
+    store::{NewEvent, Store},
     time::{now_ms, timestamp},
     tokens::{TokenError, Tokens},
 };
@@ -465,20 +463,8 @@ fn record(channel_id: &str, chat: &str, update: pb::ProfileUpdate, now_ms: i64) 
         payload: Some(pb::event::Payload::Profile(update)),
         ..Default::default()
     };
-    NewEvent {
-        record: EventRecord {
-            sequence: 0,
-            channel_id: channel_id.to_owned(),
-            type_name: TYPE_NAME.into(),
-            conversation_id: crate::outbox::conversation_id(chat).to_owned(),
-            receive_time_ms: now_ms,
-            dead_letter: false,
-            payload: Bytes::from(event.encode_to_vec()),
-            reply_token: String::new(),
-        },
-        // Each answer is news; nothing to deduplicate.
-        webhook_event_id: None,
-    }
+    // Each answer is news; nothing to deduplicate.
+    crate::outbound::own_record(&event, Some(chat), now_ms, None)
 }
 
 #[cfg(test)]
