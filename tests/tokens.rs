@@ -32,13 +32,18 @@ async fn start(line: &FakeLine, dir: &std::path::Path) -> TestApp {
 }
 
 async fn create(app: &TestApp, mode: pb::TokenMode) -> pb::Channel {
+    create_with_token(app, mode, "").await
+}
+
+/// A channel with `token` as its access token (empty: none).
+async fn create_with_token(app: &TestApp, mode: pb::TokenMode, token: &str) -> pb::Channel {
     app.admin()
         .await
         .create_channel(pb::CreateChannelRequest {
             display_name: "Shop".into(),
             line_channel_id: LINE_CHANNEL_ID.into(),
             channel_secret: SECRET.into(),
-            channel_access_token: String::new(),
+            channel_access_token: token.into(),
             token_mode: mode as i32,
         })
         .await
@@ -887,21 +892,12 @@ async fn deleting_a_channel_revokes_its_tokens_and_says_what_stayed() {
     assert_eq!(gone.code(), Code::NotFound);
 
     // A long-lived token is the operator's: reported, not revoked.
-    let long_lived = app
-        .admin()
-        .await
-        .create_channel(pb::CreateChannelRequest {
-            display_name: "Shop".into(),
-            line_channel_id: LINE_CHANNEL_ID.into(),
-            channel_secret: SECRET.into(),
-            channel_access_token: "operators-own-long-lived-token".into(),
-            token_mode: pb::TokenMode::LongLived as i32,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .channel
-        .unwrap();
+    let long_lived = create_with_token(
+        &app,
+        pb::TokenMode::LongLived,
+        "operators-own-long-lived-token",
+    )
+    .await;
     let revokes = to(&line, "/v2/oauth/revoke").len();
     let deleted = app
         .admin()
