@@ -983,7 +983,7 @@ mod chunk_tests {
             tree.insert(HEAD_KEY, &count.to_be_bytes()[..]).unwrap();
             db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             store.bounds(),
             LogBounds {
