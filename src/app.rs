@@ -60,6 +60,8 @@ static RETENTION_FAILED: crate::log_limit::Throttle =
 /// Meta key the readiness follower writes to find out whether a store whose
 /// writes failed takes them again.
 const STORE_PROBE: &str = "store_probe";
+/// While store writes fail, the store is reopened at most this often.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
 /// How often issued tokens are checked for renewal.
 const TOKEN_RENEW_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -248,7 +250,17 @@ pub async fn run(
     // Every failed write, whichever part meets it, makes the service not
     // ready at once (see store::watched).
     let fault = StoreFault::default();
-    let store: Arc<dyn Store> = Arc::new(crate::store::Watched::new(store, fault.clone()));
+    let mut watched = crate::store::Watched::new(store, fault.clone());
+    if matches!(settings.store, StoreBackend::Sled) {
+        // sled fails every write after one met a full disk, until opened
+        // again; NATS recovers by itself.
+        let dir = settings.data_dir.join(STORE_DIR);
+        let cache_bytes = settings.store_cache_bytes;
+        watched = watched.with_opener(Box::new(move || {
+            Box::pin(reopen_sled(dir.clone(), cache_bytes))
+        }));
+    }
+    let store: Arc<dyn Store> = Arc::new(watched);
     let fanout = Fanout::new(store.clone());
     let channels = Channels::new(store.clone(), cipher.clone());
     let metrics = Metrics::new(store.commit_metrics());
@@ -573,6 +585,7 @@ async fn follow_readiness(
 ) {
     let mut ticks = tokio::time::interval(crate::space::CHECK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_reopen: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -599,10 +612,35 @@ async fn follow_readiness(
                     static PROBE_FAILED: crate::log_limit::Throttle =
                         crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
                     if let Some(suppressed) = PROBE_FAILED.admit() {
-                        tracing::error!(error = %err, suppressed, failing_for = ?services.fault.failing_for(), "store writes fail: not ready; /healthz fails after 10 s so that a restart reopens the store");
+                        tracing::error!(error = %err, suppressed, failing_for = ?services.fault.failing_for(), "store writes fail: not ready; reopening the store until it takes writes again (suppressed: how many more such lines since the last)");
+                    }
+                    // A store that failed a write may fail every later one
+                    // until it is opened again (sled does).
+                    if services.space.has_room_to_reopen()
+                        && last_reopen.is_none_or(|at| at.elapsed() >= REOPEN_EVERY)
+                    {
+                        last_reopen = Some(tokio::time::Instant::now());
+                        let reopened = services.store.reopen().await;
+                        if let Ok(true) = reopened {
+                            services.metrics.store_reopens.inc();
+                        }
+                        if let Err(err) = reopened {
+                            static REOPEN_FAILED: crate::log_limit::Throttle =
+                                crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+                            if let Some(suppressed) = REOPEN_FAILED.admit() {
+                                tracing::error!(error = %err, suppressed, "reopening the store failed; trying again (suppressed: how many more such lines since the last)");
+                            }
+                        }
                     }
                 }
             }
+        }
+        if let Some(services) = ready.get() {
+            let metrics = &services.metrics;
+            metrics
+                .store_writes_failing
+                .set(i64::from(services.fault.is_faulted()));
+            metrics.store_full.set(i64::from(services.fault.is_full()));
         }
         let now = Serving::now(&readiness, &ready);
         if now != serving {
@@ -779,6 +817,29 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
 /// key configured and the store still sealed under it, also returns the
 /// check value sealed under the new key, for the rotation to store last.
 /// `nats_connect_window`: how long to keep trying to reach NATS.
+/// Opens the sled store again in this process (see `store::Watched`),
+/// waiting a moment for the old handle's files to be released.
+async fn reopen_sled(dir: PathBuf, cache_bytes: u64) -> Result<Arc<dyn Store>, StoreError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let path = dir.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || SledStore::open_with_cache(&path, cache_bytes))
+                .await
+                .map_err(|e| StoreError::Backend(format!("reopening the store: {e}")))?;
+        match opened {
+            Ok(store) => {
+                tracing::info!("the store was reopened");
+                return Ok(Arc::new(store));
+            }
+            Err(StoreError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 async fn open_store(
     settings: &Settings,
     cipher: &Cipher,

@@ -35,6 +35,8 @@ pub const IDLE_CHECKPOINT: Duration = Duration::from_secs(15);
 /// How long the final status of a stream may wait for a client that stopped
 /// reading; shutdown must not wait on it.
 const FINAL_SEND_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long a stream waits for a store being reopened before it looks again.
+const REOPEN_PAUSE: Duration = Duration::from_millis(100);
 
 /// Which records a stream wants.
 pub type Filter = Arc<dyn Fn(&EventRecord) -> bool + Send + Sync>;
@@ -227,7 +229,14 @@ impl Stream {
                     oldest,
                 }));
             }
-            let page = self.store.read_events(self.position, PAGE).await?;
+            let page = match self.store.read_events(self.position, PAGE).await {
+                // Back in a moment (see store::Watched): wait, not end.
+                Err(StoreError::Reopening) => {
+                    tokio::time::sleep(REOPEN_PAUSE).await;
+                    continue;
+                }
+                page => page?,
+            };
             if page.is_empty() {
                 return Ok(());
             }
@@ -263,8 +272,15 @@ impl Stream {
                     Ok(record) if record.sequence == self.position + 1 => self.offer(record).await?,
                     // A record we did not see: read it from the log.
                     Ok(_) | Err(RecvError::Lagged(_)) => return Ok(()),
+                    // The store closed: for good when the service stops,
+                    // else it was reopened and has a new tail.
                     Err(RecvError::Closed) => {
-                        return Err(Stop::End(StreamEnd::ShuttingDown { after: self.position }));
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => {
+                                return Err(Stop::End(StreamEnd::ShuttingDown { after: self.position }));
+                            }
+                            _ = tokio::time::sleep(REOPEN_PAUSE) => return Ok(()),
+                        }
                     }
                 },
             }

@@ -1,14 +1,17 @@
 //! Store write failures seen by the service (a full or failing disk that
 //! the low-space watermark did not catch): readiness goes false at the
-//! first one, a probe write clears it once the store takes writes again,
-//! and `/healthz` fails once writes have failed for [`LIVENESS_AFTER`], so
-//! a store that cannot recover (sled fails every write after one met a
-//! full disk) is restarted rather than kept behind a green liveness probe.
+//! first one; the store is reopened in place and probed until it takes
+//! writes again, which clears it. `/healthz` fails once writes have failed
+//! for [`LIVENESS_AFTER`] for a reason other than a lack of space, so a
+//! store that cannot recover is restarted rather than kept behind a green
+//! liveness probe. A full disk or JetStream's limits are the operator's to
+//! lift: a restart would not free space, so they keep the service alive
+//! and not ready, and it resumes by itself once there is room.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
 };
@@ -20,31 +23,60 @@ pub const LIVENESS_AFTER: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; clones share the state.
 #[derive(Debug, Clone, Default)]
-pub struct StoreFault(Arc<AtomicI64>);
+pub struct StoreFault(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// When writes began to fail (Unix ms); 0 while they succeed.
+    since: AtomicI64,
+    /// Whether the last failure was for lack of space.
+    full: AtomicBool,
+}
 
 impl StoreFault {
-    /// Notes a failed store call; only backend failures (I/O) count.
+    /// Notes a failed store call; only failures of the backend count.
     pub fn failed(&self, err: &StoreError) {
-        if matches!(err, StoreError::Backend(_)) {
-            let _ = self
-                .0
-                .compare_exchange(0, now_ms().max(1), Ordering::SeqCst, Ordering::SeqCst);
+        if err.is_backend_failure() {
+            // A reopen in progress says nothing new about why.
+            if !matches!(err, StoreError::Reopening) {
+                self.0
+                    .full
+                    .store(matches!(err, StoreError::Full(_)), Ordering::SeqCst);
+            }
+            let _ = self.0.since.compare_exchange(
+                0,
+                now_ms().max(1),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
         }
     }
 
     /// Notes that a write succeeded: the store works.
     pub fn cleared(&self) -> bool {
-        self.0.swap(0, Ordering::SeqCst) != 0
+        self.0.since.swap(0, Ordering::SeqCst) != 0
     }
 
     /// Whether the last write failed (and none succeeded since).
     pub fn is_faulted(&self) -> bool {
-        self.0.load(Ordering::SeqCst) != 0
+        self.0.since.load(Ordering::SeqCst) != 0
+    }
+
+    /// Whether the last failed write failed for lack of space.
+    pub fn is_full(&self) -> bool {
+        self.is_faulted() && self.0.full.load(Ordering::SeqCst)
+    }
+
+    /// Whether writes have failed for [`LIVENESS_AFTER`] for a reason a
+    /// restart may cure (not a lack of space).
+    pub fn needs_restart(&self) -> bool {
+        !self.0.full.load(Ordering::SeqCst)
+            && self.failing_for().is_some_and(|d| d >= LIVENESS_AFTER)
     }
 
     /// How long writes have been failing, if they are.
     pub fn failing_for(&self) -> Option<Duration> {
-        match self.0.load(Ordering::SeqCst) {
+        match self.0.since.load(Ordering::SeqCst) {
             0 => None,
             since => Some(Duration::from_millis(
                 now_ms().saturating_sub(since).max(0) as u64
@@ -68,5 +100,18 @@ mod tests {
         assert!(fault.cleared());
         assert!(!fault.is_faulted() && fault.failing_for().is_none());
         assert!(!fault.cleared());
+    }
+
+    #[test]
+    fn a_full_store_is_not_a_reason_to_restart() {
+        let fault = StoreFault::default();
+        fault.failed(&StoreError::Full("No space left on device".into()));
+        // As if it had been failing for a minute.
+        fault.0.since.store(now_ms() - 60_000, Ordering::SeqCst);
+        assert!(fault.is_faulted() && !fault.needs_restart());
+        fault.failed(&StoreError::Reopening);
+        assert!(!fault.needs_restart(), "a reopen keeps the reason");
+        fault.failed(&StoreError::Backend("Input/output error".into()));
+        assert!(fault.needs_restart());
     }
 }

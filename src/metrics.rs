@@ -126,6 +126,12 @@ pub struct Metrics {
     pub store_free_bytes: Gauge,
     /// Webhooks and sends refused for low space, by `what`.
     pub store_low_space_refused: Family<WhatLabels, Counter>,
+    /// 1 while store writes fail (not ready until one succeeds).
+    pub store_writes_failing: Gauge,
+    /// 1 while they fail for lack of room: a full disk, JetStream's limits.
+    pub store_full: Gauge,
+    /// Times the store was reopened in place after failed writes.
+    pub store_reopens: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -320,10 +326,31 @@ impl Metrics {
             "Webhooks and sends refused because the data dir's free space was below the watermark",
             store_low_space_refused.clone(),
         );
+        let store_writes_failing = Gauge::default();
+        registry.register(
+            "store_writes_failing",
+            "1 while store writes fail (a failing or full disk, JetStream out of resources): webhooks get 503, sends UNAVAILABLE, not ready until a write succeeds",
+            store_writes_failing.clone(),
+        );
+        let store_full = Gauge::default();
+        registry.register(
+            "store_full",
+            "1 while store writes fail for lack of room (the disk is full, or JetStream's storage limits are reached); resumes by itself once there is room",
+            store_full.clone(),
+        );
+        let store_reopens = Counter::default();
+        registry.register(
+            "store_reopens",
+            "Times the store was closed and opened again in this process after failed writes",
+            store_reopens.clone(),
+        );
         Self {
             store_low_space,
             store_free_bytes,
             store_low_space_refused,
+            store_writes_failing,
+            store_full,
+            store_reopens,
             consumer_lag,
             outbox_pending,
             outbox_finished,

@@ -22,6 +22,8 @@ use crate::metrics::Metrics;
 
 /// How often the free space is read.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Free bytes a reopen of the store after a failed write waits for.
+pub const ROOM_TO_REOPEN: u64 = 4 * 1024 * 1024;
 /// While low, the WARN line is repeated (with counts) at most this often.
 pub const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -102,6 +104,15 @@ impl SpaceWatch {
     #[cfg(test)]
     pub fn free_bytes(&self) -> u64 {
         self.0.free_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether there is room now (a fresh reading) to reopen the store
+    /// after a failed write: above the watermark and [`ROOM_TO_REOPEN`]
+    /// free. On a disk still full, reopening would only fail, and leave
+    /// nothing to read from meanwhile.
+    pub fn has_room_to_reopen(&self) -> bool {
+        self.read()
+            .is_ok_and(|reading| reading.free >= ROOM_TO_REOPEN.max(self.watermark(reading.total)))
     }
 
     /// The free bytes below which writes stop, on a filesystem of `total`.

@@ -70,14 +70,19 @@ impl Core {
 
     /// The services, for a call that writes what the caller sends (Send,
     /// Reply, Push, Multicast, Broadcast): refused with UNAVAILABLE while
-    /// the data dir is below its low-space watermark, before anything is
-    /// accepted into the outbox.
+    /// the data dir is below its low-space watermark or store writes fail,
+    /// before anything is accepted into the outbox.
     pub fn writable(&self) -> Result<&Services, Status> {
         let services = self.services()?;
         if services.space.is_low() {
             services.space.refused_send();
             return Err(Status::unavailable(
                 "the data dir is low on space (store_min_free_bytes): nothing was accepted; retry later or on another replica",
+            ));
+        }
+        if services.fault.is_faulted() {
+            return Err(Status::unavailable(
+                "the store does not take writes now (it is full, or being reopened after a failed write): nothing was accepted; retry later or on another replica",
             ));
         }
         Ok(services)

@@ -378,6 +378,13 @@ pub fn store_status(err: StoreError) -> Status {
         StoreError::AckBeyondHead { sequence, head } => Status::invalid_argument(format!(
             "sequence: {sequence} is beyond the head of the log ({head})"
         )),
+        // Logged by the store probe, once per interval: not per call.
+        StoreError::Full(_) => Status::unavailable(
+            "the store is full (the disk, or JetStream's limits): nothing was changed; retry later or on another replica",
+        ),
+        StoreError::Reopening => Status::unavailable(
+            "the store is being reopened after a failed write: nothing was changed; retry shortly",
+        ),
         err @ (StoreError::IdTaken { .. }
         | StoreError::Locked { .. }
         | StoreError::Corrupt { .. }

@@ -56,9 +56,8 @@ impl Readiness {
         let services = ready.get()?;
         services
             .fault
-            .failing_for()
-            .is_some_and(|d| d >= crate::fault::LIVENESS_AFTER)
-            .then_some("not alive: store writes have been failing for 10 s or more; restart to reopen the store\n")
+            .needs_restart()
+            .then_some("not alive: store writes have been failing for 10 s or more, and reopening the store did not help; restart\n")
     }
 
     /// Why the service is not ready now (`/readyz`'s answer), or `None`
@@ -73,8 +72,15 @@ impl Readiness {
         if !services.store.healthy() {
             return Some("not ready: the store cannot be reached\n");
         }
+        if services.fault.is_full() {
+            return Some(
+                "not ready: the store has no room (the disk is full, or JetStream's limits are reached); it resumes by itself once there is room\n",
+            );
+        }
         if services.fault.is_faulted() {
-            return Some("not ready: a store write failed; probing until it takes writes again\n");
+            return Some(
+                "not ready: a store write failed; reopening and probing the store until it takes writes again\n",
+            );
         }
         if services.space.is_low() {
             return Some(
@@ -99,7 +105,7 @@ pub struct HttpState {
 
 /// How long LINE (or any sender) is asked to wait before redelivering a
 /// webhook refused while this process stops or is low on space.
-const RETRY_AFTER_SECS: &str = "5";
+pub(super) const RETRY_AFTER_SECS: &str = "5";
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
 /// open connections to finish their requests.

@@ -89,6 +89,9 @@ async fn webhook(
             if let Some(suppressed) = READ_FAILED.admit() {
                 tracing::error!(channel = %channel_id, error = %err, suppressed, "cannot read the channel (suppressed: how many more since the last such line)");
             }
+            if matches!(&err, ChannelError::Store(store) if store.is_backend_failure()) {
+                return (store_unavailable(), unknown());
+            }
             return (internal_error(), unknown());
         }
     };
@@ -188,7 +191,13 @@ async fn webhook(
             if let Some(suppressed) = STORE_FAILED.admit() {
                 tracing::error!(channel = %label, error = %err, suppressed, "storing webhook events failed (suppressed: how many more since the last such line)");
             }
-            (internal_error(), label)
+            if err.is_backend_failure() {
+                // A full or failing store heals (space freed, store
+                // reopened): LINE may send again after a pause.
+                (store_unavailable(), label)
+            } else {
+                (internal_error(), label)
+            }
         }
     }
 }
@@ -211,6 +220,18 @@ fn too_large() -> Response<Full<Bytes>> {
         StatusCode::PAYLOAD_TOO_LARGE,
         r#"{"error":"body exceeds the configured webhook_body_limit"}"#,
     )
+}
+
+fn store_unavailable() -> Response<Full<Bytes>> {
+    let mut response = json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"the store cannot take writes now; nothing was acknowledged, send again later"}"#,
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(super::RETRY_AFTER_SECS),
+    );
+    response
 }
 
 fn internal_error() -> Response<Full<Bytes>> {

@@ -58,14 +58,14 @@ impl GroupFlush {
                     let upto = *requested;
                     let inner = self.inner.clone();
                     let flushed = tokio::task::spawn_blocking(move || {
-                        inner
-                            .db
-                            .flush()
-                            .map_err(|e| StoreError::Backend(e.to_string()))?;
+                        inner.db.flush().map_err(|e| match &e {
+                            sled::Error::Io(io) => StoreError::from_io("sled flush", io),
+                            _ => StoreError::Backend(e.to_string()),
+                        })?;
                         inner
                             .data_file
                             .sync_data()
-                            .map_err(|e| StoreError::Backend(e.to_string()))
+                            .map_err(|e| StoreError::from_io("syncing sled's data file", &e))
                     })
                     .await
                     .map_err(|e| StoreError::Backend(e.to_string()))?;

@@ -59,7 +59,7 @@ impl DeliveryQuery {
 }
 
 /// What a store call can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Another channel already uses this LINE channel id.
     #[error("LINE channel id {line_channel_id} is already registered as channel {existing_id}")]
@@ -97,9 +97,44 @@ pub enum StoreError {
         "the store file {path} is damaged or was not written by line-adapter ({reason}); line-adapter stops without using it. Restore the data dir from a backup, or move the data dir's store/ folder aside to start with an empty store (its channels, events and sends are then gone)"
     )]
     Damaged { path: String, reason: String },
-    /// The backend failed (I/O, disk full, ...).
+    /// The backend failed (I/O, ...).
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// The backend has no room: the disk is full (ENOSPC, a quota), or
+    /// JetStream is out of the storage its limits allow. Nothing was
+    /// written; it works again once space is freed.
+    #[error("storage is full: {0}")]
+    Full(String),
+    /// The store is being opened again after failed writes (see
+    /// [`Watched::reopen_in_place`]); retry shortly.
+    #[error("the store is being reopened after a failed write; retry shortly")]
+    Reopening,
+}
+
+impl StoreError {
+    /// A file-system error as a store error: `Full` when the disk or a
+    /// quota has no room left, else `Backend`.
+    pub fn from_io(what: &str, err: &std::io::Error) -> Self {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        let full = err.kind() == std::io::ErrorKind::StorageFull
+            || err.kind() == std::io::ErrorKind::QuotaExceeded
+            || matches!(err.raw_os_error(), Some(ENOSPC | EDQUOT));
+        if full {
+            StoreError::Full(format!("{what}: {err}"))
+        } else {
+            StoreError::Backend(format!("{what}: {err}"))
+        }
+    }
+
+    /// A failure of the backend itself (counts as a store fault), rather
+    /// than an answer about the data.
+    pub fn is_backend_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Backend(_) | StoreError::Full(_) | StoreError::Reopening
+        )
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -206,6 +241,12 @@ pub trait Store: Send + Sync + 'static {
     /// Flushes and stops background work, releasing the storage so another
     /// process (or a restart in this one) can open it. Writes fail after.
     async fn close(&self) -> Result<()>;
+
+    /// Closes and opens the backend again in this process, after writes
+    /// failed; `Ok(false)` where that is not possible or not needed.
+    async fn reopen(&self) -> Result<bool> {
+        Ok(false)
+    }
 
     // === event log ===
 

@@ -36,6 +36,7 @@ use std::{
     time::Duration,
 };
 
+use crate::log_limit::Throttle;
 use prost::Message as _;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -203,7 +204,10 @@ fn read_u64(bytes: &[u8]) -> Option<u64> {
 }
 
 fn backend(err: sled::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
+    match &err {
+        sled::Error::Io(io) => StoreError::from_io("sled", io),
+        _ => StoreError::Backend(err.to_string()),
+    }
 }
 
 fn corrupt(key: &[u8], err: prost::DecodeError) -> StoreError {
@@ -440,7 +444,9 @@ struct Writer {
     /// Set when a write failed after sled had applied it: what is on disk
     /// is then unknown, so nothing more is acknowledged until a restart
     /// lets sled's recovery decide.
-    poisoned: Cell<Option<String>>,
+    /// Set when a flush failed: what every later append answers, until the
+    /// store is reopened.
+    poisoned: Cell<Option<StoreError>>,
 }
 
 impl Writer {
@@ -483,10 +489,10 @@ impl Writer {
     }
 
     fn append(&self, requests: Vec<(Vec<NewEvent>, AppendAnswer)>) {
-        if let Some(reason) = self.poisoned.take() {
-            self.poisoned.set(Some(reason.clone()));
+        if let Some(err) = self.poisoned.take() {
+            self.poisoned.set(Some(err.clone()));
             for (_, answer) in requests {
-                let _ = answer.send(Err(StoreError::Backend(reason.clone())));
+                let _ = answer.send(Err(err.clone()));
             }
             return;
         }
@@ -550,18 +556,19 @@ impl Writer {
             } else if let Err(err) = self.sync() {
                 // Applied but maybe not on disk; its dedupe entries would
                 // now answer LINE's redelivery with a 200 for data that may
-                // be lost. Refuse everything until a restart.
-                let reason =
-                    format!("the event log could not be flushed ({err}); restart the service");
-                tracing::error!("{reason}");
-                self.poisoned.set(Some(reason.clone()));
-                failed = Some(StoreError::Backend(reason));
+                // be lost. Refuse everything until the store is reopened.
+                self.poisoned.set(Some(err.clone()));
+                failed = Some(err);
             }
         }
         if let Some(err) = failed {
-            tracing::error!(error = %err, "appending to the event log failed");
+            // One line per batch would flood the logs on a full disk.
+            static APPEND_FAILED: Throttle = Throttle::new(crate::log_limit::INTERVAL);
+            if let Some(suppressed) = APPEND_FAILED.admit() {
+                tracing::error!(error = %err, suppressed, "appending to the event log failed (suppressed: how many more since the last such line)");
+            }
             for (answer, _) in answers {
-                let _ = answer.send(Err(StoreError::Backend(err.to_string())));
+                let _ = answer.send(Err(err.clone()));
             }
             return;
         }
@@ -590,10 +597,12 @@ impl Writer {
     }
 
     /// One group commit: sled's flush, then fdatasync of its data file.
-    fn sync(&self) -> std::io::Result<()> {
+    fn sync(&self) -> Result<()> {
         let started = std::time::Instant::now();
-        self.db.flush().map_err(std::io::Error::other)?;
-        self.data_file.sync_data()?;
+        self.db.flush().map_err(backend)?;
+        self.data_file
+            .sync_data()
+            .map_err(|e| StoreError::from_io("syncing sled's data file", &e))?;
         self.stats
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -197,7 +197,10 @@ pub fn check_data_file(path: &Path) -> Result<()> {
 pub const DEFAULT_CACHE_BYTES: u64 = 128 * 1024 * 1024;
 
 fn backend(err: sled::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
+    match &err {
+        sled::Error::Io(io) => StoreError::from_io("sled", io),
+        _ => StoreError::Backend(err.to_string()),
+    }
 }
 
 fn encode(record: &ChannelRecord) -> Vec<u8> {
@@ -433,9 +436,11 @@ impl Store for SledStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.flush_now().await?;
+        // The log's writer stops even when the flush fails (a full disk),
+        // so that a reopen finds the files released.
+        let flushed = self.flush_now().await;
         self.log.close().await;
-        Ok(())
+        flushed
     }
 
     async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {

@@ -87,7 +87,29 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn backend(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("NATS: {err}"))
+    let message = format!("NATS: {err}");
+    if is_out_of_storage(&message) {
+        StoreError::Full(message)
+    } else {
+        StoreError::Backend(message)
+    }
+}
+
+/// Whether JetStream refused a write for its storage limits: the server's
+/// or account's `max_file_store` ("insufficient resources", code 10023;
+/// "insufficient storage resources", 10047) or a stream's `max_bytes` with
+/// new messages discarded ("maximum bytes exceeded"). async-nats carries
+/// these only as the server's text (the codes are not matched: a number
+/// in a message could look like one).
+fn is_out_of_storage(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "insufficient resources",
+        "insufficient storage",
+        "maximum bytes exceeded",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 /// A bucket key for any string: kept as it is when it only has characters
