@@ -241,8 +241,12 @@ impl Stream {
                 return Ok(());
             }
             for record in page {
-                if record.sequence != self.position + 1 {
-                    // Retention removed records under our feet.
+                // Retention removed records under our feet, or the log has
+                // a hole where a refused write was (see
+                // Store::oldest_retained): only the first ends the stream.
+                if record.sequence != self.position + 1
+                    && self.position + 1 < self.store.oldest_retained().await?
+                {
                     return Err(Stop::End(StreamEnd::Pruned {
                         after: self.position,
                         oldest: record.sequence,

@@ -270,6 +270,15 @@ pub trait Store: Send + Sync + 'static {
         Ok(self.bounds())
     }
 
+    /// The lowest sequence the log still holds, asked of the backend now
+    /// (not the cached [`Self::bounds`]): tells records retention removed
+    /// from a hole in the sequence. JetStream can leave holes: it assigns
+    /// a sequence to a write and then deletes it when the account's limits
+    /// are exceeded (that write was refused, never acknowledged).
+    async fn oldest_retained(&self) -> Result<u64> {
+        Ok(self.bounds().oldest)
+    }
+
     /// Records as they become durable, in sequence order. A receiver that
     /// falls behind gets `RecvError::Lagged` and must read the log instead.
     fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>>;

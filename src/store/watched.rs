@@ -229,6 +229,10 @@ impl Store for Watched {
         self.current()?.bounds_reaching(sequence).await
     }
 
+    async fn oldest_retained(&self) -> Result<u64> {
+        self.current()?.oldest_retained().await
+    }
+
     fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         match self.open() {
             Some(store) => store.tail(),

@@ -404,6 +404,14 @@ impl NatsLog {
         self.head().await
     }
 
+    /// The stream's first sequence, as JetStream says now.
+    pub async fn oldest_retained(&self) -> Result<u64> {
+        let info = self.stream.get_info().await.map_err(backend)?;
+        let oldest = info.state.first_sequence.max(1);
+        self.bounds.oldest.fetch_max(oldest, Ordering::AcqRel);
+        Ok(oldest)
+    }
+
     pub fn bounds(&self) -> LogBounds {
         let oldest = self.bounds.oldest.load(Ordering::Acquire);
         let head = self.bounds.head.load(Ordering::Acquire);

@@ -96,9 +96,10 @@ fn backend(err: impl std::fmt::Display) -> StoreError {
 }
 
 /// Whether JetStream refused a write for its storage limits: the server's
-/// or account's `max_file_store` ("insufficient resources", code 10023;
-/// "insufficient storage resources", 10047) or a stream's `max_bytes` with
-/// new messages discarded ("maximum bytes exceeded"). async-nats carries
+/// `max_file_store` ("insufficient resources", code 10023; "insufficient
+/// storage resources", 10047), the account's JetStream limits ("resource
+/// limits exceeded for account", 10002) or a stream's `max_bytes` with new
+/// messages discarded ("maximum bytes exceeded"). async-nats carries
 /// these only as the server's text (the codes are not matched: a number
 /// in a message could look like one).
 fn is_out_of_storage(message: &str) -> bool {
@@ -107,6 +108,7 @@ fn is_out_of_storage(message: &str) -> bool {
         "insufficient resources",
         "insufficient storage",
         "maximum bytes exceeded",
+        "resource limits exceeded",
     ]
     .iter()
     .any(|needle| message.contains(needle))
@@ -370,6 +372,28 @@ async fn jetstream_ready(client: &async_nats::Client, window_end: Instant) -> Re
     }
 }
 
+/// Authenticates with the credentials of the first server URL that has
+/// any (`nats://user:password@host`, or `nats://token@host`): async-nats
+/// parses them but does not send them.
+fn with_url_credentials(
+    connect: async_nats::ConnectOptions,
+    urls: &[async_nats::ServerAddr],
+) -> async_nats::ConnectOptions {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let Some(url) = urls.iter().find(|url| url.has_user_pass()) else {
+        return connect;
+    };
+    let user = decode(url.username().unwrap_or_default());
+    match url.password() {
+        Some(password) => connect.user_and_password(user, decode(password)),
+        None => connect.token(user),
+    }
+}
+
 impl NatsStore {
     /// Connects, creates what is missing and starts following the log.
     pub async fn open(options: &NatsOptions) -> Result<Self> {
@@ -398,6 +422,7 @@ impl NatsStore {
             .map(|u| u.trim().parse())
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| StoreError::Backend(format!("NATS url: {e}")))?;
+        connect = with_url_credentials(connect, &urls);
         let window_end = Instant::now() + options.connect_window;
         let client =
             connect_within(connect, &urls, window_end, options.tls_ca_file.as_deref()).await?;
@@ -892,6 +917,10 @@ impl Store for NatsStore {
     async fn bounds_reaching(&self, sequence: u64) -> Result<LogBounds> {
         self.log.head_at_least(sequence).await?;
         Ok(self.log.bounds())
+    }
+
+    async fn oldest_retained(&self) -> Result<u64> {
+        self.log.oldest_retained().await
     }
 
     fn tail(&self) -> broadcast::Receiver<Arc<EventRecord>> {
