@@ -286,7 +286,26 @@ pub async fn run(
         .with_max_backoff(settings.outbox_max_backoff)
         // An attempt, with its saves, fits in the lease twice over.
         .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
-    let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
+    // The watermark guards sled's files; on NATS the data dir holds only
+    // media, which has its own bound.
+    let space = match settings.store {
+        StoreBackend::Sled => SpaceWatch::new(
+            settings.data_dir.clone(),
+            settings.store_min_free_bytes,
+            settings.store_min_free_percent,
+            metrics.clone(),
+        ),
+        StoreBackend::Nats(_) => SpaceWatch::new(settings.data_dir.clone(), 0, 0, metrics.clone()),
+    };
+    if let Ok(reading) = space.read() {
+        // Known before the first request, not 250 ms later.
+        space.apply(reading);
+    }
+    let media = Media::new(
+        settings.data_dir.join(MEDIA_DIR),
+        tokens.clone(),
+        Some(space.clone()),
+    );
     let uploads = {
         let dir = settings.data_dir.join(UPLOADS_DIR);
         let settings = settings.clone();
@@ -312,21 +331,6 @@ pub async fn run(
         tokens.clone(),
         lookups.clone(),
     );
-    // The watermark guards sled's files; on NATS the data dir holds only
-    // media, which has its own bound.
-    let space = match settings.store {
-        StoreBackend::Sled => SpaceWatch::new(
-            settings.data_dir.clone(),
-            settings.store_min_free_bytes,
-            settings.store_min_free_percent,
-            metrics.clone(),
-        ),
-        StoreBackend::Nats(_) => SpaceWatch::new(settings.data_dir.clone(), 0, 0, metrics.clone()),
-    };
-    if let Ok(reading) = space.read() {
-        // Known before the first request, not 250 ms later.
-        space.apply(reading);
-    }
     let rekeyer = rotation.map(|check| {
         metrics.master_key_rotation_pending.set(1);
         tokio::spawn(crate::rekey::rotate_and_report(
@@ -616,7 +620,7 @@ async fn follow_readiness(
                     }
                     // A store that failed a write may fail every later one
                     // until it is opened again (sled does).
-                    if services.space.has_room_to_reopen()
+                    if services.space.has_room_for(crate::space::ROOM_TO_REOPEN)
                         && last_reopen.is_none_or(|at| at.elapsed() >= REOPEN_EVERY)
                     {
                         last_reopen = Some(tokio::time::Instant::now());

@@ -19,6 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     line::{self, CallError, client::Content},
+    space::SpaceWatch,
     time::now_ms,
     tokens::Tokens,
 };
@@ -37,6 +38,12 @@ const QUEUE_DEPTH: usize = 10_000;
 pub const MAX_FILE_BYTES: u64 = 300 * 1024 * 1024;
 /// Attempts per media before giving up (202 "still preparing" included).
 const MAX_ATTEMPTS: u32 = 8;
+/// Free space (above the store's watermark) a fetch of unknown size waits
+/// for.
+const ROOM_FOR_UNKNOWN_SIZE: u64 = 1024 * 1024;
+/// How long a fetch waits for room on the data dir before it gives up
+/// (the media is then served from LINE on demand, while LINE keeps it).
+const ROOM_WAIT: Duration = Duration::from_secs(10 * 60);
 
 /// What is known about one message's media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +121,8 @@ pub struct Media {
 struct Inner {
     dir: PathBuf,
     tokens: Tokens,
+    /// The data dir's free space: media never takes what the store needs.
+    space: Option<SpaceWatch>,
     queue: mpsc::Sender<Job>,
     without_content: std::sync::Mutex<WithoutContentSeen>,
     shutdown: CancellationToken,
@@ -126,11 +135,14 @@ pub fn valid_message_id(id: &str) -> bool {
 }
 
 impl Media {
-    pub fn new(dir: PathBuf, tokens: Tokens) -> Self {
+    /// `space`: fetches wait while the data dir has no room above the
+    /// store's watermark (`None`: unchecked).
+    pub fn new(dir: PathBuf, tokens: Tokens, space: Option<SpaceWatch>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             dir,
             tokens,
+            space,
             queue,
             without_content: std::sync::Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -339,7 +351,16 @@ impl Inner {
                     _ = self.shutdown.cancelled() => return Err("stopped before the media was fetched".into()),
                 }
             }
+            self.wait_for_room(ROOM_FOR_UNKNOWN_SIZE).await?;
             match line.message_content(&job.message_id, preview).await {
+                Ok(content) if !self.has_room_for(content.content_length.unwrap_or_default()) => {
+                    // Not now: the store's space comes first. Ask again
+                    // once there is room for it.
+                    let size = content.content_length.unwrap_or_default();
+                    drop(content);
+                    self.wait_for_room(size).await?;
+                    last = format!("no room on the data dir for {size} bytes at first");
+                }
                 Ok(content) => {
                     let target = self.content_path(&job.channel_id, &job.message_id, preview);
                     // A stop does not wait for a 200 MB video: the partial
@@ -371,6 +392,34 @@ impl Inner {
     }
 }
 
+impl Inner {
+    fn has_room_for(&self, bytes: u64) -> bool {
+        self.space
+            .as_ref()
+            .is_none_or(|space| space.has_room_for(bytes.max(ROOM_FOR_UNKNOWN_SIZE)))
+    }
+
+    /// Waits (up to [`ROOM_WAIT`]) until the data dir has `bytes` free
+    /// above the store's watermark: a fetch on a full disk waits, rather
+    /// than failing or taking the store's space.
+    async fn wait_for_room(&self, bytes: u64) -> Result<(), String> {
+        let until = tokio::time::Instant::now() + ROOM_WAIT;
+        while !self.has_room_for(bytes) {
+            if tokio::time::Instant::now() >= until {
+                return Err(format!(
+                    "the data dir had no room above the store's watermark for {} min",
+                    ROOM_WAIT.as_secs() / 60
+                ));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.shutdown.cancelled() => return Err("stopped before the media was fetched".into()),
+            }
+        }
+        Ok(())
+    }
+}
+
 enum Downloaded {
     Stored { content_type: String, size: u64 },
     Gone(String),
@@ -394,32 +443,41 @@ async fn save(mut content: Content, target: &Path) -> Result<Downloaded, String>
             .map_err(|e| e.to_string())?;
     }
     let partial = target.with_extension("part");
-    let mut file = tokio::fs::File::create(&partial)
+    let written = write_partial(&mut content, &partial).await;
+    let saved = match written {
+        Ok(size) => tokio::fs::rename(&partial, target)
+            .await
+            .map(|()| size)
+            .map_err(|e| e.to_string()),
+        Err(err) => Err(err),
+    };
+    match saved {
+        Ok(size) => Ok(Downloaded::Stored { content_type, size }),
+        Err(err) => {
+            // Never leave a partial file behind (on a full disk it would
+            // keep the space).
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(err)
+        }
+    }
+}
+
+/// Streams the body into `partial` and syncs it; returns its size.
+async fn write_partial(content: &mut Content, partial: &Path) -> Result<u64, String> {
+    let mut file = tokio::fs::File::create(partial)
         .await
         .map_err(|e| e.to_string())?;
     let mut size = 0u64;
-    loop {
-        let chunk = match content.body.next().await {
-            Some(Ok(chunk)) => chunk,
-            None => break,
-            Some(Err(err)) => {
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(err.to_string());
-            }
-        };
+    while let Some(chunk) = content.body.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
         size += chunk.len() as u64;
         if size > MAX_FILE_BYTES {
-            let _ = tokio::fs::remove_file(&partial).await;
             return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
         }
         file.write_all(&chunk).await.map_err(|e| e.to_string())?;
     }
     file.sync_all().await.map_err(|e| e.to_string())?;
-    drop(file);
-    tokio::fs::rename(&partial, target)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Downloaded::Stored { content_type, size })
+    Ok(size)
 }
 
 async fn read_meta(path: &Path) -> Option<MediaMeta> {

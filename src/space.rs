@@ -106,13 +106,16 @@ impl SpaceWatch {
         self.0.free_bytes.load(Ordering::Relaxed)
     }
 
-    /// Whether there is room now (a fresh reading) to reopen the store
-    /// after a failed write: above the watermark and [`ROOM_TO_REOPEN`]
-    /// free. On a disk still full, reopening would only fail, and leave
-    /// nothing to read from meanwhile.
-    pub fn has_room_to_reopen(&self) -> bool {
-        self.read()
-            .is_ok_and(|reading| reading.free >= ROOM_TO_REOPEN.max(self.watermark(reading.total)))
+    /// Whether `bytes` more can be written to the data dir now (a fresh
+    /// reading) and still leave the watermark free. Media fetches and
+    /// uploads ask before they write, so that they never take the space
+    /// the store needs; a reopen of the store after failed writes asks for
+    /// [`ROOM_TO_REOPEN`], since on a disk still full it would only fail.
+    /// An unreadable filesystem says yes: the write itself will tell.
+    pub fn has_room_for(&self, bytes: u64) -> bool {
+        self.read().map_or(true, |reading| {
+            reading.free >= self.watermark(reading.total).saturating_add(bytes)
+        })
     }
 
     /// The free bytes below which writes stop, on a filesystem of `total`.
@@ -132,6 +135,11 @@ impl SpaceWatch {
     pub fn refused_send(&self) {
         self.0.refused_sends.fetch_add(1, Ordering::Relaxed);
         self.refused_metric("send");
+    }
+
+    /// Counts an upload stopped for lack of room (metric only).
+    pub fn refused_upload(&self) {
+        self.refused_metric("upload");
     }
 
     fn refused_metric(&self, what: &str) {

@@ -646,3 +646,95 @@ async fn a_write_that_meets_enospc_is_logged_as_counts_and_recovered_in_process(
     );
     app.stop().await.unwrap();
 }
+
+/// Media waits for room above the watermark instead of taking the store's
+/// space: with 1.5 MiB free above it, a 2 MiB video is not written (the
+/// log keeps its space, webhooks stay 200); freed, it is fetched and kept.
+#[tokio::test]
+async fn media_waits_for_room_and_never_takes_the_stores_space() {
+    let Some(volume) = Tmpfs::mount(VOLUME_MIB) else {
+        return;
+    };
+    let line = support::fake_line::FakeLine::start().await;
+    let video = vec![0x42_u8; 2 * MIB as usize];
+    // Asked again once there is room: one answer per request.
+    for _ in 0..3 {
+        line.script(
+            "/v2/bot/message/2001/content",
+            200,
+            &[("content-type", "video/mp4")],
+            std::str::from_utf8(&video).unwrap(),
+        );
+    }
+    let data_dir = volume.path().join("data");
+    let watermark = 8 * MIB;
+    let app = TestApp::start_with(support::test_settings(&data_dir, |layer| {
+        layer.store = Some("sled".into());
+        layer.store_min_free_bytes = Some(watermark);
+        layer.store_min_free_percent = Some(0);
+        layer.line_api_base = Some(line.url());
+        layer.line_data_api_base = Some(line.url());
+    }))
+    .await;
+    let channel = support::create_channel_with_token(&app).await;
+    let client = reqwest::Client::new();
+
+    // Leave 1.5 MiB above the watermark: ready, but no room for the video.
+    let ballast = volume.path().join("ballast");
+    let free = free_bytes(volume.path());
+    std::fs::write(
+        &ballast,
+        vec![0_u8; (free - watermark - 3 * MIB / 2) as usize],
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(readyz(&client, &app).await, 200, "above the watermark");
+    let event = serde_json::json!({
+        "type": "message", "mode": "active", "timestamp": 1_700_000_000_000_i64,
+        "source": {"type": "user", "userId": "U1"}, "webhookEventId": "ev-2001",
+        "deliveryContext": {"isRedelivery": false}, "replyToken": "r-2001",
+        "message": {"id": "2001", "type": "video", "contentProvider": {"type": "line"}}
+    });
+    let body =
+        serde_json::to_vec(&serde_json::json!({"destination": "U0", "events": [event]})).unwrap();
+    let response = post_webhook(&client, &app, &channel.id, SECRET, &body).await;
+    assert_eq!(response.status(), 200);
+
+    // Two seconds on: not written, the store's space intact, webhooks go on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let media_file = data_dir.join("media").join(&channel.id).join("2001");
+    assert!(!media_file.exists(), "no room: the video is not written");
+    assert!(
+        free_bytes(volume.path()) >= watermark,
+        "media took none of the store's space"
+    );
+    let partials = std::fs::read_dir(data_dir.join("media").join(&channel.id))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(partials, 0, "no partial file left behind");
+    let body = support::text_body("meanwhile", 1, "U0123456789abcdef0123456789abcdef");
+    assert_eq!(
+        post_webhook(&client, &app, &channel.id, SECRET, &body)
+            .await
+            .status(),
+        200,
+        "media waiting never blocks webhooks"
+    );
+
+    // Freed: the video is fetched and kept.
+    std::fs::remove_file(&ballast).unwrap();
+    let freed = Instant::now();
+    while std::fs::metadata(&media_file).map(|m| m.len()).unwrap_or(0) != video.len() as u64 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(20),
+            "the video is not stored within 20 s of freeing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("media stored {:?} after freeing", freed.elapsed());
+    app.stop().await.unwrap();
+}

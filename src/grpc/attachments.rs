@@ -43,7 +43,15 @@ pub async fn upload_media(
         match stream.message().await {
             Ok(Some(pb::UploadMediaRequest {
                 part: Some(Part::Chunk(chunk)),
-            })) => incoming.write(&chunk).await?,
+            })) => {
+                // The store's space comes first: an upload that would eat
+                // into the watermark stops (and what it wrote is removed).
+                if !services.space.has_room_for(chunk.len() as u64) {
+                    services.space.refused_upload();
+                    return Err(super::status::no_room_for_upload(incoming.size()));
+                }
+                incoming.write(&chunk).await?
+            }
             Ok(Some(_)) => {
                 return Err(invalid_field(
                     "start",

@@ -396,6 +396,14 @@ pub fn store_status(err: StoreError) -> Status {
     }
 }
 
+/// An upload stopped after `received` bytes: the data dir has no room for
+/// more above the store's low-space watermark.
+pub fn no_room_for_upload(received: u64) -> Status {
+    Status::unavailable(format!(
+        "the data dir has no room for this upload above the store's watermark (store_min_free_bytes) after {received} bytes: nothing was stored; retry later or on another replica"
+    ))
+}
+
 impl From<ChannelError> for Status {
     fn from(err: ChannelError) -> Self {
         match err {
