@@ -32,7 +32,7 @@ use crate::{
         NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
         sled_log::REPLY_TOKEN_LIFETIME,
     },
-    time::now_ms,
+    time::{Clock, now_ms},
     tokens::{TokenSettings, Tokens},
     uploads::Uploads,
 };
@@ -148,10 +148,21 @@ impl Listeners {
 }
 
 /// Runs the service until `shutdown` completes, then drains within
-/// `settings.shutdown_grace`.
+/// `settings.shutdown_grace`; time is the system's.
 pub async fn run(
     settings: Settings,
     listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    run_with_clock(settings, listeners, Clock::system(), shutdown).await
+}
+
+/// As [`run`], with the time read from `clock`: tests pass
+/// [`Clock::tokio`] to make time pass with `tokio::time::advance`.
+pub async fn run_with_clock(
+    settings: Settings,
+    listeners: Listeners,
+    clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
     let settings = Arc::new(settings);
@@ -327,6 +338,7 @@ pub async fn run(
         ))
     });
     ready.set(Services {
+        clock: clock.clone(),
         store: store.clone(),
         channels,
         tokens: tokens.clone(),

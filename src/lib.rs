@@ -107,3 +107,5 @@ pub use http::signature;
 /// LINE's JSON both ways: webhook bodies into events, messages into LINE's
 /// message objects (fuzzed in `fuzz/` and `tests/fuzz.rs`).
 pub use line::wire;
+/// The service's time: the system's, or tokio's (pausable) in tests.
+pub use time::Clock;
