@@ -304,7 +304,7 @@ pub async fn run_with_clock(
             reason: err.to_string(),
         })??
     };
-    let lookups = crate::lookup_cache::LookupCache::new();
+    let lookups = crate::lookup_cache::LookupCache::new(clock.clone());
     let profiles = crate::profiles::Profiles::new(
         settings.lookup_profiles,
         store.clone(),
