@@ -261,7 +261,7 @@ pub async fn run_with_clock(
     let fault = StoreFault::default();
     let store: Arc<dyn Store> = Arc::new(crate::store::Watched::new(store, fault.clone()));
     let fanout = Fanout::new(store.clone());
-    let channels = Channels::new(store.clone(), cipher.clone());
+    let channels = Channels::new(store.clone(), cipher.clone(), clock.clone());
     let metrics = Metrics::new(store.commit_metrics());
     let line = line_client(&settings)
         .map_err(|reason| AppError::Serve {
@@ -278,6 +278,7 @@ pub async fn run_with_clock(
         store.clone(),
         line.clone(),
         metrics.clone(),
+        clock.clone(),
     )
     .with_owner(store.instance_id());
     let outbox = Outbox::new(store.clone(), tokens.clone(), metrics.clone())
@@ -502,6 +503,7 @@ pub fn tokens(
     store: Arc<dyn Store>,
     line: LineClient,
     metrics: Metrics,
+    clock: Clock,
 ) -> Tokens {
     // One pacer for the process: every channel client shares its buckets.
     let pacer = Pacer::new(
@@ -518,6 +520,7 @@ pub fn tokens(
             v2_1_lifetime: settings.token_v2_1_lifetime,
         },
         metrics,
+        clock,
     )
 }
 

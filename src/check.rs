@@ -19,6 +19,7 @@ use crate::{
     proto::v1::{self as pb, channel_admin_client::ChannelAdminClient},
     settings::Settings,
     store::{ChannelRecord, StoreError, TokenMode},
+    time::Clock,
     tokens::Tokens,
 };
 
@@ -66,13 +67,15 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
             settings.data_dir.display()
         )),
         Ok(Some((store, cipher))) => {
-            let channels = Channels::new(store.clone(), cipher);
+            let clock = Clock::system();
+            let channels = Channels::new(store.clone(), cipher, clock.clone());
             let tokens = app::tokens(
                 settings,
                 channels.clone(),
                 store.clone(),
                 client,
                 Metrics::default(),
+                clock,
             );
             failures += check_offline(&channels, &tokens, &mut line).await;
             if let Err(err) = store.close().await {
