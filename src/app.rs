@@ -32,7 +32,7 @@ use crate::{
         NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
         sled_log::REPLY_TOKEN_LIFETIME,
     },
-    time::{Clock, now_ms},
+    time::Clock,
     tokens::{TokenSettings, Tokens},
     uploads::Uploads,
 };
@@ -258,9 +258,9 @@ pub async fn run_with_clock(
     };
     // Every failed write, whichever part meets it, makes the service not
     // ready at once (see store::watched).
-    let fault = StoreFault::default();
+    let fault = StoreFault::new(clock.clone());
     let store: Arc<dyn Store> = Arc::new(crate::store::Watched::new(store, fault.clone()));
-    let fanout = Fanout::new(store.clone());
+    let fanout = Fanout::new(store.clone(), clock.clone());
     let channels = Channels::new(store.clone(), cipher.clone(), clock.clone());
     let metrics = Metrics::new(store.commit_metrics());
     let line = line_client(&settings)
@@ -281,12 +281,21 @@ pub async fn run_with_clock(
         clock.clone(),
     )
     .with_owner(store.instance_id());
-    let outbox = Outbox::new(store.clone(), tokens.clone(), metrics.clone())
-        .with_owner(store.instance_id())
-        .with_max_backoff(settings.outbox_max_backoff)
-        // An attempt, with its saves, fits in the lease twice over.
-        .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
-    let media = Media::new(settings.data_dir.join(MEDIA_DIR), tokens.clone());
+    let outbox = Outbox::new(
+        store.clone(),
+        tokens.clone(),
+        metrics.clone(),
+        clock.clone(),
+    )
+    .with_owner(store.instance_id())
+    .with_max_backoff(settings.outbox_max_backoff)
+    // An attempt, with its saves, fits in the lease twice over.
+    .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
+    let media = Media::new(
+        settings.data_dir.join(MEDIA_DIR),
+        tokens.clone(),
+        clock.clone(),
+    );
     let uploads = {
         let dir = settings.data_dir.join(UPLOADS_DIR);
         let settings = settings.clone();
@@ -311,6 +320,7 @@ pub async fn run_with_clock(
         store.clone(),
         tokens.clone(),
         lookups.clone(),
+        clock.clone(),
     );
     // The watermark guards sled's files; on NATS the data dir holds only
     // media, which has its own bound.
@@ -375,6 +385,7 @@ pub async fn run_with_clock(
         uploads,
         settings.clone(),
         space.clone(),
+        clock,
     ));
     let renewer = tokio::spawn(renew_tokens_forever(tokens));
     let space_watcher = tokio::spawn(space.clone().watch_forever());
@@ -530,13 +541,14 @@ async fn prune_forever(
     uploads: Uploads,
     settings: Arc<Settings>,
     space: SpaceWatch,
+    clock: Clock,
 ) {
     let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for tick in 0u64.. {
         ticks.tick().await;
         if tick % MEDIA_PRUNE_EVERY == 0 {
-            let before = std::time::SystemTime::now() - settings.media_retention;
+            let before = clock.now() - settings.media_retention;
             let removed = media.prune(before, settings.media_max_bytes).await;
             if removed > 0 {
                 tracing::info!(removed, "media retention removed kept media");
@@ -544,7 +556,7 @@ async fn prune_forever(
         }
         // An in-memory walk that stops at the first upload it keeps: every
         // tick, so an expired URL stops working within a second.
-        let removed = uploads.prune(now_ms()).await;
+        let removed = uploads.prune(clock.now_ms()).await;
         if removed > 0 {
             tracing::info!(removed, "outbound media retention removed uploads");
         }
@@ -554,7 +566,7 @@ async fn prune_forever(
             // failing every write after it: wait for space.
             continue;
         }
-        let now = now_ms();
+        let now = clock.now_ms();
         let before = |age: Duration| now.saturating_sub(age.as_millis() as i64);
         let retention = Retention {
             events_before_ms: before(settings.event_retention),
@@ -602,7 +614,7 @@ async fn follow_readiness(
             // every write).
             match services
                 .store
-                .meta_put(STORE_PROBE, &now_ms().to_be_bytes())
+                .meta_put(STORE_PROBE, &services.clock.now_ms().to_be_bytes())
                 .await
             {
                 Ok(()) => {

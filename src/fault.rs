@@ -13,41 +13,53 @@ use std::{
     time::Duration,
 };
 
-use crate::{store::StoreError, time::now_ms};
+use crate::{store::StoreError, time::Clock};
 
 /// How long writes may keep failing before `/healthz` fails.
 pub const LIVENESS_AFTER: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; clones share the state.
-#[derive(Debug, Clone, Default)]
-pub struct StoreFault(Arc<AtomicI64>);
+#[derive(Debug, Clone)]
+pub struct StoreFault {
+    /// When writes started failing (Unix ms); 0 while they succeed.
+    since: Arc<AtomicI64>,
+    clock: Clock,
+}
 
 impl StoreFault {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            since: Arc::new(AtomicI64::new(0)),
+            clock,
+        }
+    }
+
     /// Notes a failed store call; only backend failures (I/O) count.
     pub fn failed(&self, err: &StoreError) {
         if matches!(err, StoreError::Backend(_)) {
+            let now = self.clock.now_ms().max(1);
             let _ = self
-                .0
-                .compare_exchange(0, now_ms().max(1), Ordering::SeqCst, Ordering::SeqCst);
+                .since
+                .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
     /// Notes that a write succeeded: the store works.
     pub fn cleared(&self) -> bool {
-        self.0.swap(0, Ordering::SeqCst) != 0
+        self.since.swap(0, Ordering::SeqCst) != 0
     }
 
     /// Whether the last write failed (and none succeeded since).
     pub fn is_faulted(&self) -> bool {
-        self.0.load(Ordering::SeqCst) != 0
+        self.since.load(Ordering::SeqCst) != 0
     }
 
     /// How long writes have been failing, if they are.
     pub fn failing_for(&self) -> Option<Duration> {
-        match self.0.load(Ordering::SeqCst) {
+        match self.since.load(Ordering::SeqCst) {
             0 => None,
             since => Some(Duration::from_millis(
-                now_ms().saturating_sub(since).max(0) as u64
+                self.clock.now_ms().saturating_sub(since).max(0) as u64,
             )),
         }
     }
@@ -59,7 +71,7 @@ mod tests {
 
     #[test]
     fn backend_failures_fault_until_a_write_succeeds() {
-        let fault = StoreFault::default();
+        let fault = StoreFault::new(Clock::system());
         fault.failed(&StoreError::NotFound { id: "x".into() });
         assert!(!fault.is_faulted(), "only I/O failures count");
         fault.failed(&StoreError::Backend("No space left on device".into()));

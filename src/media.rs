@@ -19,7 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     line::{self, CallError, client::Content},
-    time::now_ms,
+    time::Clock,
     tokens::Tokens,
 };
 
@@ -114,6 +114,8 @@ pub struct Media {
 struct Inner {
     dir: PathBuf,
     tokens: Tokens,
+    /// Dates the media's state.
+    clock: Clock,
     queue: mpsc::Sender<Job>,
     without_content: std::sync::Mutex<WithoutContentSeen>,
     shutdown: CancellationToken,
@@ -126,11 +128,12 @@ pub fn valid_message_id(id: &str) -> bool {
 }
 
 impl Media {
-    pub fn new(dir: PathBuf, tokens: Tokens) -> Self {
+    pub fn new(dir: PathBuf, tokens: Tokens, clock: Clock) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             dir,
             tokens,
+            clock,
             queue,
             without_content: std::sync::Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -169,7 +172,7 @@ impl Media {
             preview_content_type: String::new(),
             file_name: job.file_name.clone(),
             error: String::new(),
-            update_time_ms: now_ms(),
+            update_time_ms: self.inner.clock.now_ms(),
         };
         if let Err(err) = write_meta_sync(&path, &meta) {
             if let Some(suppressed) = MEDIA_FAILED.admit() {
@@ -284,7 +287,7 @@ impl Inner {
             preview_content_type: String::new(),
             file_name: job.file_name.clone(),
             error: String::new(),
-            update_time_ms: now_ms(),
+            update_time_ms: self.clock.now_ms(),
         });
         let outcome = self.download(&job, false).await;
         match outcome {
@@ -312,7 +315,7 @@ impl Inner {
                 meta.error = reason;
             }
         }
-        meta.update_time_ms = now_ms();
+        meta.update_time_ms = self.clock.now_ms();
         if let Err(err) = write_meta(&meta_path, &meta).await
             && let Some(suppressed) = MEDIA_FAILED.admit()
         {

@@ -233,7 +233,7 @@ mod tests {
     async fn a_failed_write_faults_and_reads_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let sled = Arc::new(SledStore::open(dir.path()).unwrap());
-        let fault = StoreFault::default();
+        let fault = StoreFault::new(crate::time::Clock::system());
         let store = Watched::new(sled.clone(), fault.clone());
         store.meta_put("k", b"v").await.unwrap();
         assert!(store.get_delivery("dl_none").await.unwrap().is_none());
