@@ -213,7 +213,7 @@ pub async fn run_with_clock(
     // "listening". NATS may take its connect window; the probes answer
     // meanwhile.
     let early = match &settings.store {
-        StoreBackend::Sled => Some(open_store(&settings, &cipher, Duration::ZERO).await?),
+        StoreBackend::Sled => Some(open_store(&settings, &cipher, &clock, Duration::ZERO).await?),
         StoreBackend::Nats(_) => None,
     };
     let mut grpc_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(grpc::serve(
@@ -237,7 +237,7 @@ pub async fn run_with_clock(
     let opened = match early {
         Some(opened) => Some(Ok(opened)),
         None => tokio::select! {
-            opened = open_store(&settings, &cipher, nats::CONNECT_WINDOW) => Some(opened),
+            opened = open_store(&settings, &cipher, &clock, nats::CONNECT_WINDOW) => Some(opened),
             _ = &mut shutdown => None,
         },
     };
@@ -768,13 +768,14 @@ fn data_dir_key_fits(settings: &Settings, stored_check: &[u8]) -> bool {
 /// data dir holds no store yet; nothing is created then.
 pub async fn open_offline(
     settings: &Settings,
+    clock: &Clock,
 ) -> Result<Option<(Arc<dyn Store>, Cipher)>, AppError> {
     if settings.store == StoreBackend::Sled && !settings.data_dir.join(STORE_DIR).exists() {
         return Ok(None);
     }
     let cipher = cipher(settings)?;
     // A check reports an unreachable NATS at once rather than waiting for it.
-    let (store, _) = open_store(settings, &cipher, Duration::ZERO).await?;
+    let (store, _) = open_store(settings, &cipher, clock, Duration::ZERO).await?;
     Ok(Some((store, cipher)))
 }
 
@@ -809,6 +810,7 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
 async fn open_store(
     settings: &Settings,
     cipher: &Cipher,
+    clock: &Clock,
     nats_connect_window: Duration,
 ) -> Result<(Arc<dyn Store>, Option<Vec<u8>>), AppError> {
     let store: Arc<dyn Store> = match &settings.store {
@@ -819,22 +821,24 @@ async fn open_store(
             // sled takes a file cut short for an empty store.
             let existed = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
             let cache_bytes = settings.store_cache_bytes;
+            let now_ms = clock.now_ms();
             let damaged = |reason: String| {
                 AppError::Store(StoreError::Damaged {
                     path: data_file.display().to_string(),
                     reason,
                 })
             };
-            let store =
-                tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
-                    .await
-                    .map_err(|e| {
-                        if e.is_panic() {
-                            damaged("sled could not read it".into())
-                        } else {
-                            AppError::Store(StoreError::Backend(e.to_string()))
-                        }
-                    })??;
+            let store = tokio::task::spawn_blocking(move || {
+                SledStore::open_with_cache(&dir, cache_bytes, now_ms)
+            })
+            .await
+            .map_err(|e| {
+                if e.is_panic() {
+                    damaged("sled could not read it".into())
+                } else {
+                    AppError::Store(StoreError::Backend(e.to_string()))
+                }
+            })??;
             if existed
                 && !store
                     .meta_contains(MASTER_KEY_CHECK)
@@ -860,6 +864,7 @@ async fn open_store(
                 max_events: settings.event_retention_max_events,
                 dedupe_window: settings.dedupe_window,
                 data_dir: settings.data_dir.clone(),
+                clock: clock.clone(),
             };
             tracing::info!(prefix = %nats.prefix, replicas = nats.replicas, "opening the store on NATS JetStream");
             Arc::new(NatsStore::open(&options).await?)

@@ -61,13 +61,13 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
         }
     }
 
-    match app::open_offline(settings).await {
+    let clock = Clock::system();
+    match app::open_offline(settings, &clock).await {
         Ok(None) => line(format!(
             "store {}: none yet (the service has not run with this data dir); no channels to check",
             settings.data_dir.display()
         )),
         Ok(Some((store, cipher))) => {
-            let clock = Clock::system();
             let channels = Channels::new(store.clone(), cipher, clock.clone());
             let tokens = app::tokens(
                 settings,

@@ -110,11 +110,6 @@ impl Clock {
     }
 }
 
-/// Now, in Unix milliseconds, by the system's clock.
-pub fn now_ms() -> i64 {
-    system_ms()
-}
-
 /// The system's wall clock in Unix milliseconds; only [`Clock`] reads it.
 fn system_ms() -> i64 {
     SystemTime::now()
