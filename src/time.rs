@@ -56,10 +56,23 @@ impl Clock {
         Self(Source::System)
     }
 
-    /// Now by the wall clock, then as tokio's clock moves (for tests: see
-    /// the type's doc).
+    /// The wall clock as tokio's clock sees it, moving as tokio's clock
+    /// moves (for tests: see the type's doc). Tokio's clock is std's plus
+    /// what `advance` added and less what `pause` held; the start counts
+    /// that too, so that the tokio clocks of one runtime agree: a service
+    /// a test restarts after an `advance` finds the time that passed.
     pub fn tokio() -> Self {
-        Self::tokio_at(system_ms())
+        let start = tokio::time::Instant::now();
+        let (wall, real) = (system_ms(), std::time::Instant::now());
+        let start_std = start.into_std();
+        let shift = match start_std.checked_duration_since(real) {
+            Some(ahead) => ahead.as_millis() as i64,
+            None => -(real.duration_since(start_std).as_millis() as i64),
+        };
+        Self(Source::Tokio {
+            start_ms: wall.saturating_add(shift),
+            start,
+        })
     }
 
     /// `start_ms` now, then as tokio's clock moves.
@@ -161,6 +174,17 @@ mod tests {
             clock.now(),
             std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_150_000)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clocks_made_after_an_advance_count_it() {
+        let first = Clock::tokio();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let second = Clock::tokio();
+        let gap = (first.now_ms() - second.now_ms()).abs();
+        assert!(gap < 1_000, "{gap} ms apart");
+        let ahead = second.now_ms() - Clock::system().now_ms();
+        assert!((3_599_000..3_601_000).contains(&ahead), "{ahead} ms ahead");
     }
 
     #[tokio::test]
