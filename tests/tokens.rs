@@ -388,7 +388,7 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_the_old_one_revoked() 
         "application/x-www-form-urlencoded"
     );
 
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    support::pass_time(Duration::from_millis(2_200)).await;
     bot_info(&app, id).await.unwrap();
     assert_eq!(
         to(&line, "/v2/oauth/accessToken").len(),
