@@ -23,8 +23,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
 /// Tests want time to pass without waiting for it: a reply token's
 /// lifetime, an access token's, a retention period. [`Clock::tokio`]
-/// starts at the wall clock and then advances with `tokio::time::Instant`,
-/// which `tokio::time::pause()` stops and `tokio::time::advance()` moves.
+/// starts at the wall clock (as tokio's clock sees it: see there) and then
+/// advances with `tokio::time::Instant`, which `tokio::time::pause()`
+/// stops and `tokio::time::advance()` moves.
 /// The service's timers (`sleep`, `interval`, `timeout`) run on tokio's
 /// clock already, so with this one the times it stores and the timers it
 /// waits on move together. Unpaused it keeps pace with the wall clock, so
