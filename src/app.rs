@@ -32,7 +32,7 @@ use crate::{
         NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
         sled_log::REPLY_TOKEN_LIFETIME,
     },
-    time::now_ms,
+    time::Clock,
     tokens::{TokenSettings, Tokens},
     uploads::Uploads,
 };
@@ -150,10 +150,21 @@ impl Listeners {
 }
 
 /// Runs the service until `shutdown` completes, then drains within
-/// `settings.shutdown_grace`.
+/// `settings.shutdown_grace`; time is the system's.
 pub async fn run(
     settings: Settings,
     listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    run_with_clock(settings, listeners, Clock::system(), shutdown).await
+}
+
+/// As [`run`], with the time read from `clock`: tests pass
+/// [`Clock::tokio`] to make time pass with `tokio::time::advance`.
+pub async fn run_with_clock(
+    settings: Settings,
+    listeners: Listeners,
+    clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
     let settings = Arc::new(settings);
@@ -204,7 +215,7 @@ pub async fn run(
     // "listening". NATS may take its connect window; the probes answer
     // meanwhile.
     let early = match &settings.store {
-        StoreBackend::Sled => Some(open_store(&settings, &cipher, Duration::ZERO).await?),
+        StoreBackend::Sled => Some(open_store(&settings, &cipher, &clock, Duration::ZERO).await?),
         StoreBackend::Nats(_) => None,
     };
     let mut grpc_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(grpc::serve(
@@ -228,7 +239,7 @@ pub async fn run(
     let opened = match early {
         Some(opened) => Some(Ok(opened)),
         None => tokio::select! {
-            opened = open_store(&settings, &cipher, nats::CONNECT_WINDOW) => Some(opened),
+            opened = open_store(&settings, &cipher, &clock, nats::CONNECT_WINDOW) => Some(opened),
             _ = &mut shutdown => None,
         },
     };
@@ -249,20 +260,21 @@ pub async fn run(
     };
     // Every failed write, whichever part meets it, makes the service not
     // ready at once (see store::watched).
-    let fault = StoreFault::default();
+    let fault = StoreFault::new(clock.clone());
     let mut watched = crate::store::Watched::new(store, fault.clone());
     if matches!(settings.store, StoreBackend::Sled) {
         // sled fails every write after one met a full disk, until opened
         // again; NATS recovers by itself.
         let dir = settings.data_dir.join(STORE_DIR);
         let cache_bytes = settings.store_cache_bytes;
+        let clock = clock.clone();
         watched = watched.with_opener(Box::new(move || {
-            Box::pin(reopen_sled(dir.clone(), cache_bytes))
+            Box::pin(reopen_sled(dir.clone(), cache_bytes, clock.clone()))
         }));
     }
     let store: Arc<dyn Store> = Arc::new(watched);
-    let fanout = Fanout::new(store.clone());
-    let channels = Channels::new(store.clone(), cipher.clone());
+    let fanout = Fanout::new(store.clone(), clock.clone());
+    let channels = Channels::new(store.clone(), cipher.clone(), clock.clone());
     let metrics = Metrics::new(store.commit_metrics());
     let line = line_client(&settings)
         .map_err(|reason| AppError::Serve {
@@ -279,13 +291,19 @@ pub async fn run(
         store.clone(),
         line.clone(),
         metrics.clone(),
+        clock.clone(),
     )
     .with_owner(store.instance_id());
-    let outbox = Outbox::new(store.clone(), tokens.clone(), metrics.clone())
-        .with_owner(store.instance_id())
-        .with_max_backoff(settings.outbox_max_backoff)
-        // An attempt, with its saves, fits in the lease twice over.
-        .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
+    let outbox = Outbox::new(
+        store.clone(),
+        tokens.clone(),
+        metrics.clone(),
+        clock.clone(),
+    )
+    .with_owner(store.instance_id())
+    .with_max_backoff(settings.outbox_max_backoff)
+    // An attempt, with its saves, fits in the lease twice over.
+    .with_lease(2 * settings.line_request_timeout + Duration::from_secs(10));
     // The watermark guards sled's files; on NATS the data dir holds only
     // media, which has its own bound.
     let space = match settings.store {
@@ -304,6 +322,7 @@ pub async fn run(
     let media = Media::new(
         settings.data_dir.join(MEDIA_DIR),
         tokens.clone(),
+        clock.clone(),
         Some(space.clone()),
     );
     let uploads = {
@@ -324,12 +343,13 @@ pub async fn run(
             reason: err.to_string(),
         })??
     };
-    let lookups = crate::lookup_cache::LookupCache::new();
+    let lookups = crate::lookup_cache::LookupCache::new(clock.clone());
     let profiles = crate::profiles::Profiles::new(
         settings.lookup_profiles,
         store.clone(),
         tokens.clone(),
         lookups.clone(),
+        clock.clone(),
     );
     let rekeyer = rotation.map(|check| {
         metrics.master_key_rotation_pending.set(1);
@@ -343,6 +363,7 @@ pub async fn run(
         ))
     });
     ready.set(Services {
+        clock: clock.clone(),
         store: store.clone(),
         channels,
         tokens: tokens.clone(),
@@ -378,6 +399,7 @@ pub async fn run(
         uploads,
         settings.clone(),
         space.clone(),
+        clock,
     ));
     let renewer = tokio::spawn(renew_tokens_forever(tokens));
     let space_watcher = tokio::spawn(space.clone().watch_forever());
@@ -506,6 +528,7 @@ pub fn tokens(
     store: Arc<dyn Store>,
     line: LineClient,
     metrics: Metrics,
+    clock: Clock,
 ) -> Tokens {
     // One pacer for the process: every channel client shares its buckets.
     let pacer = Pacer::new(
@@ -522,6 +545,7 @@ pub fn tokens(
             v2_1_lifetime: settings.token_v2_1_lifetime,
         },
         metrics,
+        clock,
     )
 }
 
@@ -531,13 +555,14 @@ async fn prune_forever(
     uploads: Uploads,
     settings: Arc<Settings>,
     space: SpaceWatch,
+    clock: Clock,
 ) {
     let mut ticks = tokio::time::interval(PRUNE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for tick in 0u64.. {
         ticks.tick().await;
         if tick % MEDIA_PRUNE_EVERY == 0 {
-            let before = std::time::SystemTime::now() - settings.media_retention;
+            let before = clock.now() - settings.media_retention;
             let removed = media.prune(before, settings.media_max_bytes).await;
             if removed > 0 {
                 tracing::info!(removed, "media retention removed kept media");
@@ -545,7 +570,7 @@ async fn prune_forever(
         }
         // An in-memory walk that stops at the first upload it keeps: every
         // tick, so an expired URL stops working within a second.
-        let removed = uploads.prune(now_ms()).await;
+        let removed = uploads.prune(clock.now_ms()).await;
         if removed > 0 {
             tracing::info!(removed, "outbound media retention removed uploads");
         }
@@ -555,7 +580,7 @@ async fn prune_forever(
             // failing every write after it: wait for space.
             continue;
         }
-        let now = now_ms();
+        let now = clock.now_ms();
         let before = |age: Duration| now.saturating_sub(age.as_millis() as i64);
         let retention = Retention {
             events_before_ms: before(settings.event_retention),
@@ -604,7 +629,7 @@ async fn follow_readiness(
             // every write).
             match services
                 .store
-                .meta_put(STORE_PROBE, &now_ms().to_be_bytes())
+                .meta_put(STORE_PROBE, &services.clock.now_ms().to_be_bytes())
                 .await
             {
                 Ok(()) => {
@@ -783,13 +808,14 @@ fn data_dir_key_fits(settings: &Settings, stored_check: &[u8]) -> bool {
 /// data dir holds no store yet; nothing is created then.
 pub async fn open_offline(
     settings: &Settings,
+    clock: &Clock,
 ) -> Result<Option<(Arc<dyn Store>, Cipher)>, AppError> {
     if settings.store == StoreBackend::Sled && !settings.data_dir.join(STORE_DIR).exists() {
         return Ok(None);
     }
     let cipher = cipher(settings)?;
     // A check reports an unreachable NATS at once rather than waiting for it.
-    let (store, _) = open_store(settings, &cipher, Duration::ZERO).await?;
+    let (store, _) = open_store(settings, &cipher, clock, Duration::ZERO).await?;
     Ok(Some((store, cipher)))
 }
 
@@ -823,14 +849,20 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
 /// `nats_connect_window`: how long to keep trying to reach NATS.
 /// Opens the sled store again in this process (see `store::Watched`),
 /// waiting a moment for the old handle's files to be released.
-async fn reopen_sled(dir: PathBuf, cache_bytes: u64) -> Result<Arc<dyn Store>, StoreError> {
+async fn reopen_sled(
+    dir: PathBuf,
+    cache_bytes: u64,
+    clock: Clock,
+) -> Result<Arc<dyn Store>, StoreError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let path = dir.clone();
-        let opened =
-            tokio::task::spawn_blocking(move || SledStore::open_with_cache(&path, cache_bytes))
-                .await
-                .map_err(|e| StoreError::Backend(format!("reopening the store: {e}")))?;
+        let now_ms = clock.now_ms();
+        let opened = tokio::task::spawn_blocking(move || {
+            SledStore::open_with_cache(&path, cache_bytes, now_ms)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("reopening the store: {e}")))?;
         match opened {
             Ok(store) => {
                 tracing::info!("the store was reopened");
@@ -847,6 +879,7 @@ async fn reopen_sled(dir: PathBuf, cache_bytes: u64) -> Result<Arc<dyn Store>, S
 async fn open_store(
     settings: &Settings,
     cipher: &Cipher,
+    clock: &Clock,
     nats_connect_window: Duration,
 ) -> Result<(Arc<dyn Store>, Option<Vec<u8>>), AppError> {
     let store: Arc<dyn Store> = match &settings.store {
@@ -857,22 +890,24 @@ async fn open_store(
             // sled takes a file cut short for an empty store.
             let existed = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
             let cache_bytes = settings.store_cache_bytes;
+            let now_ms = clock.now_ms();
             let damaged = |reason: String| {
                 AppError::Store(StoreError::Damaged {
                     path: data_file.display().to_string(),
                     reason,
                 })
             };
-            let store =
-                tokio::task::spawn_blocking(move || SledStore::open_with_cache(&dir, cache_bytes))
-                    .await
-                    .map_err(|e| {
-                        if e.is_panic() {
-                            damaged("sled could not read it".into())
-                        } else {
-                            AppError::Store(StoreError::Backend(e.to_string()))
-                        }
-                    })??;
+            let store = tokio::task::spawn_blocking(move || {
+                SledStore::open_with_cache(&dir, cache_bytes, now_ms)
+            })
+            .await
+            .map_err(|e| {
+                if e.is_panic() {
+                    damaged("sled could not read it".into())
+                } else {
+                    AppError::Store(StoreError::Backend(e.to_string()))
+                }
+            })??;
             if existed
                 && !store
                     .meta_contains(MASTER_KEY_CHECK)
@@ -898,6 +933,7 @@ async fn open_store(
                 max_events: settings.event_retention_max_events,
                 dedupe_window: settings.dedupe_window,
                 data_dir: settings.data_dir.clone(),
+                clock: clock.clone(),
             };
             tracing::info!(prefix = %nats.prefix, replicas = nats.replicas, "opening the store on NATS JetStream");
             Arc::new(NatsStore::open(&options).await?)

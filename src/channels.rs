@@ -14,7 +14,7 @@ use crate::{
     store::{
         ChannelRecord, KeyPairRecord, PreviousSecret, SealedSecret, Store, StoreError, TokenMode,
     },
-    time::now_ms,
+    time::Clock,
 };
 
 /// Prefix of our channel ids.
@@ -206,14 +206,17 @@ pub struct ChannelChanges {
 pub struct Channels {
     store: Arc<dyn Store>,
     cipher: Cipher,
+    /// Dates creations, updates and secrets' grace periods (and ids).
+    clock: Clock,
     ids: Arc<Mutex<ulid::Generator>>,
 }
 
 impl Channels {
-    pub fn new(store: Arc<dyn Store>, cipher: Cipher) -> Self {
+    pub fn new(store: Arc<dyn Store>, cipher: Cipher, clock: Clock) -> Self {
         Self {
             store,
             cipher,
+            clock,
             ids: Arc::new(Mutex::new(ulid::Generator::new())),
         }
     }
@@ -227,7 +230,7 @@ impl Channels {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let ulid = ids
-            .generate()
+            .generate_from_datetime(self.clock.now())
             .unwrap_or_else(|overflow| overflow.commit_overflow_random());
         format!(
             "{CHANNEL_ID_PREFIX}{}",
@@ -305,7 +308,7 @@ impl Channels {
     pub async fn create(&self, new: NewChannel) -> Result<ChannelRecord, ChannelError> {
         let token_mode = resolve_token_mode(new.token_mode, new.access_token.is_some(), None)?;
         let id = self.new_id();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let record = ChannelRecord {
             channel_secret: self.seal(&id, "channel_secret", &new.channel_secret),
             access_token: new
@@ -370,7 +373,7 @@ impl Channels {
             public_jwk: generated.public_jwk,
             thumbprint: generated.thumbprint,
             kid: None,
-            create_time_ms: now_ms(),
+            create_time_ms: self.clock.now_ms(),
         };
         let record = self
             .modify(id, |current| {
@@ -498,7 +501,7 @@ impl Channels {
                 return Ok(current);
             }
             next.version = current.version + 1;
-            next.update_time_ms = now_ms();
+            next.update_time_ms = self.clock.now_ms();
             match self.store.replace_channel(current.version, &next).await {
                 Ok(()) => return Ok(next),
                 Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
@@ -522,7 +525,7 @@ impl Channels {
         if let Some(line_id) = &changes.line_channel_id {
             next.line_channel_id = line_id.clone();
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let Some((secret, grace)) = &changes.channel_secret
             && !self.holds(
                 &current.id,
@@ -655,7 +658,11 @@ mod tests {
 
     fn channels(dir: &std::path::Path) -> Channels {
         let store = SledStore::open(dir).unwrap();
-        Channels::new(Arc::new(store), Cipher::new(&MasterKey::generate()))
+        Channels::new(
+            Arc::new(store),
+            Cipher::new(&MasterKey::generate()),
+            Clock::system(),
+        )
     }
 
     async fn register(channels: &Channels, line_id: &str) -> ChannelRecord {
@@ -684,7 +691,7 @@ mod tests {
         let channels = channels(dir.path());
         let created = register(&channels, "1").await;
 
-        let before = now_ms();
+        let before = channels.clock.now_ms();
         let rotated = channels
             .update(&created.id, rotate(SECRET_B, Duration::from_secs(600)))
             .await

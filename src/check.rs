@@ -19,6 +19,7 @@ use crate::{
     proto::v1::{self as pb, channel_admin_client::ChannelAdminClient},
     settings::Settings,
     store::{ChannelRecord, StoreError, TokenMode},
+    time::Clock,
     tokens::Tokens,
 };
 
@@ -60,19 +61,21 @@ pub async fn run(settings: &Settings, out: &mut impl Write) -> usize {
         }
     }
 
-    match app::open_offline(settings).await {
+    let clock = Clock::system();
+    match app::open_offline(settings, &clock).await {
         Ok(None) => line(format!(
             "store {}: none yet (the service has not run with this data dir); no channels to check",
             settings.data_dir.display()
         )),
         Ok(Some((store, cipher))) => {
-            let channels = Channels::new(store.clone(), cipher);
+            let channels = Channels::new(store.clone(), cipher, clock.clone());
             let tokens = app::tokens(
                 settings,
                 channels.clone(),
                 store.clone(),
                 client,
                 Metrics::default(),
+                clock,
             );
             failures += check_offline(&channels, &tokens, &mut line).await;
             if let Err(err) = store.close().await {

@@ -23,7 +23,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     store::{EventRecord, Store, StoreError},
-    time::now_ms,
+    time::Clock,
 };
 
 /// Records read from the log per step of catch-up.
@@ -75,15 +75,18 @@ pub enum StreamEnd {
 #[derive(Clone)]
 pub struct Fanout {
     store: Arc<dyn Store>,
+    /// Dates checkpoints.
+    clock: Clock,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     active: Arc<AtomicUsize>,
 }
 
 impl Fanout {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
         Self {
             store,
+            clock,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             active: Arc::new(AtomicUsize::new(0)),
@@ -96,6 +99,7 @@ impl Fanout {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let stream = Stream {
             store: self.store.clone(),
+            clock: self.clock.clone(),
             filter,
             tx,
             shutdown: self.shutdown.clone(),
@@ -156,6 +160,7 @@ impl From<StoreError> for Stop {
 
 struct Stream {
     store: Arc<dyn Store>,
+    clock: Clock,
     filter: Filter,
     tx: mpsc::Sender<Result<Item, StreamEnd>>,
     shutdown: CancellationToken,
@@ -306,7 +311,7 @@ impl Stream {
             sequence: self.position,
             head: self.store.bounds().head,
             caught_up,
-            time_ms: now_ms(),
+            time_ms: self.clock.now_ms(),
         };
         self.send(Item::Checkpoint(checkpoint)).await
     }

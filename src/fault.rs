@@ -16,70 +16,79 @@ use std::{
     time::Duration,
 };
 
-use crate::{store::StoreError, time::now_ms};
+use crate::{store::StoreError, time::Clock};
 
 /// How long writes may keep failing before `/healthz` fails.
 pub const LIVENESS_AFTER: Duration = Duration::from_secs(10);
 
 /// Cheap to clone; clones share the state.
-#[derive(Debug, Clone, Default)]
-pub struct StoreFault(Arc<Inner>);
+#[derive(Debug, Clone)]
+pub struct StoreFault {
+    state: Arc<State>,
+    clock: Clock,
+}
 
 #[derive(Debug, Default)]
-struct Inner {
-    /// When writes began to fail (Unix ms); 0 while they succeed.
+struct State {
+    /// When writes started failing (Unix ms); 0 while they succeed.
     since: AtomicI64,
     /// Whether the last failure was for lack of space.
     full: AtomicBool,
 }
 
 impl StoreFault {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+        }
+    }
+
     /// Notes a failed store call; only failures of the backend count.
     pub fn failed(&self, err: &StoreError) {
         if err.is_backend_failure() {
             // A reopen in progress says nothing new about why.
             if !matches!(err, StoreError::Reopening) {
-                self.0
+                self.state
                     .full
                     .store(matches!(err, StoreError::Full(_)), Ordering::SeqCst);
             }
-            let _ = self.0.since.compare_exchange(
-                0,
-                now_ms().max(1),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
+            let now = self.clock.now_ms().max(1);
+            let _ = self
+                .state
+                .since
+                .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
     /// Notes that a write succeeded: the store works.
     pub fn cleared(&self) -> bool {
-        self.0.since.swap(0, Ordering::SeqCst) != 0
+        self.state.since.swap(0, Ordering::SeqCst) != 0
     }
 
     /// Whether the last write failed (and none succeeded since).
     pub fn is_faulted(&self) -> bool {
-        self.0.since.load(Ordering::SeqCst) != 0
+        self.state.since.load(Ordering::SeqCst) != 0
     }
 
     /// Whether the last failed write failed for lack of space.
     pub fn is_full(&self) -> bool {
-        self.is_faulted() && self.0.full.load(Ordering::SeqCst)
+        self.is_faulted() && self.state.full.load(Ordering::SeqCst)
     }
 
     /// Whether writes have failed for [`LIVENESS_AFTER`] for a reason a
     /// restart may cure (not a lack of space).
     pub fn needs_restart(&self) -> bool {
-        !self.0.full.load(Ordering::SeqCst)
+        !self.state.full.load(Ordering::SeqCst)
             && self.failing_for().is_some_and(|d| d >= LIVENESS_AFTER)
     }
 
     /// How long writes have been failing, if they are.
     pub fn failing_for(&self) -> Option<Duration> {
-        match self.0.since.load(Ordering::SeqCst) {
+        match self.state.since.load(Ordering::SeqCst) {
             0 => None,
             since => Some(Duration::from_millis(
-                now_ms().saturating_sub(since).max(0) as u64
+                self.clock.now_ms().saturating_sub(since).max(0) as u64,
             )),
         }
     }
@@ -91,7 +100,7 @@ mod tests {
 
     #[test]
     fn backend_failures_fault_until_a_write_succeeds() {
-        let fault = StoreFault::default();
+        let fault = StoreFault::new(Clock::system());
         fault.failed(&StoreError::NotFound { id: "x".into() });
         assert!(!fault.is_faulted(), "only I/O failures count");
         fault.failed(&StoreError::Backend("No space left on device".into()));
@@ -104,10 +113,13 @@ mod tests {
 
     #[test]
     fn a_full_store_is_not_a_reason_to_restart() {
-        let fault = StoreFault::default();
+        let fault = StoreFault::new(Clock::system());
         fault.failed(&StoreError::Full("No space left on device".into()));
         // As if it had been failing for a minute.
-        fault.0.since.store(now_ms() - 60_000, Ordering::SeqCst);
+        fault
+            .state
+            .since
+            .store(Clock::system().now_ms() - 60_000, Ordering::SeqCst);
         assert!(fault.is_faulted() && !fault.needs_restart());
         fault.failed(&StoreError::Reopening);
         assert!(!fault.needs_restart(), "a reopen keeps the reason");

@@ -63,7 +63,9 @@
 //! - [`fault`]: store write failures: not ready at once, not live if they last.
 //! - [`log_limit`]: repeated errors logged as counts, not lines.
 //! - [`space`]: the data dir's low-space watermark (writes stop below it).
-//! - [`shutdown`], [`telemetry`], [`time`]: stop signal, logging, clocks.
+//! - [`time`]: the [`Clock`] every part reads the time from (the system's;
+//!   in tests tokio's, which `pause()`/`advance()` move), and Timestamps.
+//! - [`shutdown`], [`telemetry`]: stop signal, logging.
 
 // What the binary, the tests, the benches and the fuzz targets use is
 // public; everything else is the crate's own, so unused code is reported.
@@ -107,3 +109,5 @@ pub use http::signature;
 /// LINE's JSON both ways: webhook bodies into events, messages into LINE's
 /// message objects (fuzzed in `fuzz/` and `tests/fuzz.rs`).
 pub use line::wire;
+/// The service's time: the system's, or tokio's (pausable) in tests.
+pub use time::Clock;

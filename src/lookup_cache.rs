@@ -3,8 +3,8 @@
 //! `grpc::quota` reuses for 30 s only), per channel. Only successful answers are stored; an entry lives at most
 //! [`LOOKUP_TTL`], and past [`LOOKUP_CAPACITY`] entries the oldest goes.
 //!
-//! Time comes from a replaceable clock (Unix milliseconds) so that expiry
-//! can be tested without waiting; it also dates `fetch_time`.
+//! Time comes from the service's [`Clock`], so that expiry can be tested
+//! without waiting; it also dates `fetch_time`.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,7 +16,7 @@ use std::{
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{line::api::segment, store::ChannelRecord, time::now_ms};
+use crate::{line::api::segment, store::ChannelRecord, time::Clock};
 
 /// The lookup key of a user's profile (one spelling for every user).
 pub fn profile_key(user_id: &str) -> String {
@@ -39,9 +39,6 @@ pub fn member_key(kind: &str, chat_id: &str, user_id: &str) -> String {
 pub const LOOKUP_TTL: Duration = Duration::from_secs(5 * 60);
 /// Entries kept at most; the oldest is dropped to make room.
 pub const LOOKUP_CAPACITY: usize = 10_000;
-
-/// Now, in Unix milliseconds.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// A cached answer: LINE's response body and when LINE was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,16 +81,10 @@ impl State {
     }
 }
 
-impl Default for LookupCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl LookupCache {
-    /// The production cache: [`LOOKUP_TTL`], [`LOOKUP_CAPACITY`], wall clock.
-    pub fn new() -> Self {
-        Self::with(LOOKUP_TTL, LOOKUP_CAPACITY, Arc::new(now_ms))
+    /// The production cache: [`LOOKUP_TTL`], [`LOOKUP_CAPACITY`].
+    pub fn new(clock: Clock) -> Self {
+        Self::with(LOOKUP_TTL, LOOKUP_CAPACITY, clock)
     }
 
     pub fn with(ttl: Duration, capacity: usize, clock: Clock) -> Self {
@@ -109,7 +100,7 @@ impl LookupCache {
 
     /// Now, by the cache's clock (Unix milliseconds).
     pub fn now_ms(&self) -> i64 {
-        (self.inner.clock)()
+        self.inner.clock.now_ms()
     }
 
     fn fresh(&self, cached: &Cached, now: i64) -> bool {
@@ -214,18 +205,11 @@ impl LookupCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicI64, Ordering};
-
     use super::*;
 
-    fn cache(capacity: usize) -> (LookupCache, Arc<AtomicI64>) {
-        let now = Arc::new(AtomicI64::new(1_700_000_000_000));
-        let clock = now.clone();
-        let cache = LookupCache::with(
-            Duration::from_secs(300),
-            capacity,
-            Arc::new(move || clock.load(Ordering::SeqCst)),
-        );
+    fn cache(capacity: usize) -> (LookupCache, Clock) {
+        let now = Clock::manual(1_700_000_000_000);
+        let cache = LookupCache::with(Duration::from_secs(300), capacity, now.clone());
         (cache, now)
     }
 
@@ -243,9 +227,9 @@ mod tests {
         assert_eq!(cache.get("ch_a", "profile/U1").unwrap().body, "one");
         // Scoped per channel.
         assert!(cache.get("ch_b", "profile/U1").is_none());
-        now.fetch_add(299_999, Ordering::SeqCst);
+        now.shift(299_999);
         assert!(cache.get("ch_a", "profile/U1").is_some());
-        now.fetch_add(1, Ordering::SeqCst);
+        now.shift(1);
         assert!(cache.get("ch_a", "profile/U1").is_none());
         assert!(cache.is_empty(), "an expired entry is dropped when found");
     }
@@ -260,7 +244,7 @@ mod tests {
         cache.insert("ch_a", "k", stale);
         assert!(cache.is_empty(), "a stale answer is not stored");
         cache.insert("ch_a", "k", answer(&cache, "x"));
-        now.fetch_sub(1, Ordering::SeqCst);
+        now.shift(-1);
         assert!(cache.get("ch_a", "k").is_none(), "the clock went back");
     }
 
@@ -269,7 +253,7 @@ mod tests {
         let (cache, now) = cache(3);
         for i in 0..3 {
             cache.insert("ch_a", &format!("k{i}"), answer(&cache, "v"));
-            now.fetch_add(1, Ordering::SeqCst);
+            now.shift(1);
         }
         // Replacing an entry makes it the newest.
         cache.insert("ch_a", "k0", answer(&cache, "v0"));
@@ -285,9 +269,9 @@ mod tests {
     fn lookup_cache_drops_expired_entries_before_live_ones() {
         let (cache, now) = cache(3);
         cache.insert("ch_a", "old", answer(&cache, "v"));
-        now.fetch_add(200_000, Ordering::SeqCst);
+        now.shift(200_000);
         cache.insert("ch_a", "mid", answer(&cache, "v"));
-        now.fetch_add(200_000, Ordering::SeqCst);
+        now.shift(200_000);
         cache.insert("ch_a", "new", answer(&cache, "v"));
         assert_eq!(cache.len(), 2, "`old` expired and was dropped");
         assert!(cache.get("ch_a", "mid").is_some());

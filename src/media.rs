@@ -20,7 +20,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     line::{self, CallError, client::Content},
     space::SpaceWatch,
-    time::now_ms,
+    time::Clock,
     tokens::Tokens,
 };
 
@@ -123,6 +123,8 @@ struct Inner {
     tokens: Tokens,
     /// The data dir's free space: media never takes what the store needs.
     space: Option<SpaceWatch>,
+    /// Dates the media's state.
+    clock: Clock,
     queue: mpsc::Sender<Job>,
     without_content: std::sync::Mutex<WithoutContentSeen>,
     shutdown: CancellationToken,
@@ -137,12 +139,13 @@ pub fn valid_message_id(id: &str) -> bool {
 impl Media {
     /// `space`: fetches wait while the data dir has no room above the
     /// store's watermark (`None`: unchecked).
-    pub fn new(dir: PathBuf, tokens: Tokens, space: Option<SpaceWatch>) -> Self {
+    pub fn new(dir: PathBuf, tokens: Tokens, clock: Clock, space: Option<SpaceWatch>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             dir,
             tokens,
             space,
+            clock,
             queue,
             without_content: std::sync::Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -181,7 +184,7 @@ impl Media {
             preview_content_type: String::new(),
             file_name: job.file_name.clone(),
             error: String::new(),
-            update_time_ms: now_ms(),
+            update_time_ms: self.inner.clock.now_ms(),
         };
         if let Err(err) = write_meta_sync(&path, &meta) {
             if let Some(suppressed) = MEDIA_FAILED.admit() {
@@ -296,7 +299,7 @@ impl Inner {
             preview_content_type: String::new(),
             file_name: job.file_name.clone(),
             error: String::new(),
-            update_time_ms: now_ms(),
+            update_time_ms: self.clock.now_ms(),
         });
         let outcome = self.download(&job, false).await;
         match outcome {
@@ -324,7 +327,7 @@ impl Inner {
                 meta.error = reason;
             }
         }
-        meta.update_time_ms = now_ms();
+        meta.update_time_ms = self.clock.now_ms();
         if let Err(err) = write_meta(&meta_path, &meta).await
             && let Some(suppressed) = MEDIA_FAILED.admit()
         {

@@ -26,7 +26,7 @@ use crate::{
         ChannelRecord, DeliveryRecord, DeliveryState, LineErrorDetailRecord, LineErrorRecord,
         LoggedRecords, SendKind, SentMessageRecord, Store, StoreError,
     },
-    time::now_ms,
+    time::Clock,
     tokens::{TokenError, Tokens},
 };
 
@@ -104,6 +104,8 @@ struct Inner {
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// Dates sends and their attempts, leases and retry windows (and ids).
+    clock: Clock,
     ids: Mutex<ulid::Generator>,
     /// This process, as the holder of delivery leases.
     owner: String,
@@ -119,7 +121,7 @@ pub fn conversation_id(conversation: &str) -> &str {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, tokens: Tokens, metrics: Metrics) -> Self {
+    pub fn new(store: Arc<dyn Store>, tokens: Tokens, metrics: Metrics, clock: Clock) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -130,6 +132,7 @@ impl Outbox {
                 limits: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
+                clock,
                 ids: Mutex::new(ulid::Generator::new()),
                 owner: uuid::Uuid::new_v4().simple().to_string(),
                 lease: DEFAULT_LEASE,
@@ -177,7 +180,7 @@ impl Outbox {
     /// for the same request, returns that delivery instead (`true`).
     pub async fn submit(&self, new: NewDelivery) -> Result<(DeliveryRecord, bool), OutboxError> {
         let digest = digest(&new);
-        let now = now_ms();
+        let now = self.inner.clock.now_ms();
         let record = DeliveryRecord {
             id: self.new_id(),
             channel_id: new.channel_id,
@@ -346,7 +349,7 @@ impl Outbox {
     fn new_id(&self) -> String {
         let mut ids = self.inner.ids.lock().unwrap_or_else(|p| p.into_inner());
         let ulid = ids
-            .generate()
+            .generate_from_datetime(self.inner.clock.now())
             .unwrap_or_else(|overflow| overflow.commit_overflow_random());
         format!("dl_{}", ulid.to_string().to_ascii_lowercase())
     }
@@ -464,7 +467,7 @@ impl Inner {
 
     /// Takes or renews the lease to cover a wait of `wait` first.
     async fn take_lease_for(&self, id: &str, wait: Duration) -> Result<bool, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let until = now.saturating_add((wait + self.lease).as_millis() as i64);
         self.store.lease_delivery(id, &self.owner, now, until).await
     }
@@ -532,9 +535,9 @@ impl Inner {
             }
             // Taken up before its next attempt is due: wait for it.
             if let Some(next) = record.next_attempt_ms
-                && next > now_ms()
+                && next > self.clock.now_ms()
             {
-                let pause = Duration::from_millis((next - now_ms()).max(0) as u64);
+                let pause = Duration::from_millis((next - self.clock.now_ms()).max(0) as u64);
                 if !self.wait_holding(&record.id, pause).await {
                     return;
                 }
@@ -562,7 +565,7 @@ impl Inner {
                 }
                 Ok(Attempt::RetryAfter(pause)) => {
                     let pause = pause.unwrap_or_else(|| backoff(record.attempts, self.max_backoff));
-                    let elapsed = now_ms().saturating_sub(record.create_time_ms);
+                    let elapsed = self.clock.now_ms().saturating_sub(record.create_time_ms);
                     let window = match record.kind {
                         SendKind::Reply => REPLY_WINDOW,
                         _ => RETRY_WINDOW,
@@ -580,7 +583,7 @@ impl Inner {
                         return;
                     }
                     record.state = DeliveryState::Queued;
-                    record.next_attempt_ms = Some(now_ms() + pause.as_millis() as i64);
+                    record.next_attempt_ms = Some(self.clock.now_ms() + pause.as_millis() as i64);
                     if !self.save(&mut record).await || !self.wait_holding(&record.id, pause).await
                     {
                         return;
@@ -600,7 +603,7 @@ impl Inner {
 
     /// One attempt; the record is saved before the request and after.
     async fn attempt(&self, record: &mut DeliveryRecord) -> Result<Attempt, StoreError> {
-        let age = now_ms().saturating_sub(record.create_time_ms);
+        let age = self.clock.now_ms().saturating_sub(record.create_time_ms);
         if record.kind != SendKind::Reply
             && record.attempts > 0
             && age > RETRY_KEY_LIFETIME.as_millis() as i64
@@ -861,7 +864,7 @@ impl Inner {
     async fn store_update(&self, record: &mut DeliveryRecord) -> Result<(), StoreError> {
         let previous = record.update_time_ms;
         // Strictly increasing, so that another process can tell it moved.
-        record.update_time_ms = now_ms().max(previous + 1);
+        record.update_time_ms = self.clock.now_ms().max(previous + 1);
         if let Err(err) = self.store.update_delivery(previous, record).await {
             record.update_time_ms = previous;
             return Err(err);
@@ -878,7 +881,7 @@ impl Inner {
     /// [`outbound::pending`]); notes in `record` what is there now. A
     /// failure is logged and left for the next save, or a restart.
     async fn append_records(&self, record: &mut DeliveryRecord) -> bool {
-        let pending = outbound::pending(record, now_ms());
+        let pending = outbound::pending(record, self.clock.now_ms());
         if pending.is_empty() {
             return true;
         }

@@ -32,7 +32,7 @@ use crate::{
     lookup_cache::{LookupCache, group_key, member_key, profile_key},
     proto::v1 as pb,
     store::{NewEvent, Store},
-    time::{now_ms, timestamp},
+    time::{Clock, timestamp},
     tokens::{TokenError, Tokens},
 };
 
@@ -126,6 +126,8 @@ struct Inner {
     store: Arc<dyn Store>,
     tokens: Tokens,
     lookups: LookupCache,
+    /// Dates lookups (when a subject is asked again) and their records.
+    clock: Clock,
     queue: mpsc::Sender<Job>,
     /// Subject key → its last lookup.
     seen: Mutex<HashMap<String, Seen>>,
@@ -135,13 +137,20 @@ struct Inner {
 
 impl Profiles {
     /// With `enabled` false, events queue nothing (`lookup_profiles`).
-    pub fn new(enabled: bool, store: Arc<dyn Store>, tokens: Tokens, lookups: LookupCache) -> Self {
+    pub fn new(
+        enabled: bool,
+        store: Arc<dyn Store>,
+        tokens: Tokens,
+        lookups: LookupCache,
+        clock: Clock,
+    ) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             enabled,
             store,
             tokens,
             lookups,
+            clock,
             queue,
             seen: Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -245,7 +254,7 @@ impl Profiles {
             }
             pb::SourceType::Unspecified => return,
         };
-        let now = now_ms();
+        let now = self.inner.clock.now_ms();
         for (subject, always) in wanted {
             let seen_key = subject.key(channel_id);
             if !self.inner.claim(&seen_key, now, always) {
@@ -320,7 +329,7 @@ impl Inner {
         seen.insert(
             key.to_owned(),
             Seen {
-                at_ms: now_ms(),
+                at_ms: self.clock.now_ms(),
                 failures: if answered { 0 } else { failures + 1 },
                 pending: false,
             },
@@ -420,7 +429,7 @@ impl Inner {
         };
         update.trigger_sequence = job.trigger_sequence;
         update.fetch_time = Some(timestamp(fetched));
-        let record = record(&job.channel_id, &job.chat, update, now_ms());
+        let record = record(&job.channel_id, &job.chat, update, self.clock.now_ms());
         let stored = self.store.append(vec![record]).await;
         self.ended(&job.seen_key, stored.is_ok());
         if let Err(err) = stored

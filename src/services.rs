@@ -7,11 +7,15 @@ use std::sync::{Arc, OnceLock};
 use crate::{
     channels::Channels, fanout::Fanout, fault::StoreFault, inbound::Inbound,
     lookup_cache::LookupCache, media::Media, metrics::Metrics, outbox::Outbox, space::SpaceWatch,
-    store::Store, tokens::Tokens, uploads::Uploads,
+    store::Store, time::Clock, tokens::Tokens, uploads::Uploads,
 };
 
 #[derive(Clone)]
 pub struct Services {
+    /// The time, for the handlers that date or age something (reply
+    /// tokens, acks, uploads, webhook secrets); the parts below hold the
+    /// same clock.
+    pub clock: Clock,
     pub store: Arc<dyn Store>,
     pub channels: Channels,
     /// Channel access tokens, obtained and renewed as each channel's mode says.

@@ -103,6 +103,48 @@ async fn get_profile_asks_line_once_and_then_answers_from_the_cache() {
 }
 
 #[tokio::test]
+async fn a_cached_profile_is_asked_for_again_after_five_minutes() {
+    let line = FakeLine::start().await;
+    for name in ["LINE taro", "LINE taro (renamed)"] {
+        let body = format!(r#"{{"displayName":"{name}","userId":"{USER}"}}"#);
+        line.script(PROFILE, 200, &[], &body);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
+    let mut messaging = app.messaging().await;
+    let first = messaging
+        .get_profile(profile(&channel, USER))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The contract says "at most 5 minutes".
+    support::pass_time(Duration::from_secs(5 * 60 - 1)).await;
+    let cached = messaging
+        .get_profile(profile(&channel, USER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cached, first);
+    assert_eq!(line.requests().len(), 1, "still a cache hit");
+
+    support::pass_time(Duration::from_secs(2)).await;
+    let again = messaging
+        .get_profile(profile(&channel, USER))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(line.requests().len(), 2, "LINE asked again");
+    assert_eq!(again.display_name, "LINE taro (renamed)");
+    let (before, after) = (first.fetch_time.unwrap(), again.fetch_time.unwrap());
+    assert!(
+        after.seconds - before.seconds >= 5 * 60,
+        "{before:?} {after:?}"
+    );
+}
+
+#[tokio::test]
 async fn profiles_without_optional_fields_answer_empty_strings() {
     let line = FakeLine::start().await;
     line.script(

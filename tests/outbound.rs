@@ -290,6 +290,59 @@ async fn send_replies_with_a_fresh_token_once_then_pushes() {
 }
 
 #[tokio::test]
+async fn send_pushes_once_the_chats_reply_token_is_older_than_50_s() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_with_line(dir.path(), &line).await;
+    let channel = create_channel_with_token(&app).await;
+
+    // Uold's token will be 55 s old, Unew's 15 s: LINE's reply tokens
+    // live about a minute, and Send uses none older than 50 s.
+    let client = reqwest::Client::new();
+    let old = support::text_body("old", 1, "Uold");
+    let sent = post_webhook(&client, &app, &channel.id, SECRET, &old).await;
+    assert_eq!(sent.status(), 200);
+    support::pass_time(Duration::from_secs(40)).await;
+    let client = reqwest::Client::new();
+    let new = support::text_body("new", 1, "Unew");
+    let sent = post_webhook(&client, &app, &channel.id, SECRET, &new).await;
+    assert_eq!(sent.status(), 200);
+    support::pass_time(Duration::from_secs(15)).await;
+
+    let mut messaging = app.messaging().await;
+    let send = |user: &str| pb::SendRequest {
+        channel_id: channel.id.clone(),
+        conversation: to_user(user),
+        messages: vec![text_message("thanks")],
+        ..Default::default()
+    };
+    let stale = messaging.send(send("Uold")).await.unwrap().into_inner();
+    assert_eq!(stale.route(), pb::Route::Push, "{}", stale.route_reason);
+    assert!(
+        stale.route_reason.contains("younger than 50 s"),
+        "{}",
+        stale.route_reason
+    );
+    let fresh = messaging.send(send("Unew")).await.unwrap().into_inner();
+    assert_eq!(fresh.route(), pb::Route::Reply, "{}", fresh.route_reason);
+    assert!(
+        fresh.route_reason.contains("received 15."),
+        "{}",
+        fresh.route_reason
+    );
+    let mut no_push = send("Uold");
+    no_push.allow_push = Some(false);
+    let status = messaging.send(no_push).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
+    let requests = line.requests();
+    let paths: Vec<_> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, [PUSH, REPLY]);
+    assert_eq!(body(&requests[0])["to"], "Uold");
+    assert_eq!(body(&requests[1])["replyToken"], "reply-new-0");
+}
+
+#[tokio::test]
 async fn a_rejected_reply_token_falls_back_to_push_when_allowed() {
     let line = FakeLine::start().await;
     line.script(REPLY, 400, &[], r#"{"message":"Invalid reply token"}"#);

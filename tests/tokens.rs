@@ -388,7 +388,7 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_the_old_one_revoked() 
         "application/x-www-form-urlencoded"
     );
 
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    support::pass_time(Duration::from_millis(2_200)).await;
     bot_info(&app, id).await.unwrap();
     assert_eq!(
         to(&line, "/v2/oauth/accessToken").len(),
@@ -412,6 +412,67 @@ async fn short_lived_tokens_are_renewed_before_expiry_and_the_old_one_revoked() 
         bearer(to(&line, BOT_INFO).last().unwrap()),
         "Bearer v2-token-b"
     );
+}
+
+#[tokio::test]
+async fn a_30_day_token_is_renewed_a_refresh_margin_before_it_expires() {
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(&line, dir.path()).await;
+    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
+    let id = channel.id.as_str();
+    const DAY: Duration = Duration::from_secs(86_400);
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    // LINE's short-lived tokens live 30 days; the margin is a day.
+    for token in ["v2-token-a", "v2-token-b"] {
+        line.script(
+            "/v2/oauth/accessToken",
+            200,
+            &[],
+            &token_body(token, 30 * DAY.as_secs(), None),
+        );
+    }
+    for _ in 0..3 {
+        line.script(BOT_INFO, 200, &[], BOT_INFO_BODY);
+    }
+    bot_info(&app, id).await.unwrap();
+    let issued = status(&app, id).await;
+    let (issue, expire, refresh) = (
+        issued.issue_time.unwrap().seconds,
+        issued.expire_time.unwrap().seconds,
+        issued.refresh_time.unwrap().seconds,
+    );
+    assert_eq!(expire - issue, 30 * DAY.as_secs() as i64);
+    assert_eq!(
+        expire - refresh,
+        DAY.as_secs() as i64,
+        "renewed a day early"
+    );
+
+    // A minute before it is due, the token is still the one in use.
+    support::pass_time(29 * DAY - MINUTE).await;
+    bot_info(&app, id).await.unwrap();
+    assert_eq!(to(&line, "/v2/oauth/accessToken").len(), 1, "not due yet");
+    assert_eq!(
+        bearer(to(&line, BOT_INFO).last().unwrap()),
+        "Bearer v2-token-a"
+    );
+
+    // A minute after, it is renewed (by the renewal task or by this call,
+    // once) and the old one revoked.
+    support::pass_time(2 * MINUTE).await;
+    bot_info(&app, id).await.unwrap();
+    assert_eq!(to(&line, "/v2/oauth/accessToken").len(), 2, "renewed once");
+    assert_eq!(
+        bearer(to(&line, BOT_INFO).last().unwrap()),
+        "Bearer v2-token-b"
+    );
+    let revoked = to(&line, "/v2/oauth/revoke");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(form(&revoked[0])["access_token"], "v2-token-a");
+    let renewed = status(&app, id).await;
+    assert!(renewed.issue_time.unwrap().seconds >= refresh);
 }
 
 #[tokio::test]

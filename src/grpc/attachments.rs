@@ -12,7 +12,6 @@ use crate::{
     line::wire::messages::FieldError,
     proto::v1 as pb,
     services::Services,
-    time::now_ms,
     uploads::{Declared, Kind, MAX_FILE_NAME, Role, Upload, Uploads},
 };
 
@@ -71,7 +70,7 @@ pub async fn upload_media(
             }
         }
     }
-    let upload = incoming.finish(now_ms()).await?;
+    let upload = incoming.finish(services.clock.now_ms()).await?;
     Ok(pb::UploadMediaResponse {
         media: Some(media_info(&services.uploads, &upload)),
     })
@@ -190,21 +189,22 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 /// `messages` with every `media_id` replaced by its upload's URLs (and
 /// duration), and every file message by the Flex bubble it is sent as.
 /// Messages without media ids pass unchanged; the wire conversion then
-/// checks everything as for URLs given by the caller.
+/// checks everything as for URLs given by the caller. Uploads expired at
+/// `now_ms` are refused.
 pub fn resolve(
     uploads: &Uploads,
     channel_id: &str,
     path: &str,
     messages: &[pb::Message],
+    now_ms: i64,
 ) -> Result<Vec<pb::Message>, Vec<FieldError>> {
     use pb::message::Kind as K;
-    let now = now_ms();
     let mut errors = Vec::new();
     let mut out = Vec::with_capacity(messages.len());
     for (i, message) in messages.iter().enumerate() {
         let at = |field: &str| format!("{path}[{i}].{field}");
         let mut refuse = |field: String, reason: String| errors.push(FieldError { field, reason });
-        let find = |media_id: &str, want| lookup(uploads, channel_id, media_id, want, now);
+        let find = |media_id: &str, want| lookup(uploads, channel_id, media_id, want, now_ms);
         let mut message = message.clone();
         match &mut message.kind {
             Some(K::Image(image)) if !image.media_id.is_empty() => {

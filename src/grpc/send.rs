@@ -17,7 +17,6 @@ use crate::{
     proto::v1 as pb,
     services::Services,
     store::{DeliveryRecord, ReplyToken, SendKind},
-    time::now_ms,
 };
 
 /// How long a send RPC waits for LINE's answer before returning the
@@ -86,6 +85,7 @@ fn messages(
         channel_id.trim(),
         "messages",
         messages,
+        services.clock.now_ms(),
     ) {
         Ok(resolved) => resolved,
         Err(errors) => {
@@ -406,7 +406,7 @@ pub async fn reply(
     // A token is used at most once, ever.
     let claimed = services
         .store
-        .claim_reply_token(&channel_id, &reply_token, now_ms())
+        .claim_reply_token(&channel_id, &reply_token, services.clock.now_ms())
         .await
         .map_err(store_status)?;
     let new = match (claimed, fallback) {
@@ -533,7 +533,7 @@ pub async fn send(
         });
     }
     let mut chosen = None;
-    let now = now_ms();
+    let now = services.clock.now_ms();
     let conversation_id = crate::outbox::conversation_id(&chat);
     let recent = services
         .store

@@ -17,7 +17,7 @@ use crate::{
     proto::v1 as pb,
     services::Services,
     store::{EventRecord, StoreError},
-    time::{now_ms, timestamp},
+    time::timestamp,
 };
 
 pub type SubscribeStream =
@@ -231,7 +231,7 @@ pub async fn ack(services: &Services, request: pb::AckRequest) -> Result<pb::Ack
         .map_err(|reason| super::status::invalid_field("consumer", reason))?;
     let (position, created) = services
         .store
-        .ack(&consumer, sequence, now_ms())
+        .ack(&consumer, sequence, services.clock.now_ms())
         .await
         .map_err(|err| match err {
             err @ (StoreError::AckBackwards { .. } | StoreError::AckBeyondHead { .. }) => {

@@ -12,10 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Empty, Full, StreamBody, combinators::BoxBody};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
-use crate::{
-    time::now_ms,
-    uploads::{Kind, Role, Served, Uploads},
-};
+use crate::uploads::{Kind, Role, Served, Uploads};
 
 /// Every response body of the HTTP listener: media streams from disk,
 /// everything else is one buffer.
@@ -47,12 +44,13 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     response
 }
 
-/// Answers a request for `token`.
+/// Answers a request for `token` at `now_ms`.
 pub async fn serve(
     method: &Method,
     headers: &HeaderMap,
     token: &str,
     uploads: &Uploads,
+    now_ms: i64,
 ) -> Response<Body> {
     if *method != Method::GET && *method != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -61,8 +59,7 @@ pub async fn serve(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let now = now_ms();
-    let Some(served) = uploads.served(token, now) else {
+    let Some(served) = uploads.served(token, now_ms) else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
     // Pruned between the lookup and now: gone, as for an unknown token.
@@ -78,7 +75,7 @@ pub async fn serve(
     };
     let etag = format!("\"{}\"", served.variant.sha256);
     let mut response = Response::new(empty());
-    describe(response.headers_mut(), &served, &etag, now);
+    describe(response.headers_mut(), &served, &etag, now_ms);
 
     if headers
         .get(header::IF_NONE_MATCH)

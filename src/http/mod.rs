@@ -168,6 +168,7 @@ async fn dispatch(request: Request<Incoming>, state: &HttpState) -> Response<med
             request.headers(),
             token,
             &services.uploads,
+            services.clock.now_ms(),
         )
         .await;
     }

@@ -17,7 +17,6 @@ use crate::{
     log_limit::Throttle,
     metrics::WebhookLabels,
     services::Services,
-    time::now_ms,
 };
 
 /// How long the body of a webhook may take to arrive: LINE sends it at once,
@@ -136,7 +135,7 @@ async fn webhook(
         }
     };
 
-    let received = now_ms();
+    let received = services.clock.now_ms();
     let secrets = match services.channels.webhook_secrets(&channel, received) {
         Ok(secrets) => secrets,
         Err(err) => {

@@ -65,7 +65,7 @@ use std::{
 
 use governor::{
     Quota, RateLimiter,
-    clock::{Clock, MonotonicClock, Reference},
+    clock::{Clock, Reference},
     middleware::NoOpMiddleware,
     nanos::Nanos,
     state::{InMemoryState, NotKeyed},
@@ -438,19 +438,43 @@ pub struct Refused {
     pub retry_after: Duration,
 }
 
+/// A bucket's clock: tokio's time, which its waits sleep on. So under
+/// `tokio::time::pause()` the time a bucket sees and the sleeps it sends
+/// waiters to move together (on std's clock, as governor's
+/// `MonotonicClock`, a paused sleep would end at once with no time passed
+/// for the bucket, and the waiter give up). Unpaused, tokio's time is
+/// std's monotonic clock.
+#[derive(Debug, Clone, Copy)]
+struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        tokio::time::Instant::now()
+            .saturating_duration_since(self.start)
+            .into()
+    }
+}
+
 /// One channel's bucket for one endpoint.
 struct Bucket {
     /// Taken by the one waiter that asks [`Bucket::pace`]; tokio's mutex
     /// queues the others in arrival order.
     turn: tokio::sync::Mutex<()>,
-    pace: Mutex<Pace<MonotonicClock>>,
+    pace: Mutex<Pace<TokioClock>>,
 }
 
 impl Bucket {
     fn new(rate: Rate) -> Self {
+        let clock = TokioClock {
+            start: tokio::time::Instant::now(),
+        };
         Self {
             turn: tokio::sync::Mutex::new(()),
-            pace: Mutex::new(Pace::new(rate, MonotonicClock)),
+            pace: Mutex::new(Pace::new(rate, clock)),
         }
     }
 
@@ -548,7 +572,7 @@ impl Pacer {
         patience: Duration,
     ) -> Result<(), Refused> {
         let bucket = self.bucket(channel, endpoint, label);
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let result = bucket.permit(patience).await;
         if let Some(metrics) = &self.inner.metrics {
             let labels = EndpointLabels {

@@ -257,8 +257,10 @@ impl EventLog {
     /// Opens the log in `db` and starts its writer thread.
     /// `data_file` is sled's data file (`<dir>/db`), synced after each
     /// flush: sled's own flush uses `sync_file_range`, which neither
-    /// persists metadata nor flushes the disk's write cache.
-    pub fn open(db: &sled::Db, data_file: &std::path::Path) -> Result<Self> {
+    /// persists metadata nor flushes the disk's write cache. `now_ms`
+    /// dates the opening: the reply tokens of the events received in the
+    /// 20 minutes before it are loaded.
+    pub fn open(db: &sled::Db, data_file: &std::path::Path, now_ms: i64) -> Result<Self> {
         let data_file = std::fs::File::open(data_file).map_err(|e| {
             StoreError::Backend(format!("cannot open {}: {e}", data_file.display()))
         })?;
@@ -288,7 +290,7 @@ impl EventLog {
             oldest: AtomicU64::new(first_event.unwrap_or(head + 1)),
         });
         let reply_tokens = Arc::new(ReplyTokens::default());
-        let since = crate::time::now_ms() - REPLY_TOKEN_LIFETIME.as_millis() as i64;
+        let since = now_ms - REPLY_TOKEN_LIFETIME.as_millis() as i64;
         let mut recent = Vec::new();
         'chunks: for item in tree.scan_prefix([CHUNK]).rev() {
             let (key, value) = item.map_err(backend)?;
@@ -722,7 +724,7 @@ mod tests {
     async fn duplicates_within_and_across_batches_get_the_first_sequence() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let now = crate::time::now_ms();
+        let now = crate::time::Clock::system().now_ms();
         let outcomes = store
             .append(vec![
                 event("a", "x", "", now),
@@ -778,7 +780,7 @@ mod tests {
     #[tokio::test]
     async fn reply_tokens_are_kept_for_their_chat_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let now = crate::time::now_ms();
+        let now = crate::time::Clock::system().now_ms();
         {
             let store = SledStore::open(dir.path()).unwrap();
             store
@@ -820,7 +822,7 @@ mod tests {
     async fn retention_by_count_keeps_numbers_after_the_log_empties() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
-        let now = crate::time::now_ms();
+        let now = crate::time::Clock::system().now_ms();
         let batch = (0..10)
             .map(|i| event("a", &i.to_string(), "", now))
             .collect();
@@ -913,7 +915,7 @@ mod chunk_tests {
     async fn reads_start_and_stop_inside_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let now = crate::time::now_ms();
+        let now = crate::time::Clock::system().now_ms();
         // 150 records in one commit: three chunks (64, 64, 22).
         let batch = (0..150)
             .map(|i| NewEvent {
@@ -977,7 +979,7 @@ mod chunk_tests {
     #[tokio::test]
     async fn a_log_of_single_records_is_converted_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let now = crate::time::now_ms();
+        let now = crate::time::Clock::system().now_ms();
         let count = LEGACY_PER_BATCH as u64 + 10;
         {
             // The layout of earlier versions: `e` + sequence → one record.
@@ -1045,7 +1047,7 @@ mod group_commit_tests {
             tasks.push(tokio::spawn(async move {
                 let record = EventRecord {
                     channel_id: "a".into(),
-                    receive_time_ms: crate::time::now_ms(),
+                    receive_time_ms: crate::time::Clock::system().now_ms(),
                     ..EventRecord::default()
                 };
                 store

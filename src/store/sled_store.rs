@@ -63,12 +63,14 @@ impl SledStore {
     /// Blocking: call it from `spawn_blocking` in async code.
     #[cfg(test)]
     pub fn open(dir: &Path) -> Result<Self> {
-        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+        let now_ms = crate::time::Clock::system().now_ms();
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES, now_ms)
     }
 
     /// Opens (or creates) the store in `dir`, keeping up to `cache_bytes`
-    /// of pages in memory.
-    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
+    /// of pages in memory; `now_ms` is the time of opening (the reply
+    /// tokens of the 20 minutes before it are loaded).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64, now_ms: i64) -> Result<Self> {
         check_data_file(&dir.join("db"))?;
         let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
         let db = config.open().map_err(|e| match e {
@@ -94,7 +96,7 @@ impl SledStore {
         let idempotency = db.open_tree(IDEMPOTENCY).map_err(backend)?;
         let used_reply_tokens = db.open_tree(USED_REPLY_TOKENS).map_err(backend)?;
         let tokens = db.open_tree(TOKENS).map_err(backend)?;
-        let log = EventLog::open(&db, &dir.join("db"))?;
+        let log = EventLog::open(&db, &dir.join("db"), now_ms)?;
         let data_file = std::fs::File::open(dir.join("db"))
             .map_err(|e| StoreError::Backend(format!("cannot open sled's data file: {e}")))?;
         let flusher = GroupFlush::new(db.clone(), data_file);

@@ -350,7 +350,7 @@ mod tests {
     async fn a_failed_write_faults_and_reads_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let sled = Arc::new(SledStore::open(dir.path()).unwrap());
-        let fault = StoreFault::default();
+        let fault = StoreFault::new(crate::time::Clock::system());
         let store = Watched::new(sled.clone(), fault.clone());
         store.meta_put("k", b"v").await.unwrap();
         assert!(store.get_delivery("dl_none").await.unwrap().is_none());
@@ -399,8 +399,11 @@ mod tests {
                 })
             }) as BoxFuture<'static, Result<Arc<dyn Store>>>
         };
-        let store =
-            Watched::new(open().await.unwrap(), StoreFault::default()).with_opener(Box::new(open));
+        let store = Watched::new(
+            open().await.unwrap(),
+            StoreFault::new(crate::time::Clock::system()),
+        )
+        .with_opener(Box::new(open));
         store.append(vec![event("a")]).await.unwrap();
         let before = store.tail();
         assert!(store.reopen().await.unwrap());
@@ -430,7 +433,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Watched::new(
             Arc::new(SledStore::open(dir.path()).unwrap()),
-            StoreFault::default(),
+            StoreFault::new(crate::time::Clock::system()),
         );
         assert!(!store.reopen().await.unwrap());
         store.meta_put("k", b"v").await.unwrap();

@@ -29,7 +29,7 @@ use crate::{
         ChannelRecord, IssuedTokenRecord, Store, StoreError, TokenErrorRecord, TokenMode,
         TokenStateRecord,
     },
-    time::now_ms,
+    time::Clock,
 };
 
 /// Replaced tokens kept for revocation at most; older ones are forgotten
@@ -125,6 +125,8 @@ struct Inner {
     /// The pace of every channel's calls (one per process).
     pacer: Pacer,
     settings: TokenSettings,
+    /// Dates issued tokens, claims and assertions; says when one is due.
+    clock: Clock,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     metrics: Metrics,
     /// This process, as the holder of refresh claims.
@@ -191,6 +193,7 @@ impl Tokens {
         pacer: Pacer,
         settings: TokenSettings,
         metrics: Metrics,
+        clock: Clock,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -200,6 +203,7 @@ impl Tokens {
                 line,
                 pacer,
                 settings,
+                clock,
                 slots: Mutex::new(HashMap::new()),
                 metrics,
                 owner: uuid::Uuid::new_v4().simple().to_string(),
@@ -246,6 +250,10 @@ impl Tokens {
         &self.inner.channels
     }
 
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
     /// Forgets a deleted channel's cached token and pace.
     pub fn forget(&self, channel_id: &str) {
         self.inner
@@ -263,12 +271,12 @@ impl Tokens {
             return self.long_lived(channel);
         }
         let slot = self.slot(&channel.id);
-        if let Some(token) = slot.fresh(channel, now_ms()) {
+        if let Some(token) = slot.fresh(channel, self.now_ms()) {
             return Ok(token);
         }
         let _refreshing = slot.refresh.lock().await;
         // Whoever held the lock before may have refreshed it.
-        if let Some(token) = slot.fresh(channel, now_ms()) {
+        if let Some(token) = slot.fresh(channel, self.now_ms()) {
             return Ok(token);
         }
         self.refresh_locked(channel, &slot, Refresh::IfDue, None)
@@ -297,7 +305,7 @@ impl Tokens {
         let slot = self.slot(&channel.id);
         let _refreshing = slot.refresh.lock().await;
         if !slot.holds(rejected)
-            && let Some(token) = slot.fresh(channel, now_ms())
+            && let Some(token) = slot.fresh(channel, self.now_ms())
         {
             return Ok(token);
         }
@@ -368,7 +376,7 @@ impl Tokens {
                 if let Some(current) = state
                     .as_ref()
                     .and_then(|s| s.current.as_ref())
-                    .filter(|c| usable(c, channel, now_ms()))
+                    .filter(|c| usable(c, channel, self.now_ms()))
                 {
                     status.has_token = true;
                     status.fingerprint = current.token.fingerprint.clone();
@@ -406,7 +414,7 @@ impl Tokens {
                     Ok(Some(TokenStateRecord {
                         current: Some(current),
                         ..
-                    })) => now_ms() >= self.renew_at(&current),
+                    })) => self.now_ms() >= self.renew_at(&current),
                     // Never used: nothing to renew.
                     _ => false,
                 };
@@ -444,7 +452,7 @@ impl Tokens {
         rejected: Option<&Secret>,
     ) -> Result<Secret, TokenError> {
         let channels = &self.inner.channels;
-        let now = now_ms();
+        let now = self.now_ms();
         let state = self
             .inner
             .store
@@ -484,7 +492,7 @@ impl Tokens {
             Claim::Ours(state) => *state,
             Claim::TheirToken(token) => return Ok(token),
         };
-        let now = now_ms();
+        let now = self.now_ms();
         state.refresh_owner.clear();
         state.refresh_until_ms = 0;
         match self.issue(channel, &mut state).await {
@@ -567,10 +575,10 @@ impl Tokens {
     ) -> Result<Claim, TokenError> {
         let store = &self.inner.store;
         let owner = &self.inner.owner;
-        let started = now_ms();
+        let started = self.now_ms();
         let give_up = started.saturating_add(REFRESH_CLAIM.as_millis() as i64);
         loop {
-            let now = now_ms();
+            let now = self.now_ms();
             let theirs = state.refresh_until_ms > now && state.refresh_owner != *owner;
             if !theirs || now >= give_up {
                 state.refresh_owner = owner.clone();
@@ -596,7 +604,7 @@ impl Tokens {
                 .await?
                 .unwrap_or_else(|| empty_state(&channel.id));
             // Another process's new token, when it is one this call can use.
-            let now = now_ms();
+            let now = self.now_ms();
             let fresh = state
                 .current
                 .as_ref()
@@ -721,7 +729,7 @@ impl Tokens {
             &private_key,
             kid,
             &channel.line_channel_id,
-            now_ms() / 1000,
+            self.now_ms() / 1000,
             self.inner.settings.v2_1_lifetime.as_secs(),
         )
         .map_err(|err| TokenError::Precondition(err.to_string()))?;
@@ -748,7 +756,7 @@ impl Tokens {
             &private_key,
             pair.kid.as_deref().unwrap_or_default(),
             &channel.line_channel_id,
-            now_ms() / 1000,
+            self.now_ms() / 1000,
             self.inner.settings.v2_1_lifetime.as_secs(),
         )
         .map_err(|err| TokenError::Precondition(err.to_string()))
@@ -818,7 +826,7 @@ impl Tokens {
         let Some(state) = state else {
             return outcomes;
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let tokens: Vec<IssuedTokenRecord> = state
             .current
             .into_iter()
@@ -905,7 +913,7 @@ impl Tokens {
                 return;
             }
         };
-        let now = now_ms();
+        let now = self.now_ms();
         let mut kept = Vec::new();
         for old in std::mem::take(&mut state.replaced) {
             if old.expire_time_ms <= now {

@@ -1,6 +1,15 @@
 //! Test harness: the real service on ephemeral ports with a temp data dir,
 //! typed gRPC clients, the real binary when a test needs a process, and a
-//! scriptable stand-in for LINE's API.
+//! scriptable stand-in for LINE's API. The in-process service reads the
+//! time from tokio's clock ([`line_adapter::Clock::tokio`]), so that
+//! [`pass_time`] makes time pass for it without waiting.
+//!
+//! # Why not `start_paused`
+//! A runtime paused for the whole test advances to the next timer whenever
+//! it is idle, and it is idle while sled's writer thread syncs a commit:
+//! the service's timeouts, the LINE client's and the test's own would then
+//! fire early. [`pass_time`] pauses only at the moment it is called, when
+//! the test waits for nothing, and resumes before it returns.
 
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
@@ -16,6 +25,7 @@ use std::{
 };
 
 use line_adapter::{
+    Clock,
     app::{self, AppError, Listeners},
     proto::v1::{
         self as pb, channel_admin_client::ChannelAdminClient, messaging_client::MessagingClient,
@@ -156,9 +166,14 @@ impl TestApp {
         let grpc_addr = listeners.grpc.local_addr().unwrap();
         let http_addr = listeners.http.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::run(settings, listeners, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(app::run_with_clock(
+            settings,
+            listeners,
+            Clock::tokio(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             grpc_addr,
             http_addr,
@@ -304,6 +319,18 @@ pub async fn start_with_line(dir: &Path, line: &fake_line::FakeLine) -> TestApp 
         layer.line_data_api_base = Some(line.url());
     }))
     .await
+}
+
+/// Makes `by` pass at once for the in-process service (whose clock is
+/// tokio's) and for the test's own timers, as if the test had slept that
+/// long: time is paused, advanced and resumed, and timers due meanwhile
+/// (retention, renewals, the service's intervals) fire. Call it with
+/// nothing in flight: a request waiting meanwhile would see its timeout
+/// pass too. Needs the current-thread runtime (`#[tokio::test]`).
+pub async fn pass_time(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
 }
 
 /// Registers a channel with [`SECRET`] and the long-lived [`TOKEN`].

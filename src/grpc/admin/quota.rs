@@ -185,11 +185,6 @@ pub(super) async fn get_quota(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    };
-
     use super::*;
 
     /// 2024-03-01T00:00:00Z.
@@ -234,13 +229,8 @@ mod tests {
 
     #[test]
     fn quota_answers_are_reused_for_30_seconds() {
-        let now = Arc::new(AtomicI64::new(MARCH_1_2024_MS));
-        let clock = now.clone();
-        let cache = LookupCache::with(
-            LOOKUP_TTL,
-            100,
-            Arc::new(move || clock.load(Ordering::SeqCst)),
-        );
+        let now = crate::time::Clock::manual(MARCH_1_2024_MS);
+        let cache = LookupCache::with(LOOKUP_TTL, 100, now.clone());
         let answer = pb::GetQuotaResponse {
             total_usage: 7,
             sent_date: "20240229".into(),
@@ -260,9 +250,9 @@ mod tests {
         );
         assert_eq!(cached(&cache, "ch_a/1", "GetQuota?date=20240228"), None);
         assert_eq!(cached(&cache, "ch_a/2", "GetQuota?date=20240229"), None);
-        now.fetch_add(29_999, Ordering::SeqCst);
+        now.shift(29_999);
         assert!(cached(&cache, "ch_a/1", "GetQuota?date=20240229").is_some());
-        now.fetch_add(1, Ordering::SeqCst);
+        now.shift(1);
         assert_eq!(
             cached(&cache, "ch_a/1", "GetQuota?date=20240229"),
             None,

@@ -261,6 +261,22 @@ async fn a_permit_later_than_the_caller_may_wait_is_refused_at_once() {
     assert!(refused.retry_after > Duration::from_secs(29), "{refused:?}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_bucket_paces_by_tokio_time_so_paused_tests_wait_their_turn() {
+    // 1/s: the second permit comes a second after the first, by tokio's
+    // clock. On std's clock a paused sleep would end with no time passed
+    // for the bucket, and the waiter would give up at its deadline.
+    let bucket = Bucket::new(Rate::new(1, Per::Second));
+    bucket.permit(Duration::from_secs(2)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    bucket.permit(Duration::from_secs(2)).await.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::from_millis(900) && waited <= Duration::from_secs(1),
+        "{waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn waiters_get_their_permits_in_arrival_order() {
     // 200/s: a burst of 20, then one every 5 ms.

@@ -90,13 +90,14 @@ fn decode(sequence: u64, payload: &[u8]) -> Result<EventRecord> {
 }
 
 impl NatsLog {
-    /// Binds to the stream (created by the caller), reads the last 20
-    /// minutes for reply tokens and starts the tail.
+    /// Binds to the stream (created by the caller), reads the 20 minutes
+    /// before `now` for reply tokens and starts the tail.
     pub async fn open(
         js: jetstream::Context,
         stream: jetstream::stream::Stream,
         subject: String,
         dedupe: kv::Store,
+        now: std::time::SystemTime,
     ) -> Result<Self> {
         let info = stream.get_info().await.map_err(backend)?;
         let head = info.state.last_sequence;
@@ -120,9 +121,10 @@ impl NatsLog {
         // until it ends a reply just finds fewer recent tokens to choose
         // from (it falls back as when a token is missing).
         let loader = log.clone();
+        let since = time::OffsetDateTime::from(now) - REPLY_TOKEN_LIFETIME;
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            match loader.load_reply_tokens(head).await {
+            match loader.load_reply_tokens(head, since).await {
                 Ok(()) => tracing::debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "reply tokens of the last 20 minutes loaded"
@@ -133,13 +135,12 @@ impl NatsLog {
         Ok(log)
     }
 
-    /// Indexes the reply tokens of the events up to `head` received in the
-    /// last 20 minutes.
-    async fn load_reply_tokens(&self, head: u64) -> Result<()> {
+    /// Indexes the reply tokens of the events up to `head` received
+    /// `since` then.
+    async fn load_reply_tokens(&self, head: u64, since: time::OffsetDateTime) -> Result<()> {
         if head == 0 {
             return Ok(());
         }
-        let since = time::OffsetDateTime::now_utc() - REPLY_TOKEN_LIFETIME;
         let consumer = self
             .stream
             .create_consumer(pull::OrderedConfig {

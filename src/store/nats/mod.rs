@@ -43,6 +43,8 @@ use super::{
 };
 use log::NatsLog;
 
+use crate::time::Clock;
+
 /// How to reach NATS and what to create there.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -67,6 +69,9 @@ pub struct NatsOptions {
     /// The process's data dir: locked while it runs, and with the host
     /// name its identity towards the other replicas.
     pub data_dir: std::path::PathBuf,
+    /// The service's time: which reply tokens are recent, which claims
+    /// of a LINE channel id are stale.
+    pub clock: Clock,
 }
 
 /// How long JetStream itself remembers message ids: covers concurrent
@@ -246,6 +251,7 @@ pub struct NatsStore {
     idempotency: kv::Store,
     used_reply_tokens: kv::Store,
     log: NatsLog,
+    clock: Clock,
     instance_id: String,
     /// Held while the store is open: one process per data dir.
     _instance_lock: Arc<std::fs::File>,
@@ -513,7 +519,7 @@ impl NatsStore {
                 StoreError::Backend(format!("NATS: creating stream {}: {e}", config.name))
             })?,
         };
-        let log = NatsLog::open(js, stream, subject, dedupe).await?;
+        let log = NatsLog::open(js, stream, subject, dedupe, options.clock.now()).await?;
         Ok(Self {
             client,
             channels,
@@ -527,6 +533,7 @@ impl NatsStore {
             idempotency,
             used_reply_tokens,
             log,
+            clock: options.clock.clone(),
             instance_id,
             _instance_lock: Arc::new(instance_lock),
         })
@@ -572,7 +579,8 @@ impl NatsStore {
                 .is_some_and(|(c, _)| c.line_channel_id == line_channel_id);
             // A young claim may be another replica's create in progress
             // (claim first, channel second): only an old one is stale.
-            let young = time::OffsetDateTime::now_utc() - entry.created < STALE_CLAIM;
+            let now = time::OffsetDateTime::from(self.clock.now());
+            let young = now - entry.created < STALE_CLAIM;
             if held || young {
                 return Err(StoreError::LineChannelIdTaken {
                     line_channel_id: line_channel_id.to_owned(),
