@@ -60,6 +60,10 @@ static RETENTION_FAILED: crate::log_limit::Throttle =
 /// Meta key the readiness follower writes to find out whether a store whose
 /// writes failed takes them again.
 const STORE_PROBE: &str = "store_probe";
+/// Bytes the probe writes: about what one webhook's events take, since a
+/// store with a little room left (JetStream near an account's limit) takes
+/// a tiny write while it still refuses events.
+const STORE_PROBE_BYTES: usize = 4096;
 /// While store writes fail, the store is reopened at most this often.
 const REOPEN_EVERY: Duration = Duration::from_secs(1);
 /// How often issued tokens are checked for renewal.
@@ -627,11 +631,9 @@ async fn follow_readiness(
             // A small durable write: once it succeeds the store works
             // again (a flush alone can succeed on a store that fails
             // every write).
-            match services
-                .store
-                .meta_put(STORE_PROBE, &services.clock.now_ms().to_be_bytes())
-                .await
-            {
+            let mut probe = vec![0u8; STORE_PROBE_BYTES];
+            probe[..8].copy_from_slice(&services.clock.now_ms().to_be_bytes());
+            match services.store.meta_put(STORE_PROBE, &probe).await {
                 Ok(()) => {
                     if services.fault.cleared() {
                         tracing::info!("the store takes writes again: ready");

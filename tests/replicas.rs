@@ -1151,7 +1151,19 @@ async fn jetstream_out_of_storage_refuses_webhooks_then_resumes_by_itself() {
     let (id, status, _) = post_one("full".into()).await;
     assert_eq!(status, 200);
     answered.push(id);
-    wait_until("ready again", async || replica.ready().await).await;
+    let started = Instant::now();
+    while !replica.ready().await {
+        if started.elapsed() > Duration::from_secs(30) {
+            let readyz = reqwest::get(format!("http://127.0.0.1:{}/readyz", replica.http))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            panic!("not ready again within 30 s: {readyz}\n{}", replica.log());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let events = replay(&replica, answered.len()).await;
     // In order and once each. Not gap-free here: nats-server 2.9 assigns
