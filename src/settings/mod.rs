@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use serde::Deserialize;
 use url::Url;
 
 use crate::{
@@ -22,9 +21,16 @@ use crate::{
     secret::{MasterKey, Secret},
 };
 
+mod flags;
+mod layer;
+
+pub use flags::whole_number;
+pub use layer::{ApiKeyList, Layer};
+
 /// Prefix of every environment variable the service reads.
 pub const ENV_PREFIX: &str = "LINE_ADAPTER_";
 const DEFAULTS: &str = include_str!("../defaults.toml");
+
 const DEFAULT_GRPC_PORT: u16 = 50051;
 /// Bounds of `webhook_body_limit`: LINE's requests are at most a few hundred
 /// KiB; below 1 KiB even the "Verify" request could not pass.
@@ -144,77 +150,6 @@ pub struct TlsFiles {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// One layer of settings; `None` = this layer does not set it. Field names
-/// are the TOML keys; the environment variable is `LINE_ADAPTER_` followed by
-/// the name in upper case.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Layer {
-    pub grpc_addr: Option<String>,
-    pub http_addr: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub public_base_url: Option<String>,
-    pub line_api_base: Option<String>,
-    pub line_data_api_base: Option<String>,
-    pub line_proxy: Option<String>,
-    pub line_request_timeout_ms: Option<u64>,
-    /// `push=2000/s,broadcast=60/h`: see `line::pace::RateLimits::parse`.
-    pub line_rate_limits: Option<String>,
-    pub outbox_max_backoff_ms: Option<u64>,
-    pub grpc_tls_cert_file: Option<PathBuf>,
-    pub grpc_tls_key_file: Option<PathBuf>,
-    pub api_keys: Option<ApiKeyList>,
-    pub api_keys_file: Option<PathBuf>,
-    pub master_key: Option<Secret>,
-    /// Allows an unauthenticated gRPC listener on a non-loopback address.
-    pub insecure_no_auth: Option<bool>,
-    pub lookup_profiles: Option<bool>,
-    pub log_format: Option<String>,
-    pub webhook_body_limit: Option<u64>,
-    pub shutdown_grace_seconds: Option<u64>,
-    pub shutdown_delay_seconds: Option<u64>,
-    pub event_retention_seconds: Option<u64>,
-    pub event_retention_max_events: Option<u64>,
-    pub dedupe_window_seconds: Option<u64>,
-    pub media_retention_seconds: Option<u64>,
-    pub media_max_bytes: Option<u64>,
-    pub outbound_media_retention_seconds: Option<u64>,
-    pub outbound_media_max_bytes: Option<u64>,
-    pub store_cache_mib: Option<u64>,
-    pub store_min_free_bytes: Option<u64>,
-    pub store_min_free_percent: Option<u64>,
-    pub store: Option<String>,
-    pub nats_url: Option<String>,
-    pub nats_creds_file: Option<PathBuf>,
-    pub nats_tls_ca_file: Option<PathBuf>,
-    pub nats_prefix: Option<String>,
-    pub nats_replicas: Option<u64>,
-    pub token_refresh_margin_seconds: Option<u64>,
-    pub token_v2_1_lifetime_seconds: Option<u64>,
-    pub master_key_previous: Option<Secret>,
-}
-
-/// API keys as a TOML array or one comma-separated string (as in the
-/// environment). Errors never quote a key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "a list of strings or one comma-separated string"
-)]
-pub enum ApiKeyList {
-    List(Vec<Secret>),
-    Joined(Secret),
-}
-
-impl ApiKeyList {
-    fn keys(&self) -> Vec<Secret> {
-        match self {
-            ApiKeyList::List(keys) => keys.clone(),
-            ApiKeyList::Joined(joined) => joined.expose().split(',').map(Secret::new).collect(),
-        }
-    }
 }
 
 /// Where a setting's value came from, for error messages.
@@ -536,7 +471,7 @@ fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Laye
             other if is_service_link(other) => {}
             _ => {
                 return Err(SettingsError::UnknownEnv {
-                    nearest: nearest_setting(key).map(|k| env_var_name(&k)),
+                    nearest: nearest_setting(key).map(env_var_name),
                     var: name,
                 });
             }
@@ -568,31 +503,12 @@ fn is_service_link(key: &str) -> bool {
     })
 }
 
-/// Every setting's key (`Layer`'s fields, the TOML keys), read from serde's
-/// own refusal of an unknown field ("expected one of `a`, `b`, …"), so the
-/// list is never written out a second time.
-fn setting_keys() -> Vec<String> {
-    let Err(err) = toml::from_str::<Layer>("no_such_setting_ = 0") else {
-        return Vec::new();
-    };
-    let message = err.message().to_owned();
-    let Some((_, expected)) = message.split_once("expected one of") else {
-        return Vec::new();
-    };
-    expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
 /// The setting a misspelled key most likely meant, if any is close.
-fn nearest_setting(key: &str) -> Option<String> {
+fn nearest_setting(key: &str) -> Option<&'static str> {
     let key = key.to_ascii_lowercase();
-    setting_keys()
-        .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(&key, &candidate), candidate))
+    Layer::keys()
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(&key, candidate), *candidate))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)

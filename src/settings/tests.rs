@@ -329,3 +329,59 @@ fn foreign_variables_may_be_anything_ours_must_be_text() {
         .to_string();
     assert!(err.contains("LINE_ADAPTER_DATA_DIR"), "{err}");
 }
+
+/// The flags of `serve` as clap parses them into a layer.
+fn flags(args: &[&str]) -> Result<Layer, clap::Error> {
+    use clap::{Args as _, FromArgMatches as _};
+    let command = Layer::augment_args(clap::Command::new("serve"));
+    let matches =
+        command.try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))?;
+    Layer::from_arg_matches(&matches)
+}
+
+#[test]
+fn flags_set_only_what_is_given_and_numbers_are_refused_in_words() {
+    let none = flags(&[]).unwrap();
+    assert_eq!(none.insecure_no_auth, None, "absent leaves the env's value");
+    assert_eq!(none.lookup_profiles, None);
+    let some = flags(&["--insecure-no-auth", "--webhook-body-limit", "2048"]).unwrap();
+    assert_eq!(some.insecure_no_auth, Some(true));
+    assert_eq!(some.webhook_body_limit, Some(2048));
+    let err = flags(&["--webhook-body-limit", "-1"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`-1` is not a whole number (0 or more)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_flag_shows_its_variable_and_secrets_are_not_flags() {
+    use clap::Args as _;
+    let mut command = Layer::augment_args(clap::Command::new("serve"));
+    let help = command.render_long_help().to_string();
+    let mut flags = 0;
+    for arg in command.get_arguments().filter(|arg| arg.get_id() != "help") {
+        let key = arg.get_id().as_str();
+        assert!(
+            help.contains(&format!("[env: {}]", env_var_name(key))),
+            "--{key} does not name its variable:\n{help}"
+        );
+        flags += 1;
+    }
+    assert!(flags > 20, "{help}");
+    for secret in [
+        "api_keys",
+        "master_key",
+        "master_key_previous",
+        "store",
+        "nats_url",
+    ] {
+        assert!(
+            command.get_arguments().all(|arg| arg.get_id() != secret),
+            "{secret} is a flag"
+        );
+    }
+    assert!(help.contains("[default: 0.0.0.0:8080]"), "{help}");
+}
