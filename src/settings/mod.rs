@@ -21,6 +21,7 @@ use crate::{
     secret::{MasterKey, Secret},
 };
 
+mod env;
 mod flags;
 mod layer;
 
@@ -279,7 +280,7 @@ impl Settings {
             merged.apply(file, |_| Origin::File(path.to_owned()));
         }
 
-        let env_layer = env_layer(env)?;
+        let env_layer = env::layer(env)?;
         merged.apply(env_layer, |key| Origin::Env(env_var_name(key)));
         merged.apply(flags, |key| {
             Origin::Flag(format!("--{}", key.replace('_', "-")))
@@ -326,203 +327,6 @@ fn parse_file(path: &Path, text: &str) -> Result<Layer, SettingsError> {
 /// `grpc_addr` → `LINE_ADAPTER_GRPC_ADDR`.
 pub fn env_var_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
-}
-
-fn env_layer(env: impl IntoIterator<Item = (OsString, OsString)>) -> Result<Layer, SettingsError> {
-    let mut layer = Layer::default();
-    for (name, value) in env {
-        // Variables of other programs may hold anything; only ours must be text.
-        let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)) else {
-            continue;
-        };
-        let name = name.to_owned();
-        let key = &name[ENV_PREFIX.len()..];
-        let Ok(value) = value.into_string() else {
-            return Err(SettingsError::EnvNotText { var: name });
-        };
-        let parse_bool = |value: &str| match value.trim() {
-            "1" | "true" | "yes" => Ok(true),
-            "0" | "false" | "no" | "" => Ok(false),
-            _ => Err(SettingsError::Invalid {
-                key: "",
-                origin: Origin::Env(name.clone()),
-                reason: format!("`{value}` is not true or false"),
-            }),
-        };
-        let parse_u64 = |value: &str| {
-            value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| SettingsError::Invalid {
-                    key: "",
-                    origin: Origin::Env(name.clone()),
-                    reason: format!("`{value}` is not a whole number"),
-                })
-        };
-        match key.to_ascii_lowercase().as_str() {
-            "grpc_addr" => layer.grpc_addr = Some(value),
-            "http_addr" => layer.http_addr = Some(value),
-            "data_dir" => layer.data_dir = Some(value.into()),
-            "public_base_url" => layer.public_base_url = Some(value),
-            "line_api_base" => layer.line_api_base = Some(value),
-            "line_data_api_base" => layer.line_data_api_base = Some(value),
-            "line_proxy" => layer.line_proxy = Some(value),
-            "line_rate_limits" => layer.line_rate_limits = Some(value),
-            "outbox_max_backoff_ms" => {
-                layer.outbox_max_backoff_ms =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "outbox_max_backoff_ms"))?);
-            }
-            "line_request_timeout_ms" => {
-                layer.line_request_timeout_ms =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "line_request_timeout_ms"))?);
-            }
-            "grpc_tls_cert_file" => layer.grpc_tls_cert_file = Some(value.into()),
-            "grpc_tls_key_file" => layer.grpc_tls_key_file = Some(value.into()),
-            "api_keys" => layer.api_keys = Some(ApiKeyList::Joined(Secret::new(value))),
-            "api_keys_file" => layer.api_keys_file = Some(value.into()),
-            "master_key" => layer.master_key = Some(Secret::new(value)),
-            "master_key_previous" => layer.master_key_previous = Some(Secret::new(value)),
-            "token_refresh_margin_seconds" => {
-                layer.token_refresh_margin_seconds = Some(
-                    parse_u64(&value).map_err(|e| with_key(e, "token_refresh_margin_seconds"))?,
-                );
-            }
-            "token_v2_1_lifetime_seconds" => {
-                layer.token_v2_1_lifetime_seconds = Some(
-                    parse_u64(&value).map_err(|e| with_key(e, "token_v2_1_lifetime_seconds"))?,
-                );
-            }
-            "insecure_no_auth" => {
-                layer.insecure_no_auth =
-                    Some(parse_bool(&value).map_err(|e| with_key(e, "insecure_no_auth"))?);
-            }
-            "lookup_profiles" => {
-                layer.lookup_profiles =
-                    Some(parse_bool(&value).map_err(|e| with_key(e, "lookup_profiles"))?);
-            }
-            "log_format" => layer.log_format = Some(value),
-            "webhook_body_limit" => {
-                layer.webhook_body_limit =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "webhook_body_limit"))?);
-            }
-            "shutdown_grace_seconds" => {
-                layer.shutdown_grace_seconds =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "shutdown_grace_seconds"))?);
-            }
-            "shutdown_delay_seconds" => {
-                layer.shutdown_delay_seconds =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "shutdown_delay_seconds"))?);
-            }
-            "event_retention_seconds" => {
-                layer.event_retention_seconds =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "event_retention_seconds"))?);
-            }
-            "event_retention_max_events" => {
-                layer.event_retention_max_events =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "event_retention_max_events"))?);
-            }
-            "media_retention_seconds" => {
-                layer.media_retention_seconds =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "media_retention_seconds"))?);
-            }
-            "store" => layer.store = Some(value),
-            "nats_url" => layer.nats_url = Some(value),
-            "nats_creds_file" => layer.nats_creds_file = Some(value.into()),
-            "nats_tls_ca_file" => layer.nats_tls_ca_file = Some(value.into()),
-            "nats_prefix" => layer.nats_prefix = Some(value),
-            "nats_replicas" => {
-                layer.nats_replicas =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "nats_replicas"))?);
-            }
-            "store_cache_mib" => {
-                layer.store_cache_mib =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "store_cache_mib"))?);
-            }
-            "store_min_free_bytes" => {
-                layer.store_min_free_bytes =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "store_min_free_bytes"))?);
-            }
-            "store_min_free_percent" => {
-                layer.store_min_free_percent =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "store_min_free_percent"))?);
-            }
-            "media_max_bytes" => {
-                layer.media_max_bytes =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "media_max_bytes"))?);
-            }
-            "outbound_media_retention_seconds" => {
-                layer.outbound_media_retention_seconds = Some(
-                    parse_u64(&value)
-                        .map_err(|e| with_key(e, "outbound_media_retention_seconds"))?,
-                );
-            }
-            "outbound_media_max_bytes" => {
-                layer.outbound_media_max_bytes =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "outbound_media_max_bytes"))?);
-            }
-            "dedupe_window_seconds" => {
-                layer.dedupe_window_seconds =
-                    Some(parse_u64(&value).map_err(|e| with_key(e, "dedupe_window_seconds"))?);
-            }
-            // `tail`'s API key: a client's variable, not the server's.
-            "api_key" => {}
-            // Kubernetes' service links for a Service named like us
-            // (`line-adapter-grpc` → LINE_ADAPTER_GRPC_SERVICE_HOST, …).
-            other if is_service_link(other) => {}
-            _ => {
-                return Err(SettingsError::UnknownEnv {
-                    nearest: nearest_setting(key).map(env_var_name),
-                    var: name,
-                });
-            }
-        }
-    }
-    Ok(layer)
-}
-
-/// Whether a variable's name (after our prefix) is one of the variables
-/// Kubernetes gives every pod for each Service of its namespace:
-/// `{SVC}_SERVICE_HOST`, `{SVC}_SERVICE_PORT[_{NAME}]`, `{SVC}_PORT` and
-/// `{SVC}_PORT_{N}_{PROTO}[_PROTO|_PORT|_ADDR]`. A release named
-/// `line-adapter` has Services whose names start like our prefix.
-fn is_service_link(key: &str) -> bool {
-    let key = key.to_ascii_uppercase();
-    if key.contains("_SERVICE_HOST") || key.contains("_SERVICE_PORT") || key.ends_with("_PORT") {
-        return true;
-    }
-    // `…_PORT_50051_TCP…`
-    key.split("_PORT_").skip(1).any(|rest| {
-        let mut parts = rest.split('_');
-        let number = parts
-            .next()
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        number
-            && parts
-                .next()
-                .is_some_and(|proto| matches!(proto, "TCP" | "UDP" | "SCTP"))
-    })
-}
-
-/// The setting a misspelled key most likely meant, if any is close.
-fn nearest_setting(key: &str) -> Option<&'static str> {
-    let key = key.to_ascii_lowercase();
-    Layer::keys()
-        .iter()
-        .map(|candidate| (strsim::jaro_winkler(&key, candidate), *candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
-}
-
-fn with_key(err: SettingsError, key: &'static str) -> SettingsError {
-    match err {
-        SettingsError::Invalid { origin, reason, .. } => SettingsError::Invalid {
-            key,
-            origin,
-            reason,
-        },
-        other => other,
-    }
 }
 
 fn validate(merged: &Merged, warnings: &mut Vec<String>) -> Result<Settings, SettingsError> {

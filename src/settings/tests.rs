@@ -385,3 +385,39 @@ fn every_flag_shows_its_variable_and_secrets_are_not_flags() {
     }
     assert!(help.contains("[default: 0.0.0.0:8080]"), "{help}");
 }
+
+#[test]
+fn variables_are_read_by_type_in_the_users_words() {
+    let load = |pairs: &[(&str, &str)]| Settings::load(None, env(pairs), Layer::default());
+    let s = load(&[
+        ("LINE_ADAPTER_LOOKUP_PROFILES", ""),
+        ("LINE_ADAPTER_INSECURE_NO_AUTH", "yes"),
+        ("LINE_ADAPTER_GRPC_ADDR", "0.0.0.0:1"),
+        ("LINE_ADAPTER_WEBHOOK_BODY_LIMIT", " 2048 "),
+    ])
+    .unwrap()
+    .settings;
+    assert!(!s.lookup_profiles, "empty is false");
+    assert!(s.insecure_no_auth);
+    assert_eq!(s.webhook_body_limit, 2048);
+
+    let err = load(&[("LINE_ADAPTER_LOOKUP_PROFILES", "maybe")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "invalid setting `lookup_profiles` (from environment variable LINE_ADAPTER_LOOKUP_PROFILES): `maybe` is not true or false"
+    );
+    // `store` is set too and sorts first: the error still names the
+    // variable that is wrong.
+    let err = load(&[
+        ("LINE_ADAPTER_STORE", "sled"),
+        ("LINE_ADAPTER_STORE_CACHE_MIB", "abc"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "invalid setting `store_cache_mib` (from environment variable LINE_ADAPTER_STORE_CACHE_MIB): `abc` is not a whole number"
+    );
+}
