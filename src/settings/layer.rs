@@ -182,15 +182,6 @@ pub enum ApiKeyList {
     Joined(Secret),
 }
 
-impl ApiKeyList {
-    pub(super) fn keys(&self) -> Vec<Secret> {
-        match self {
-            ApiKeyList::List(keys) => keys.clone(),
-            ApiKeyList::Joined(joined) => joined.expose().split(',').map(Secret::new).collect(),
-        }
-    }
-}
-
 impl Layer {
     /// Every setting's key, in declaration order, as serde's derive lists
     /// them: the list is never written out a second time.
