@@ -421,3 +421,39 @@ fn variables_are_read_by_type_in_the_users_words() {
         "invalid setting `store_cache_mib` (from environment variable LINE_ADAPTER_STORE_CACHE_MIB): `abc` is not a whole number"
     );
 }
+
+/// The README's Settings table lists every setting, and marks "Not a flag"
+/// exactly those `Layer` skips.
+#[test]
+fn the_readme_table_names_every_setting_and_its_flag() {
+    use clap::Args as _;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md is readable");
+    let (_, table) = readme
+        .split_once("| Setting | Default | Meaning |")
+        .expect("the Settings table");
+    let command = Layer::augment_args(clap::Command::new("serve"));
+    let mut listed = Vec::new();
+    for row in table
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+    {
+        let keys = row.split('|').nth(1).unwrap_or_default();
+        for key in keys.split(',').map(|k| k.trim().trim_matches('`')) {
+            let is_flag = command.get_arguments().any(|arg| arg.get_id() == key);
+            assert_eq!(
+                is_flag,
+                !row.contains("Not a flag"),
+                "README's row of `{key}` and Layer disagree on its flag"
+            );
+            listed.push(key.to_owned());
+        }
+    }
+    for key in Layer::keys() {
+        assert!(
+            listed.iter().any(|k| k == key),
+            "`{key}` is not in the README's table"
+        );
+    }
+}
