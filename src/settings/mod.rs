@@ -15,7 +15,12 @@
 //! A bad value stops start-up with an error naming the setting and where
 //! it came from (built-in default, file, variable or flag).
 
-use std::{ffi::OsString, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+use std::{
+    ffi::OsString,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use url::Url;
 

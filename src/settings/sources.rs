@@ -27,10 +27,10 @@ enum Source {
 /// One setting as the highest layer that sets it has it.
 pub(super) struct Setting<'a, T> {
     /// The setting's key, as in the file.
-    pub key: &'static str,
+    pub(super) key: &'static str,
     /// Where the value came from; the defaults when no layer sets it.
-    pub origin: Origin,
-    pub value: Option<&'a T>,
+    pub(super) origin: Origin,
+    pub(super) value: Option<&'a T>,
 }
 
 /// `setting!(sources, http_addr)`: the setting of that `Layer` field, its
