@@ -14,6 +14,10 @@
 //! - [`app`]: builds the parts (the service and `check` alike), serves both
 //!   listeners, drains on shutdown.
 //! - [`settings`]: defaults → TOML file → `LINE_ADAPTER_*` env → flags.
+//!   Every setting is declared once, in `settings::Layer` (serde reads the
+//!   file and the environment into it, clap the flags); `sources` gives a
+//!   setting's highest value with its origin, and one module per section
+//!   (listeners, keys, line, tokens, store, retention, process) checks it.
 //! - [`access`]: API keys and the scopes they grant.
 //! - [`grpc`]: tonic server (ChannelAdmin, Messaging, OfficialAccount,
 //!   health, reflection), API-key check, and `grpc::status`, the one place

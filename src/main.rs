@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use line_adapter::{
     app::{self, Listeners},
     deliveries::{self, DeliveriesOptions},
-    settings::{Layer, Settings},
+    settings::{Layer, Settings, whole_number},
     shutdown,
     tail::{self, TailError, TailOptions},
     telemetry,
@@ -155,203 +155,9 @@ struct ServeArgs {
     /// TOML settings file.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// gRPC listen address [default: 127.0.0.1:50051 without API keys,
-    /// 0.0.0.0:50051 with].
-    #[arg(long, value_name = "IP:PORT")]
-    grpc_addr: Option<String>,
-    /// HTTP listen address for webhooks and probes [default: 0.0.0.0:8080].
-    #[arg(long, value_name = "IP:PORT")]
-    http_addr: Option<String>,
-    /// Data folder [default: ./line-adapter-data].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Public https base URL LINE reaches the webhook listener at.
-    #[arg(long, value_name = "URL")]
-    public_base_url: Option<String>,
-    /// Base URL of LINE's Messaging API [default: https://api.line.me].
-    #[arg(long, value_name = "URL")]
-    line_api_base: Option<String>,
-    /// Base URL of LINE's data API [default: https://api-data.line.me].
-    #[arg(long, value_name = "URL")]
-    line_data_api_base: Option<String>,
-    /// HTTP(S) proxy for calls to LINE only [default: HTTPS_PROXY/NO_PROXY].
-    #[arg(long, value_name = "URL")]
-    line_proxy: Option<String>,
-    /// Milliseconds one call to LINE may take [default: 10000].
-    #[arg(long, value_name = "MS", value_parser = whole_number, allow_hyphen_values = true)]
-    line_request_timeout_ms: Option<u64>,
-    /// Rates each channel's calls to LINE are paced at, e.g.
-    /// `push=2000/s,broadcast=60/h` [default: LINE's published rates].
-    #[arg(long, value_name = "NAME=COUNT/UNIT,...")]
-    line_rate_limits: Option<String>,
-    /// Longest pause between two attempts of a send, ms [default: 60000].
-    #[arg(long, value_name = "MS", value_parser = whole_number, allow_hyphen_values = true)]
-    outbox_max_backoff_ms: Option<u64>,
-    /// Store pages kept in memory, MiB [default: 128].
-    #[arg(long, value_name = "MIB", value_parser = whole_number, allow_hyphen_values = true)]
-    store_cache_mib: Option<u64>,
-    /// Writes stop below this many free bytes on the data dir's filesystem
-    /// [default: 268435456].
-    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
-    store_min_free_bytes: Option<u64>,
-    /// Writes stop below this percentage free on the data dir's filesystem,
-    /// 0–50 [default: 1].
-    #[arg(long, value_name = "PERCENT", value_parser = whole_number, allow_hyphen_values = true)]
-    store_min_free_percent: Option<u64>,
-    /// PEM certificate chain for TLS on the gRPC listener (with
-    /// --grpc-tls-key-file).
-    #[arg(long, value_name = "FILE")]
-    grpc_tls_cert_file: Option<PathBuf>,
-    /// PEM private key for TLS on the gRPC listener.
-    #[arg(long, value_name = "FILE")]
-    grpc_tls_key_file: Option<PathBuf>,
-    /// File with one API key per line.
-    #[arg(long, value_name = "FILE")]
-    api_keys_file: Option<PathBuf>,
-    /// `text` or `json` [default: text].
-    #[arg(long, value_name = "FORMAT")]
-    log_format: Option<String>,
-    /// Largest webhook body accepted, in bytes [default: 1048576].
-    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
-    webhook_body_limit: Option<u64>,
-    /// Seconds a graceful stop waits for in-flight calls [default: 20].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    shutdown_grace_seconds: Option<u64>,
-    /// Seconds a stop waits, not ready but still serving, before it
-    /// drains [default: 0].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    shutdown_delay_seconds: Option<u64>,
-    /// Seconds inbound events stay in the log [default: 604800].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    event_retention_seconds: Option<u64>,
-    /// Most events kept in the log, 0 = no limit [default: 0].
-    #[arg(long, value_name = "COUNT", value_parser = whole_number, allow_hyphen_values = true)]
-    event_retention_max_events: Option<u64>,
-    /// Seconds a webhookEventId is remembered for deduplication
-    /// [default: 604800].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    dedupe_window_seconds: Option<u64>,
-    /// Seconds kept media stays [default: 2592000].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    media_retention_seconds: Option<u64>,
-    /// Most bytes of kept media [default: 10737418240].
-    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
-    media_max_bytes: Option<u64>,
-    /// Seconds agents' uploads stay served to LINE; shorter means broken
-    /// images in old chats [default: 2592000].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    outbound_media_retention_seconds: Option<u64>,
-    /// Most bytes of agents' uploads kept [default: 10737418240].
-    #[arg(long, value_name = "BYTES", value_parser = whole_number, allow_hyphen_values = true)]
-    outbound_media_max_bytes: Option<u64>,
-    /// Seconds before expiry issued access tokens are renewed
-    /// [default: 86400].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    token_refresh_margin_seconds: Option<u64>,
-    /// Lifetime of channel access tokens v2.1, in seconds, at most 30 days
-    /// [default: 2592000].
-    #[arg(long, value_name = "SECONDS", value_parser = whole_number, allow_hyphen_values = true)]
-    token_v2_1_lifetime_seconds: Option<u64>,
-    /// Serve gRPC without API keys on an address other hosts can reach.
-    /// Only for networks where something else authenticates callers.
-    #[arg(long)]
-    insecure_no_auth: bool,
-    /// Look up senders' LINE profiles and add them to the log
-    /// [default: true].
-    #[arg(long, value_name = "BOOL")]
-    lookup_profiles: Option<bool>,
-}
-
-impl ServeArgs {
-    fn into_layer(self) -> (Option<PathBuf>, Layer) {
-        let ServeArgs {
-            config,
-            grpc_addr,
-            http_addr,
-            data_dir,
-            public_base_url,
-            line_api_base,
-            line_data_api_base,
-            line_proxy,
-            line_request_timeout_ms,
-            line_rate_limits,
-            outbox_max_backoff_ms,
-            store_cache_mib,
-            store_min_free_bytes,
-            store_min_free_percent,
-            grpc_tls_cert_file,
-            grpc_tls_key_file,
-            api_keys_file,
-            log_format,
-            webhook_body_limit,
-            shutdown_grace_seconds,
-            shutdown_delay_seconds,
-            event_retention_seconds,
-            event_retention_max_events,
-            dedupe_window_seconds,
-            media_retention_seconds,
-            media_max_bytes,
-            outbound_media_retention_seconds,
-            outbound_media_max_bytes,
-            token_refresh_margin_seconds,
-            token_v2_1_lifetime_seconds,
-            insecure_no_auth,
-            lookup_profiles,
-        } = self;
-        let layer = Layer {
-            grpc_addr,
-            http_addr,
-            data_dir,
-            public_base_url,
-            line_api_base,
-            line_data_api_base,
-            line_proxy,
-            line_request_timeout_ms,
-            line_rate_limits,
-            outbox_max_backoff_ms,
-            store_cache_mib,
-            store_min_free_bytes,
-            store_min_free_percent,
-            grpc_tls_cert_file,
-            grpc_tls_key_file,
-            api_keys: None,
-            api_keys_file,
-            master_key: None,
-            insecure_no_auth: insecure_no_auth.then_some(true),
-            lookup_profiles,
-            log_format,
-            webhook_body_limit,
-            shutdown_grace_seconds,
-            shutdown_delay_seconds,
-            event_retention_seconds,
-            event_retention_max_events,
-            dedupe_window_seconds,
-            media_retention_seconds,
-            media_max_bytes,
-            outbound_media_retention_seconds,
-            outbound_media_max_bytes,
-            token_refresh_margin_seconds,
-            token_v2_1_lifetime_seconds,
-            master_key_previous: None,
-            // The store backend is chosen in the environment or the file,
-            // where a deployment sets it once.
-            store: None,
-            nats_url: None,
-            nats_creds_file: None,
-            nats_tls_ca_file: None,
-            nats_prefix: None,
-            nats_replicas: None,
-        };
-        (config, layer)
-    }
-}
-
-/// A flag's whole number, refused in the user's words (clap would say
-/// "invalid digit found in string", or take `-1` for another flag).
-fn whole_number(text: &str) -> Result<u64, String> {
-    text.trim()
-        .parse::<u64>()
-        .map_err(|_| format!("`{text}` is not a whole number (0 or more)"))
+    /// Every setting that is a flag (see `settings::Layer`).
+    #[command(flatten)]
+    flags: Layer,
 }
 
 fn main() -> ExitCode {
@@ -380,7 +186,7 @@ fn main() -> ExitCode {
 }
 
 fn check(args: ServeArgs) -> ExitCode {
-    let (config, flags) = args.into_layer();
+    let ServeArgs { config, flags } = args;
     let loaded = match Settings::load(config.as_deref(), std::env::vars_os(), flags) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -545,7 +351,7 @@ where
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let (config, flags) = args.into_layer();
+    let ServeArgs { config, flags } = args;
     let loaded = match Settings::load(config.as_deref(), std::env::vars_os(), flags) {
         Ok(loaded) => loaded,
         Err(err) => {
