@@ -51,7 +51,7 @@
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
 //! - [`store`]: the storage boundary (trait + plain records), its sled
 //!   and NATS JetStream implementations, and the watch that reports every
-//!   failed write to [`fault`].
+//!   failed write to [`fault`] and reopens a sled store in place after one.
 //! - [`secret`]: the `Secret` type and at-rest encryption under the master key.
 //! - [`rekey`]: master-key rotation (every stored secret sealed again under
 //!   the new key, in the background).
