@@ -17,6 +17,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+mod narrowcast;
+
 use crate::{
     channels::ChannelError,
     line::{self, ApiError, ApiErrorDetail, CallError, api::Route},
@@ -205,6 +207,7 @@ impl Outbox {
             fell_back_to_push: false,
             typed_messages: new.typed_messages,
             logged: LoggedRecords::None,
+            narrowcast: None,
         };
         if let Some(existing) = self.inner.store.insert_delivery(&record).await? {
             if existing.request_digest != record.request_digest {
@@ -227,6 +230,25 @@ impl Outbox {
     /// Waits until the delivery is final or `timeout` passes; returns its
     /// state then.
     pub async fn wait(&self, record: DeliveryRecord, timeout: Duration) -> DeliveryRecord {
+        self.wait_until(record, timeout, |r| r.state.is_final())
+            .await
+    }
+
+    /// Waits until LINE took the delivery (a narrowcast: accepted, its
+    /// progress still followed) or it is final, or `timeout` passes.
+    pub async fn wait_accepted(&self, record: DeliveryRecord, timeout: Duration) -> DeliveryRecord {
+        self.wait_until(record, timeout, |r| {
+            r.state.is_final() || r.state == DeliveryState::Accepted
+        })
+        .await
+    }
+
+    async fn wait_until(
+        &self,
+        record: DeliveryRecord,
+        timeout: Duration,
+        done: impl Fn(&DeliveryRecord) -> bool,
+    ) -> DeliveryRecord {
         let receiver = {
             let watchers = self
                 .inner
@@ -239,7 +261,7 @@ impl Outbox {
             // Not being worked on here: final already, or resumed elsewhere.
             return self.get(&record.id).await.ok().flatten().unwrap_or(record);
         };
-        let _ = tokio::time::timeout(timeout, receiver.wait_for(|r| r.state.is_final())).await;
+        let _ = tokio::time::timeout(timeout, receiver.wait_for(done)).await;
         receiver.borrow().clone()
     }
 
@@ -411,6 +433,8 @@ impl Outbox {
         for watcher in watchers.values() {
             match watcher.borrow().state {
                 DeliveryState::Sending => sending += 1,
+                // LINE has it; only its progress is read.
+                DeliveryState::Accepted => {}
                 state if !state.is_final() => queued += 1,
                 _ => {}
             }
@@ -429,6 +453,7 @@ fn state_label_kind(kind: SendKind) -> &'static str {
         SendKind::Push => "push",
         SendKind::Multicast => "multicast",
         SendKind::Broadcast => "broadcast",
+        SendKind::Narrowcast => "narrowcast",
     }
 }
 
@@ -440,6 +465,7 @@ pub fn state_label(state: DeliveryState) -> &'static str {
         DeliveryState::Delivered => "delivered",
         DeliveryState::Failed => "failed",
         DeliveryState::Unknown => "unknown",
+        DeliveryState::Accepted => "accepted",
     }
 }
 
@@ -454,6 +480,8 @@ enum TokenProblem {
 enum Attempt {
     Done,
     RetryAfter(Option<Duration>),
+    /// LINE accepted a narrowcast: its progress is followed next.
+    Follow,
 }
 
 impl Inner {
@@ -540,6 +568,24 @@ impl Inner {
                 }
                 continue;
             }
+            if record.state == DeliveryState::Accepted {
+                match self.follow(&mut record).await {
+                    narrowcast::Followed::Final => {
+                        self.save(&mut record).await;
+                        self.release(&record.id).await;
+                        return;
+                    }
+                    narrowcast::Followed::Again(pause) => {
+                        record.next_attempt_ms = Some(now_ms() + pause.as_millis() as i64);
+                        if !self.save(&mut record).await
+                            || !self.wait_holding(&record.id, pause).await
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
             // Renewed while the attempt runs: waiting for a slot on a busy
             // channel, a token and the request may together outlast it.
             let id = record.id.clone();
@@ -560,6 +606,8 @@ impl Inner {
                     self.release(&record.id).await;
                     return;
                 }
+                // Saved as accepted; the loop reads its progress when due.
+                Ok(Attempt::Follow) => {}
                 Ok(Attempt::RetryAfter(pause)) => {
                     let pause = pause.unwrap_or_else(|| backoff(record.attempts, self.max_backoff));
                     let elapsed = now_ms().saturating_sub(record.create_time_ms);
@@ -662,6 +710,17 @@ impl Inner {
         record.attempts += called.requests.saturating_sub(1);
         let response = match called.result {
             Ok(response) => response,
+            Err(CallError::Line(line::Error::AlreadyAccepted {
+                accepted_request_id,
+                request_id,
+                body: _,
+            })) if record.kind == SendKind::Narrowcast => {
+                // An earlier attempt (before a crash, or with its answer
+                // lost) was accepted: that request's progress is followed.
+                record.line_request_id = request_id;
+                record.accepted_request_id = accepted_request_id.clone();
+                return Ok(self.accepted_narrowcast(record, accepted_request_id).await);
+            }
             Err(CallError::Line(line::Error::AlreadyAccepted {
                 accepted_request_id,
                 request_id,
@@ -771,6 +830,10 @@ impl Inner {
             }
         };
         record.line_request_id = response.request_id.clone().unwrap_or_default();
+        if record.kind == SendKind::Narrowcast {
+            let request_id = record.line_request_id.clone();
+            return Ok(self.accepted_narrowcast(record, request_id).await);
+        }
         record.state = DeliveryState::Delivered;
         record.error = None;
         record.failure = None;
@@ -972,6 +1035,7 @@ fn route(kind: SendKind) -> Route {
         SendKind::Push => Route::Push,
         SendKind::Multicast => Route::Multicast,
         SendKind::Broadcast => Route::Broadcast,
+        SendKind::Narrowcast => Route::Narrowcast,
     }
 }
 
