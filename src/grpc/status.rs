@@ -299,6 +299,9 @@ pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
 
 fn failed_delivery(code: Code, record: &DeliveryRecord) -> Status {
     let state = match record.state {
+        crate::store::DeliveryState::Unknown if record.kind == SendKind::Narrowcast => {
+            "has an unknown outcome (LINE accepted the narrowcast; what it sent cannot be learnt)"
+        }
         crate::store::DeliveryState::Unknown => {
             "has an unknown outcome (the reply may or may not have been sent; it is not retried)"
         }
