@@ -5,6 +5,10 @@
 //! Replies are the exception LINE's API forces: they have no retry key, so
 //! a reply whose request may have reached LINE (a timeout, a broken
 //! connection) is never retried; it ends `unknown` and is reported.
+//!
+//! Narrowcasts are the other: LINE accepts them (202) and sends later, so
+//! an accepted one stays unfinished while its progress is read
+//! (`narrowcast.rs`).
 
 use std::{
     collections::HashMap,
