@@ -785,9 +785,11 @@ fn narrowcast_request(channel: &str, messages: Vec<pb::Message>) -> pb::Narrowca
                             min_days: 7,
                             below_days: 0,
                         })),
-                        filter(Filter::Negated(Box::new(filter(Filter::Area(pb::AreaFilter {
-                            areas: vec!["jp_13".into(), "jp_27".into()],
-                        }))))),
+                        filter(Filter::Negated(Box::new(filter(Filter::Area(
+                            pb::AreaFilter {
+                                areas: vec!["jp_13".into(), "jp_27".into()],
+                            },
+                        ))))),
                     ],
                 })),
             ],

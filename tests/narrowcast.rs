@@ -14,8 +14,8 @@ use line_adapter::proto::v1::{
 };
 use serde_json::json;
 use support::{
-    TestApp, create_channel_with_token, fake_line::FakeLine, from_earliest, next_events,
-    subscribe, test_settings, text_message,
+    TestApp, create_channel_with_token, fake_line::FakeLine, from_earliest, next_events, subscribe,
+    test_settings, text_message,
 };
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt as _;
@@ -204,7 +204,10 @@ async fn a_narrowcast_is_accepted_then_followed_until_line_says_succeeded() {
         .find(|r| r.path == NARROWCAST)
         .unwrap();
     assert_eq!(sent.method, "POST");
-    assert_eq!(sent.headers["x-line-retry-key"], accepted.retry_key.as_str());
+    assert_eq!(
+        sent.headers["x-line-retry-key"],
+        accepted.retry_key.as_str()
+    );
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&sent.body).unwrap(),
         line_body()
@@ -473,7 +476,10 @@ async fn a_narrowcast_cut_off_by_a_restart_resumes_with_its_retry_key() {
         PROGRESS,
         200,
         &[],
-        &progress("succeeded", json!({"successCount": 50, "failureCount": 0, "targetCount": 50})),
+        &progress(
+            "succeeded",
+            json!({"successCount": 50, "failureCount": 0, "targetCount": 50}),
+        ),
     );
     let app = start(dir.path(), &line2).await;
     let mut messaging = app.messaging().await;
@@ -485,7 +491,11 @@ async fn a_narrowcast_cut_off_by_a_restart_resumes_with_its_retry_key() {
     let mut keys = retry_keys(&line);
     keys.extend(retry_keys(&line2));
     keys.dedup();
-    assert_eq!(keys, [done.retry_key.clone()], "one retry key across the restart");
+    assert_eq!(
+        keys,
+        [done.retry_key.clone()],
+        "one retry key across the restart"
+    );
     assert!(
         line2
             .requests()
