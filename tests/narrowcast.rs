@@ -491,11 +491,7 @@ async fn a_narrowcast_cut_off_by_a_restart_resumes_with_its_retry_key() {
     let mut keys = retry_keys(&line);
     keys.extend(retry_keys(&line2));
     keys.dedup();
-    assert_eq!(
-        keys,
-        [done.retry_key.clone()],
-        "one retry key across the restart"
-    );
+    assert_eq!(keys, [done.retry_key], "one retry key across the restart");
     assert!(
         line2
             .requests()
