@@ -2,7 +2,7 @@
 //! API host, through the real service, against the Prism mock server
 //! running LINE's own OpenAPI description (`messaging-api.yml`): Messaging,
 //! ChannelAdmin and OfficialAccount alike (insight.yml's calls are in
-//! `contract_insight.rs`). Prism answers a request that breaks the
+//! `contract_insight.rs`, manage-audience.yml's in `contract_audience.rs`). Prism answers a request that breaks the
 //! description with 4xx, which fails the call and this test.
 //!
 //! Needs Prism: `.ci/run` starts it and sets `LINE_ADAPTER_PRISM_URL`
