@@ -8,7 +8,9 @@ the v2.1 key ids), bot info, profiles, group summaries and members, sends
 (reply, push, multicast, broadcast), quota and sent counts, the webhook
 endpoint and its test, the loading animation, mark-as-read, message
 content, rich menus (with their images, aliases and the default, kept per
-channel), and the follower statistics and demographics of insight. Bot calls need `Authorization: Bearer <a token it issued>`, as at
+channel), the follower statistics and demographics of insight, audiences
+(JSON and file uploads, kept per channel), narrowcasts (accepted with 202,
+`succeeded` on the third progress read) and link tokens. Bot calls need `Authorization: Bearer <a token it issued>`, as at
 LINE, so a call with no token or a stale one gets LINE's 401.
 
 Python standard library only. Nothing is checked beyond what LINE would
@@ -60,6 +62,8 @@ class Line:
         self.tokens = {}  # access token -> {"channel", "kind", "key_id", "expires"}
         self.webhooks = {}  # LINE channel id -> endpoint
         self.rich_menus = {}  # LINE channel id -> RichMenus
+        self.audiences = {}  # LINE channel id -> {audience id: AudienceGroup dict}
+        self.narrowcasts = {}  # request id -> progress reads so far
         self.log = None
         self.slow = {}  # path -> seconds
 
@@ -155,7 +159,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(data)))
-        self.send_header("x-line-request-id", str(uuid.uuid4()))
+        if not any(name.lower() == "x-line-request-id" for name, _ in headers):
+            self.send_header("x-line-request-id", str(uuid.uuid4()))
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
@@ -418,6 +423,106 @@ def rich_menus(h, method, path, channel, raw):
     return False
 
 
+def upload_ids(h, raw):
+    """The ids of a JSON or file upload, and its fields; None (400 sent) if bad."""
+    content_type = h.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        boundary = content_type.split("boundary=", 1)[-1].encode()
+        fields, ids = {}, None
+        for part in raw.split(b"--" + boundary)[1:-1]:
+            head, _, value = part.strip(b"\r\n").partition(b"\r\n\r\n")
+            name = re.search(rb'name="([^"]+)"', head)
+            if name and name.group(1) == b"file":
+                ids = value.decode().split()
+            elif name:
+                fields[name.group(1).decode()] = value.decode()
+        if ids is None:
+            h.error(400, "The request body has 1 error(s)", [{"message": "must be specified", "property": "file"}])
+            return None
+        return fields, ids
+    body = h.json_body(raw)
+    if body is None or len(body.get("audiences", [])) > 10000:
+        h.error(400, "The request body has 1 error(s)", [{"message": "Size must be between 0 and 10000", "property": "audiences"}])
+        return None
+    return body, [a.get("id", "") for a in body.get("audiences", [])]
+
+
+def audiences(h, method, path, channel, query, raw):
+    """Answers an audience endpoint; False for another path."""
+    with LINE.lock:
+        groups = LINE.audiences.setdefault(channel, {})
+    if path in ("/v2/bot/audienceGroup/upload", "/v2/bot/audienceGroup/upload/byFile"):
+        upload = upload_ids(h, raw)
+        if upload is None:
+            return None
+        fields, ids = upload
+        if method == "POST":
+            description = str(fields.get("description", ""))
+            if not 1 <= len(description) <= 120:
+                return h.error(400, "The request body has 1 error(s)",
+                               [{"message": "Length must be between 1 and 120", "property": "description"}])
+            group_id = 1234567890000 + len(groups) + 1
+            groups[group_id] = {
+                "audienceGroupId": group_id, "type": "UPLOAD", "description": description,
+                "status": "READY", "audienceCount": len(set(ids)), "created": int(time.time()),
+                "permission": "READ_WRITE", "createRoute": "MESSAGING_API",
+                "isIfaAudience": str(fields.get("isIfaAudience", "false")).lower() == "true",
+            }
+            created = {k: v for k, v in groups[group_id].items() if k not in ("status", "audienceCount")}
+            return h.answer(202, created)
+        if method == "PUT":
+            group = groups.get(int(fields.get("audienceGroupId") or 0))
+            if group is None:
+                return h.error(400, "audience group not found", [{"message": "AUDIENCE_GROUP_NOT_FOUND"}])
+            group["audienceCount"] += len(set(ids))
+            return h.answer(202, {})
+    if method == "GET" and path == "/v2/bot/audienceGroup/list":
+        page = int((query.get("page") or ["1"])[0])
+        size = int((query.get("size") or ["20"])[0])
+        found = sorted(groups.values(), key=lambda g: -g["audienceGroupId"])
+        shown = found[(page - 1) * size: page * size]
+        return h.answer(200, {"audienceGroups": shown, "hasNextPage": page * size < len(found),
+                              "totalCount": len(found), "readWriteAudienceGroupTotalCount": len(found),
+                              "page": page, "size": size})
+    m = re.fullmatch(r"/v2/bot/audienceGroup/([0-9]+)", path)
+    if m and method in ("GET", "DELETE"):
+        group = groups.get(int(m.group(1)))
+        if group is None:
+            return h.error(400, "audience group not found", [{"message": "AUDIENCE_GROUP_NOT_FOUND"}])
+        if method == "DELETE":
+            del groups[int(m.group(1))]
+            return h.answer(200, {})
+        return h.answer(200, {"audienceGroup": group, "jobs": []})
+    return False
+
+
+def narrowcast(h, raw):
+    body = h.json_body(raw)
+    if body is None or not body.get("messages"):
+        return h.error(400, "The request body has 1 error(s)",
+                       [{"message": "Size must be between 1 and 5", "property": "messages"}])
+    request_id = str(uuid.uuid4())
+    with LINE.lock:
+        LINE.narrowcasts[request_id] = 0
+    return h.answer(202, {}, headers=[("x-line-request-id", request_id)])
+
+
+def narrowcast_progress(h, query):
+    request_id = (query.get("requestId") or [""])[0]
+    with LINE.lock:
+        reads = LINE.narrowcasts.get(request_id)
+        if reads is not None:
+            LINE.narrowcasts[request_id] = reads + 1
+    if reads is None:
+        return h.error(404, "Not found")
+    accepted = "2026-12-03T10:15:30.121Z"
+    if reads < 2:
+        return h.answer(200, {"phase": "waiting" if reads == 0 else "sending", "acceptedTime": accepted})
+    return h.answer(200, {"phase": "succeeded", "successCount": 1180, "failureCount": 20,
+                          "targetCount": 1200, "acceptedTime": accepted,
+                          "completedTime": "2026-12-03T10:25:30.121Z"})
+
+
 def insight(h, method, path, query):
     """Answers an insight endpoint (fixed numbers); False for another path."""
     if method != "GET":
@@ -494,6 +599,19 @@ def route(h, method, path, query, raw):
     m = re.fullmatch(r"/v2/bot/message/(reply|push|multicast|broadcast)", path)
     if method == "POST" and m:
         return send(h, m.group(1), raw)
+    if method == "POST" and path == "/v2/bot/message/narrowcast":
+        return narrowcast(h, raw)
+    if method == "GET" and path == "/v2/bot/message/progress/narrowcast":
+        return narrowcast_progress(h, query)
+    if path.startswith("/v2/bot/audienceGroup/"):
+        if audiences(h, method, path, channel, query, raw) is False:
+            h.error(404, "Not found")
+        return
+    m = re.fullmatch(r"/v2/bot/user/([^/]+)/linkToken", path)
+    if method == "POST" and m:
+        if not USER_ID.match(m.group(1)):
+            return h.error(404, "Not found")
+        return h.answer(200, {"linkToken": secrets.token_urlsafe(24)})
     if method == "GET" and path == "/v2/bot/message/quota":
         return h.answer(200, {"type": "limited", "value": 5000})
     if method == "GET" and path == "/v2/bot/message/quota/consumption":

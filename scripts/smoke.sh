@@ -227,6 +227,9 @@ expect '"type":"deadLetter"'                       # tail spells types as --type
 expect '"isDefault": true'                         # PublishRichMenu made it the default
 expect '"richMenuAliasId": "spring"'
 expect "LINE holds menu.png for richmenu-"          # GetRichMenuImage gave the image back
+expect '"phase": "NARROWCAST_PHASE_SUCCEEDED"'      # the narrowcast followed to its end
+expect '"successCount": "1180"'
+grep -qx "true" "$out" || fail "IssueLinkToken gave no link token"
 # What reached LINE's stand-in.
 python3 - "$requests" << 'PY' || fail "LINE's stand-in did not receive what the README's blocks send (see above)"
 import base64, json, sys
@@ -273,6 +276,17 @@ checks = [
     ("PublishRichMenu made the menu the default",
      [r for r in requests if r["method"] == "POST" and r["path"].startswith("/v2/bot/user/all/richmenu/")]),
     ("GetFollowerStats asked for the README's date", find("GET", "/v2/bot/insight/followers", lambda r: "date=20261130" in r["path"])),
+    ("CreateAudience uploaded the README's two users as JSON",
+     find("POST", "/v2/bot/audienceGroup/upload", lambda r: body(r)["description"] == "Spring regulars"
+          and len(body(r)["audiences"]) == 2)),
+    ("the narrowcast went to the audience, filtered by age, with an X-Line-Retry-Key",
+     find("POST", "/v2/bot/message/narrowcast", lambda r: "x-line-retry-key" in r["headers"]
+          and body(r)["recipient"]["type"] == "audience"
+          and body(r)["filter"]["demographic"] == {"type": "age", "gte": "age_20", "lt": "age_40"}
+          and body(r)["limit"] == {"max": 1000})),
+    ("the narrowcast's progress was read until final", len(find("GET", "/v2/bot/message/progress/narrowcast")) >= 3),
+    ("DeleteAudience deleted it", [r for r in requests if r["method"] == "DELETE" and r["path"].startswith("/v2/bot/audienceGroup/")]),
+    ("IssueLinkToken asked LINE", find("POST", f"/v2/bot/user/{USER}/linkToken")),
 ]
 for what, found in checks:
     print(f"LINE's stand-in: {'ok' if found else 'MISSING'}: {what}")

@@ -31,8 +31,9 @@ fn parse_state(name: &str) -> Result<pb::DeliveryState, TailError> {
         "delivered" => Ok(pb::DeliveryState::Delivered),
         "failed" => Ok(pb::DeliveryState::Failed),
         "unknown" => Ok(pb::DeliveryState::Unknown),
+        "accepted" => Ok(pb::DeliveryState::Accepted),
         _ => Err(TailError::Usage(format!(
-            "--state {name}: expected queued, sending, delivered, failed or unknown"
+            "--state {name}: expected queued, sending, accepted, delivered, failed or unknown"
         ))),
     }
 }
@@ -55,6 +56,7 @@ fn state_name(state: i32) -> &'static str {
         Ok(pb::DeliveryState::Delivered) => "delivered",
         Ok(pb::DeliveryState::Failed) => "failed",
         Ok(pb::DeliveryState::Unknown) => "unknown",
+        Ok(pb::DeliveryState::Accepted) => "accepted",
         _ => "?",
     }
 }
@@ -65,6 +67,7 @@ fn route_name(route: i32) -> &'static str {
         Ok(pb::Route::Push) => "push",
         Ok(pb::Route::Multicast) => "multicast",
         Ok(pb::Route::Broadcast) => "broadcast",
+        Ok(pb::Route::Narrowcast) => "narrowcast",
         _ => "?",
     }
 }

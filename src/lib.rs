@@ -23,8 +23,10 @@
 //!   health, reflection), API-key check, and `grpc::status`, the one place
 //!   errors become statuses (LINE's answers by one table).
 //!   `grpc::official_account` manages the LINE Official Account (rich
-//!   menus, chats, followers, insight) straight through `line::api`,
-//!   keeping nothing: that state is LINE's.
+//!   menus, chats, followers, insight, audiences, link tokens) straight
+//!   through `line::api`, keeping nothing: that state is LINE's.
+//!   `grpc::narrowcast` turns Narrowcast's audiences and demographic
+//!   filters into LINE's objects for the outbox.
 //! - [`http`]: the hyper listener: the webhook route, `/media/{token}`
 //!   (agents' uploads, for LINE), `/healthz`, `/readyz`, `/metrics`, and
 //!   webhook signatures.
@@ -39,7 +41,8 @@
 //! - [`outbound`]: the log's records of sends (accepted, final), and a
 //!   delivery as gRPC shows it.
 //! - [`outbox`]: durable sends with retry keys, retries, leases and crash
-//!   resume.
+//!   resume; an accepted narrowcast's progress at LINE followed until
+//!   final (`outbox::narrowcast`).
 //! - [`tokens`]: channel access tokens in every mode (obtain, cache, renew,
 //!   revoke); a channel's [`line::ChannelClient`] takes them from here.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealed secrets.

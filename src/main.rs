@@ -105,7 +105,7 @@ struct DeliveriesArgs {
     /// Our channel id.
     #[arg(long = "channel", value_name = "CHANNEL_ID")]
     channel: String,
-    /// Only this state: queued, sending, delivered, failed, unknown
+    /// Only this state: queued, sending, accepted, delivered, failed, unknown
     /// (repeatable).
     #[arg(long = "state", value_name = "STATE")]
     states: Vec<String>,

@@ -11,7 +11,10 @@ use serde_json::json;
 
 use crate::{
     proto::v1 as pb,
-    store::{DeliveryRecord, DeliveryState, EventRecord, LoggedRecords, NewEvent, SendKind},
+    store::{
+        DeliveryRecord, DeliveryState, EventRecord, LoggedRecords, NarrowcastRecord, NewEvent,
+        SendKind,
+    },
     time::timestamp,
 };
 
@@ -98,6 +101,12 @@ fn record(delivery: &DeliveryRecord, phase: Phase, now_ms: i64) -> NewEvent {
     let delivered = phase == Phase::Final && delivery.state == DeliveryState::Delivered;
     let quota_consumed = match delivery.kind {
         SendKind::Push | SendKind::Multicast if delivered => recipients,
+        // LINE counts what it sent, once it is done.
+        SendKind::Narrowcast if delivered => delivery
+            .narrowcast
+            .as_ref()
+            .and_then(|progress| progress.success_count)
+            .map_or(0, |sent| i32::try_from(sent).unwrap_or(i32::MAX)),
         _ => 0,
     };
     let outbound = pb::OutboundMessage {
@@ -211,6 +220,7 @@ fn state_of(state: pb::DeliveryState) -> DeliveryState {
         pb::DeliveryState::Delivered => DeliveryState::Delivered,
         pb::DeliveryState::Failed => DeliveryState::Failed,
         pb::DeliveryState::Unknown => DeliveryState::Unknown,
+        pb::DeliveryState::Accepted => DeliveryState::Accepted,
         pb::DeliveryState::Queued | pb::DeliveryState::Unspecified => DeliveryState::Queued,
     }
 }
@@ -224,7 +234,8 @@ fn recipient_count(delivery: &DeliveryRecord) -> i32 {
             .get("to")
             .and_then(|to| to.as_array())
             .map_or(0, |to| to.len() as i32),
-        SendKind::Broadcast => 0,
+        // LINE picks the recipients: `Delivery.narrowcast` counts them.
+        SendKind::Broadcast | SendKind::Narrowcast => 0,
     }
 }
 
@@ -275,13 +286,19 @@ pub fn delivery_to_proto(record: &DeliveryRecord) -> pb::Delivery {
             DeliveryState::Delivered => pb::DeliveryState::Delivered,
             DeliveryState::Failed => pb::DeliveryState::Failed,
             DeliveryState::Unknown => pb::DeliveryState::Unknown,
+            DeliveryState::Accepted => pb::DeliveryState::Accepted,
         } as i32,
         route: route(record.kind) as i32,
         conversation,
         reply_webhook_event_id: record.reply_webhook_event_id.clone(),
         retry_key: record.retry_key.clone(),
         attempts: record.attempts as i32,
-        next_attempt_time: record.next_attempt_ms.map(timestamp),
+        // While accepted, the next attempt is the next read of LINE's
+        // progress, shown there.
+        next_attempt_time: record
+            .next_attempt_ms
+            .filter(|_| record.state != DeliveryState::Accepted)
+            .map(timestamp),
         line_request_id: record.line_request_id.clone(),
         accepted_request_id: record.accepted_request_id.clone(),
         error: record
@@ -324,6 +341,45 @@ pub fn delivery_to_proto(record: &DeliveryRecord) -> pb::Delivery {
         update_time: Some(timestamp(record.update_time_ms)),
         idempotency_key: record.idempotency_key.clone(),
         fell_back_to_push: record.fell_back_to_push,
+        narrowcast: record
+            .narrowcast
+            .as_ref()
+            .map(|progress| narrowcast_to_proto(record, progress)),
+    }
+}
+
+/// A narrowcast's progress as [`pb::NarrowcastProgress`] shows it.
+fn narrowcast_to_proto(
+    record: &DeliveryRecord,
+    progress: &NarrowcastRecord,
+) -> pb::NarrowcastProgress {
+    let time = |iso: &Option<String>| {
+        iso.as_deref()
+            .and_then(|t| t.parse::<prost_types::Timestamp>().ok())
+    };
+    pb::NarrowcastProgress {
+        phase: match progress.phase.as_str() {
+            "waiting" => pb::NarrowcastPhase::Waiting,
+            "sending" => pb::NarrowcastPhase::Sending,
+            "succeeded" => pb::NarrowcastPhase::Succeeded,
+            "failed" => pb::NarrowcastPhase::Failed,
+            _ => pb::NarrowcastPhase::Unspecified,
+        } as i32,
+        request_id: progress.request_id.clone(),
+        success_count: progress.success_count,
+        failure_count: progress.failure_count,
+        target_count: progress.target_count,
+        error_code: progress
+            .error_code
+            .map_or(0, |code| i32::try_from(code).unwrap_or(i32::MAX)),
+        failed_description: progress.failed_description.clone().unwrap_or_default(),
+        accepted_time: time(&progress.accepted_time),
+        completed_time: time(&progress.completed_time),
+        check_time: progress.check_time_ms.map(timestamp),
+        next_check_time: record
+            .next_attempt_ms
+            .filter(|_| record.state == DeliveryState::Accepted)
+            .map(timestamp),
     }
 }
 
@@ -334,6 +390,7 @@ pub fn route(kind: SendKind) -> pb::Route {
         SendKind::Push => pb::Route::Push,
         SendKind::Multicast => pb::Route::Multicast,
         SendKind::Broadcast => pb::Route::Broadcast,
+        SendKind::Narrowcast => pb::Route::Narrowcast,
     }
 }
 
@@ -366,6 +423,7 @@ mod tests {
             fell_back_to_push: false,
             typed_messages: encode_messages(&[]),
             logged,
+            narrowcast: None,
         }
     }
 

@@ -5,6 +5,10 @@
 //! Replies are the exception LINE's API forces: they have no retry key, so
 //! a reply whose request may have reached LINE (a timeout, a broken
 //! connection) is never retried; it ends `unknown` and is reported.
+//!
+//! Narrowcasts are the other: LINE accepts them (202) and sends later, so
+//! an accepted one stays unfinished while its progress is read
+//! (`narrowcast.rs`).
 
 use std::{
     collections::HashMap,
@@ -16,6 +20,8 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+mod narrowcast;
 
 use crate::{
     channels::ChannelError,
@@ -208,6 +214,7 @@ impl Outbox {
             fell_back_to_push: false,
             typed_messages: new.typed_messages,
             logged: LoggedRecords::None,
+            narrowcast: None,
         };
         if let Some(existing) = self.inner.store.insert_delivery(&record).await? {
             if existing.request_digest != record.request_digest {
@@ -230,6 +237,25 @@ impl Outbox {
     /// Waits until the delivery is final or `timeout` passes; returns its
     /// state then.
     pub async fn wait(&self, record: DeliveryRecord, timeout: Duration) -> DeliveryRecord {
+        self.wait_until(record, timeout, |r| r.state.is_final())
+            .await
+    }
+
+    /// Waits until LINE took the delivery (a narrowcast: accepted, its
+    /// progress still followed) or it is final, or `timeout` passes.
+    pub async fn wait_accepted(&self, record: DeliveryRecord, timeout: Duration) -> DeliveryRecord {
+        self.wait_until(record, timeout, |r| {
+            r.state.is_final() || r.state == DeliveryState::Accepted
+        })
+        .await
+    }
+
+    async fn wait_until(
+        &self,
+        record: DeliveryRecord,
+        timeout: Duration,
+        done: impl Fn(&DeliveryRecord) -> bool,
+    ) -> DeliveryRecord {
         let receiver = {
             let watchers = self
                 .inner
@@ -242,7 +268,7 @@ impl Outbox {
             // Not being worked on here: final already, or resumed elsewhere.
             return self.get(&record.id).await.ok().flatten().unwrap_or(record);
         };
-        let _ = tokio::time::timeout(timeout, receiver.wait_for(|r| r.state.is_final())).await;
+        let _ = tokio::time::timeout(timeout, receiver.wait_for(done)).await;
         receiver.borrow().clone()
     }
 
@@ -414,6 +440,8 @@ impl Outbox {
         for watcher in watchers.values() {
             match watcher.borrow().state {
                 DeliveryState::Sending => sending += 1,
+                // LINE has it; only its progress is read.
+                DeliveryState::Accepted => {}
                 state if !state.is_final() => queued += 1,
                 _ => {}
             }
@@ -432,6 +460,7 @@ fn state_label_kind(kind: SendKind) -> &'static str {
         SendKind::Push => "push",
         SendKind::Multicast => "multicast",
         SendKind::Broadcast => "broadcast",
+        SendKind::Narrowcast => "narrowcast",
     }
 }
 
@@ -443,6 +472,7 @@ pub fn state_label(state: DeliveryState) -> &'static str {
         DeliveryState::Delivered => "delivered",
         DeliveryState::Failed => "failed",
         DeliveryState::Unknown => "unknown",
+        DeliveryState::Accepted => "accepted",
     }
 }
 
@@ -457,6 +487,8 @@ enum TokenProblem {
 enum Attempt {
     Done,
     RetryAfter(Option<Duration>),
+    /// LINE accepted a narrowcast: its progress is followed next.
+    Follow,
 }
 
 impl Inner {
@@ -543,6 +575,25 @@ impl Inner {
                 }
                 continue;
             }
+            if record.state == DeliveryState::Accepted {
+                match self.follow(&mut record).await {
+                    narrowcast::Followed::Final => {
+                        self.save(&mut record).await;
+                        self.release(&record.id).await;
+                        return;
+                    }
+                    narrowcast::Followed::Again(pause) => {
+                        record.next_attempt_ms =
+                            Some(self.clock.now_ms() + pause.as_millis() as i64);
+                        if !self.save(&mut record).await
+                            || !self.wait_holding(&record.id, pause).await
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
             // Renewed while the attempt runs: waiting for a slot on a busy
             // channel, a token and the request may together outlast it.
             let id = record.id.clone();
@@ -563,6 +614,8 @@ impl Inner {
                     self.release(&record.id).await;
                     return;
                 }
+                // Saved as accepted; the loop reads its progress when due.
+                Ok(Attempt::Follow) => {}
                 Ok(Attempt::RetryAfter(pause)) => {
                     let pause = pause.unwrap_or_else(|| backoff(record.attempts, self.max_backoff));
                     let elapsed = self.clock.now_ms().saturating_sub(record.create_time_ms);
@@ -665,6 +718,17 @@ impl Inner {
         record.attempts += called.requests.saturating_sub(1);
         let response = match called.result {
             Ok(response) => response,
+            Err(CallError::Line(line::Error::AlreadyAccepted {
+                accepted_request_id,
+                request_id,
+                body: _,
+            })) if record.kind == SendKind::Narrowcast => {
+                // An earlier attempt (before a crash, or with its answer
+                // lost) was accepted: that request's progress is followed.
+                record.line_request_id = request_id;
+                record.accepted_request_id = accepted_request_id.clone();
+                return Ok(self.accepted_narrowcast(record, accepted_request_id).await);
+            }
             Err(CallError::Line(line::Error::AlreadyAccepted {
                 accepted_request_id,
                 request_id,
@@ -774,6 +838,10 @@ impl Inner {
             }
         };
         record.line_request_id = response.request_id.clone().unwrap_or_default();
+        if record.kind == SendKind::Narrowcast {
+            let request_id = record.line_request_id.clone();
+            return Ok(self.accepted_narrowcast(record, request_id).await);
+        }
         record.state = DeliveryState::Delivered;
         record.error = None;
         record.failure = None;
@@ -975,6 +1043,7 @@ fn route(kind: SendKind) -> Route {
         SendKind::Push => Route::Push,
         SendKind::Multicast => Route::Multicast,
         SendKind::Broadcast => Route::Broadcast,
+        SendKind::Narrowcast => Route::Narrowcast,
     }
 }
 

@@ -41,6 +41,7 @@ const RPCS: &[&str] = &[
     "weiyu.line.v1.Messaging/Push",
     "weiyu.line.v1.Messaging/Multicast",
     "weiyu.line.v1.Messaging/Broadcast",
+    "weiyu.line.v1.Messaging/Narrowcast",
     "weiyu.line.v1.Messaging/GetDelivery",
     "weiyu.line.v1.Messaging/ListDeliveries",
     "weiyu.line.v1.Messaging/GetMessageContent",
@@ -83,6 +84,12 @@ const RPCS: &[&str] = &[
     "weiyu.line.v1.OfficialAccount/GetUnitStats",
     "weiyu.line.v1.OfficialAccount/GetRichMenuStats",
     "weiyu.line.v1.OfficialAccount/ListAggregationUnits",
+    "weiyu.line.v1.OfficialAccount/CreateAudience",
+    "weiyu.line.v1.OfficialAccount/AddToAudience",
+    "weiyu.line.v1.OfficialAccount/ListAudiences",
+    "weiyu.line.v1.OfficialAccount/GetAudience",
+    "weiyu.line.v1.OfficialAccount/DeleteAudience",
+    "weiyu.line.v1.OfficialAccount/IssueLinkToken",
 ];
 
 /// What is stored, as the API shows it: channels, token states and the

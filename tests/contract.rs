@@ -2,7 +2,7 @@
 //! API host, through the real service, against the Prism mock server
 //! running LINE's own OpenAPI description (`messaging-api.yml`): Messaging,
 //! ChannelAdmin and OfficialAccount alike (insight.yml's calls are in
-//! `contract_insight.rs`). Prism answers a request that breaks the
+//! `contract_insight.rs`, manage-audience.yml's in `contract_audience.rs`). Prism answers a request that breaks the
 //! description with 4xx, which fails the call and this test.
 //!
 //! Needs Prism: `.ci/run` starts it and sets `LINE_ADAPTER_PRISM_URL`
@@ -303,6 +303,22 @@ async fn every_request_we_send_passes_lines_openapi_description() {
         .await
         .unwrap();
     delivered(broadcast.into_inner().delivery, "broadcast");
+    // Prism's 202 carries no x-line-request-id, which LINE's progress is
+    // asked by: the request passed, but its outcome cannot be followed.
+    match messaging
+        .narrowcast(narrowcast_request(&channel.id, every_message().remove(0)))
+        .await
+    {
+        Ok(response) => assert_eq!(
+            response.into_inner().delivery.unwrap().state(),
+            pb::DeliveryState::Accepted
+        ),
+        Err(status) => assert!(
+            status.code() == tonic::Code::DeadlineExceeded
+                && status.message().contains("without a request id"),
+            "narrowcast: {status:?}"
+        ),
+    }
 
     messaging
         .get_profile(pb::GetProfileRequest {
@@ -716,4 +732,74 @@ async fn official_account_calls(app: &TestApp, channel: &str) {
         })
         .await
         .expect("getAggregationUnitNameList, getAggregationUnitUsage");
+    let link = account
+        .issue_link_token(pb::IssueLinkTokenRequest {
+            channel_id: channel.clone(),
+            user_id: user.into(),
+        })
+        .await
+        .expect("issueLinkToken")
+        .into_inner();
+    assert_eq!(link.link_token, "NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY");
+}
+
+/// A narrowcast with every recipient and filter kind, nested with every
+/// operator, and a limit.
+fn narrowcast_request(channel: &str, messages: Vec<pb::Message>) -> pb::NarrowcastRequest {
+    use pb::{demographic_filter::Filter, narrowcast_recipient::Recipient};
+    let recipient = |r| pb::NarrowcastRecipient { recipient: Some(r) };
+    let filter = |f| pb::DemographicFilter { filter: Some(f) };
+    pb::NarrowcastRequest {
+        channel_id: channel.into(),
+        messages,
+        recipient: Some(recipient(Recipient::AllOf(pb::NarrowcastRecipients {
+            recipients: vec![
+                recipient(Recipient::AudienceGroupId(5614991017776)),
+                recipient(Recipient::AnyOf(pb::NarrowcastRecipients {
+                    recipients: vec![
+                        recipient(Recipient::RedeliveryRequestId(
+                            "5b59509c-c57b-11e9-aa8c-2a2ae2dbcce4".into(),
+                        )),
+                        recipient(Recipient::Negated(Box::new(recipient(
+                            Recipient::AudienceGroupId(4389303728991),
+                        )))),
+                    ],
+                })),
+            ],
+        }))),
+        filter: Some(filter(Filter::AnyOf(pb::DemographicFilters {
+            filters: vec![
+                filter(Filter::Age(pb::AgeRange {
+                    min_age: 20,
+                    below_age: 30,
+                })),
+                filter(Filter::AllOf(pb::DemographicFilters {
+                    filters: vec![
+                        filter(Filter::Gender(pb::GenderFilter {
+                            genders: vec![pb::Gender::Female as i32],
+                        })),
+                        filter(Filter::AppType(pb::AppTypeFilter {
+                            app_types: vec![pb::AppType::Ios as i32, pb::AppType::Android as i32],
+                        })),
+                        filter(Filter::SubscriptionPeriod(pb::SubscriptionPeriodRange {
+                            min_days: 7,
+                            below_days: 0,
+                        })),
+                        filter(Filter::Negated(Box::new(filter(Filter::Area(
+                            pb::AreaFilter {
+                                areas: vec!["jp_13".into(), "jp_27".into()],
+                            },
+                        ))))),
+                    ],
+                })),
+            ],
+        }))),
+        limit: Some(pb::NarrowcastLimit {
+            max: 100,
+            up_to_remaining_quota: true,
+            forbid_partial_delivery: true,
+        }),
+        notification_disabled: true,
+        idempotency_key: String::new(),
+    }
 }

@@ -750,6 +750,13 @@ async fn positions_outside_the_retained_log_are_out_of_range() {
 
 #[tokio::test]
 async fn events_and_dedupe_entries_older_than_their_retention_are_dropped() {
+    if support::nats_url().is_some() {
+        // JetStream drops events by its own (real) clock, which a test
+        // cannot advance; the NATS store gives the event stream and the
+        // dedupe bucket these settings as their max ages.
+        eprintln!("skipped on NATS: JetStream applies retention on its own clock");
+        return;
+    }
     // The defaults: a week for both.
     const WEEK: Duration = Duration::from_secs(7 * 86_400);
     let dir = tempfile::tempdir().unwrap();

@@ -1472,3 +1472,345 @@ async fn the_insight_scope_reads_statistics_and_manages_nothing() {
         "follower ids are users, not statistics"
     );
 }
+
+#[tokio::test]
+async fn audiences_are_created_added_listed_read_and_deleted() {
+    let s = setup().await;
+    let mut client = s.client().await;
+    let channel = s.channel.clone();
+
+    s.line.script(
+        "/v2/bot/audienceGroup/upload",
+        202,
+        &[],
+        r#"{"audienceGroupId":1234567890123,"createRoute":"MESSAGING_API","type":"UPLOAD","description":"spring-sale","created":1613698278,"permission":"READ_WRITE","expireTimestamp":1629250278,"isIfaAudience":false}"#,
+    );
+    let created = client
+        .create_audience(pb::CreateAudienceRequest {
+            channel_id: channel.clone(),
+            description: "spring-sale".into(),
+            user_ids: vec![USER.into(), OTHER_USER.into()],
+            ifa_audience: false,
+            upload_description: "march list".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .audience
+        .unwrap();
+    assert_eq!(created.audience_group_id, 1234567890123);
+    assert_eq!(created.r#type, "UPLOAD");
+    assert_eq!(created.status(), pb::AudienceStatus::InProgress);
+    assert_eq!(created.permission, "READ_WRITE");
+    assert_eq!(created.create_time.unwrap().seconds, 1613698278);
+    assert_eq!(created.expire_time.unwrap().seconds, 1629250278);
+    assert_eq!(
+        s.body_of("POST", "/v2/bot/audienceGroup/upload"),
+        json!({
+            "description": "spring-sale",
+            "isIfaAudience": false,
+            "uploadDescription": "march list",
+            "audiences": [{"id": USER}, {"id": OTHER_USER}],
+        })
+    );
+
+    // Up to LINE's 10,000 ids as JSON; more as LINE's text file upload.
+    client
+        .add_to_audience(pb::AddToAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 1234567890123,
+            user_ids: vec![USER.into()],
+            upload_description: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.body_of("PUT", "/v2/bot/audienceGroup/upload"),
+        json!({"audienceGroupId": 1234567890123_i64, "audiences": [{"id": USER}]})
+    );
+    let many: Vec<String> = (0..10_001).map(|i| format!("U{i:032x}")).collect();
+    client
+        .add_to_audience(pb::AddToAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 1234567890123,
+            user_ids: many.clone(),
+            upload_description: "big list".into(),
+        })
+        .await
+        .unwrap();
+    let file = s
+        .line
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path == "/v2/bot/audienceGroup/upload/byFile")
+        .expect("a file upload");
+    let content_type = file.headers["content-type"].to_str().unwrap().to_owned();
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("multipart");
+    let text = String::from_utf8(file.body.to_vec()).unwrap();
+    assert!(text.contains("name=\"audienceGroupId\"\r\n\r\n1234567890123\r\n"));
+    assert!(text.contains("name=\"uploadDescription\"\r\n\r\nbig list\r\n"));
+    let lines = text
+        .split("Content-Type: text/plain\r\n\r\n")
+        .nth(1)
+        .and_then(|rest| rest.split(&format!("\r\n--{boundary}--")).next())
+        .expect("the file part");
+    assert_eq!(lines.lines().collect::<Vec<_>>(), many);
+
+    s.line.script(
+        "/v2/bot/audienceGroup/list",
+        200,
+        &[],
+        r#"{"audienceGroups":[{"audienceGroupId":1234567890123,"createRoute":"MESSAGING_API","type":"UPLOAD","description":"spring-sale","status":"READY","audienceCount":1887,"created":1608617466,"permission":"READ_WRITE","isIfaAudience":false}],"hasNextPage":true,"totalCount":41,"readWriteAudienceGroupTotalCount":40,"size":40,"page":1}"#,
+    );
+    let page = client
+        .list_audiences(pb::ListAudiencesRequest {
+            channel_id: channel.clone(),
+            page_size: 40,
+            page_token: String::new(),
+            description: "spring".into(),
+            status: pb::AudienceStatus::Ready as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.audiences.len(), 1);
+    assert_eq!(page.audiences[0].status(), pb::AudienceStatus::Ready);
+    assert_eq!(page.audiences[0].audience_count, 1887);
+    assert_eq!(page.total_count, 41);
+    assert_eq!(page.read_write_total_count, 40);
+    assert_eq!(page.next_page_token, "2");
+    s.line.script(
+        "/v2/bot/audienceGroup/list",
+        200,
+        &[],
+        r#"{"audienceGroups":[],"hasNextPage":false,"totalCount":41,"readWriteAudienceGroupTotalCount":40,"size":40,"page":2}"#,
+    );
+    let last = client
+        .list_audiences(pb::ListAudiencesRequest {
+            channel_id: channel.clone(),
+            page_token: page.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(last.next_page_token.is_empty());
+
+    s.line.script(
+        "/v2/bot/audienceGroup/1234567890123",
+        200,
+        &[],
+        r#"{"audienceGroup":{"audienceGroupId":1234567890123,"type":"UPLOAD","description":"spring-sale","status":"READY","audienceCount":1887,"created":1608617466,"permission":"READ_WRITE","createRoute":"MESSAGING_API","isIfaAudience":false},"jobs":[{"audienceGroupJobId":12345678,"audienceGroupId":1234567890123,"description":"march list","type":"DIFF_ADD","jobStatus":"FINISHED","audienceCount":2,"created":1608617472}]}"#,
+    );
+    let read = client
+        .get_audience(pb::GetAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 1234567890123,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.audience.unwrap().description, "spring-sale");
+    assert_eq!(read.jobs.len(), 1);
+    assert_eq!(read.jobs[0].job_status, "FINISHED");
+    assert_eq!(read.jobs[0].audience_count, 2);
+
+    client
+        .delete_audience(pb::DeleteAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 1234567890123,
+        })
+        .await
+        .unwrap();
+
+    s.line.script(
+        &format!("/v2/bot/user/{USER}/linkToken"),
+        200,
+        &[],
+        r#"{"linkToken":"NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY"}"#,
+    );
+    let link = client
+        .issue_link_token(pb::IssueLinkTokenRequest {
+            channel_id: channel.clone(),
+            user_id: USER.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(link.link_token, "NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY");
+
+    let calls: Vec<String> = s
+        .calls()
+        .into_iter()
+        .filter(|c| !c.contains("/v2/oauth"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /v2/bot/audienceGroup/upload".to_owned(),
+            "PUT /v2/bot/audienceGroup/upload".into(),
+            "PUT /v2/bot/audienceGroup/upload/byFile".into(),
+            "GET /v2/bot/audienceGroup/list?page=1&size=40&description=spring&status=READY".into(),
+            "GET /v2/bot/audienceGroup/list?page=2".into(),
+            "GET /v2/bot/audienceGroup/1234567890123".into(),
+            "DELETE /v2/bot/audienceGroup/1234567890123".into(),
+            format!("POST /v2/bot/user/{USER}/linkToken"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn audience_errors_map_by_the_one_table_and_bad_fields_reach_no_line() {
+    let s = setup().await;
+    let mut client = s.client().await;
+    let channel = s.channel.clone();
+
+    // 400 with details: LINE's verdict on the request.
+    s.line.script(
+        "/v2/bot/audienceGroup/upload",
+        400,
+        &[],
+        r#"{"message":"The request body has 1 error(s)","details":[{"message":"must not be duplicated","property":"audiences[1].id"}]}"#,
+    );
+    let refused = client
+        .create_audience(pb::CreateAudienceRequest {
+            channel_id: channel.clone(),
+            description: "dupes".into(),
+            user_ids: vec![USER.into(), USER.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(violation_fields(&refused), ["audiences[1].id"]);
+    assert!(refused.message().starts_with("CreateAudience: "));
+    assert_eq!(error_metadata(&refused, "line_status"), "400");
+
+    // LINE's 400 for an unknown audience is NOT_FOUND.
+    s.line.script(
+        "/v2/bot/audienceGroup/42",
+        400,
+        &[],
+        r#"{"message":"audience group not found","details":[{"message":"AUDIENCE_GROUP_NOT_FOUND"}]}"#,
+    );
+    let missing = client
+        .get_audience(pb::GetAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 42,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+    assert!(missing.message().contains("audience group not found"));
+
+    // 403: the account may not use audiences.
+    s.line.script(
+        "/v2/bot/audienceGroup/list",
+        403,
+        &[],
+        r#"{"message":"Access to this API is not available for your account"}"#,
+    );
+    let denied = client
+        .list_audiences(pb::ListAudiencesRequest {
+            channel_id: channel.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // 404: LINE does not know the user.
+    s.line.script(
+        &format!("/v2/bot/user/{OTHER_USER}/linkToken"),
+        404,
+        &[],
+        r#"{"message":"Not found"}"#,
+    );
+    let unknown = client
+        .issue_link_token(pb::IssueLinkTokenRequest {
+            channel_id: channel.clone(),
+            user_id: OTHER_USER.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    assert!(unknown.message().starts_with("IssueLinkToken: "));
+
+    // 429 with Retry-After.
+    s.line.script(
+        "/v2/bot/audienceGroup/43",
+        429,
+        &[("retry-after", "9")],
+        r#"{"message":"The API rate limit has been exceeded. Try again later."}"#,
+    );
+    let limited = client
+        .delete_audience(pb::DeleteAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 43,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert_eq!(
+        limited
+            .get_error_details()
+            .retry_info()
+            .and_then(|r| r.retry_delay),
+        Some(std::time::Duration::from_secs(9))
+    );
+
+    // LINE's limits, checked before LINE is asked.
+    let before = s.line.requests().len();
+    let bad = client
+        .create_audience(pb::CreateAudienceRequest {
+            channel_id: channel.clone(),
+            description: "x".repeat(121),
+            user_ids: vec![USER.into(), "U with space".into(), "U\nnewline".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(
+        violation_fields(&bad),
+        ["description", "user_ids[1]", "user_ids[2]"]
+    );
+    let unnamed = client
+        .create_audience(pb::CreateAudienceRequest {
+            channel_id: channel.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&unnamed), ["description"]);
+    let bad = client
+        .add_to_audience(pb::AddToAudienceRequest {
+            channel_id: channel.clone(),
+            audience_group_id: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&bad), ["audience_group_id", "user_ids"]);
+    let bad = client
+        .list_audiences(pb::ListAudiencesRequest {
+            channel_id: channel.clone(),
+            page_size: 41,
+            page_token: "next".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&bad), ["page_size", "page_token"]);
+    let bad = client
+        .issue_link_token(pb::IssueLinkTokenRequest {
+            channel_id: channel.clone(),
+            user_id: "..".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&bad), ["user_id"]);
+    assert_eq!(s.line.requests().len(), before, "nothing reached LINE");
+}

@@ -36,6 +36,7 @@ fn state_from_proto(value: i32) -> Result<DeliveryState, String> {
         Ok(pb::DeliveryState::Delivered) => Ok(DeliveryState::Delivered),
         Ok(pb::DeliveryState::Failed) => Ok(DeliveryState::Failed),
         Ok(pb::DeliveryState::Unknown) => Ok(DeliveryState::Unknown),
+        Ok(pb::DeliveryState::Accepted) => Ok(DeliveryState::Accepted),
         Ok(pb::DeliveryState::Unspecified) => {
             Err("DELIVERY_STATE_UNSPECIFIED is not a state".into())
         }

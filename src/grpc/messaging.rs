@@ -74,6 +74,16 @@ impl Messaging for MessagingService {
         ))
     }
 
+    async fn narrowcast(
+        &self,
+        request: Request<pb::NarrowcastRequest>,
+    ) -> Result<Response<pb::NarrowcastResponse>, Status> {
+        let services = self.core.writable()?;
+        Ok(Response::new(
+            super::narrowcast::narrowcast(services, request.into_inner()).await?,
+        ))
+    }
+
     async fn get_delivery(
         &self,
         request: Request<pb::GetDeliveryRequest>,

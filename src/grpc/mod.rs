@@ -10,6 +10,7 @@ pub mod content;
 pub mod deliveries;
 pub mod lookup;
 pub mod messaging;
+pub mod narrowcast;
 pub mod official_account;
 mod page_token;
 

@@ -21,7 +21,7 @@ use crate::{
 
 /// How long a send RPC waits for LINE's answer before returning the
 /// delivery as it stands (it keeps going; GetDelivery follows it).
-const WAIT_FOR_LINE: Duration = Duration::from_secs(10);
+pub(super) const WAIT_FOR_LINE: Duration = Duration::from_secs(10);
 /// Reply tokens younger than this are used by Send; LINE honours them for
 /// about a minute, and the request itself takes time.
 const FRESH_REPLY_TOKEN: Duration = Duration::from_secs(50);
@@ -62,7 +62,7 @@ pub(super) fn conversation(
         .map(|id| format!("{kind}:{id}"))
 }
 
-fn idempotency_key(violations: &mut Violations, value: &str) -> String {
+pub(super) fn idempotency_key(violations: &mut Violations, value: &str) -> String {
     if value.len() > MAX_IDEMPOTENCY_KEY_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
         violations.add(
             "idempotency_key",
@@ -74,7 +74,7 @@ fn idempotency_key(violations: &mut Violations, value: &str) -> String {
 
 /// The caller's messages as LINE JSON: uploads named by `media_id` (of
 /// `channel_id`) become their URLs first (see `attachments.rs`).
-fn messages(
+pub(super) fn messages(
     violations: &mut Violations,
     services: &Services,
     channel_id: &str,
@@ -110,7 +110,7 @@ fn messages(
 /// LINE takes mentions only in replies and pushes to a group or room
 /// ("Mention object", Messaging API reference, text message (v2)). `send`
 /// says what this send is instead.
-fn refuse_mentions(violations: &mut Violations, messages: &[pb::Message], send: &str) {
+pub(super) fn refuse_mentions(violations: &mut Violations, messages: &[pb::Message], send: &str) {
     for field in mention_fields("messages", messages) {
         violations.add(
             field,
@@ -152,14 +152,19 @@ fn aggregation_units(violations: &mut Violations, units: &[String]) -> Option<Va
     Some(json!(units))
 }
 
-async fn existing_channel(services: &Services, id: &str) -> Result<String, Status> {
+pub(super) async fn existing_channel(services: &Services, id: &str) -> Result<String, Status> {
     let id = validate::channel_id(id).map_err(|reason| invalid_field("channel_id", reason))?;
     services.channels.get(&id).await?;
     Ok(id)
 }
 
 /// A send with no chat, reply event or push fallback; callers add those.
-fn new_delivery(channel_id: String, kind: SendKind, body: Value, key: String) -> NewDelivery {
+pub(super) fn new_delivery(
+    channel_id: String,
+    kind: SendKind,
+    body: Value,
+    key: String,
+) -> NewDelivery {
     NewDelivery {
         channel_id,
         kind,
@@ -188,7 +193,10 @@ fn push_delivery(
     }
 }
 
-fn body(mut fields: serde_json::Map<String, Value>, notification_disabled: bool) -> Value {
+pub(super) fn body(
+    mut fields: serde_json::Map<String, Value>,
+    notification_disabled: bool,
+) -> Value {
     if notification_disabled {
         fields.insert("notificationDisabled".into(), Value::Bool(true));
     }
@@ -198,6 +206,18 @@ fn body(mut fields: serde_json::Map<String, Value>, notification_disabled: bool)
 /// Submits, waits for LINE, and answers as the contract says.
 /// `list` is the caller's messages, kept for the send's log records.
 async fn submit(
+    services: &Services,
+    new: NewDelivery,
+    list: &[pb::Message],
+) -> Result<DeliveryRecord, Status> {
+    let record = enqueue(services, new, list).await?;
+    let record = services.outbox.wait(record, WAIT_FOR_LINE).await;
+    outcome(record)
+}
+
+/// Stores the send and starts it (or finds the one its idempotency key
+/// names), without waiting.
+pub(super) async fn enqueue(
     services: &Services,
     mut new: NewDelivery,
     list: &[pb::Message],
@@ -209,13 +229,12 @@ async fn submit(
         )),
         OutboxError::Store(err) => store_status(err),
     })?;
-    let record = services.outbox.wait(record, WAIT_FOR_LINE).await;
-    outcome(record)
+    Ok(record)
 }
 
 /// A delivery as the caller sees it: OK while it succeeds or is still
 /// going; when it ended otherwise, the status `status.rs` gives it.
-fn outcome(record: DeliveryRecord) -> Result<DeliveryRecord, Status> {
+pub(super) fn outcome(record: DeliveryRecord) -> Result<DeliveryRecord, Status> {
     match delivery_status(&record) {
         None => Ok(record),
         Some(status) => Err(status),

@@ -200,6 +200,32 @@ pub fn verified_accounts_only(err: CallError<TokenError>) -> Status {
     }
 }
 
+/// LINE's name (in `details[].message`) of an audience it does not have.
+const AUDIENCE_NOT_FOUND: &str = "AUDIENCE_GROUP_NOT_FOUND";
+
+/// For the audience RPCs: LINE answers an unknown audience id with a 400
+/// whose detail says `AUDIENCE_GROUP_NOT_FOUND` (manage-audience.yml,
+/// getAudienceData); that is NOT_FOUND, with LINE's answer kept. Any other
+/// error as by the one table.
+pub fn audience_status(err: CallError<TokenError>) -> Status {
+    match &err {
+        CallError::Line(line::Error::Api(error))
+            if error.http_status == 400
+                && error
+                    .details
+                    .iter()
+                    .any(|d| d.message == AUDIENCE_NOT_FOUND) =>
+        {
+            Status::with_error_details(
+                Code::NotFound,
+                error.to_string(),
+                api_details(error, "LINE_API_ERROR", &[]),
+            )
+        }
+        _ => err.into(),
+    }
+}
+
 /// The status of a PublishRichMenu step that failed: its own code, message
 /// and details (LINE's, when LINE refused), with the step, the menu and
 /// what was undone added to its ErrorInfo and message.
@@ -239,7 +265,10 @@ pub fn publish_step_failed(
 pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
     use crate::store::DeliveryState;
     let code = match record.state {
-        DeliveryState::Queued | DeliveryState::Sending | DeliveryState::Delivered => return None,
+        DeliveryState::Queued
+        | DeliveryState::Sending
+        | DeliveryState::Accepted
+        | DeliveryState::Delivered => return None,
         DeliveryState::Unknown => Code::DeadlineExceeded,
         DeliveryState::Failed => match &record.error {
             // A reply token LINE refused, with no push allowed: the
@@ -251,6 +280,16 @@ pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
                 Code::FailedPrecondition
             }
             Some(error) => line_http_code(error.http_status),
+            // A narrowcast LINE accepted and then reported failed: its
+            // error code 1 is LINE's own failure; the others (too few
+            // recipients, a conflict, a partial delivery refused) are the
+            // request's against the account's state.
+            None if record.kind == SendKind::Narrowcast && record.narrowcast.is_some() => {
+                match record.narrowcast.as_ref().and_then(|n| n.error_code) {
+                    Some(1) => Code::Unavailable,
+                    _ => Code::FailedPrecondition,
+                }
+            }
             None if record.attempts == 0 => Code::FailedPrecondition,
             None => Code::Unavailable,
         },
@@ -260,6 +299,9 @@ pub fn delivery_status(record: &DeliveryRecord) -> Option<Status> {
 
 fn failed_delivery(code: Code, record: &DeliveryRecord) -> Status {
     let state = match record.state {
+        crate::store::DeliveryState::Unknown if record.kind == SendKind::Narrowcast => {
+            "has an unknown outcome (LINE accepted the narrowcast; what it sent cannot be learnt)"
+        }
         crate::store::DeliveryState::Unknown => {
             "has an unknown outcome (the reply may or may not have been sent; it is not retried)"
         }

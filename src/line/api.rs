@@ -7,11 +7,19 @@ use http::Method;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
+use crate::secret::Secret;
+
 use super::{
     channel::{CallError, Called, ChannelClient, Retry, TokenSource},
     client::{Content, Request, Response},
     error::Error,
     pace::Endpoint,
+};
+
+mod audiences;
+pub use audiences::{
+    Audience, AudienceJob, AudienceQuery, MAX_DESCRIPTION_CHARS, MAX_FILE_IDS, MAX_PAGE_SIZE,
+    Upload,
 };
 
 const BOT_INFO: &str = "/v2/bot/info";
@@ -34,6 +42,7 @@ pub enum Route {
     Push,
     Multicast,
     Broadcast,
+    Narrowcast,
 }
 
 impl Route {
@@ -44,6 +53,7 @@ impl Route {
             Route::Push => "push",
             Route::Multicast => "multicast",
             Route::Broadcast => "broadcast",
+            Route::Narrowcast => "narrowcast",
         }
     }
 }
@@ -150,6 +160,30 @@ pub struct SentCount {
     /// Present only when `status` is "ready".
     #[serde(default)]
     pub success: i64,
+}
+
+/// LINE `NarrowcastProgressResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NarrowcastProgress {
+    /// `waiting`, `sending`, `succeeded` or `failed`.
+    pub phase: String,
+    #[serde(default)]
+    pub success_count: Option<i64>,
+    #[serde(default)]
+    pub failure_count: Option<i64>,
+    #[serde(default)]
+    pub target_count: Option<i64>,
+    #[serde(default)]
+    pub failed_description: Option<String>,
+    #[serde(default)]
+    pub error_code: Option<i64>,
+    /// ISO 8601, UTC.
+    #[serde(default)]
+    pub accepted_time: Option<String>,
+    /// ISO 8601, UTC; once succeeded or failed.
+    #[serde(default)]
+    pub completed_time: Option<String>,
 }
 
 /// One message LINE reports as sent (`SentMessage`).
@@ -380,6 +414,34 @@ impl<T: TokenSource> ChannelClient<T> {
         self.post_idempotent(&path, json!({ "messages": messages }))
             .await
             .map(drop)
+    }
+
+    /// `GET /v2/bot/message/progress/narrowcast?requestId=`: where LINE
+    /// stands with the narrowcast it accepted as `request_id`.
+    pub async fn narrowcast_progress(
+        &self,
+        request_id: &str,
+    ) -> Result<NarrowcastProgress, T::Error> {
+        self.get_json(with_query(
+            format!("{MESSAGE}/progress/narrowcast"),
+            &[("requestId", Some(request_id))],
+        ))
+        .await
+    }
+
+    /// `POST /v2/bot/user/{userId}/linkToken`: a token for account linking.
+    /// Retried like a read: a second token only replaces the first, unused.
+    pub async fn issue_link_token(&self, user_id: &str) -> Result<Secret, T::Error> {
+        #[derive(Deserialize)]
+        struct Issued {
+            #[serde(rename = "linkToken")]
+            link_token: String,
+        }
+        let path = format!("{USER}/{}/linkToken", segment(user_id));
+        let response = self
+            .idempotent(Request::new(Method::POST, path, Body::Empty))
+            .await?;
+        parse::<Issued, _>(&response).map(|issued| Secret::new(issued.link_token))
     }
 
     /// `GET /v2/bot/message/{messageId}/content[/preview]` on the data

@@ -26,8 +26,8 @@ pub use nats::{NatsOptions, NatsStore};
 pub use records::{
     AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState,
     EventRecord, IssuedTokenRecord, KeyPairRecord, LineErrorDetailRecord, LineErrorRecord,
-    LogBounds, LoggedRecords, NewEvent, PreviousSecret, ReplyToken, Retention, SealedSecret,
-    SendKind, SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
+    LogBounds, LoggedRecords, NarrowcastRecord, NewEvent, PreviousSecret, ReplyToken, Retention,
+    SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
 };
 pub use sled_log::PruneReport;
 pub use sled_store::SledStore;

@@ -288,6 +288,7 @@ pub enum SendKind {
     Push,
     Multicast,
     Broadcast,
+    Narrowcast,
 }
 
 /// Where a delivery stands.
@@ -303,8 +304,12 @@ pub enum DeliveryState {
     /// LINE refused it, or retries ran out.
     Failed,
     /// A reply whose request may or may not have reached LINE: it cannot be
-    /// retried safely (replies have no retry key), so it is reported.
+    /// retried safely (replies have no retry key), so it is reported. Also
+    /// a narrowcast whose progress LINE stopped reporting.
     Unknown,
+    /// A narrowcast LINE accepted and sends in its own background: its
+    /// progress is followed until LINE's phase is final. Not final.
+    Accepted,
 }
 
 impl DeliveryState {
@@ -425,6 +430,44 @@ pub struct DeliveryRecord {
     /// Which of its records are on the event log.
     #[serde(default = "LoggedRecords::legacy")]
     pub logged: LoggedRecords,
+    /// A narrowcast's progress at LINE, once LINE accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrowcast: Option<NarrowcastRecord>,
+}
+
+/// Where LINE stands with an accepted narrowcast, as last read (LINE's
+/// `NarrowcastProgressResponse`, in the store's own type).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NarrowcastRecord {
+    /// The request id the progress is asked by.
+    pub request_id: String,
+    /// LINE's phase (`waiting`, `sending`, `succeeded`, `failed`); empty
+    /// before the first read.
+    #[serde(default)]
+    pub phase: String,
+    #[serde(default)]
+    pub success_count: Option<i64>,
+    #[serde(default)]
+    pub failure_count: Option<i64>,
+    #[serde(default)]
+    pub target_count: Option<i64>,
+    #[serde(default)]
+    pub error_code: Option<i64>,
+    #[serde(default)]
+    pub failed_description: Option<String>,
+    /// ISO 8601, as LINE wrote it.
+    #[serde(default)]
+    pub accepted_time: Option<String>,
+    /// ISO 8601, as LINE wrote it.
+    #[serde(default)]
+    pub completed_time: Option<String>,
+    /// How many times the progress was read (the pause before the next
+    /// read grows with it).
+    #[serde(default)]
+    pub checks: u32,
+    /// When it was last read (Unix ms).
+    #[serde(default)]
+    pub check_time_ms: Option<i64>,
 }
 
 impl DeliveryRecord {

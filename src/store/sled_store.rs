@@ -671,6 +671,7 @@ mod tests {
             fell_back_to_push: false,
             typed_messages: String::new(),
             logged: crate::store::LoggedRecords::None,
+            narrowcast: None,
         }
     }
 

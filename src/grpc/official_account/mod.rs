@@ -2,13 +2,16 @@
 //! [`rich_menus`] (menus, the default, links, aliases, batches),
 //! [`images`] (a menu's image, up and down, checked before LINE sees it),
 //! [`publish`] (create + image + alias + default, undone on failure),
-//! [`chats`] (groups and rooms) and [`insight`] (followers and LINE's
-//! statistics). Every RPC is LINE's state reached through `line::api`;
+//! [`chats`] (groups and rooms), [`insight`] (followers and LINE's
+//! statistics), [`audiences`] (for narrowcasts) and [`linking`] (account
+//! link tokens). Every RPC is LINE's state reached through `line::api`;
 //! nothing is kept here. Errors name the RPC (`status::in_rpc`).
 
+mod audiences;
 mod chats;
 mod images;
 mod insight;
+mod linking;
 mod publish;
 mod rich_menus;
 
@@ -406,5 +409,47 @@ impl OfficialAccount for OfficialAccountService {
             "ListAggregationUnits",
             insight::list_aggregation_units
         )
+    }
+
+    async fn create_audience(
+        &self,
+        request: Request<pb::CreateAudienceRequest>,
+    ) -> Result<Response<pb::CreateAudienceResponse>, Status> {
+        unary!(self, request, "CreateAudience", audiences::create_audience)
+    }
+
+    async fn add_to_audience(
+        &self,
+        request: Request<pb::AddToAudienceRequest>,
+    ) -> Result<Response<pb::AddToAudienceResponse>, Status> {
+        unary!(self, request, "AddToAudience", audiences::add_to_audience)
+    }
+
+    async fn list_audiences(
+        &self,
+        request: Request<pb::ListAudiencesRequest>,
+    ) -> Result<Response<pb::ListAudiencesResponse>, Status> {
+        unary!(self, request, "ListAudiences", audiences::list_audiences)
+    }
+
+    async fn get_audience(
+        &self,
+        request: Request<pb::GetAudienceRequest>,
+    ) -> Result<Response<pb::GetAudienceResponse>, Status> {
+        unary!(self, request, "GetAudience", audiences::get_audience)
+    }
+
+    async fn delete_audience(
+        &self,
+        request: Request<pb::DeleteAudienceRequest>,
+    ) -> Result<Response<pb::DeleteAudienceResponse>, Status> {
+        unary!(self, request, "DeleteAudience", audiences::delete_audience)
+    }
+
+    async fn issue_link_token(
+        &self,
+        request: Request<pb::IssueLinkTokenRequest>,
+    ) -> Result<Response<pb::IssueLinkTokenResponse>, Status> {
+        unary!(self, request, "IssueLinkToken", linking::issue_link_token)
     }
 }

@@ -6,6 +6,8 @@ import com.weiyu.line.v1.ChannelAdminGrpc;
 import com.weiyu.line.v1.MessagingGrpc;
 import com.weiyu.line.v1.MulticastRequest;
 import com.weiyu.line.v1.MulticastResponse;
+import com.weiyu.line.v1.NarrowcastRequest;
+import com.weiyu.line.v1.NarrowcastResponse;
 import com.weiyu.line.v1.OfficialAccountGrpc;
 import com.weiyu.line.v1.PushRequest;
 import com.weiyu.line.v1.PushResponse;
@@ -243,6 +245,18 @@ public final class LineAdapterClient implements AutoCloseable {
             ? request.toBuilder().setIdempotencyKey(newIdempotencyKey()).build()
             : request;
     return retrySend("Broadcast", keyed.getIdempotencyKey(), () -> sendStub().broadcast(keyed));
+  }
+
+  /**
+   * {@code Messaging.Narrowcast}, with an idempotency key and retries as {@link #send}. It returns
+   * once LINE accepted the narrowcast (state ACCEPTED); {@code GetDelivery} follows LINE's progress.
+   */
+  public NarrowcastResponse narrowcast(NarrowcastRequest request) {
+    NarrowcastRequest keyed =
+        request.getIdempotencyKey().isEmpty()
+            ? request.toBuilder().setIdempotencyKey(newIdempotencyKey()).build()
+            : request;
+    return retrySend("Narrowcast", keyed.getIdempotencyKey(), () -> sendStub().narrowcast(keyed));
   }
 
   /**

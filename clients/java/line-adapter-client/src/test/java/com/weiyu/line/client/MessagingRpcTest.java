@@ -15,6 +15,7 @@ import com.weiyu.line.client.testing.LineAdapterProcess;
 import com.weiyu.line.client.testing.Webhooks;
 import com.weiyu.line.v1.AckRequest;
 import com.weiyu.line.v1.AckResponse;
+import com.weiyu.line.v1.AgeRange;
 import com.weiyu.line.v1.BroadcastRequest;
 import com.weiyu.line.v1.Channel;
 import com.weiyu.line.v1.ContentStatus;
@@ -22,6 +23,7 @@ import com.weiyu.line.v1.Conversation;
 import com.weiyu.line.v1.CreateChannelRequest;
 import com.weiyu.line.v1.Delivery;
 import com.weiyu.line.v1.DeliveryState;
+import com.weiyu.line.v1.DemographicFilter;
 import com.weiyu.line.v1.Event;
 import com.weiyu.line.v1.EventType;
 import com.weiyu.line.v1.FileMessage;
@@ -42,6 +44,9 @@ import com.weiyu.line.v1.MediaKind;
 import com.weiyu.line.v1.Message;
 import com.weiyu.line.v1.MessagingGrpc;
 import com.weiyu.line.v1.MulticastRequest;
+import com.weiyu.line.v1.NarrowcastPhase;
+import com.weiyu.line.v1.NarrowcastRecipient;
+import com.weiyu.line.v1.NarrowcastRequest;
 import com.weiyu.line.v1.PushRequest;
 import com.weiyu.line.v1.PushResponse;
 import com.weiyu.line.v1.ReplyRequest;
@@ -51,12 +56,12 @@ import com.weiyu.line.v1.SendResponse;
 import com.weiyu.line.v1.ShowLoadingAnimationRequest;
 import com.weiyu.line.v1.StartPosition;
 import com.weiyu.line.v1.SubscribeRequest;
-import com.weiyu.line.v1.ValidateMessagesRequest;
 import com.weiyu.line.v1.SubscribeResponse;
 import com.weiyu.line.v1.TextMessage;
 import com.weiyu.line.v1.UploadMediaRequest;
 import com.weiyu.line.v1.UploadMediaResponse;
 import com.weiyu.line.v1.UploadMediaStart;
+import com.weiyu.line.v1.ValidateMessagesRequest;
 import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -271,6 +276,34 @@ class MessagingRpcTest {
             .addMessages(text("to everyone")).build()).getDelivery();
     assertEquals(Route.ROUTE_BROADCAST, broadcast.getRoute());
     assertEquals(DeliveryState.DELIVERY_STATE_DELIVERED, broadcast.getState());
+
+    // A narrowcast to an audience of friends in their twenties: accepted, then LINE's progress
+    // followed until it says succeeded.
+    line.script("/v2/bot/message/narrowcast",
+        FakeLine.Answer.json(202, "{}").withHeader("x-line-request-id", "java-nc-1"));
+    line.script("/v2/bot/message/progress/narrowcast", 200,
+        "{\"phase\":\"succeeded\",\"successCount\":120,\"failureCount\":0,\"targetCount\":120,"
+            + "\"acceptedTime\":\"2026-12-03T10:15:30.121Z\",\"completedTime\":\"2026-12-03T10:16:30.121Z\"}");
+    Delivery narrowcast =
+        client.narrowcast(NarrowcastRequest.newBuilder().setChannelId(channel.getId())
+            .addMessages(text("spring sale"))
+            .setRecipient(NarrowcastRecipient.newBuilder().setAudienceGroupId(1234567890123L))
+            .setFilter(DemographicFilter.newBuilder()
+                .setAge(AgeRange.newBuilder().setMinAge(20).setBelowAge(30)))
+            .build()).getDelivery();
+    assertEquals(Route.ROUTE_NARROWCAST, narrowcast.getRoute());
+    assertEquals("java-nc-1", narrowcast.getNarrowcast().getRequestId());
+    assertTrue(line.requestsTo("/v2/bot/message/narrowcast").get(0).bodyText()
+        .contains("\"audienceGroupId\":1234567890123"));
+    Delivery followed = narrowcast;
+    for (int i = 0; i < 100 && followed.getState() != DeliveryState.DELIVERY_STATE_DELIVERED; i++) {
+      pause(50);
+      followed = messaging().getDelivery(
+          GetDeliveryRequest.newBuilder().setDeliveryId(narrowcast.getId()).build()).getDelivery();
+    }
+    assertEquals(DeliveryState.DELIVERY_STATE_DELIVERED, followed.getState());
+    assertEquals(NarrowcastPhase.NARROWCAST_PHASE_SUCCEEDED, followed.getNarrowcast().getPhase());
+    assertEquals(120, followed.getNarrowcast().getSuccessCount());
 
     Delivery read =
         messaging().getDelivery(GetDeliveryRequest.newBuilder().setDeliveryId(pushed.getId()).build()).getDelivery();
@@ -515,5 +548,14 @@ class MessagingRpcTest {
     fails(Status.Code.OUT_OF_RANGE,
         () -> messaging().subscribe(SubscribeRequest.newBuilder().setAfterSequence(1_000_000_000L).build()).hasNext());
     assertFalse(events(1).isEmpty());
+  }
+
+  static void pause(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(e);
+    }
   }
 }

@@ -11,12 +11,19 @@ import com.google.rpc.ErrorInfo;
 import com.weiyu.line.client.testing.FakeLine;
 import com.weiyu.line.client.testing.LineAdapterProcess;
 import com.weiyu.line.client.testing.Webhooks;
+import com.weiyu.line.v1.AddToAudienceRequest;
+import com.weiyu.line.v1.Audience;
+import com.weiyu.line.v1.AudienceStatus;
 import com.weiyu.line.v1.ClearDefaultRichMenuRequest;
+import com.weiyu.line.v1.CreateAudienceRequest;
 import com.weiyu.line.v1.CreateChannelRequest;
 import com.weiyu.line.v1.CreateRichMenuAliasRequest;
 import com.weiyu.line.v1.CreateRichMenuRequest;
+import com.weiyu.line.v1.DeleteAudienceRequest;
 import com.weiyu.line.v1.DeleteRichMenuAliasRequest;
 import com.weiyu.line.v1.DeleteRichMenuRequest;
+import com.weiyu.line.v1.GetAudienceRequest;
+import com.weiyu.line.v1.GetAudienceResponse;
 import com.weiyu.line.v1.GetChatMemberCountRequest;
 import com.weiyu.line.v1.GetChatMemberIdsRequest;
 import com.weiyu.line.v1.GetChatMemberIdsResponse;
@@ -38,10 +45,13 @@ import com.weiyu.line.v1.GetRichMenuStatsResponse;
 import com.weiyu.line.v1.GetUnitStatsRequest;
 import com.weiyu.line.v1.GetUserRichMenuRequest;
 import com.weiyu.line.v1.InsightStatus;
+import com.weiyu.line.v1.IssueLinkTokenRequest;
 import com.weiyu.line.v1.LeaveChatRequest;
 import com.weiyu.line.v1.LinkRichMenuRequest;
 import com.weiyu.line.v1.ListAggregationUnitsRequest;
 import com.weiyu.line.v1.ListAggregationUnitsResponse;
+import com.weiyu.line.v1.ListAudiencesRequest;
+import com.weiyu.line.v1.ListAudiencesResponse;
 import com.weiyu.line.v1.ListRichMenuAliasesRequest;
 import com.weiyu.line.v1.ListRichMenusRequest;
 import com.weiyu.line.v1.OfficialAccountGrpc;
@@ -525,5 +535,81 @@ class OfficialAccountRpcTest {
         account().listAggregationUnits(ListAggregationUnitsRequest.newBuilder().setChannelId(channelId).build());
     assertEquals(List.of("promotion_a"), units.getCustomAggregationUnitsList());
     assertEquals(22, units.getUnitsUsedThisMonth());
+  }
+
+  @Test
+  void audiencesAndLinkTokens() {
+    line.script(
+        "/v2/bot/audienceGroup/upload",
+        202,
+        "{\"audienceGroupId\":1234567890123,\"createRoute\":\"MESSAGING_API\",\"type\":\"UPLOAD\","
+            + "\"description\":\"spring\",\"created\":1613698278,\"permission\":\"READ_WRITE\"}");
+    Audience created =
+        account()
+            .createAudience(
+                CreateAudienceRequest.newBuilder()
+                    .setChannelId(channelId)
+                    .setDescription("spring")
+                    .addUserIds(USER)
+                    .build())
+            .getAudience();
+    assertEquals(1234567890123L, created.getAudienceGroupId());
+    assertEquals(AudienceStatus.AUDIENCE_STATUS_IN_PROGRESS, created.getStatus());
+
+    line.script("/v2/bot/audienceGroup/upload", 202, "{}");
+    account()
+        .addToAudience(
+            AddToAudienceRequest.newBuilder()
+                .setChannelId(channelId)
+                .setAudienceGroupId(1234567890123L)
+                .addUserIds(USER)
+                .build());
+
+    line.script(
+        "/v2/bot/audienceGroup/list",
+        200,
+        "{\"audienceGroups\":[{\"audienceGroupId\":1234567890123,\"type\":\"UPLOAD\",\"description\":"
+            + "\"spring\",\"status\":\"READY\",\"audienceCount\":1}],\"hasNextPage\":true,"
+            + "\"totalCount\":41,\"readWriteAudienceGroupTotalCount\":41}");
+    ListAudiencesResponse page =
+        account().listAudiences(ListAudiencesRequest.newBuilder().setChannelId(channelId).build());
+    assertEquals(AudienceStatus.AUDIENCE_STATUS_READY, page.getAudiences(0).getStatus());
+    assertEquals("2", page.getNextPageToken());
+
+    line.script(
+        "/v2/bot/audienceGroup/1234567890123",
+        200,
+        "{\"audienceGroup\":{\"audienceGroupId\":1234567890123,\"status\":\"READY\",\"audienceCount\":1},"
+            + "\"jobs\":[{\"audienceGroupJobId\":9,\"jobStatus\":\"FINISHED\"}]}");
+    GetAudienceResponse read =
+        account()
+            .getAudience(
+                GetAudienceRequest.newBuilder().setChannelId(channelId).setAudienceGroupId(1234567890123L).build());
+    assertEquals("FINISHED", read.getJobs(0).getJobStatus());
+
+    // LINE's 400 for an audience it does not have is NOT_FOUND.
+    line.script(
+        "/v2/bot/audienceGroup/42",
+        400,
+        "{\"message\":\"audience group not found\",\"details\":[{\"message\":\"AUDIENCE_GROUP_NOT_FOUND\"}]}");
+    StatusRuntimeException missing =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                account()
+                    .deleteAudience(
+                        DeleteAudienceRequest.newBuilder().setChannelId(channelId).setAudienceGroupId(42).build()));
+    assertEquals(Status.Code.NOT_FOUND, missing.getStatus().getCode());
+    line.script("/v2/bot/audienceGroup/1234567890123", 200, "{}");
+    account()
+        .deleteAudience(
+            DeleteAudienceRequest.newBuilder().setChannelId(channelId).setAudienceGroupId(1234567890123L).build());
+
+    line.script("/v2/bot/user/" + USER + "/linkToken", 200, "{\"linkToken\":\"NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY\"}");
+    assertEquals(
+        "NMZTNuVrPTqlr2IF8Bnymkb7rXfYv5EY",
+        account()
+            .issueLinkToken(IssueLinkTokenRequest.newBuilder().setChannelId(channelId).setUserId(USER).build())
+            .getLinkToken());
   }
 }
