@@ -249,6 +249,21 @@ async fn app_head(app: &TestApp) -> u64 {
         .unwrap() as u64
 }
 
+/// A push is refused with UNAVAILABLE before anything is accepted.
+async fn assert_push_refused(app: &TestApp, channel_id: &str) {
+    let refused = app
+        .messaging()
+        .await
+        .push(support::text_push(
+            channel_id,
+            "U0123456789abcdef0123456789abcdef",
+            "hi",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+}
+
 fn settings(data_dir: &Path, min_free_bytes: u64) -> line_adapter::settings::Settings {
     support::test_settings(data_dir, |layer| {
         layer.store = Some("sled".into());
@@ -424,17 +439,7 @@ async fn a_watermark_above_the_free_space_refuses_before_enospc() {
     let response = post_webhook(&client, &app, &channel.id, SECRET, &body).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "5");
-    let refused = app
-        .messaging()
-        .await
-        .push(support::text_push(
-            &channel.id,
-            "U0123456789abcdef0123456789abcdef",
-            "hi",
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert_push_refused(&app, &channel.id).await;
     assert_eq!(
         support::metric(&app, "line_adapter_store_low_space").await,
         Some(1.0)
@@ -560,17 +565,7 @@ async fn a_write_that_meets_enospc_is_logged_as_counts_and_recovered_in_process(
         200,
         "a full disk is not a reason to restart"
     );
-    let refused = app
-        .messaging()
-        .await
-        .push(support::text_push(
-            &channel.id,
-            "U0123456789abcdef0123456789abcdef",
-            "hi",
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert_push_refused(&app, &channel.id).await;
     assert_eq!(
         support::metric(&app, "line_adapter_store_full").await,
         Some(1.0)

@@ -711,24 +711,7 @@ async fn positions_outside_the_retained_log_are_out_of_range() {
     // Retention runs every second: the next run is due at once.
     support::pass_time(Duration::from_secs(1)).await;
 
-    let mut messaging = app.messaging().await;
-    let mut status = None;
-    for _ in 0..100 {
-        match messaging
-            .subscribe(pb::SubscribeRequest {
-                start: Some(Start::AfterSequence(0)),
-                ..Default::default()
-            })
-            .await
-        {
-            Err(err) => {
-                status = Some(err);
-                break;
-            }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let status = status.expect("retention ran within 5 s");
+    let status = refused_from_the_start(&app).await;
     assert_eq!(status.code(), Code::OutOfRange);
     assert!(
         status.message().contains("oldest available sequence is 6"),
@@ -738,7 +721,9 @@ async fn positions_outside_the_retained_log_are_out_of_range() {
 
     let mut earliest = subscribe(&app, from_earliest()).await;
     assert_eq!(next_events(&mut earliest, 1, WAIT).await[0].sequence, 6);
-    let beyond = messaging
+    let beyond = app
+        .messaging()
+        .await
         .subscribe(pb::SubscribeRequest {
             start: Some(Start::AfterSequence(11)),
             ..Default::default()
@@ -746,6 +731,25 @@ async fn positions_outside_the_retained_log_are_out_of_range() {
         .await
         .unwrap_err();
     assert_eq!(beyond.code(), Code::OutOfRange);
+}
+
+/// What Subscribe from the start answers once retention has run (within
+/// 5 s): its refusal.
+async fn refused_from_the_start(app: &TestApp) -> tonic::Status {
+    let mut messaging = app.messaging().await;
+    for _ in 0..100 {
+        match messaging
+            .subscribe(pb::SubscribeRequest {
+                start: Some(Start::AfterSequence(0)),
+                ..Default::default()
+            })
+            .await
+        {
+            Err(err) => return err,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("retention ran within 5 s");
 }
 
 #[tokio::test]
@@ -782,24 +786,7 @@ async fn events_and_dedupe_entries_older_than_their_retention_are_dropped() {
 
     // Past the week, the next retention run drops them.
     support::pass_time(Duration::from_secs(86_400 + 2)).await;
-    let mut messaging = app.messaging().await;
-    let mut status = None;
-    for _ in 0..100 {
-        match messaging
-            .subscribe(pb::SubscribeRequest {
-                start: Some(Start::AfterSequence(0)),
-                ..Default::default()
-            })
-            .await
-        {
-            Err(err) => {
-                status = Some(err);
-                break;
-            }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let status = status.expect("retention ran within 5 s");
+    let status = refused_from_the_start(&app).await;
     assert_eq!(status.code(), Code::OutOfRange);
     assert!(
         status.message().contains("oldest available sequence is 4"),
