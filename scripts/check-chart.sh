@@ -17,7 +17,7 @@
 #   4. Values the service would refuse must fail rendering with the chart's
 #      message: no image.repository (the defaults alone), no API keys,
 #      replicaCount 2 in sled mode, nats mode without a URL or a master key
-#      from a Secret, bad keys, a data dir sizeLimit below media_max_bytes,
+#      from a Secret, bad keys, a data dir sizeLimit below the media and uploads it keeps,
 #      and so on. Bad config.* values (unknown keys, out of range, URLs
 #      without a scheme) and misspelt values anywhere fail by
 #      values.schema.json (also in helm lint) and, on a copy of the chart
@@ -336,24 +336,28 @@ def check_objects(label, values, docs, notes):
     else:
         check(not store_settings, f"[{label}] sled mode must write no store or NATS settings, got {store_settings}")
     # An emptyDir data dir (nats mode, or sled without persistence) is bounded:
-    # persistence.emptyDirSizeLimit, else nats mode: media_max_bytes plus a
-    # tenth (at least 1 GiB), in MiB; sled: persistence.size. Always above
-    # media_max_bytes, which the kept media alone may reach.
+    # persistence.emptyDirSizeLimit, else nats mode: the kept files
+    # (media_max_bytes + outbound_media_max_bytes) plus a tenth (at least
+    # 1 GiB), in MiB; sled: persistence.size. Always above the kept files,
+    # which media and uploads alone may reach.
     data_empty_dir = volumes.get("data", {}).get("emptyDir")
     if data_empty_dir is not None:
         limit = data_empty_dir.get("sizeLimit")
         media = settings.get("media_max_bytes", 10 * 1024 ** 3)
+        uploads = settings.get("outbound_media_max_bytes", 10 * 1024 ** 3)
+        # sled mode sizes the emptyDir like its claim, checked against media.
+        kept = media + uploads if nats else media
         override = merged["persistence"].get("emptyDirSizeLimit")
         if override not in (None, ""):
             expected = str(override)
         elif nats:
-            media_mib = -(-media // 2 ** 20)
-            expected = f"{media_mib + max(1024, -(-media_mib // 10))}Mi"
+            kept_mib = -(-kept // 2 ** 20)
+            expected = f"{kept_mib + max(1024, -(-kept_mib // 10))}Mi"
         else:
             expected = merged["persistence"]["size"]
         check(limit == expected, f"[{label}] the data dir's emptyDir sizeLimit must be {expected}, got {limit!r}")
-        check(limit is not None and quantity_bytes(limit) > media,
-              f"[{label}] the data dir's sizeLimit {limit} must exceed media_max_bytes ({media})")
+        check(limit is not None and quantity_bytes(limit) > kept,
+              f"[{label}] the data dir's sizeLimit {limit} must exceed media_max_bytes + outbound_media_max_bytes ({kept})")
     grace = settings.get("shutdown_grace_seconds", 20) + settings.get("shutdown_delay_seconds", 0)
     check(pod["terminationGracePeriodSeconds"] > grace,
           f"[{label}] terminationGracePeriodSeconds must exceed shutdown_delay_seconds + shutdown_grace_seconds")
@@ -534,10 +538,14 @@ INVALID = [
     ("the CA from a ConfigMap and a Secret", merge(NATS, {"store": {"nats": {"tlsCa": {"configMap": "a", "secret": "b"}}}}),
      "set configMap or secret, not both"),
     ("a data dir sizeLimit below media_max_bytes", merge(NATS, {"persistence": {"emptyDirSizeLimit": "8Gi"}}),
-     "must exceed config.media_max_bytes"),
+     "must exceed config.media_max_bytes + config.outbound_media_max_bytes"),
     ("media_max_bytes above the data dir sizeLimit", merge(NATS, {"persistence": {"emptyDirSizeLimit": "12Gi"},
                                                                   "config": {"media_max_bytes": 16 * 1024 ** 3}}),
-     "must exceed config.media_max_bytes"),
+     "must exceed config.media_max_bytes + config.outbound_media_max_bytes"),
+    ("uploads and media above the data dir sizeLimit", merge(NATS, {"persistence": {"emptyDirSizeLimit": "12Gi"},
+                                                                    "config": {"media_max_bytes": 1024 ** 3,
+                                                                               "outbound_media_max_bytes": 12 * 1024 ** 3}}),
+     "must exceed config.media_max_bytes + config.outbound_media_max_bytes"),
     ("a data dir sizeLimit that is no quantity", merge(NATS, {"persistence": {"emptyDirSizeLimit": "lots"}}),
      "persistence.emptyDirSizeLimit must be a Kubernetes quantity"),
     ("existingClaim in nats mode", merge(NATS, {"persistence": {"existingClaim": "restored-data"}}),

@@ -183,6 +183,17 @@ there every render of an install generates a new key (see the README,
 {{- if or (kindIs "invalid" $max) (eq (toString $max) "") }}10737418240{{ else }}{{ int64 $max }}{{ end }}
 {{- end }}
 
+{{/* outbound_media_max_bytes (agents' uploads) as the service will use it: config's, else its default (10 GiB). */}}
+{{- define "line-adapter.uploadsMaxBytes" -}}
+{{- $max := get (.Values.config | default dict) "outbound_media_max_bytes" }}
+{{- if or (kindIs "invalid" $max) (eq (toString $max) "") }}10737418240{{ else }}{{ int64 $max }}{{ end }}
+{{- end }}
+
+{{/* Bytes of files a pod keeps in its data dir: inbound media and agents' uploads. */}}
+{{- define "line-adapter.keptFileBytes" -}}
+{{- add (include "line-adapter.mediaMaxBytes" . | int64) (include "line-adapter.uploadsMaxBytes" . | int64) }}
+{{- end }}
+
 {{/*
 Bytes of a Kubernetes quantity (a number with an optional suffix: Ki, Mi,
 Gi, Ti, Pi, Ei or k, M, G, T, P, E), as a float; fails naming `value` when
@@ -203,18 +214,19 @@ it is none.
 {{/*
 sizeLimit of the data dir when it is an emptyDir (the kubelet evicts the pod
 once the folder grows past it): persistence.emptyDirSizeLimit, else in nats
-mode the kept media (media_max_bytes) plus headroom for what arrives between
-two prunes (every 60 s) and the two downloads in flight (up to 300 MiB each):
-a tenth of media_max_bytes, at least 1 GiB; in sled mode persistence.size
-(what a claim would have had).
+mode the kept files (media_max_bytes of inbound media plus
+outbound_media_max_bytes of agents' uploads) plus headroom for what arrives
+between two prunes (every 60 s) and the downloads and uploads in flight (up
+to 300 MiB each): a tenth of the kept files, at least 1 GiB; in sled mode
+persistence.size (what a claim would have had).
 */}}
 {{- define "line-adapter.dataDirSizeLimit" -}}
 {{- $limit := .Values.persistence.emptyDirSizeLimit }}
 {{- if not (or (kindIs "invalid" $limit) (eq (toString $limit) "")) }}
 {{- ternary (toString (int64 $limit)) (toString $limit) (kindIs "float64" $limit) }}
 {{- else if eq (include "line-adapter.storeMode" .) "nats" }}
-{{- $mediaMib := div (add (include "line-adapter.mediaMaxBytes" . | int64) 1048575) 1048576 }}
-{{- printf "%dMi" (add $mediaMib (max 1024 (div (add $mediaMib 9) 10))) }}
+{{- $keptMib := div (add (include "line-adapter.keptFileBytes" . | int64) 1048575) 1048576 }}
+{{- printf "%dMi" (add $keptMib (max 1024 (div (add $keptMib 9) 10))) }}
 {{- else }}
 {{- .Values.persistence.size | toString }}
 {{- end }}
@@ -541,9 +553,15 @@ Called with (list $ $config); the chart's own settings were refused before.
 {{- if or (eq $mode "nats") (not .Values.persistence.enabled) }}
 {{- $sizeLimit := include "line-adapter.dataDirSizeLimit" . }}
 {{- $limitBytes := include "line-adapter.quantityBytes" (list "persistence.emptyDirSizeLimit" $sizeLimit) | float64 }}
-{{- $mediaBytes := include "line-adapter.mediaMaxBytes" . | float64 }}
-{{- if le $limitBytes $mediaBytes }}
-{{- fail (printf "line-adapter: the data dir's emptyDir sizeLimit (%s, persistence.emptyDirSizeLimit) must exceed config.media_max_bytes (%.0f bytes), with room to spare: the data dir holds the kept media, and the kubelet evicts the pod when it grows past its sizeLimit. Raise the limit (empty in nats mode: media_max_bytes plus a tenth, at least 1 GiB), or lower config.media_max_bytes" $sizeLimit $mediaBytes) }}
+{{- /* In sled mode the emptyDir is sized like the claim (persistence.size), whose
+default (20Gi) predates uploads and cannot grow on upgrade: it is checked
+against the media alone there, as before. */}}
+{{- $keptBytes := include "line-adapter.keptFileBytes" . | float64 }}
+{{- if ne $mode "nats" }}
+{{- $keptBytes = include "line-adapter.mediaMaxBytes" . | float64 }}
+{{- end }}
+{{- if le $limitBytes $keptBytes }}
+{{- fail (printf "line-adapter: the data dir's emptyDir sizeLimit (%s, persistence.emptyDirSizeLimit) must exceed config.media_max_bytes + config.outbound_media_max_bytes (%.0f bytes), with room to spare: the data dir holds the kept media and agents' uploads, and the kubelet evicts the pod when it grows past its sizeLimit. Raise the limit (empty in nats mode: both plus a tenth, at least 1 GiB), or lower config.media_max_bytes or config.outbound_media_max_bytes" $sizeLimit $keptBytes) }}
 {{- end }}
 {{- end }}
 {{- if not (hasPrefix "/" (toString .Values.persistence.mountPath)) }}
