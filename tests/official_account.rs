@@ -191,6 +191,19 @@ fn violation_fields(status: &Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// LINE's rate-limit 429, carried as RESOURCE_EXHAUSTED with its
+/// Retry-After in RetryInfo.
+fn assert_rate_limited(status: &tonic::Status, retry_after_secs: u64) {
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        status
+            .get_error_details()
+            .retry_info()
+            .and_then(|r| r.retry_delay),
+        Some(std::time::Duration::from_secs(retry_after_secs))
+    );
+}
+
 #[tokio::test]
 async fn rich_menus_are_lines_state_created_read_linked_and_deleted() {
     let s = setup().await;
@@ -923,14 +936,7 @@ async fn lines_errors_map_by_the_one_table() {
         })
         .await
         .unwrap_err();
-    assert_eq!(limited.code(), Code::ResourceExhausted);
-    assert_eq!(
-        limited
-            .get_error_details()
-            .retry_info()
-            .and_then(|r| r.retry_delay),
-        Some(std::time::Duration::from_secs(7))
-    );
+    assert_rate_limited(&limited, 7);
 
     // An unknown channel, and fields refused before LINE is asked.
     let before = s.line.requests().len();
@@ -1752,14 +1758,7 @@ async fn audience_errors_map_by_the_one_table_and_bad_fields_reach_no_line() {
         })
         .await
         .unwrap_err();
-    assert_eq!(limited.code(), Code::ResourceExhausted);
-    assert_eq!(
-        limited
-            .get_error_details()
-            .retry_info()
-            .and_then(|r| r.retry_delay),
-        Some(std::time::Duration::from_secs(9))
-    );
+    assert_rate_limited(&limited, 9);
 
     // LINE's limits, checked before LINE is asked.
     let before = s.line.requests().len();
