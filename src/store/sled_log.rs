@@ -796,7 +796,7 @@ mod tests {
             assert!(store.recent_reply_tokens("b", "U1").is_empty());
             store.close().await.unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SledStore::open_when_released(dir.path()).unwrap();
         let tokens: Vec<_> = store
             .recent_reply_tokens("a", "U1")
             .into_iter()
@@ -858,7 +858,7 @@ mod tests {
         );
         store.close().await.unwrap();
         drop(store);
-        let reopened = SledStore::open(dir.path()).unwrap();
+        let reopened = SledStore::open_when_released(dir.path()).unwrap();
         assert_eq!(
             reopened.bounds(),
             LogBounds {
@@ -894,20 +894,6 @@ mod chunk_tests {
             reply_token: format!("tok-{sequence}"),
             payload: bytes::Bytes::from(format!("payload {sequence}")),
             ..EventRecord::default()
-        }
-    }
-
-    /// sled's I/O threads may hold the database for a moment after the
-    /// last handle is dropped; the file lock goes with them.
-    fn reopen(dir: &std::path::Path) -> SledStore {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match SledStore::open(dir) {
-                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                other => return other.unwrap(),
-            }
         }
     }
 
@@ -965,7 +951,7 @@ mod chunk_tests {
         assert_eq!(&first[0].payload[..], b"payload 101");
         store.close().await.unwrap();
         drop(store);
-        let store = reopen(dir.path());
+        let store = SledStore::open_when_released(dir.path()).unwrap();
         assert_eq!(
             store.bounds(),
             LogBounds {
@@ -994,7 +980,7 @@ mod chunk_tests {
             tree.insert(HEAD_KEY, &count.to_be_bytes()[..]).unwrap();
             db.flush().unwrap();
         }
-        let store = reopen(dir.path());
+        let store = SledStore::open_when_released(dir.path()).unwrap();
         assert_eq!(
             store.bounds(),
             LogBounds {

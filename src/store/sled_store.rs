@@ -67,6 +67,22 @@ impl SledStore {
         Self::open_with_cache(dir, DEFAULT_CACHE_BYTES, now_ms)
     }
 
+    /// Opens the store in `dir` again after a handle to it was dropped.
+    /// sled's I/O threads may hold the database for a moment after the
+    /// last handle goes, and the file lock goes with them: wait for it.
+    #[cfg(test)]
+    pub fn open_when_released(dir: &Path) -> Result<Self> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::open(dir) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens (or creates) the store in `dir`, keeping up to `cache_bytes`
     /// of pages in memory; `now_ms` is the time of opening (the reply
     /// tokens of the 20 minutes before it are loaded).
