@@ -105,7 +105,7 @@ pub struct HttpState {
 
 /// How long LINE (or any sender) is asked to wait before redelivering a
 /// webhook refused while this process stops or is low on space.
-pub(super) const RETRY_AFTER_SECS: &str = "5";
+const RETRY_AFTER_SECS: &str = "5";
 
 /// Serves HTTP on `listener` until `shutdown` is cancelled, then waits for
 /// open connections to finish their requests.
@@ -212,29 +212,15 @@ async fn route(request: Request<Incoming>, state: &HttpState) -> Response<Full<B
                 if state.drain.is_draining() {
                     // Not stored, so not 2xx: LINE redelivers (to another
                     // replica, or to this one restarted).
-                    let mut response = json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        r#"{"error":"stopping; send again later"}"#,
-                    );
-                    response.headers_mut().insert(
-                        header::RETRY_AFTER,
-                        header::HeaderValue::from_static(RETRY_AFTER_SECS),
-                    );
-                    return response;
+                    return send_again_later(r#"{"error":"stopping; send again later"}"#);
                 }
                 if services.space.is_low() {
                     // Nothing stored, so not 2xx: LINE redelivers once
                     // space is freed (or to another replica).
                     services.space.refused_webhook();
-                    let mut response = json(
-                        StatusCode::SERVICE_UNAVAILABLE,
+                    return send_again_later(
                         r#"{"error":"the data dir is low on space; send again later"}"#,
                     );
-                    response.headers_mut().insert(
-                        header::RETRY_AFTER,
-                        header::HeaderValue::from_static(RETRY_AFTER_SECS),
-                    );
-                    return response;
                 }
                 webhook::handle(request, &channel_id, services, state.body_limit).await
             }
@@ -249,6 +235,17 @@ pub(super) fn text(status: StatusCode, body: &'static str) -> Response<Full<Byte
 
 pub(super) fn json(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     respond(status, "application/json", body)
+}
+
+/// A webhook refused for now (nothing stored, so LINE redelivers): 503
+/// with [`RETRY_AFTER_SECS`].
+pub(super) fn send_again_later(body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = json(StatusCode::SERVICE_UNAVAILABLE, body);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    response
 }
 
 fn respond(

@@ -222,15 +222,9 @@ fn too_large() -> Response<Full<Bytes>> {
 }
 
 fn store_unavailable() -> Response<Full<Bytes>> {
-    let mut response = json(
-        StatusCode::SERVICE_UNAVAILABLE,
+    super::send_again_later(
         r#"{"error":"the store cannot take writes now; nothing was acknowledged, send again later"}"#,
-    );
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        header::HeaderValue::from_static(super::RETRY_AFTER_SECS),
-    );
-    response
+    )
 }
 
 fn internal_error() -> Response<Full<Bytes>> {
