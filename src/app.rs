@@ -651,15 +651,17 @@ async fn follow_readiness(
                         && last_reopen.is_none_or(|at| at.elapsed() >= REOPEN_EVERY)
                     {
                         last_reopen = Some(tokio::time::Instant::now());
-                        let reopened = services.store.reopen().await;
-                        if let Ok(true) = reopened {
-                            services.metrics.store_reopens.inc();
-                        }
-                        if let Err(err) = reopened {
-                            static REOPEN_FAILED: crate::log_limit::Throttle =
-                                crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
-                            if let Some(suppressed) = REOPEN_FAILED.admit() {
-                                tracing::error!(error = %err, suppressed, "reopening the store failed; trying again (suppressed: how many more such lines since the last)");
+                        match services.store.reopen().await {
+                            Ok(true) => {
+                                services.metrics.store_reopens.inc();
+                            }
+                            Ok(false) => {}
+                            Err(err) => {
+                                static REOPEN_FAILED: crate::log_limit::Throttle =
+                                    crate::log_limit::Throttle::new(crate::log_limit::INTERVAL);
+                                if let Some(suppressed) = REOPEN_FAILED.admit() {
+                                    tracing::error!(error = %err, suppressed, "reopening the store failed; trying again (suppressed: how many more such lines since the last)");
+                                }
                             }
                         }
                     }
@@ -845,10 +847,6 @@ fn master_key(settings: &Settings) -> Result<MasterKey, AppError> {
     Ok(key)
 }
 
-/// Opens the store and checks the master key against it. With a previous
-/// key configured and the store still sealed under it, also returns the
-/// check value sealed under the new key, for the rotation to store last.
-/// `nats_connect_window`: how long to keep trying to reach NATS.
 /// Opens the sled store again in this process (see `store::Watched`),
 /// waiting a moment for the old handle's files to be released.
 async fn reopen_sled(
@@ -878,6 +876,10 @@ async fn reopen_sled(
     }
 }
 
+/// Opens the store and checks the master key against it. With a previous
+/// key configured and the store still sealed under it, also returns the
+/// check value sealed under the new key, for the rotation to store last.
+/// `nats_connect_window`: how long to keep trying to reach NATS.
 async fn open_store(
     settings: &Settings,
     cipher: &Cipher,
