@@ -346,7 +346,10 @@ pub async fn run_with_clock(
             what: "uploads",
             reason: err.to_string(),
         })??
+        .with_shared(store.shared_files())
     };
+    // Kept by this replica before uploads were shared (NATS): moved now.
+    uploads.move_into_shared().await;
     let lookups = crate::lookup_cache::LookupCache::new(clock.clone());
     let profiles = crate::profiles::Profiles::new(
         settings.lookup_profiles,

@@ -186,6 +186,25 @@ fn timestamp(ms: i64) -> prost_types::Timestamp {
 
 // === Media ids in messages ===
 
+/// Every `media_id` the messages name.
+pub fn media_ids(messages: &[pb::Message]) -> Vec<&str> {
+    use pb::message::Kind as K;
+    let mut ids = Vec::new();
+    for message in messages {
+        match &message.kind {
+            Some(K::Image(image)) => ids.push(image.media_id.as_str()),
+            Some(K::Video(video)) => {
+                ids.extend([video.media_id.as_str(), video.preview_media_id.as_str()]);
+            }
+            Some(K::Audio(audio)) => ids.push(audio.media_id.as_str()),
+            Some(K::File(file)) => ids.push(file.media_id.as_str()),
+            _ => {}
+        }
+    }
+    ids.retain(|id| !id.is_empty());
+    ids
+}
+
 /// `messages` with every `media_id` replaced by its upload's URLs (and
 /// duration), and every file message by the Flex bubble it is sent as.
 /// Messages without media ids pass unchanged; the wire conversion then

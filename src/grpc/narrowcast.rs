@@ -346,7 +346,7 @@ pub async fn narrowcast(
         idempotency_key: key,
     } = request;
     let mut violations = Violations::new();
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     refuse_mentions(&mut violations, &list, "this is a narrowcast");
     if recipient.is_none() && filter.is_none() {
         violations.add(

@@ -73,13 +73,21 @@ pub(super) fn idempotency_key(violations: &mut Violations, value: &str) -> Strin
 }
 
 /// The caller's messages as LINE JSON: uploads named by `media_id` (of
-/// `channel_id`) become their URLs first (see `attachments.rs`).
-pub(super) fn messages(
+/// `channel_id`) become their URLs first (see `attachments.rs`). Fails only
+/// when the uploads cannot be looked up (NATS unreachable); what is wrong
+/// with the messages goes into `violations`.
+pub(super) async fn messages(
     violations: &mut Violations,
     services: &Services,
     channel_id: &str,
     messages: &[pb::Message],
-) -> Vec<Value> {
+) -> Result<Vec<Value>, Status> {
+    // Uploads made through another replica are found in NATS first.
+    services
+        .uploads
+        .load_shared(&super::attachments::media_ids(messages))
+        .await
+        .map_err(store_status)?;
     let resolved = match super::attachments::resolve(
         &services.uploads,
         channel_id.trim(),
@@ -92,10 +100,10 @@ pub(super) fn messages(
             for error in errors {
                 violations.add(error.field, error.reason);
             }
-            return Vec::new();
+            return Ok(Vec::new());
         }
     };
-    match to_line_messages("messages", &resolved) {
+    Ok(match to_line_messages("messages", &resolved) {
         Ok(converted) => converted,
         Err(errors) => {
             for error in errors {
@@ -103,7 +111,7 @@ pub(super) fn messages(
             }
             Vec::new()
         }
-    }
+    })
 }
 
 /// Refuses every mention of `messages`, for a send that cannot carry them:
@@ -278,7 +286,7 @@ pub async fn push(
     let mut violations = Violations::new();
     let to_user = is_user(to.as_ref());
     let to = conversation(&mut violations, "to", to.as_ref());
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     if to_user {
         refuse_mentions(
             &mut violations,
@@ -324,7 +332,7 @@ pub async fn multicast(
     for (i, id) in to.iter().enumerate() {
         violations.check(&format!("to[{i}]"), line_id(id));
     }
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     refuse_mentions(&mut violations, &list, "this is a multicast");
     let units = aggregation_units(&mut violations, &custom_aggregation_units);
     let key = idempotency_key(&mut violations, &key);
@@ -363,7 +371,7 @@ pub async fn broadcast(
         idempotency_key: key,
     } = request;
     let mut violations = Violations::new();
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     refuse_mentions(&mut violations, &list, "this is a broadcast");
     let key = idempotency_key(&mut violations, &key);
     violations.into_result()?;
@@ -400,7 +408,7 @@ pub async fn reply(
     } = request;
     let mut violations = Violations::new();
     violations.check("reply_token", line_id(&reply_token));
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     // The reply's own chat is unknown here (LINE checks it); its fallback's
     // is not.
     if is_user(push_fallback_to.as_ref()) {
@@ -501,7 +509,7 @@ pub async fn validate_messages(
             None
         }
     };
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     violations.into_result()?;
     let channel_id = existing_channel(services, &channel_id).await?;
     let record = services.channels.get(&channel_id).await?;
@@ -528,7 +536,7 @@ pub async fn send(
     let mut violations = Violations::new();
     let to_user = is_user(chat.as_ref());
     let chat = conversation(&mut violations, "conversation", chat.as_ref());
-    let converted = messages(&mut violations, services, &channel_id, &list);
+    let converted = messages(&mut violations, services, &channel_id, &list).await?;
     if to_user {
         // A reply or a push, both in the user's 1:1 chat.
         refuse_mentions(

@@ -530,6 +530,7 @@ impl From<UploadError> for Status {
                 tracing::error!(error = %source, "storing an upload failed");
                 Status::internal("storing the upload failed; nothing was stored")
             }
+            UploadError::Shared(source) => store_status(source),
         }
     }
 }

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use futures_util::TryStreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Empty, Full, StreamBody, combinators::BoxBody};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncSeekExt as _};
 
-use crate::uploads::{Kind, Role, Served, Uploads};
+use crate::uploads::{Kind, Role, Served, Stored, Uploads};
 
 /// Every response body of the HTTP listener: media streams from disk,
 /// everything else is one buffer.
@@ -59,19 +59,30 @@ pub async fn serve(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let Some(served) = uploads.served(token, now_ms) else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
+    let served = match uploads.served(token, now_ms).await {
+        Ok(Some(served)) => served,
+        Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        Err(err) => return unavailable(&err),
     };
     // Pruned between the lookup and now: gone, as for an unknown token.
-    let Ok(mut file) = tokio::fs::File::open(&served.path).await else {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let size = match file.metadata().await {
-        Ok(metadata) => metadata.len(),
-        Err(err) => {
-            tracing::warn!(error = %err, "reading an upload's size failed");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+    let (size, mut file) = match &served.stored {
+        Stored::File(path) => {
+            let Ok(file) = tokio::fs::File::open(path).await else {
+                return plain(StatusCode::NOT_FOUND, "not found\n");
+            };
+            match file.metadata().await {
+                Ok(metadata) => (metadata.len(), Some(file)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading an upload's size failed");
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+                }
+            }
         }
+        Stored::Shared(name) => match uploads.shared_size(name).await {
+            Ok(Some(size)) => (size, None),
+            Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+            Err(err) => return unavailable(&err),
+        },
     };
     let etag = format!("\"{}\"", served.variant.sha256);
     let mut response = Response::new(empty());
@@ -129,15 +140,54 @@ pub async fn serve(
     if *method == Method::HEAD || len == 0 {
         return response;
     }
-    if start > 0
-        && let Err(err) = file.seek(SeekFrom::Start(start)).await
-    {
-        tracing::warn!(error = %err, "seeking in an upload failed");
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
-    }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK)
-        .map_ok(hyper::body::Frame::data);
-    *response.body_mut() = StreamBody::new(stream).boxed();
+    *response.body_mut() = match (&served.stored, file.take()) {
+        (Stored::File(_), Some(mut file)) => {
+            if start > 0
+                && let Err(err) = file.seek(SeekFrom::Start(start)).await
+            {
+                tracing::warn!(error = %err, "seeking in an upload failed");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+            }
+            let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK)
+                .map_ok(hyper::body::Frame::data);
+            StreamBody::new(stream).boxed()
+        }
+        (Stored::Shared(name), _) => match uploads.open_shared(name, start).await {
+            Ok(Some(shared)) => pumped(shared.reader, len),
+            Ok(None) => return plain(StatusCode::NOT_FOUND, "not found\n"),
+            Err(err) => return unavailable(&err),
+        },
+        (Stored::File(_), None) => unreachable!("a file upload was opened above"),
+    };
+    response
+}
+
+/// A body read from `reader` by a task of its own: a NATS object reader is
+/// not `Sync`, which a response body must be.
+fn pumped(reader: Box<dyn AsyncRead + Send + Unpin>, len: u64) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut chunks = tokio_util::io::ReaderStream::with_capacity(reader.take(len), READ_CHUNK);
+        while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+            // The client went away: stop reading.
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx).map_ok(hyper::body::Frame::data))
+        .boxed()
+}
+
+/// 503 when the shared files bucket (NATS) cannot be read: LINE asks
+/// again later.
+fn unavailable(err: &crate::store::StoreError) -> Response<Body> {
+    tracing::warn!(error = %err, "reading an upload from NATS failed");
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static("1"),
+    );
     response
 }
 

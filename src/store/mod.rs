@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-pub use nats::{NatsOptions, NatsStore};
+pub use nats::{NatsOptions, NatsStore, SharedFiles, SharedReader};
 pub use records::{
     AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState,
     EventRecord, IssuedTokenRecord, KeyPairRecord, LineErrorDetailRecord, LineErrorRecord,
@@ -246,6 +246,12 @@ pub trait Store: Send + Sync + 'static {
     /// failed; `Ok(false)` where that is not possible or not needed.
     async fn reopen(&self) -> Result<bool> {
         Ok(false)
+    }
+
+    /// Files every replica reads (NATS), where media and uploads are kept
+    /// instead of the data dir; `None` where the data dir is the only one.
+    fn shared_files(&self) -> Option<SharedFiles> {
+        None
     }
 
     // === event log ===

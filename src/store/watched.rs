@@ -210,6 +210,10 @@ impl Store for Watched {
         self.reopen_in_place().await
     }
 
+    fn shared_files(&self) -> Option<super::SharedFiles> {
+        self.open().and_then(|store| store.shared_files())
+    }
+
     async fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<AppendOutcome>> {
         self.watch(self.current()?.append(batch).await)
     }

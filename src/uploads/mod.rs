@@ -14,8 +14,14 @@
 //! nothing about the channel or the media id. Requests never name a path:
 //! a token is looked up in the in-memory index, which names the folder
 //! (a media id this module made) and the file (one of three fixed names).
+//!
+//! On NATS the folder is only where an upload is made: once whole it is put
+//! into the shared files bucket (see [`shared`]) and removed, and every
+//! replica serves it from there. The index is then a cache of what this
+//! replica has looked up, and pruning works on the bucket.
 
 pub mod inspect;
+mod shared;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -28,6 +34,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
+
+use crate::store::{SharedFiles, SharedReader, StoreError};
 
 pub use inspect::Kind;
 
@@ -140,6 +148,9 @@ pub enum UploadError {
     /// The data dir failed: nothing was stored.
     #[error("storing the upload failed: {0}")]
     Io(#[from] std::io::Error),
+    /// The shared files bucket (NATS) failed: nothing was stored.
+    #[error("storing the upload in NATS failed: {0}")]
+    Shared(#[from] StoreError),
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> UploadError {
@@ -149,10 +160,19 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> UploadError {
     }
 }
 
+/// Where a served file's bytes are.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// In the data dir.
+    File(PathBuf),
+    /// In the shared files bucket, under this name.
+    Shared(String),
+}
+
 /// A file to serve for a token.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub path: PathBuf,
+    pub stored: Stored,
     pub variant: Variant,
     pub file_name: String,
     pub kind: Kind,
@@ -173,6 +193,11 @@ struct Inner {
     retention: Duration,
     max_total_bytes: u64,
     index: RwLock<Index>,
+    /// The shared files bucket (NATS), where uploads are kept instead.
+    shared: Option<SharedFiles>,
+    /// Uploads and bytes in the bucket, as of the last prune and the
+    /// uploads made here since.
+    shared_kept: std::sync::Mutex<(usize, u64)>,
 }
 
 #[derive(Default)]
@@ -273,8 +298,19 @@ impl Uploads {
                 retention,
                 max_total_bytes,
                 index: RwLock::new(index),
+                shared: None,
+                shared_kept: std::sync::Mutex::new((0, 0)),
             }),
         })
+    }
+
+    /// Keeps uploads in `files` (NATS) instead of the data dir. Called
+    /// before the uploads are used.
+    pub fn with_shared(mut self, files: Option<SharedFiles>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.shared = files;
+        }
+        self
     }
 
     /// The public URL serving `token`. Only called for uploads, which
@@ -297,10 +333,65 @@ impl Uploads {
         self.index().total_bytes
     }
 
+    /// Puts the uploads found in the data dir into the shared files bucket
+    /// and removes them from the data dir: a replica of a version that
+    /// kept uploads per replica leaves them there. Without a bucket:
+    /// nothing to do.
+    pub async fn move_into_shared(&self) {
+        let Some(files) = &self.inner.shared else {
+            return;
+        };
+        let local: Vec<Arc<Upload>> = self.index().by_id.values().cloned().collect();
+        let mut moved = 0usize;
+        for upload in local {
+            let folder = self.inner.dir.join(&upload.media_id);
+            match shared::share(files, &folder, &upload).await {
+                Ok(()) => {
+                    let _ = tokio::fs::remove_dir_all(&folder).await;
+                    moved += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(media_id = %upload.media_id, error = %err, "moving an upload into NATS failed; its URLs answer 404")
+                }
+            }
+        }
+        if moved > 0 {
+            tracing::info!(moved, "uploads kept in the data dir were moved into NATS");
+        }
+    }
+
     /// Uploads kept now, and their bytes (for `/metrics`).
     pub fn kept(&self) -> (usize, u64) {
+        if self.inner.shared.is_some() {
+            return *self.shared_kept();
+        }
         let index = self.index();
         (index.by_id.len(), index.total_bytes)
+    }
+
+    fn shared_kept(&self) -> std::sync::MutexGuard<'_, (usize, u64)> {
+        self.inner
+            .shared_kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Looks up, in the shared files bucket, the uploads among `media_ids`
+    /// this replica does not know yet (made through another replica), so
+    /// that [`Uploads::get`] finds them. Without a bucket: nothing to do.
+    pub async fn load_shared(&self, media_ids: &[&str]) -> Result<(), StoreError> {
+        let Some(files) = &self.inner.shared else {
+            return Ok(());
+        };
+        for media_id in media_ids {
+            if !valid_media_id(media_id) || self.index().by_id.contains_key(*media_id) {
+                continue;
+            }
+            if let Some(upload) = shared::load(files, media_id).await? {
+                self.index_mut().insert(Arc::new(upload));
+            }
+        }
+        Ok(())
     }
 
     fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
@@ -399,11 +490,44 @@ impl Uploads {
         Ok(upload)
     }
 
-    /// The file a token serves, unless unknown or expired.
-    pub fn served(&self, token: &str, now_ms: i64) -> Option<Served> {
-        if !valid_token(token) {
-            return None;
+    /// The size of a file in the shared files bucket (see [`Stored`]).
+    pub async fn shared_size(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        match &self.inner.shared {
+            Some(files) => files.size(name).await,
+            None => Ok(None),
         }
+    }
+
+    /// Reads a file of the shared files bucket from `skip` bytes in.
+    pub async fn open_shared(
+        &self,
+        name: &str,
+        skip: u64,
+    ) -> Result<Option<SharedReader>, StoreError> {
+        match &self.inner.shared {
+            Some(files) => files.open_at(name, skip).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The file a token serves, unless unknown or expired. On NATS, a
+    /// token this replica does not know is looked up in the bucket.
+    pub async fn served(&self, token: &str, now_ms: i64) -> Result<Option<Served>, StoreError> {
+        if !valid_token(token) {
+            return Ok(None);
+        }
+        if let Some(files) = &self.inner.shared
+            && !self.index().by_token.contains_key(token)
+        {
+            let Some((media_id, _)) = shared::find_token(files, token).await? else {
+                return Ok(None);
+            };
+            self.load_shared(&[&media_id]).await?;
+        }
+        Ok(self.served_known(token, now_ms))
+    }
+
+    fn served_known(&self, token: &str, now_ms: i64) -> Option<Served> {
         let index = self.index();
         let (media_id, role) = index.by_token.get(token)?;
         let upload = index.by_id.get(media_id)?;
@@ -411,8 +535,12 @@ impl Uploads {
         if expire_time_ms <= now_ms {
             return None;
         }
+        let stored = match self.inner.shared {
+            Some(_) => Stored::Shared(shared::served_name(&upload.media_id, *role)),
+            None => Stored::File(self.inner.dir.join(&upload.media_id).join(role.file_name())),
+        };
         Some(Served {
-            path: self.inner.dir.join(&upload.media_id).join(role.file_name()),
+            stored,
             variant: upload.variant(*role)?.clone(),
             file_name: upload.file_name.clone(),
             kind: upload.kind,
@@ -423,6 +551,9 @@ impl Uploads {
     /// Drops expired uploads and, oldest first, whatever exceeds the total
     /// bound; their URLs answer 404 from now on. Returns how many went.
     pub async fn prune(&self, now_ms: i64) -> usize {
+        if let Some(files) = &self.inner.shared {
+            return self.prune_shared(files, now_ms).await;
+        }
         let removed: Vec<String> = {
             let mut index = self.index_mut();
             let cutoff = now_ms.saturating_sub(self.inner.retention.as_millis() as i64);
@@ -459,6 +590,27 @@ impl Uploads {
             tracing::warn!(error = %err, "removing expired uploads failed");
         }
         count
+    }
+
+    /// [`Uploads::prune`] on NATS: the bucket is pruned as a whole, and
+    /// what went is dropped from this replica's index.
+    async fn prune_shared(&self, files: &SharedFiles, now_ms: i64) -> usize {
+        let cutoff = now_ms.saturating_sub(self.inner.retention.as_millis() as i64);
+        match shared::prune(files, cutoff, self.inner.max_total_bytes).await {
+            Ok((removed, uploads, bytes)) => {
+                let mut index = self.index_mut();
+                for media_id in &removed {
+                    index.remove(media_id);
+                }
+                drop(index);
+                *self.shared_kept() = (uploads, bytes);
+                removed.len()
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning uploads in NATS failed; trying again later");
+                0
+            }
+        }
     }
 }
 
@@ -548,15 +700,30 @@ impl Incoming {
             create_time_ms: now_ms,
         };
         let root = self.uploads.inner.dir.clone();
+        let folder = root.join(&self.media_id);
         let upload = tokio::task::spawn_blocking(move || staged.build(&root))
             .await
             .map_err(|e| std::io::Error::other(format!("inspecting the upload failed: {e}")))??;
+        if let Some(files) = &self.uploads.inner.shared {
+            // Into the bucket, and out of the data dir whether that worked
+            // or not: on NATS the folder is never served.
+            let shared = shared::share(files, &folder, &upload).await;
+            let _ = tokio::fs::remove_dir_all(&folder).await;
+            shared?;
+            let mut kept = self.uploads.shared_kept();
+            *kept = (kept.0 + 1, kept.1 + upload.total_bytes());
+        }
         self.committed = true;
         let upload = Arc::new(upload);
         self.uploads.index_mut().insert(upload.clone());
         // The bound holds after this upload too; it is the newest, so the
-        // oldest go first.
-        self.uploads.prune(now_ms).await;
+        // oldest go first. (On NATS the bucket is listed only when the
+        // count says the bound may be passed.)
+        if self.uploads.inner.shared.is_none()
+            || self.uploads.kept().1 > self.uploads.inner.max_total_bytes
+        {
+            self.uploads.prune(now_ms).await;
+        }
         Ok(upload)
     }
 }

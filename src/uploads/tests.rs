@@ -56,8 +56,11 @@ async fn an_upload_is_kept_reloaded_and_pruned_oldest_first() {
     assert_eq!(first.content_type, "application/pdf");
     assert_eq!(first.kind, Kind::File);
     let token = &first.variants[0].token;
-    let served = uploads.served(token, 1_500).unwrap();
-    assert_eq!(std::fs::read(&served.path).unwrap(), b"%PDF-1.4\n% test\n");
+    let served = uploads.served(token, 1_500).await.unwrap().unwrap();
+    let Stored::File(path) = &served.stored else {
+        panic!("without NATS an upload is a file: {:?}", served.stored);
+    };
+    assert_eq!(std::fs::read(path).unwrap(), b"%PDF-1.4\n% test\n");
     assert!(
         uploads
             .url(token)
@@ -70,12 +73,18 @@ async fn an_upload_is_kept_reloaded_and_pruned_oldest_first() {
     let uploads = open(first.size);
     assert!(uploads.get("ch_x", &first.media_id, 1_500).is_ok());
     assert_eq!(uploads.prune(2_500).await, 1);
-    assert!(uploads.served(token, 2_500).is_none());
+    assert!(uploads.served(token, 2_500).await.unwrap().is_none());
     assert!(!dir.path().join(&first.media_id).exists());
     assert!(uploads.get("ch_x", &second.media_id, 2_500).is_ok());
 
     // Expiry: created at 2 s, kept 100 s.
-    assert!(uploads.served(&second.variants[0].token, 102_000).is_none());
+    assert!(
+        uploads
+            .served(&second.variants[0].token, 102_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(uploads.prune(102_000).await, 1);
     assert_eq!(uploads.total_bytes(), 0);
 }

@@ -10,7 +10,9 @@
 //!   reads only those), `P_leases` (which replica may attempt a delivery
 //!   now), `P_idempotency` (send idempotency keys),
 //!   `P_reply_tokens` (used reply tokens) and `P_dedupe` (webhookEventIds,
-//!   see [`log`]).
+//!   see [`log`]);
+//! - object store `P_media`: inbound media and agents' uploads, so every
+//!   replica serves every one (see [`files`]).
 //!
 //! Everything is created at start-up if missing (creating what exists is a
 //! no-op), with the configured replicas. Every change uses the bucket's
@@ -23,6 +25,7 @@
 //! Secrets arrive sealed under the master key (the store never sees them
 //! in clear), as with every backend.
 
+mod files;
 mod log;
 
 use std::{sync::Arc, time::Duration};
@@ -41,6 +44,7 @@ use super::{
     EventRecord, LogBounds, NewEvent, PruneReport, ReplyToken, Result, Retention, Store,
     StoreError, TokenStateRecord,
 };
+pub use files::{SharedFiles, SharedReader};
 use log::NatsLog;
 
 use crate::time::Clock;
@@ -250,6 +254,7 @@ pub struct NatsStore {
     leases: kv::Store,
     idempotency: kv::Store,
     used_reply_tokens: kv::Store,
+    files: SharedFiles,
     log: NatsLog,
     clock: Clock,
     instance_id: String,
@@ -488,6 +493,7 @@ impl NatsStore {
         let idempotency = open("idempotency", forever).await?;
         let used_reply_tokens = open("reply_tokens", USED_REPLY_TOKEN_AGE).await?;
         let dedupe = open("dedupe", options.dedupe_window).await?;
+        let files = SharedFiles::open(&js, &format!("{p}_media"), replicas).await?;
 
         let subject = format!("{p}.events");
         let config = stream::Config {
@@ -532,6 +538,7 @@ impl NatsStore {
             leases,
             idempotency,
             used_reply_tokens,
+            files,
             log,
             clock: options.clock.clone(),
             instance_id,
@@ -666,6 +673,10 @@ impl Store for NatsStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn shared_files(&self) -> Option<SharedFiles> {
+        Some(self.files.clone())
     }
 
     fn instance_id(&self) -> Option<&str> {

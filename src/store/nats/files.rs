@@ -1,0 +1,190 @@
+//! Files every replica can read: a JetStream Object Store bucket
+//! (`P_media`), where media and agents' uploads live on NATS instead of one
+//! replica's data dir, so any replica serves any of them.
+//!
+//! Names are the caller's (`uploads/…`, `media/…`); the store only keeps
+//! bytes, a description and the time each file was written.
+
+use std::path::Path;
+
+use async_nats::jetstream::{
+    self,
+    object_store::{self, GetErrorKind, InfoErrorKind, ObjectMetadata, ObjectStore},
+    stream,
+};
+use futures_util::TryStreamExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+
+use super::backend;
+use crate::store::{Result, StoreError};
+
+/// One stored file, as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    pub name: String,
+    pub size: u64,
+    /// What the writer said of it (uploads: the media id a token serves).
+    pub description: String,
+    /// When it was written, in ms since the epoch (0 when unknown).
+    pub modified_ms: i64,
+}
+
+/// A file being read, from `skip` bytes in.
+pub struct SharedReader {
+    /// The whole file's size.
+    pub size: u64,
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+}
+
+/// The shared files bucket; cheap to clone.
+#[derive(Clone)]
+pub struct SharedFiles {
+    bucket: ObjectStore,
+}
+
+impl std::fmt::Debug for SharedFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedFiles").finish_non_exhaustive()
+    }
+}
+
+impl SharedFiles {
+    /// Opens bucket `name`, creating its stream if missing. The stream is
+    /// made here, as the client's `create_object_store` makes it, for the
+    /// same reason as the key-value buckets: that call is not usable with
+    /// NATS 2.9 servers. Nothing expires by age: each owner prunes its own
+    /// names by its own retention.
+    pub async fn open(js: &jetstream::Context, name: &str, replicas: usize) -> Result<Self> {
+        let config = stream::Config {
+            name: format!("OBJ_{name}"),
+            subjects: vec![format!("$O.{name}.C.>"), format!("$O.{name}.M.>")],
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            allow_direct: true,
+            ..Default::default()
+        };
+        let written = match js.create_stream(config.clone()).await {
+            Ok(_) => Ok(()),
+            Err(_) => js.update_stream(&config).await.map(|_| ()),
+        };
+        let bucket = js.get_object_store(name).await.map_err(|e| {
+            let why = match written {
+                Err(write) => write.to_string(),
+                Ok(()) => e.to_string(),
+            };
+            StoreError::Backend(format!("NATS: opening object store {name}: {why}"))
+        })?;
+        Ok(Self { bucket })
+    }
+
+    /// Stores the file at `path` as `name` (replacing one of that name).
+    pub async fn put_file(&self, name: &str, path: &Path, description: &str) -> Result<()> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| StoreError::from_io("reading a file to share", &e))?;
+        self.put(name, &mut file, description).await
+    }
+
+    /// Stores `bytes` as `name` (replacing one of that name).
+    pub async fn put_bytes(&self, name: &str, bytes: &[u8], description: &str) -> Result<()> {
+        let mut reader = bytes;
+        self.put(name, &mut reader, description).await
+    }
+
+    async fn put(
+        &self,
+        name: &str,
+        data: &mut (impl AsyncRead + Unpin),
+        description: &str,
+    ) -> Result<()> {
+        let meta = ObjectMetadata {
+            name: name.to_owned(),
+            description: (!description.is_empty()).then(|| description.to_owned()),
+            ..Default::default()
+        };
+        self.bucket.put(meta, data).await.map_err(backend)?;
+        Ok(())
+    }
+
+    /// The whole of a small file, `None` if there is none of that name.
+    pub async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some(mut file) = self.open_at(name, 0).await? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
+        file.reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(backend)?;
+        Ok(Some(bytes))
+    }
+
+    /// Reads `name` from `skip` bytes in (for byte ranges: the bucket has
+    /// no seek, so the bytes before are read and dropped), `None` if there
+    /// is none of that name.
+    pub async fn open_at(&self, name: &str, skip: u64) -> Result<Option<SharedReader>> {
+        let mut object = match self.bucket.get(name).await {
+            Ok(object) => object,
+            Err(err) if err.kind() == GetErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(backend(err)),
+        };
+        let size = object.info().size as u64;
+        if skip > 0 {
+            let skipped = tokio::io::copy(&mut (&mut object).take(skip), &mut tokio::io::sink())
+                .await
+                .map_err(backend)?;
+            if skipped < skip.min(size) {
+                return Err(StoreError::Backend(format!(
+                    "NATS: {name} ended after {skipped} of {size} bytes"
+                )));
+            }
+        }
+        Ok(Some(SharedReader {
+            size,
+            reader: Box::new(object),
+        }))
+    }
+
+    /// The size of `name`, `None` if there is none of that name.
+    pub async fn size(&self, name: &str) -> Result<Option<u64>> {
+        match self.bucket.info(name).await {
+            Ok(info) if !info.deleted => Ok(Some(info.size as u64)),
+            Ok(_) => Ok(None),
+            Err(err) if err.kind() == InfoErrorKind::NotFound => Ok(None),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    /// Removes `name`; one already gone (another replica pruned it first)
+    /// is not an error.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match self.bucket.delete(name).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(err) => Err(backend(err)),
+        }
+    }
+
+    /// Every file whose name starts with `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<SharedFile>> {
+        let mut listing = self.bucket.list().await.map_err(backend)?;
+        let mut files = Vec::new();
+        while let Some(info) = listing.try_next().await.map_err(backend)? {
+            if info.deleted || !info.name.starts_with(prefix) {
+                continue;
+            }
+            files.push(SharedFile {
+                modified_ms: info
+                    .modified
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                    .unwrap_or(0),
+                size: info.size as u64,
+                description: info.description.unwrap_or_default(),
+                name: info.name,
+            });
+        }
+        Ok(files)
+    }
+}

@@ -1,0 +1,201 @@
+//! Uploads on NATS: kept in the shared files bucket rather than one
+//! replica's data dir, so every replica serves every upload's URLs and
+//! sends by any `media_id`.
+//!
+//! Names: `uploads/{media id}/{file}` for the upload's files and its
+//! `meta.json` (as on disk), and `upload-tokens/{token}` per served file,
+//! holding the media id and role it serves (and described by the media
+//! id, which a listing shows). An upload is
+//! put whole before its tokens, so a token found always has its files; it
+//! is pruned tokens first for the same reason.
+
+use std::{collections::BTreeMap, path::Path};
+
+use super::{META_FILE, Role, Upload, valid_media_id};
+use crate::store::{SharedFiles, StoreError};
+
+const UPLOADS: &str = "uploads/";
+const TOKENS: &str = "upload-tokens/";
+
+fn file_name(media_id: &str, file: &str) -> String {
+    format!("{UPLOADS}{media_id}/{file}")
+}
+
+fn token_name(token: &str) -> String {
+    format!("{TOKENS}{token}")
+}
+
+/// Puts the finished upload in `folder` into the bucket; on failure takes
+/// back what it put.
+pub(super) async fn share(
+    files: &SharedFiles,
+    folder: &Path,
+    upload: &Upload,
+) -> Result<(), StoreError> {
+    let put = async {
+        for variant in &upload.variants {
+            let name = variant.role.file_name();
+            files
+                .put_file(
+                    &file_name(&upload.media_id, name),
+                    &folder.join(name),
+                    &upload.media_id,
+                )
+                .await?;
+        }
+        files
+            .put_file(
+                &file_name(&upload.media_id, META_FILE),
+                &folder.join(META_FILE),
+                &upload.media_id,
+            )
+            .await?;
+        for variant in &upload.variants {
+            let target = serde_json::to_vec(&TokenTarget {
+                media_id: upload.media_id.clone(),
+                role: variant.role,
+            })
+            .expect("a token's target serializes");
+            files
+                .put_bytes(&token_name(&variant.token), &target, &upload.media_id)
+                .await?;
+        }
+        Ok(())
+    };
+    let result = put.await;
+    if result.is_err() {
+        remove(files, upload).await;
+    }
+    result
+}
+
+/// Removes an upload's names, tokens first; failures are logged (the next
+/// prune finds what is left).
+pub(super) async fn remove(files: &SharedFiles, upload: &Upload) {
+    let mut names: Vec<String> = upload
+        .variants
+        .iter()
+        .map(|v| token_name(&v.token))
+        .collect();
+    names.push(file_name(&upload.media_id, META_FILE));
+    names.extend(
+        upload
+            .variants
+            .iter()
+            .map(|v| file_name(&upload.media_id, v.role.file_name())),
+    );
+    delete_all(files, &upload.media_id, &names).await;
+}
+
+async fn delete_all(files: &SharedFiles, media_id: &str, names: &[String]) {
+    for name in names {
+        if let Err(err) = files.delete(name).await {
+            tracing::warn!(media_id = %media_id, error = %err, "removing a shared upload's file failed");
+        }
+    }
+}
+
+/// What a token object holds: the file it serves.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TokenTarget {
+    media_id: String,
+    role: Role,
+}
+
+/// The media id and role a token serves, if the bucket has it.
+pub(super) async fn find_token(
+    files: &SharedFiles,
+    token: &str,
+) -> Result<Option<(String, Role)>, StoreError> {
+    let Some(bytes) = files.read(&token_name(token)).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<TokenTarget>(&bytes)
+        .ok()
+        .filter(|t| valid_media_id(&t.media_id))
+        .map(|t| (t.media_id, t.role)))
+}
+
+/// An upload's description, if the bucket has it.
+pub(super) async fn load(files: &SharedFiles, media_id: &str) -> Result<Option<Upload>, StoreError> {
+    let Some(bytes) = files.read(&file_name(media_id, META_FILE)).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice::<Upload>(&bytes)
+        .ok()
+        .filter(|u| u.media_id == media_id))
+}
+
+/// Where a served file is in the bucket.
+pub(super) fn served_name(media_id: &str, role: Role) -> String {
+    file_name(media_id, role.file_name())
+}
+
+/// What the bucket holds of one upload.
+#[derive(Default)]
+struct Held {
+    bytes: u64,
+    names: Vec<String>,
+}
+
+/// The upload's creation time, from its media id (a ULID).
+fn created_ms(media_id: &str) -> i64 {
+    media_id
+        .strip_prefix(super::MEDIA_ID_PREFIX)
+        .and_then(|ulid| ulid::Ulid::from_string(&ulid.to_ascii_uppercase()).ok())
+        .map(|ulid| ulid.timestamp_ms() as i64)
+        .unwrap_or(0)
+}
+
+/// Removes, from the whole bucket, uploads created before `cutoff_ms` and,
+/// oldest first, what exceeds `max_total_bytes`. Every replica may run it:
+/// a name already removed is not an error. Returns the media ids removed
+/// and the uploads and bytes left.
+pub(super) async fn prune(
+    files: &SharedFiles,
+    cutoff_ms: i64,
+    max_total_bytes: u64,
+) -> Result<(Vec<String>, usize, u64), StoreError> {
+    let mut held: BTreeMap<(i64, String), Held> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, i64> = BTreeMap::new();
+    let mut group = |media_id: &str, name: String, size: u64, token: bool| {
+        if !valid_media_id(media_id) {
+            return;
+        }
+        let created = *by_id
+            .entry(media_id.to_owned())
+            .or_insert_with(|| created_ms(media_id));
+        let entry = held.entry((created, media_id.to_owned())).or_default();
+        entry.bytes += size;
+        // Tokens go first.
+        if token {
+            entry.names.insert(0, name);
+        } else {
+            entry.names.push(name);
+        }
+    };
+    for file in files.list(TOKENS).await? {
+        group(&file.description.clone(), file.name, 0, true);
+    }
+    for file in files.list(UPLOADS).await? {
+        let media_id = file.name[UPLOADS.len()..]
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        group(&media_id, file.name, file.size, false);
+    }
+    let mut total: u64 = held.values().map(|h| h.bytes).sum();
+    let mut removed = Vec::new();
+    while let Some(((created, media_id), _)) = held.first_key_value() {
+        if *created > cutoff_ms && total <= max_total_bytes {
+            break;
+        }
+        let media_id = media_id.clone();
+        let ((_, _), gone) = held.pop_first().expect("just seen");
+        delete_all(files, &media_id, &gone.names).await;
+        total = total.saturating_sub(gone.bytes);
+        removed.push(media_id);
+    }
+    Ok((removed, held.len(), total))
+}
