@@ -328,6 +328,7 @@ pub async fn run_with_clock(
         tokens.clone(),
         clock.clone(),
         Some(space.clone()),
+        store.shared_files(),
     );
     let uploads = {
         let dir = settings.data_dir.join(UPLOADS_DIR);

@@ -6,6 +6,12 @@
 //! `…/{message id}.preview` the preview, `…/{message id}.json` what is
 //! known about it. Files are written under a temporary name and renamed, so
 //! a crash never leaves a half file that looks whole.
+//!
+//! On NATS the content and preview are put into the shared files bucket
+//! once fetched (`media/{channel id}/{message id}[.preview]`, with the
+//! `.json` beside them) and removed from the data dir, so every replica's
+//! GetMessageContent serves them. The `.json` stays here too: it says how
+//! the fetch ended, and Subscribe reads it for each event.
 
 use std::{
     path::{Path, PathBuf},
@@ -20,6 +26,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     line::{self, CallError, client::Content},
     space::SpaceWatch,
+    store::{SharedFiles, SharedReader},
     time::Clock,
     tokens::Tokens,
 };
@@ -125,6 +132,8 @@ struct Inner {
     space: Option<SpaceWatch>,
     /// Dates the media's state.
     clock: Clock,
+    /// The shared files bucket (NATS), where fetched media is kept instead.
+    shared: Option<SharedFiles>,
     queue: mpsc::Sender<Job>,
     without_content: std::sync::Mutex<WithoutContentSeen>,
     shutdown: CancellationToken,
@@ -139,13 +148,21 @@ pub fn valid_message_id(id: &str) -> bool {
 impl Media {
     /// `space`: fetches wait while the data dir has no room above the
     /// store's watermark (`None`: unchecked).
-    pub fn new(dir: PathBuf, tokens: Tokens, clock: Clock, space: Option<SpaceWatch>) -> Self {
+    /// `shared`: where fetched media is kept on NATS (see the module doc).
+    pub fn new(
+        dir: PathBuf,
+        tokens: Tokens,
+        clock: Clock,
+        space: Option<SpaceWatch>,
+        shared: Option<SharedFiles>,
+    ) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             dir,
             tokens,
             space,
             clock,
+            shared,
             queue,
             without_content: std::sync::Mutex::default(),
             shutdown: CancellationToken::new(),
@@ -250,18 +267,74 @@ impl Media {
         serde_json::from_slice(&text).ok()
     }
 
-    /// The kept file, if stored.
-    pub fn stored_path(&self, channel_id: &str, message_id: &str, preview: bool) -> PathBuf {
-        self.inner.content_path(channel_id, message_id, preview)
+    /// What is known about a message's media here or, on NATS, by the
+    /// replica that fetched it. A bucket that cannot be read counts as
+    /// knowing nothing (the content is then asked of LINE).
+    pub async fn meta_anywhere(&self, channel_id: &str, message_id: &str) -> Option<MediaMeta> {
+        if let Some(meta) = self
+            .meta(channel_id, message_id)
+            .filter(|m| m.state != MediaState::Pending)
+        {
+            return Some(meta);
+        }
+        let files = self.inner.shared.as_ref()?;
+        let name = shared_name(channel_id, message_id, "json");
+        match files.read(&name).await {
+            Ok(bytes) => serde_json::from_slice(&bytes?).ok(),
+            Err(err) => {
+                tracing::warn!(error = %err, "reading media's state from NATS failed");
+                self.meta(channel_id, message_id)
+            }
+        }
+    }
+
+    /// The kept content (or preview), from the data dir or the shared
+    /// files bucket.
+    pub async fn open_stored(
+        &self,
+        channel_id: &str,
+        message_id: &str,
+        preview: bool,
+    ) -> Option<SharedReader> {
+        if !valid_message_id(message_id) {
+            return None;
+        }
+        let path = self.inner.content_path(channel_id, message_id, preview);
+        if let Ok(file) = tokio::fs::File::open(&path).await {
+            let size = file.metadata().await.map(|m| m.len()).unwrap_or_default();
+            return Some(SharedReader {
+                size,
+                reader: Box::new(file),
+            });
+        }
+        let files = self.inner.shared.as_ref()?;
+        let name = shared_name(channel_id, message_id, if preview { "preview" } else { "" });
+        match files.open_at(&name, 0).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading media from NATS failed");
+                None
+            }
+        }
     }
 
     /// Drops media older than `before` and, oldest first, whatever exceeds
     /// `max_total_bytes`. Returns the number of media removed.
     pub async fn prune(&self, before: SystemTime, max_total_bytes: u64) -> usize {
         let dir = self.inner.dir.clone();
-        tokio::task::spawn_blocking(move || prune_dir(&dir, before, max_total_bytes))
+        let local = tokio::task::spawn_blocking(move || prune_dir(&dir, before, max_total_bytes))
             .await
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let Some(files) = &self.inner.shared else {
+            return local;
+        };
+        match prune_shared(files, before, max_total_bytes).await {
+            Ok(shared) => local.max(shared),
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning media in NATS failed; trying again later");
+                local
+            }
+        }
     }
 
     pub async fn close(&self) {
@@ -333,6 +406,45 @@ impl Inner {
         {
             tracing::warn!(error = %err, suppressed, "cannot record fetched media (suppressed: how many more media failures since the last such line)");
         }
+        if let Some(files) = &self.shared
+            && let Err(err) = self.share(files, &job, &meta).await
+            && let Some(suppressed) = MEDIA_FAILED.admit()
+        {
+            tracing::warn!(error = %err, suppressed, "putting fetched media into NATS failed; only this replica serves it (suppressed: how many more media failures since the last such line)");
+        }
+    }
+
+    /// Puts what a fetch stored into the shared files bucket, its state
+    /// last (the other replicas look at that first), then removes the
+    /// files from the data dir.
+    async fn share(
+        &self,
+        files: &SharedFiles,
+        job: &Job,
+        meta: &MediaMeta,
+    ) -> Result<(), crate::store::StoreError> {
+        let (channel, message) = (&job.channel_id, &job.message_id);
+        let mut local = Vec::new();
+        if meta.state == MediaState::Stored {
+            for (preview, suffix) in [(false, ""), (true, "preview")] {
+                let path = self.content_path(channel, message, preview);
+                if preview && !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                    continue;
+                }
+                files
+                    .put_file(&shared_name(channel, message, suffix), &path, "")
+                    .await?;
+                local.push(path);
+            }
+        }
+        let state = serde_json::to_vec(meta).expect("media meta serializes");
+        files
+            .put_bytes(&shared_name(channel, message, "json"), &state, "")
+            .await?;
+        for path in local {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        Ok(())
     }
 
     /// Fetches with retries: 202 (LINE still preparing), 5xx and network
@@ -506,6 +618,63 @@ fn write_meta_sync(path: &Path, meta: &MediaMeta) -> std::io::Result<()> {
         serde_json::to_vec(meta).expect("media meta serializes"),
     )?;
     std::fs::rename(partial, path)
+}
+
+/// A message's file in the shared files bucket: the content (`suffix`
+/// empty), `preview` or `json`.
+fn shared_name(channel_id: &str, message_id: &str, suffix: &str) -> String {
+    if suffix.is_empty() {
+        format!("{SHARED_PREFIX}{channel_id}/{message_id}")
+    } else {
+        format!("{SHARED_PREFIX}{channel_id}/{message_id}.{suffix}")
+    }
+}
+
+/// Where inbound media is in the shared files bucket.
+const SHARED_PREFIX: &str = "media/";
+
+/// [`Media::prune`] of the shared files bucket, as a whole: every replica
+/// may run it (a file already removed is not an error). A message's files
+/// go together, dated by the newest of them.
+async fn prune_shared(
+    files: &SharedFiles,
+    before: SystemTime,
+    max_total_bytes: u64,
+) -> Result<usize, crate::store::StoreError> {
+    use std::collections::{BTreeMap, HashMap};
+    let before_ms = before
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    // (channel/message) → (newest write, bytes, names)
+    let mut messages: HashMap<String, (i64, u64, Vec<String>)> = HashMap::new();
+    for file in files.list(SHARED_PREFIX).await? {
+        let key = file.name[SHARED_PREFIX.len()..]
+            .trim_end_matches(".preview")
+            .trim_end_matches(".json")
+            .to_owned();
+        let entry = messages.entry(key).or_default();
+        entry.0 = entry.0.max(file.modified_ms);
+        entry.1 += file.size;
+        entry.2.push(file.name);
+    }
+    let mut total: u64 = messages.values().map(|m| m.1).sum();
+    let oldest_first: BTreeMap<(i64, String), (u64, Vec<String>)> = messages
+        .into_iter()
+        .map(|(key, (modified, bytes, names))| ((modified, key), (bytes, names)))
+        .collect();
+    let mut removed = 0;
+    for ((modified, _), (bytes, names)) in oldest_first {
+        if modified >= before_ms && total <= max_total_bytes {
+            break;
+        }
+        for name in names {
+            files.delete(&name).await?;
+        }
+        total = total.saturating_sub(bytes);
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// See [`Media::prune`].

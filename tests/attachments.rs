@@ -572,12 +572,28 @@ async fn uploads_sent_by_media_id_reach_line_as_urls_it_can_fetch() {
     assert_eq!(post.status(), 405);
 }
 
-/// Every upload folder under the data dir, after checking that nothing
-/// half-written or half-deleted is left in `uploads/.tmp`.
-fn stored_uploads(dir: &Path) -> Vec<String> {
+/// Every upload kept, after checking that nothing half-written or
+/// half-deleted is left in `uploads/.tmp`: the folders under the data dir
+/// or, on NATS, the uploads in the shared bucket (and then nothing in the
+/// data dir).
+async fn stored_uploads(dir: &Path) -> Vec<String> {
     let left = leftovers(dir);
     assert!(left.is_empty(), "nothing is left half-written: {left:?}");
-    upload_dirs(dir)
+    if support::nats_url().is_none() {
+        return upload_dirs(dir);
+    }
+    assert_eq!(
+        upload_dirs(dir),
+        Vec::<String>::new(),
+        "on NATS, none in the data dir"
+    );
+    let mut ids: Vec<String> = support::shared_file_names(dir, "uploads/")
+        .await
+        .into_iter()
+        .filter_map(|name| Some(name.strip_prefix("uploads/")?.split('/').next()?.to_owned()))
+        .collect();
+    ids.dedup();
+    ids
 }
 
 fn upload_dirs(dir: &Path) -> Vec<String> {
@@ -751,7 +767,7 @@ async fn bad_uploads_are_refused_naming_the_field_and_store_nothing() {
     .await
     .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    assert_eq!(stored_uploads(dir.path()), Vec::<String>::new());
+    assert_eq!(stored_uploads(dir.path()).await, Vec::<String>::new());
 
     // A stream that breaks off: the client goes away midway.
     {
@@ -828,7 +844,7 @@ async fn bad_uploads_are_refused_naming_the_field_and_store_nothing() {
     }
     assert!(pushed_messages(&line).is_empty());
     // Only the PDF was stored (the aborted stream's bytes are gone too).
-    assert_eq!(stored_uploads(dir.path()), vec![pdf.media_id.clone()]);
+    assert_eq!(stored_uploads(dir.path()).await, vec![pdf.media_id.clone()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -842,7 +858,7 @@ async fn uploads_need_an_https_public_base_url() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("public_base_url"), "{status:?}");
-    assert_eq!(stored_uploads(dir.path()), Vec::<String>::new());
+    assert_eq!(stored_uploads(dir.path()).await, Vec::<String>::new());
 }
 
 // On the current-thread runtime: only there can the test move time.
@@ -868,14 +884,17 @@ async fn expired_uploads_are_deleted_and_their_urls_answer_404() {
     let mut last = 0;
     for _ in 0..100 {
         last = fetch(&app, &pdf.content_url).await.status().as_u16();
-        if last == 404 && upload_dirs(dir.path()).is_empty() && leftovers(dir.path()).is_empty() {
+        if last == 404
+            && leftovers(dir.path()).is_empty()
+            && stored_uploads(dir.path()).await.is_empty()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(last, 404);
     assert_eq!(
-        stored_uploads(dir.path()),
+        stored_uploads(dir.path()).await,
         Vec::<String>::new(),
         "the files are deleted"
     );

@@ -41,17 +41,18 @@ pub async fn get_message_content(
         ));
     }
     let channel = services.channels.get(&channel_id).await?;
-    let meta = services.media.meta(&channel_id, &message_id);
+    // On NATS another replica may have fetched it.
+    let meta = services.media.meta_anywhere(&channel_id, &message_id).await;
     let (tx, rx) = mpsc::channel(8);
 
     if let Some(meta) = &meta {
-        let path = services
-            .media
-            .stored_path(&channel_id, &message_id, preview);
         if meta.state == MediaState::Stored
-            && let Ok(file) = tokio::fs::File::open(&path).await
+            && let Some(stored) = services
+                .media
+                .open_stored(&channel_id, &message_id, preview)
+                .await
         {
-            let size = file.metadata().await.map(|m| m.len()).ok();
+            let size = Some(stored.size);
             let content_type = if preview {
                 meta.preview_content_type.clone()
             } else {
@@ -63,7 +64,7 @@ pub async fn get_message_content(
                 from_store: true,
                 file_name: meta.file_name.clone(),
             };
-            tokio::spawn(stream_file(file, metadata, tx));
+            tokio::spawn(stream_stored(stored.reader, metadata, tx));
             return Ok(Box::pin(ReceiverStream::new(rx)));
         }
         if meta.state == MediaState::Gone {
@@ -138,7 +139,11 @@ fn chunk_part(bytes: &[u8]) -> pb::GetMessageContentResponse {
 }
 
 /// A failed send means the client went away: stop reading.
-async fn stream_file(mut file: tokio::fs::File, metadata: pb::MessageContentMetadata, tx: Sender) {
+async fn stream_stored(
+    mut file: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    metadata: pb::MessageContentMetadata,
+    tx: Sender,
+) {
     if tx.send(Ok(metadata_part(metadata))).await.is_err() {
         return;
     }

@@ -175,8 +175,10 @@ fn pumped(reader: Box<dyn AsyncRead + Send + Unpin>, len: u64) -> Body {
             }
         }
     });
-    StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx).map_ok(hyper::body::Frame::data))
-        .boxed()
+    StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx).map_ok(hyper::body::Frame::data),
+    )
+    .boxed()
 }
 
 /// 503 when the shared files bucket (NATS) cannot be read: LINE asks
@@ -184,10 +186,9 @@ fn pumped(reader: Box<dyn AsyncRead + Send + Unpin>, len: u64) -> Body {
 fn unavailable(err: &crate::store::StoreError) -> Response<Body> {
     tracing::warn!(error = %err, "reading an upload from NATS failed");
     let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, "try again later\n");
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static("1"),
-    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 

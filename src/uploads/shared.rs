@@ -117,7 +117,10 @@ pub(super) async fn find_token(
 }
 
 /// An upload's description, if the bucket has it.
-pub(super) async fn load(files: &SharedFiles, media_id: &str) -> Result<Option<Upload>, StoreError> {
+pub(super) async fn load(
+    files: &SharedFiles,
+    media_id: &str,
+) -> Result<Option<Upload>, StoreError> {
     let Some(bytes) = files.read(&file_name(media_id, META_FILE)).await? else {
         return Ok(None);
     };

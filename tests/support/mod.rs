@@ -308,6 +308,35 @@ pub fn stored_files(data_dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// On NATS, the names in the shared files bucket of the suite's state for
+/// `data_dir` (see [`nats_prefix`]) that start with `prefix`; empty
+/// without NATS or before the bucket exists.
+pub async fn shared_file_names(data_dir: &Path, prefix: &str) -> Vec<String> {
+    use futures_util::TryStreamExt as _;
+    let Some(url) = nats_url() else {
+        return Vec::new();
+    };
+    let client = async_nats::connect(url).await.expect("NATS is reachable");
+    let js = async_nats::jetstream::new(client);
+    let Ok(bucket) = js
+        .get_object_store(format!("{}_media", nats_prefix(data_dir)))
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = bucket
+        .list()
+        .await
+        .expect("the bucket lists")
+        .try_filter(|info| std::future::ready(!info.deleted && info.name.starts_with(prefix)))
+        .map_ok(|info| info.name)
+        .try_collect()
+        .await
+        .expect("the bucket lists");
+    names.sort();
+    names
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -114,10 +114,7 @@ impl SharedFiles {
             return Ok(None);
         };
         let mut bytes = Vec::with_capacity(usize::try_from(file.size).unwrap_or(0));
-        file.reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(backend)?;
+        file.reader.read_to_end(&mut bytes).await.map_err(backend)?;
         Ok(Some(bytes))
     }
 
