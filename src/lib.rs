@@ -46,9 +46,11 @@
 //! - [`tokens`]: channel access tokens in every mode (obtain, cache, renew,
 //!   revoke); a channel's [`line::ChannelClient`] takes them from here.
 //! - [`channels`]: registered LINE channels: field rules, ids, sealed secrets.
-//! - [`media`]: inbound media fetched from LINE at once and kept on disk.
+//! - [`media`]: inbound media fetched from LINE at once and kept on disk
+//!   (on NATS, in the shared object store every replica reads).
 //! - [`uploads`]: agents' attachments (UploadMedia): type from the bytes,
-//!   previews and durations, kept on disk and served at `/media/{token}`.
+//!   previews and durations, kept on disk (on NATS, in the shared object
+//!   store) and served at `/media/{token}`.
 //! - [`profiles`]: who wrote: senders' and groups' profiles looked up in
 //!   the background and added to the log.
 //! - [`lookup_cache`]: short-lived cache of LINE profile and group lookups.
