@@ -252,6 +252,7 @@ class Tools:
         self.outbound_bench = Path(args.outbound_bench)
         self.h2load = Path(args.h2load)
         self.h2load_lib = args.h2load_lib
+        self.ceiling = Path(args.ceiling)
 
 
 def start_line_adapter(procs: Procs, tools: Tools, data_dir: Path, log_path: Path, extra=()):
@@ -676,7 +677,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
     for name in ("cache", "wrk", "wrk-lib", "grpcurl", "node", "node-peer", "binary",
-                 "ingest-bench", "outbound-bench", "h2load", "h2load-lib", "versions"):
+                 "ingest-bench", "outbound-bench", "h2load", "h2load-lib", "versions", "ceiling"):
         ap.add_argument(f"--{name}", required=True)
     args = ap.parse_args()
     tools = Tools(args)
@@ -726,11 +727,15 @@ def main() -> None:
             log(f"start-up fresh: best /readyz {results['startup_fresh']['best']['readyz_ms']:.1f} ms, "
                 f"SERVING {results['startup_fresh']['best']['serving_ms']:.1f} ms")
 
-            # The Node peer, one process and a 2-worker cluster.
+            # The peers: the Node server, one process and a 2-worker
+            # cluster, and the bare-hyper ceiling (bench/ceiling: the
+            # signature check and a 200, nothing else).
             node_procs = {}
-            for name, workers in (("node", 1), ("node-cluster", 2)):
+            for name, workers in (("node", 1), ("node-cluster", 2), ("bare-hyper", 0)):
                 port = free_port()
-                proc = procs.start([tools.node, str(tools.node_peer / "server.mjs")],
+                command = ([str(tools.ceiling)] if name == "bare-hyper"
+                           else [tools.node, str(tools.node_peer / "server.mjs")])
+                proc = procs.start(command,
                                    cwd=tools.node_peer, stdout=open(out_dir / f"{name}.log", "ab"),
                                    stderr=subprocess.STDOUT,
                                    env=dict(os.environ, CHANNEL_SECRET=SECRET, PORT=str(port),
@@ -767,7 +772,8 @@ def main() -> None:
                     sanity = {}
                     body = b'{"destination":"U0","events":[]}'
                     sig = pool.base64.b64encode(pool.hmac.new(SECRET.encode(), body, pool.hashlib.sha256).digest()).decode()
-                    for name, port in (("line-adapter", hport), ("node", node_procs["node"][1])):
+                    for name, port in (("line-adapter", hport), ("node", node_procs["node"][1]),
+                                       ("bare-hyper", node_procs["bare-hyper"][1])):
                         bad = post(port, path, body, {"Content-Type": "application/json", "X-Line-Signature": "AAAA"})
                         good = post(port, path, body, {"Content-Type": "application/json", "X-Line-Signature": sig})
                         sanity[name] = {"wrong_signature": bad, "right_signature": good}
@@ -819,7 +825,7 @@ def main() -> None:
                           for peer in node_procs}
                 for pb in (1, 10)}
             for pb in (1, 10):
-                log(f"ratio line-adapter / node, {pb} event(s) per body: "
+                log(f"ratio line-adapter / peer, {pb} event(s) per body: "
                     + ", ".join(f"{peer} {r:.2f}x" for peer, r in results["ratios"][str(pb)].items()))
             results["rss_loaded_max_kib"] = max(ingest[f"line-adapter/{pb}"]["rss_max_kib"] for pb in (1, 10))
             results["node_rss_loaded_max_kib"] = {

@@ -12,9 +12,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"line-adapter": "#1f77b4", "node": "#d62728", "node-cluster": "#ff9896"}
+COLORS = {"line-adapter": "#1f77b4", "node": "#d62728", "node-cluster": "#ff9896", "bare-hyper": "#7f7f7f"}
 LABELS = {"line-adapter": "line-adapter (durable, fsync)", "node": "Express + @line/bot-sdk (1 process, keeps nothing)",
-          "node-cluster": "Express + @line/bot-sdk (2-worker cluster, keeps nothing)"}
+          "node-cluster": "Express + @line/bot-sdk (2-worker cluster, keeps nothing)",
+          "bare-hyper": "bare hyper, signature check only (the ceiling)"}
 
 
 def nines(p: float) -> float:

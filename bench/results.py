@@ -114,6 +114,9 @@ def main() -> None:
     w(f"| Express + @line/bot-sdk, 1 process | {r1:.2f}× | {r10:.2f}× |")
     w(f"| Express + @line/bot-sdk, 2-worker cluster | {ratio['1']['node-cluster']:.2f}× | "
       f"{ratio['10']['node-cluster']:.2f}× |")
+    if "bare-hyper" in ratio["1"]:
+        w(f"| bare hyper, signature check only (the ceiling, bench/ceiling) | "
+          f"{ratio['1']['bare-hyper']:.0%} | {ratio['10']['bare-hyper']:.0%} |")
     w("")
     w("Commands (PORT and the pool file are the run's own):")
     w("")

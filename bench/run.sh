@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks side by side (issue 8): line-adapter's durable webhook ingest
-# against an Express + @line/bot-sdk peer, webhook -> Subscribe latency,
+# Benchmarks side by side (issues 8 and 21): line-adapter's durable webhook
+# ingest against an Express + @line/bot-sdk peer and a bare hyper server
+# that only checks the signature (the ceiling), webhook -> Subscribe latency,
 # outbound sends/s, RSS and start-up time, all in one run on this machine.
 #
 #   bench/run.sh            full run (~5 min): writes bench/RESULTS.md,
@@ -119,6 +120,8 @@ grpcurl="$cache/venv/bin/grpcurl"
 # ------------------------------------------------------------------ builds
 say "cargo build --release --locked --bin line-adapter"
 (cd "$root" && cargo build --release --locked --bin line-adapter --quiet)
+say "cargo build --release --locked --example bare_hyper_ceiling"
+(cd "$root" && cargo build --release --locked --example bare_hyper_ceiling --quiet)
 say "cargo bench --no-run (webhook_ingest, outbound_send)"
 (cd "$root" && cargo bench --no-run --locked --bench webhook_ingest --bench outbound_send \
   --message-format=json --quiet) > "$run/cargo-bench.json"
@@ -165,6 +168,7 @@ say "measuring (results in $run)"
   --node-peer "$cache/node-peer" --binary "$root/target/release/line-adapter" \
   --ingest-bench "$ingest_bench" --outbound-bench "$outbound_bench" \
   --h2load "$h2load" --h2load-lib "$h2load_lib" \
+  --ceiling "$root/target/release/examples/bare_hyper_ceiling" \
   --versions "$run/versions.json" &
 orchestrator=$!
 wait "$orchestrator"
