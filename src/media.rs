@@ -280,7 +280,12 @@ impl Media {
         let files = self.inner.shared.as_ref()?;
         let name = shared_name(channel_id, message_id, "json");
         match files.read(&name).await {
-            Ok(bytes) => serde_json::from_slice(&bytes?).ok(),
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+                .ok()
+                .or_else(|| self.meta(channel_id, message_id)),
+            // Not fetched by any replica yet: what this one knows (a
+            // pending fetch's file name).
+            Ok(None) => self.meta(channel_id, message_id),
             Err(err) => {
                 tracing::warn!(error = %err, "reading media's state from NATS failed");
                 self.meta(channel_id, message_id)

@@ -307,8 +307,9 @@ impl Uploads {
     /// Keeps uploads in `files` (NATS) instead of the data dir. Called
     /// before the uploads are used.
     pub fn with_shared(mut self, files: Option<SharedFiles>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.shared = files;
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.shared = files,
+            None => debug_assert!(false, "with_shared is called before the uploads are cloned"),
         }
         self
     }
