@@ -271,24 +271,25 @@ impl Media {
     /// replica that fetched it. A bucket that cannot be read counts as
     /// knowing nothing (the content is then asked of LINE).
     pub async fn meta_anywhere(&self, channel_id: &str, message_id: &str) -> Option<MediaMeta> {
-        if let Some(meta) = self
-            .meta(channel_id, message_id)
-            .filter(|m| m.state != MediaState::Pending)
-        {
-            return Some(meta);
+        let local = self.meta(channel_id, message_id);
+        let Some(files) = &self.inner.shared else {
+            return local;
+        };
+        if !valid_message_id(message_id) {
+            return None;
         }
-        let files = self.inner.shared.as_ref()?;
-        let name = shared_name(channel_id, message_id, "json");
-        match files.read(&name).await {
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
-                .ok()
-                .or_else(|| self.meta(channel_id, message_id)),
-            // Not fetched by any replica yet: what this one knows (a
-            // pending fetch's file name).
-            Ok(None) => self.meta(channel_id, message_id),
+        // On NATS the bucket's state is the one every replica shares
+        // (retention marks it gone there); this replica's own is the
+        // fallback (a pending fetch's file name, a failed put).
+        match files
+            .read(&shared_name(channel_id, message_id, "json"))
+            .await
+        {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok().or(local),
+            Ok(None) => local,
             Err(err) => {
                 tracing::warn!(error = %err, "reading media's state from NATS failed");
-                self.meta(channel_id, message_id)
+                local
             }
         }
     }
@@ -640,47 +641,78 @@ const SHARED_PREFIX: &str = "media/";
 
 /// [`Media::prune`] of the shared files bucket, as a whole: every replica
 /// may run it (a file already removed is not an error). A message's files
-/// go together, dated by the newest of them.
+/// go together, dated by the newest of them; its state stays, marked gone
+/// (as on disk), for one more retention period, then goes too.
 async fn prune_shared(
     files: &SharedFiles,
     before: SystemTime,
     max_total_bytes: u64,
 ) -> Result<usize, crate::store::StoreError> {
     use std::collections::{BTreeMap, HashMap};
+    #[derive(Default)]
+    struct Message {
+        newest_ms: i64,
+        bytes: u64,
+        names: Vec<String>,
+        /// Only its state is left, marked gone.
+        gone: bool,
+    }
     let before_ms = before
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    // (channel/message) → (newest write, bytes, names)
-    let mut messages: HashMap<String, (i64, u64, Vec<String>)> = HashMap::new();
+    let mut messages: HashMap<String, Message> = HashMap::new();
     for file in files.list(SHARED_PREFIX).await? {
         let key = file.name[SHARED_PREFIX.len()..]
             .trim_end_matches(".preview")
             .trim_end_matches(".json")
             .to_owned();
-        let entry = messages.entry(key).or_default();
-        entry.0 = entry.0.max(file.modified_ms);
-        entry.1 += file.size;
-        entry.2.push(file.name);
+        let entry = messages.entry(key).or_insert_with(|| Message {
+            gone: true,
+            ..Message::default()
+        });
+        entry.newest_ms = entry.newest_ms.max(file.modified_ms);
+        entry.bytes += file.size;
+        entry.gone &= file.description == GONE;
+        entry.names.push(file.name);
     }
-    let mut total: u64 = messages.values().map(|m| m.1).sum();
-    let oldest_first: BTreeMap<(i64, String), (u64, Vec<String>)> = messages
+    let mut total: u64 = messages.values().map(|m| m.bytes).sum();
+    let oldest_first: BTreeMap<(i64, String), Message> = messages
         .into_iter()
-        .map(|(key, (modified, bytes, names))| ((modified, key), (bytes, names)))
+        .map(|(key, message)| ((message.newest_ms, key), message))
         .collect();
     let mut removed = 0;
-    for ((modified, _), (bytes, names)) in oldest_first {
-        if modified >= before_ms && total <= max_total_bytes {
+    for ((newest_ms, key), message) in oldest_first {
+        if newest_ms >= before_ms && total <= max_total_bytes {
             break;
         }
-        for name in names {
-            files.delete(&name).await?;
+        total = total.saturating_sub(message.bytes);
+        if message.gone {
+            for name in &message.names {
+                files.delete(name).await?;
+            }
+            continue;
         }
-        total = total.saturating_sub(bytes);
+        let state = format!("{SHARED_PREFIX}{key}.json");
+        for name in message.names.iter().filter(|n| **n != state) {
+            files.delete(name).await?;
+        }
+        if let Some(bytes) = files.read(&state).await?
+            && let Ok(mut record) = serde_json::from_slice::<MediaMeta>(&bytes)
+        {
+            record.state = MediaState::Gone;
+            record.error = "removed by media retention".into();
+            let record = serde_json::to_vec(&record).expect("media meta serializes");
+            files.put_bytes(&state, &record, GONE).await?;
+        }
         removed += 1;
     }
     Ok(removed)
 }
+
+/// The description of a message's state in the bucket once retention
+/// removed its content.
+const GONE: &str = "gone";
 
 /// See [`Media::prune`].
 fn prune_dir(dir: &Path, before: SystemTime, max_total_bytes: u64) -> usize {

@@ -39,6 +39,8 @@ use crate::store::{SharedFiles, SharedReader, StoreError};
 
 pub use inspect::Kind;
 
+/// How often at most a replica prunes the shared bucket (NATS).
+const SHARED_PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Uploads in progress, cleared at start.
 const TMP_DIR: &str = ".tmp";
 /// An upload's description, written last inside its folder.
@@ -198,6 +200,8 @@ struct Inner {
     /// Uploads and bytes in the bucket, as of the last prune and the
     /// uploads made here since.
     shared_kept: std::sync::Mutex<(usize, u64)>,
+    /// When this replica last pruned the bucket.
+    last_shared_prune_ms: std::sync::Mutex<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -221,6 +225,14 @@ impl Index {
             .insert((upload.create_time_ms, upload.media_id.clone()));
         self.total_bytes += upload.total_bytes();
         self.by_id.insert(upload.media_id.clone(), upload);
+    }
+
+    /// Keeps only the uploads `keep` says yes to.
+    fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self.by_id.keys().filter(|id| !keep(id)).cloned().collect();
+        for media_id in gone {
+            self.remove(&media_id);
+        }
     }
 
     fn remove(&mut self, media_id: &str) -> Option<Arc<Upload>> {
@@ -300,6 +312,7 @@ impl Uploads {
                 index: RwLock::new(index),
                 shared: None,
                 shared_kept: std::sync::Mutex::new((0, 0)),
+                last_shared_prune_ms: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -553,7 +566,7 @@ impl Uploads {
     /// bound; their URLs answer 404 from now on. Returns how many went.
     pub async fn prune(&self, now_ms: i64) -> usize {
         if let Some(files) = &self.inner.shared {
-            return self.prune_shared(files, now_ms).await;
+            return self.prune_shared(files, now_ms, false).await;
         }
         let removed: Vec<String> = {
             let mut index = self.index_mut();
@@ -595,17 +608,32 @@ impl Uploads {
 
     /// [`Uploads::prune`] on NATS: the bucket is pruned as a whole, and
     /// what went is dropped from this replica's index.
-    async fn prune_shared(&self, files: &SharedFiles, now_ms: i64) -> usize {
+    /// Listing the bucket costs a read of every file's description, so it
+    /// runs at most once a minute (or once a retention, when shorter),
+    /// unless `now` (the bound may just have been passed).
+    async fn prune_shared(&self, files: &SharedFiles, now_ms: i64, now: bool) -> usize {
+        let every = self.inner.retention.min(SHARED_PRUNE_EVERY).as_millis() as i64;
+        {
+            let mut last = self
+                .inner
+                .last_shared_prune_ms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !now && last.is_some_and(|at| now_ms.saturating_sub(at) < every) {
+                return 0;
+            }
+            *last = Some(now_ms);
+        }
         let cutoff = now_ms.saturating_sub(self.inner.retention.as_millis() as i64);
         match shared::prune(files, cutoff, self.inner.max_total_bytes).await {
-            Ok((removed, uploads, bytes)) => {
-                let mut index = self.index_mut();
-                for media_id in &removed {
-                    index.remove(media_id);
-                }
-                drop(index);
-                *self.shared_kept() = (uploads, bytes);
-                removed.len()
+            Ok(pruned) => {
+                // What another replica removed goes from this one's index
+                // too (a cache: anything still in the bucket is looked up
+                // again when asked for).
+                self.index_mut()
+                    .retain(|media_id| pruned.kept.contains(media_id));
+                *self.shared_kept() = (pruned.kept.len(), pruned.bytes);
+                pruned.removed.len()
             }
             Err(err) => {
                 tracing::warn!(error = %err, "pruning uploads in NATS failed; trying again later");
@@ -708,8 +736,18 @@ impl Incoming {
         if let Some(files) = &self.uploads.inner.shared {
             // Into the bucket, and out of the data dir whether that worked
             // or not: on NATS the folder is never served.
-            let shared = shared::share(files, &folder, &upload).await;
-            let _ = tokio::fs::remove_dir_all(&folder).await;
+            // In a task of its own: a caller that goes away meanwhile must
+            // not leave the folder, or half the files in NATS, behind.
+            let (files, moved, folder) = (files.clone(), upload.clone(), folder.clone());
+            let shared = tokio::spawn(async move {
+                let shared = shared::share(&files, &folder, &moved).await;
+                let _ = tokio::fs::remove_dir_all(&folder).await;
+                shared
+            })
+            .await
+            .map_err(|e| {
+                std::io::Error::other(format!("storing the upload in NATS failed: {e}"))
+            })?;
             shared?;
             let mut kept = self.uploads.shared_kept();
             *kept = (kept.0 + 1, kept.1 + upload.total_bytes());
@@ -720,10 +758,14 @@ impl Incoming {
         // The bound holds after this upload too; it is the newest, so the
         // oldest go first. (On NATS the bucket is listed only when the
         // count says the bound may be passed.)
-        if self.uploads.inner.shared.is_none()
-            || self.uploads.kept().1 > self.uploads.inner.max_total_bytes
-        {
-            self.uploads.prune(now_ms).await;
+        match &self.uploads.inner.shared {
+            None => {
+                self.uploads.prune(now_ms).await;
+            }
+            Some(files) if self.uploads.kept().1 > self.uploads.inner.max_total_bytes => {
+                self.uploads.prune_shared(files, now_ms, true).await;
+            }
+            Some(_) => {}
         }
         Ok(upload)
     }

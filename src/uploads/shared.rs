@@ -4,8 +4,9 @@
 //!
 //! Names: `uploads/{media id}/{file}` for the upload's files and its
 //! `meta.json` (as on disk), and `upload-tokens/{token}` per served file,
-//! holding the media id and role it serves (and described by the media
-//! id, which a listing shows). An upload is
+//! holding the media id and role it serves. Every file is described by
+//! the media id and creation time, which a listing shows: a prune needs
+//! nothing else. An upload is
 //! put whole before its tokens, so a token found always has its files; it
 //! is pruned tokens first for the same reason.
 
@@ -32,6 +33,7 @@ pub(super) async fn share(
     folder: &Path,
     upload: &Upload,
 ) -> Result<(), StoreError> {
+    let described = description(upload);
     let put = async {
         for variant in &upload.variants {
             let name = variant.role.file_name();
@@ -39,7 +41,7 @@ pub(super) async fn share(
                 .put_file(
                     &file_name(&upload.media_id, name),
                     &folder.join(name),
-                    &upload.media_id,
+                    &described,
                 )
                 .await?;
         }
@@ -47,7 +49,7 @@ pub(super) async fn share(
             .put_file(
                 &file_name(&upload.media_id, META_FILE),
                 &folder.join(META_FILE),
-                &upload.media_id,
+                &described,
             )
             .await?;
         for variant in &upload.variants {
@@ -57,7 +59,7 @@ pub(super) async fn share(
             })
             .expect("a token's target serializes");
             files
-                .put_bytes(&token_name(&variant.token), &target, &upload.media_id)
+                .put_bytes(&token_name(&variant.token), &target, &described)
                 .await?;
         }
         Ok(())
@@ -67,6 +69,18 @@ pub(super) async fn share(
         remove(files, upload).await;
     }
     result
+}
+
+/// What every file of an upload is described by: its media id and when it
+/// was made (the time its expiry counts from), which a listing shows.
+fn description(upload: &Upload) -> String {
+    format!("{} {}", upload.media_id, upload.create_time_ms)
+}
+
+/// The media id and creation time a description names.
+fn described(description: &str) -> Option<(&str, i64)> {
+    let (media_id, created) = description.split_once(' ')?;
+    Some((media_id, created.parse().ok()?)).filter(|(id, _)| valid_media_id(id))
 }
 
 /// Removes an upload's names, tokens first; failures are logged (the next
@@ -141,64 +155,58 @@ struct Held {
     names: Vec<String>,
 }
 
-/// The upload's creation time, from its media id (a ULID).
-fn created_ms(media_id: &str) -> i64 {
-    media_id
-        .strip_prefix(super::MEDIA_ID_PREFIX)
-        .and_then(|ulid| ulid::Ulid::from_string(&ulid.to_ascii_uppercase()).ok())
-        .map(|ulid| ulid.timestamp_ms() as i64)
-        .unwrap_or(0)
+/// What a prune of the bucket did.
+pub(super) struct Pruned {
+    /// Media ids removed.
+    pub removed: Vec<String>,
+    /// Media ids still in the bucket.
+    pub kept: std::collections::HashSet<String>,
+    /// Bytes still in the bucket.
+    pub bytes: u64,
 }
 
 /// Removes, from the whole bucket, uploads created before `cutoff_ms` and,
 /// oldest first, what exceeds `max_total_bytes`. Every replica may run it:
-/// a name already removed is not an error. Returns the media ids removed
-/// and the uploads and bytes left.
+/// a name already removed is not an error. A file whose description does
+/// not name its upload (none is written so) is left alone.
 pub(super) async fn prune(
     files: &SharedFiles,
     cutoff_ms: i64,
     max_total_bytes: u64,
-) -> Result<(Vec<String>, usize, u64), StoreError> {
+) -> Result<Pruned, StoreError> {
     let mut held: BTreeMap<(i64, String), Held> = BTreeMap::new();
-    let mut by_id: BTreeMap<String, i64> = BTreeMap::new();
-    let mut group = |media_id: &str, name: String, size: u64, token: bool| {
-        if !valid_media_id(media_id) {
-            return;
+    for file in files.list("").await? {
+        let token = file.name.starts_with(TOKENS);
+        if !token && !file.name.starts_with(UPLOADS) {
+            continue;
         }
-        let created = *by_id
-            .entry(media_id.to_owned())
-            .or_insert_with(|| created_ms(media_id));
+        let Some((media_id, created)) = described(&file.description) else {
+            continue;
+        };
         let entry = held.entry((created, media_id.to_owned())).or_default();
-        entry.bytes += size;
-        // Tokens go first.
+        entry.bytes += file.size;
+        // Tokens go first: a token found always has its files.
         if token {
-            entry.names.insert(0, name);
+            entry.names.insert(0, file.name);
         } else {
-            entry.names.push(name);
+            entry.names.push(file.name);
         }
-    };
-    for file in files.list(TOKENS).await? {
-        group(&file.description.clone(), file.name, 0, true);
     }
-    for file in files.list(UPLOADS).await? {
-        let media_id = file.name[UPLOADS.len()..]
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        group(&media_id, file.name, file.size, false);
-    }
-    let mut total: u64 = held.values().map(|h| h.bytes).sum();
+    let mut bytes: u64 = held.values().map(|h| h.bytes).sum();
     let mut removed = Vec::new();
-    while let Some(((created, media_id), _)) = held.first_key_value() {
-        if *created > cutoff_ms && total <= max_total_bytes {
+    while let Some(((created, _), _)) = held.first_key_value() {
+        if *created > cutoff_ms && bytes <= max_total_bytes {
             break;
         }
-        let media_id = media_id.clone();
-        let ((_, _), gone) = held.pop_first().expect("just seen");
+        let ((_, media_id), gone) = held.pop_first().expect("just seen");
         delete_all(files, &media_id, &gone.names).await;
-        total = total.saturating_sub(gone.bytes);
+        bytes = bytes.saturating_sub(gone.bytes);
         removed.push(media_id);
     }
-    Ok((removed, held.len(), total))
+    let kept = held.into_keys().map(|(_, id)| id).collect();
+    Ok(Pruned {
+        removed,
+        kept,
+        bytes,
+    })
 }

@@ -5,7 +5,13 @@
 //! Names are the caller's (`uploads/…`, `media/…`); the store only keeps
 //! bytes, a description and the time each file was written.
 
-use std::path::Path;
+use std::{
+    future::Future as _,
+    path::Path,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use async_nats::jetstream::{
     self,
@@ -13,7 +19,7 @@ use async_nats::jetstream::{
     stream,
 };
 use futures_util::TryStreamExt as _;
-use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, ReadBuf};
 
 use super::backend;
 use crate::store::{Result, StoreError};
@@ -34,6 +40,55 @@ pub struct SharedReader {
     /// The whole file's size.
     pub size: u64,
     pub reader: Box<dyn AsyncRead + Send + Unpin>,
+}
+
+/// How long a read waits for the next bytes of an object. The client reads
+/// an object's chunks with a consumer that never ends if the object is
+/// deleted meanwhile (another replica pruned it): such a read fails
+/// instead of hanging.
+const READ_STALL: Duration = Duration::from_secs(30);
+
+/// A reader that fails once `READ_STALL` passes without progress.
+struct StallLimit<R> {
+    inner: R,
+    stall: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<R> StallLimit<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            stall: Box::pin(tokio::time::sleep(READ_STALL)),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for StallLimit<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(read) => {
+                this.stall
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + READ_STALL);
+                Poll::Ready(read)
+            }
+            Poll::Pending => match this.stall.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "NATS sent nothing of the file for {} s (removed while read?)",
+                        READ_STALL.as_secs()
+                    ),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }
 
 /// The shared files bucket; cheap to clone.
@@ -62,7 +117,10 @@ impl SharedFiles {
             num_replicas: replicas,
             discard: stream::DiscardPolicy::New,
             allow_rollup: true,
-            allow_direct: true,
+            // Not direct: with replicas, a follower that is behind could
+            // answer that a file just written by another replica is not
+            // there.
+            allow_direct: false,
             ..Default::default()
         };
         let written = match js.create_stream(config.clone()).await {
@@ -122,12 +180,13 @@ impl SharedFiles {
     /// no seek, so the bytes before are read and dropped), `None` if there
     /// is none of that name.
     pub async fn open_at(&self, name: &str, skip: u64) -> Result<Option<SharedReader>> {
-        let mut object = match self.bucket.get(name).await {
+        let object = match self.bucket.get(name).await {
             Ok(object) => object,
             Err(err) if err.kind() == GetErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(backend(err)),
         };
         let size = object.info().size as u64;
+        let mut object = StallLimit::new(object);
         if skip > 0 {
             let skipped = tokio::io::copy(&mut (&mut object).take(skip), &mut tokio::io::sink())
                 .await
