@@ -530,8 +530,11 @@ impl Uploads {
         if !valid_token(token) {
             return Ok(None);
         }
+        // Read apart: a guard in the condition would live through the
+        // block, whose lookup takes the index for writing.
+        let known = self.index().by_token.contains_key(token);
         if let Some(files) = &self.inner.shared
-            && !self.index().by_token.contains_key(token)
+            && !known
         {
             let Some((media_id, _)) = shared::find_token(files, token).await? else {
                 return Ok(None);

@@ -324,17 +324,28 @@ pub async fn shared_file_names(data_dir: &Path, prefix: &str) -> Vec<String> {
     else {
         return Vec::new();
     };
-    let mut names: Vec<String> = bucket
-        .list()
-        .await
-        .expect("the bucket lists")
-        .try_filter(|info| std::future::ready(!info.deleted && info.name.starts_with(prefix)))
-        .map_ok(|info| info.name)
-        .try_collect()
-        .await
-        .expect("the bucket lists");
-    names.sort();
-    names
+    // A listing waits for ever when a delete rolls up the message it took
+    // for the last one (the service prunes meanwhile): list again.
+    for _ in 0..20 {
+        let listing = async {
+            bucket
+                .list()
+                .await
+                .expect("the bucket lists")
+                .try_filter(|info| {
+                    std::future::ready(!info.deleted && info.name.starts_with(prefix))
+                })
+                .map_ok(|info| info.name)
+                .try_collect::<Vec<String>>()
+                .await
+                .expect("the bucket lists")
+        };
+        if let Ok(mut names) = tokio::time::timeout(Duration::from_secs(2), listing).await {
+            names.sort();
+            return names;
+        }
+    }
+    panic!("listing the bucket stalled 20 times");
 }
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {

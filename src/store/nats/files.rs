@@ -46,7 +46,7 @@ pub struct SharedReader {
 /// an object's chunks with a consumer that never ends if the object is
 /// deleted meanwhile (another replica pruned it): such a read fails
 /// instead of hanging.
-const READ_STALL: Duration = Duration::from_secs(30);
+const READ_STALL: Duration = Duration::from_secs(10);
 
 /// A reader that fails once `READ_STALL` passes without progress.
 struct StallLimit<R> {
@@ -227,7 +227,22 @@ impl SharedFiles {
     pub async fn list(&self, prefix: &str) -> Result<Vec<SharedFile>> {
         let mut listing = self.bucket.list().await.map_err(backend)?;
         let mut files = Vec::new();
-        while let Some(info) = listing.try_next().await.map_err(backend)? {
+        // The client's listing ends at the message it saw last as the
+        // newest; if a delete rolls that one up meanwhile, it waits for
+        // ever: a listing that stalls fails instead (the prune is tried
+        // again later).
+        loop {
+            let next = tokio::time::timeout(READ_STALL, listing.try_next())
+                .await
+                .map_err(|_| {
+                    StoreError::Backend(format!(
+                        "NATS: listing the files stalled for {} s",
+                        READ_STALL.as_secs()
+                    ))
+                })?;
+            let Some(info) = next.map_err(backend)? else {
+                break;
+            };
             if info.deleted || !info.name.starts_with(prefix) {
                 continue;
             }
