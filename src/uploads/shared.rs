@@ -26,6 +26,16 @@ fn token_name(token: &str) -> String {
     format!("{TOKENS}{token}")
 }
 
+/// The files of an upload's folder: its served files, then `meta.json`
+/// (written last, as on disk).
+fn stored_files(upload: &Upload) -> impl Iterator<Item = &'static str> + '_ {
+    upload
+        .variants
+        .iter()
+        .map(|v| v.role.file_name())
+        .chain([META_FILE])
+}
+
 /// Puts the finished upload in `folder` into the bucket; on failure takes
 /// back what it put.
 pub(super) async fn share(
@@ -35,8 +45,7 @@ pub(super) async fn share(
 ) -> Result<(), StoreError> {
     let described = description(upload);
     let put = async {
-        for variant in &upload.variants {
-            let name = variant.role.file_name();
+        for name in stored_files(upload) {
             files
                 .put_file(
                     &file_name(&upload.media_id, name),
@@ -45,13 +54,6 @@ pub(super) async fn share(
                 )
                 .await?;
         }
-        files
-            .put_file(
-                &file_name(&upload.media_id, META_FILE),
-                &folder.join(META_FILE),
-                &described,
-            )
-            .await?;
         for variant in &upload.variants {
             let target = serde_json::to_vec(&TokenTarget {
                 media_id: upload.media_id.clone(),
@@ -91,13 +93,7 @@ pub(super) async fn remove(files: &SharedFiles, upload: &Upload) {
         .iter()
         .map(|v| token_name(&v.token))
         .collect();
-    names.push(file_name(&upload.media_id, META_FILE));
-    names.extend(
-        upload
-            .variants
-            .iter()
-            .map(|v| file_name(&upload.media_id, v.role.file_name())),
-    );
+    names.extend(stored_files(upload).map(|name| file_name(&upload.media_id, name)));
     delete_all(files, &upload.media_id, &names).await;
 }
 
