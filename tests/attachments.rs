@@ -11,7 +11,10 @@ use std::{collections::HashMap, io::Cursor, path::Path, time::Duration};
 use image::{DynamicImage, GenericImageView as _, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use line_adapter::proto::v1::{self as pb, message::Kind};
 use serde_json::Value;
-use support::{TestApp, create_channel_with_token, fake_line::FakeLine, test_settings, to_user};
+use support::{
+    TestApp, create_channel_with_token, fake_line::FakeLine, test_settings, to_user,
+    upload_media as upload,
+};
 use tonic::Code;
 
 const BASE: &str = "https://line.example.com";
@@ -29,36 +32,6 @@ async fn start(
         tweak(layer);
     }))
     .await
-}
-
-/// Uploads `bytes` in `chunk`-byte pieces.
-async fn upload(
-    app: &TestApp,
-    channel_id: &str,
-    content_type: &str,
-    file_name: &str,
-    bytes: &[u8],
-    size_bytes: Option<i64>,
-) -> Result<pb::MediaInfo, tonic::Status> {
-    use pb::upload_media_request::Part;
-    let mut parts = vec![pb::UploadMediaRequest {
-        part: Some(Part::Start(pb::UploadMediaStart {
-            channel_id: channel_id.into(),
-            content_type: content_type.into(),
-            file_name: file_name.into(),
-            size_bytes,
-        })),
-    }];
-    for chunk in bytes.chunks(256 * 1024) {
-        parts.push(pb::UploadMediaRequest {
-            part: Some(Part::Chunk(chunk.to_vec())),
-        });
-    }
-    app.messaging()
-        .await
-        .upload_media(tokio_stream::iter(parts))
-        .await
-        .map(|r| r.into_inner().media.expect("the response holds the media"))
 }
 
 fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {

@@ -37,25 +37,8 @@ async fn upload(
     content_type: &str,
     bytes: &[u8],
 ) -> pb::MediaInfo {
-    use pb::upload_media_request::Part;
-    let mut parts = vec![pb::UploadMediaRequest {
-        part: Some(Part::Start(pb::UploadMediaStart {
-            channel_id: channel_id.into(),
-            content_type: content_type.into(),
-            file_name: "a.bin".into(),
-            size_bytes: None,
-        })),
-    }];
-    parts.extend(bytes.chunks(100_000).map(|chunk| pb::UploadMediaRequest {
-        part: Some(Part::Chunk(chunk.to_vec())),
-    }));
-    app.messaging()
+    support::upload_media(app, channel_id, content_type, "a.bin", bytes, None)
         .await
-        .upload_media(tokio_stream::iter(parts))
-        .await
-        .unwrap()
-        .into_inner()
-        .media
         .unwrap()
 }
 

@@ -348,6 +348,36 @@ pub async fn shared_file_names(data_dir: &Path, prefix: &str) -> Vec<String> {
     panic!("listing the bucket stalled 20 times");
 }
 
+/// Uploads `bytes` through Messaging.UploadMedia, in 256 KiB chunks.
+pub async fn upload_media(
+    app: &TestApp,
+    channel_id: &str,
+    content_type: &str,
+    file_name: &str,
+    bytes: &[u8],
+    size_bytes: Option<i64>,
+) -> Result<pb::MediaInfo, tonic::Status> {
+    use pb::upload_media_request::Part;
+    let mut parts = vec![pb::UploadMediaRequest {
+        part: Some(Part::Start(pb::UploadMediaStart {
+            channel_id: channel_id.into(),
+            content_type: content_type.into(),
+            file_name: file_name.into(),
+            size_bytes,
+        })),
+    }];
+    for chunk in bytes.chunks(256 * 1024) {
+        parts.push(pb::UploadMediaRequest {
+            part: Some(Part::Chunk(chunk.to_vec())),
+        });
+    }
+    app.messaging()
+        .await
+        .upload_media(tokio_stream::iter(parts))
+        .await
+        .map(|r| r.into_inner().media.expect("the response holds the media"))
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
