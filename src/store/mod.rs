@@ -9,6 +9,7 @@
 //! out. Channels live here now; the event log, consumer positions and the
 //! outbox join them as the service grows.
 
+mod dedupe_index;
 mod group_flush;
 pub mod nats;
 pub mod records;

@@ -6,21 +6,27 @@
 //! - `c` + first sequence (8 bytes BE) → a chunk of up to
 //!   [`RECORDS_PER_CHUNK`] consecutive [`EventRecord`]s (prost, field 1
 //!   repeated), written by one group commit
-//! - `d` + channel id + 0 + webhookEventId → sequence (8 BE) + receive ms (8 BE)
+//! - `D` + first sequence (8 bytes BE) → a run of dedupe entries written by
+//!   one group commit (see [`super::dedupe_index`]), held in memory too
+//! - `d` + channel id + 0 + webhookEventId → sequence (8 BE) + receive ms
+//!   (8 BE): one dedupe entry per key, as versions before runs wrote them;
+//!   read at start-up and left to expire in place
 //! - `m/head` → the highest sequence ever assigned (8 BE), so numbers are
 //!   never reused even when retention has emptied the log.
 //!
 //! sled's cost is per key (each insert links a page fragment, and pages are
 //! copied when consolidated), and the writer is the one serial step of
 //! ingest. Profiling ingest showed the writer spending about half its time
-//! on one key per event; chunks make that one key per commit, leaving the
-//! dedupe entry as the only per-event key. Versions before chunks stored
-//! `e` + sequence → one record; such logs are converted on open.
+//! on one key per event and most of the rest on a dedupe key per event:
+//! chunks and dedupe runs make both one key per commit. Versions before
+//! chunks stored `e` + sequence → one record; such logs are converted on
+//! open.
 //!
-//! So expired dedupe entries are found by a bounded scan that resumes where
-//! the previous prune stopped, and recent reply tokens live in memory,
-//! rebuilt from the log's tail at start-up (the tokens themselves are
-//! durable inside their event records).
+//! Expired dedupe runs are removed from the oldest on, and legacy dedupe
+//! entries by a bounded scan that resumes where the previous prune
+//! stopped. Recent reply tokens live in memory, rebuilt from the log's
+//! tail at start-up (the tokens themselves are durable inside their event
+//! records).
 //!
 //! One writer thread owns appends. It takes every request waiting in its
 //! queue, applies them as one batch, flushes (fsync) once, answers them all
@@ -42,6 +48,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{
     Result, StoreError,
+    dedupe_index::{self, DedupeIndex, Entry, Fingerprint},
     records::{AppendOutcome, EventRecord, LogBounds, NewEvent, ReplyToken, Retention},
     reply_tokens::ReplyTokens,
 };
@@ -185,6 +192,8 @@ fn encode_chunk<'a>(records: impl IntoIterator<Item = &'a EventRecord>) -> Vec<u
     buf
 }
 
+/// A legacy dedupe entry's key.
+#[cfg(test)]
 fn dedupe_key(channel_id: &str, webhook_event_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 + channel_id.len() + webhook_event_id.len());
     key.push(DEDUPE);
@@ -195,6 +204,7 @@ fn dedupe_key(channel_id: &str, webhook_event_id: &str) -> Vec<u8> {
 }
 
 /// Times before 1970 sort first; they never occur in practice.
+#[cfg(test)]
 fn ms_bytes(time_ms: i64) -> [u8; 8] {
     (time_ms.max(0) as u64).to_be_bytes()
 }
@@ -225,6 +235,35 @@ fn decode_chunk(key: &[u8], value: &[u8]) -> Result<Vec<EventRecord>> {
     EventChunk::decode(value)
         .map(|chunk| chunk.records)
         .map_err(|e| corrupt(key, e))
+}
+
+/// Reads every dedupe entry on disk into memory: the runs, then what
+/// versions before runs stored one per key.
+fn load_dedupe(tree: &sled::Tree) -> Result<DedupeIndex> {
+    let mut runs = Vec::new();
+    let mut entries = 0;
+    for item in tree.scan_prefix([dedupe_index::RUN]) {
+        let (key, value) = item.map_err(backend)?;
+        entries += value.len() / 32;
+        runs.push((key, value));
+    }
+    let mut index = DedupeIndex::with_capacity(entries);
+    for (key, value) in runs {
+        let run = dedupe_index::decode_run(&value).ok_or_else(|| StoreError::Corrupt {
+            key: format!("log/D{}", read_u64(&key[1..]).unwrap_or_default()),
+            reason: format!("{} bytes is not a whole number of entries", value.len()),
+        })?;
+        for entry in run {
+            index.insert(entry.fingerprint, entry.sequence);
+        }
+    }
+    for item in tree.scan_prefix([DEDUPE]) {
+        let (key, value) = item.map_err(backend)?;
+        if let Some(sequence) = read_u64(&value) {
+            index.insert(dedupe_index::fingerprint_bytes(&key[1..]), sequence);
+        }
+    }
+    Ok(index)
 }
 
 /// Rewrites the one-record-per-key layout of earlier versions as chunks,
@@ -289,6 +328,7 @@ impl EventLog {
             head: AtomicU64::new(head),
             oldest: AtomicU64::new(first_event.unwrap_or(head + 1)),
         });
+        let dedupe = load_dedupe(&tree)?;
         let reply_tokens = Arc::new(ReplyTokens::default());
         let since = now_ms - REPLY_TOKEN_LIFETIME.as_millis() as i64;
         let mut recent = Vec::new();
@@ -324,6 +364,7 @@ impl EventLog {
             tail: tail.clone(),
             reply_tokens: reply_tokens.clone(),
             stats: stats.clone(),
+            dedupe: RefCell::new(dedupe),
             dedupe_cursor: RefCell::new(None),
             appended_since_prune: Cell::new(0),
             poisoned: Cell::new(None),
@@ -440,7 +481,10 @@ struct Writer {
     tail: broadcast::Sender<Arc<EventRecord>>,
     reply_tokens: Arc<ReplyTokens>,
     stats: Arc<LogStats>,
-    /// Where the next dedupe expiry scan resumes; `None` = from the start.
+    /// Every dedupe entry on disk, legacy or in runs.
+    dedupe: RefCell<DedupeIndex>,
+    /// Where the next scan of legacy dedupe entries resumes; `None` = from
+    /// the start.
     dedupe_cursor: RefCell<Option<Vec<u8>>>,
     appended_since_prune: Cell<u64>,
     /// Set when a write failed after sled had applied it: what is on disk
@@ -500,8 +544,10 @@ impl Writer {
         }
         let mut head = self.bounds.head.load(Ordering::Acquire);
         let mut batch = sled::Batch::default();
-        // Duplicates inside this batch are not in the tree yet.
-        let mut in_batch: HashMap<Vec<u8>, u64> = HashMap::new();
+        let dedupe = self.dedupe.borrow();
+        // Duplicates inside this batch are not in the index yet.
+        let mut in_batch: HashMap<Fingerprint, u64> = HashMap::new();
+        let mut remembered: Vec<Entry> = Vec::new();
         let mut fresh: Vec<Arc<EventRecord>> = Vec::new();
         let mut answers = Vec::with_capacity(requests.len());
         let mut failed = None;
@@ -509,21 +555,15 @@ impl Writer {
         for (events, answer) in requests {
             let mut outcomes = Vec::with_capacity(events.len());
             for new in events {
-                let dedupe = new
+                let fingerprint = new
                     .webhook_event_id
                     .as_deref()
-                    .map(|id| dedupe_key(&new.record.channel_id, id));
-                if let Some(key) = &dedupe {
-                    let known = match in_batch.get(key) {
-                        Some(&sequence) => Some(sequence),
-                        None => match self.tree.get(key) {
-                            Ok(value) => value.and_then(|v| read_u64(&v)),
-                            Err(err) => {
-                                failed = Some(backend(err));
-                                None
-                            }
-                        },
-                    };
+                    .map(|id| dedupe_index::fingerprint(&new.record.channel_id, id));
+                if let Some(fingerprint) = fingerprint {
+                    let known = in_batch
+                        .get(&fingerprint)
+                        .copied()
+                        .or_else(|| dedupe.get(fingerprint));
                     if let Some(sequence) = known {
                         outcomes.push(AppendOutcome::Duplicate { sequence });
                         continue;
@@ -532,24 +572,32 @@ impl Writer {
                 head += 1;
                 let mut record = new.record;
                 record.sequence = head;
-                let received = record.receive_time_ms;
-                if let Some(key) = dedupe {
-                    let mut value = [0u8; 16];
-                    value[..8].copy_from_slice(&head.to_be_bytes());
-                    value[8..].copy_from_slice(&ms_bytes(received));
-                    batch.insert(&key[..], &value[..]);
-                    in_batch.insert(key, head);
+                if let Some(fingerprint) = fingerprint {
+                    remembered.push(Entry {
+                        fingerprint,
+                        sequence: head,
+                        received_ms: record.receive_time_ms,
+                    });
+                    in_batch.insert(fingerprint, head);
                 }
                 outcomes.push(AppendOutcome::Stored { sequence: head });
                 fresh.push(Arc::new(record));
             }
             answers.push((answer, outcomes));
         }
+        drop(dedupe);
 
-        if failed.is_none() && !fresh.is_empty() {
+        if !fresh.is_empty() {
             for chunk in fresh.chunks(RECORDS_PER_CHUNK) {
                 let value = encode_chunk(chunk.iter().map(|r| &**r));
                 batch.insert(&chunk_key(chunk[0].sequence)[..], value);
+            }
+            // In the same atomic batch: an entry is durable with its event.
+            for run in remembered.chunks(dedupe_index::ENTRIES_PER_RUN) {
+                batch.insert(
+                    &dedupe_index::run_key(run[0].sequence)[..],
+                    dedupe_index::encode_run(run),
+                );
             }
             batch.insert(HEAD_KEY, &head.to_be_bytes()[..]);
             if let Err(err) = self.tree.apply_batch(batch) {
@@ -584,6 +632,11 @@ impl Writer {
         self.appended_since_prune
             .set(self.appended_since_prune.get() + fresh.len() as u64);
         self.bounds.head.store(head, Ordering::Release);
+        let mut dedupe = self.dedupe.borrow_mut();
+        for entry in &remembered {
+            dedupe.insert(entry.fingerprint, entry.sequence);
+        }
+        drop(dedupe);
         // Indexed before answering, so a caller that appended can use the
         // tokens at once.
         for record in &fresh {
@@ -650,7 +703,8 @@ impl Writer {
                 break;
             }
         }
-        report.dedupe_entries = self.expire_dedupe(retention.dedupe_before_ms, &mut batch)?;
+        report.dedupe_entries = self.expire_runs(retention.dedupe_before_ms, &mut batch)?
+            + self.expire_dedupe(retention.dedupe_before_ms, &mut batch)?;
         self.tree.apply_batch(batch).map_err(backend)?;
         // Readers must never be told a record exists that is already gone.
         self.bounds.oldest.store(oldest, Ordering::Release);
@@ -658,8 +712,53 @@ impl Writer {
         Ok(report)
     }
 
-    /// Examines the next `DEDUPE_SCAN_PER_PRUNE` dedupe entries and queues
-    /// the removal of those received before `before_ms`.
+    /// Forgets the dedupe entries received before `before_ms`, from the
+    /// oldest run on, and queues the removal (or the rewrite, when only
+    /// part of it expired) of their runs. Runs are in receive order, so the
+    /// first run with an entry to keep ends the walk; the entries examined
+    /// are bounded like the legacy scan's.
+    fn expire_runs(&self, before_ms: i64, batch: &mut sled::Batch) -> Result<u64> {
+        let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.get() as usize);
+        let mut dedupe = self.dedupe.borrow_mut();
+        let mut removed = 0;
+        let mut examined = 0;
+        for item in self.tree.scan_prefix([dedupe_index::RUN]) {
+            if examined >= budget {
+                break;
+            }
+            let (key, value) = item.map_err(backend)?;
+            let Some(entries) = dedupe_index::decode_run(&value) else {
+                // Kept for an operator; what follows expires once it is
+                // dealt with, which only remembers more, never less.
+                tracing::error!(key = ?key, "a stored dedupe run cannot be decoded");
+                break;
+            };
+            examined += entries.len();
+            let (gone, kept): (Vec<Entry>, Vec<Entry>) = entries
+                .into_iter()
+                .partition(|entry| entry.received_ms < before_ms);
+            for entry in &gone {
+                dedupe.remove(entry.fingerprint, entry.sequence);
+            }
+            removed += gone.len() as u64;
+            let Some(first) = kept.first() else {
+                batch.remove(key);
+                continue;
+            };
+            if !gone.is_empty() {
+                let rest = dedupe_index::run_key(first.sequence);
+                if rest[..] != key[..] {
+                    batch.remove(key);
+                }
+                batch.insert(&rest[..], dedupe_index::encode_run(&kept));
+            }
+            break;
+        }
+        Ok(removed)
+    }
+
+    /// Examines the next `DEDUPE_SCAN_PER_PRUNE` legacy dedupe entries and
+    /// queues the removal of those received before `before_ms`.
     fn expire_dedupe(&self, before_ms: i64, batch: &mut sled::Batch) -> Result<u64> {
         use std::ops::Bound;
         let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.replace(0) as usize);
@@ -675,6 +774,11 @@ impl Writer {
             let (key, value) = item.map_err(backend)?;
             let received = value.get(8..16).and_then(read_u64).unwrap_or(0) as i64;
             if received < before_ms {
+                if let Some(sequence) = read_u64(&value) {
+                    self.dedupe
+                        .borrow_mut()
+                        .remove(dedupe_index::fingerprint_bytes(&key[1..]), sequence);
+                }
                 batch.remove(&key);
                 removed += 1;
             }
@@ -1062,6 +1166,173 @@ mod group_commit_tests {
         assert!(
             flushes < CALLERS as u64,
             "{flushes} flushes for {CALLERS} concurrent appends: no group commit"
+        );
+    }
+}
+
+#[cfg(test)]
+mod dedupe_tests {
+    //! The dedupe memory against a model of it, across restarts, at every
+    //! point of the window and at its edges.
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::store::{SledStore, Store};
+
+    fn event(id: &str, received: i64) -> NewEvent {
+        NewEvent {
+            record: EventRecord {
+                sequence: 0,
+                channel_id: "a".into(),
+                type_name: "message".into(),
+                conversation_id: "U1".into(),
+                receive_time_ms: received,
+                dead_letter: false,
+                payload: bytes::Bytes::from_static(b"payload"),
+                reply_token: String::new(),
+            },
+            webhook_event_id: Some(id.into()),
+        }
+    }
+
+    fn forget_before(before_ms: i64) -> Retention {
+        Retention {
+            events_before_ms: 0,
+            max_events: None,
+            dedupe_before_ms: before_ms,
+            reply_tokens_before_ms: 0,
+        }
+    }
+
+    /// What the log must answer: id → (sequence, receive time).
+    #[derive(Default)]
+    struct Model {
+        remembered: HashMap<String, (u64, i64)>,
+        head: u64,
+    }
+
+    impl Model {
+        fn append(&mut self, batch: &[(String, i64)]) -> Vec<AppendOutcome> {
+            batch
+                .iter()
+                .map(|(id, received)| match self.remembered.get(id) {
+                    Some(&(sequence, _)) => AppendOutcome::Duplicate { sequence },
+                    None => {
+                        self.head += 1;
+                        self.remembered.insert(id.clone(), (self.head, *received));
+                        AppendOutcome::Stored {
+                            sequence: self.head,
+                        }
+                    }
+                })
+                .collect()
+        }
+
+        fn forget_before(&mut self, before_ms: i64) -> u64 {
+            let before = self.remembered.len();
+            self.remembered
+                .retain(|_, (_, received)| *received >= before_ms);
+            (before - self.remembered.len()) as u64
+        }
+    }
+
+    async fn append_both(store: &SledStore, model: &mut Model, batch: Vec<(String, i64)>) {
+        let expected = model.append(&batch);
+        let got = store
+            .append(batch.iter().map(|(id, at)| event(id, *at)).collect())
+            .await
+            .unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn redelivery_after_a_restart_is_caught_for_exactly_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SledStore::open(dir.path()).unwrap();
+        let mut model = Model::default();
+        // One commit of more entries than a run holds, received over 3 s,
+        // then a small one: cut points fall inside runs, on their edges
+        // and between commits.
+        let first: Vec<_> = (0..3000).map(|i| (format!("a{i}"), 1_000 + i)).collect();
+        let ids: Vec<String> = first.iter().map(|(id, _)| id.clone()).collect();
+        append_both(&store, &mut model, first).await;
+        let second: Vec<_> = (0..10).map(|i| (format!("b{i}"), 5_000 + i)).collect();
+        append_both(&store, &mut model, second.clone()).await;
+        let every: Vec<String> = ids
+            .into_iter()
+            .chain(second.into_iter().map(|(id, _)| id))
+            .collect();
+
+        let cuts = [
+            0, 1_000, 1_001, 2_047, 2_048, 3_048, 3_049, 3_500, 3_999, 4_000, 5_005, 5_009, 5_010,
+            9_000,
+        ];
+        for (step, cut) in cuts.into_iter().enumerate() {
+            store.close().await.unwrap();
+            drop(store);
+            store = SledStore::open_when_released(dir.path()).unwrap();
+            let report = store.prune(forget_before(cut)).await.unwrap();
+            assert_eq!(
+                report.dedupe_entries,
+                model.forget_before(cut),
+                "entries forgotten before {cut}"
+            );
+            // LINE redelivers everything: what was forgotten is stored
+            // again (received now, far inside the window), the rest is
+            // a duplicate of its first sequence.
+            let now = 1_000_000 + step as i64;
+            let redelivery = every.iter().map(|id| (id.clone(), now)).collect();
+            append_both(&store, &mut model, redelivery).await;
+        }
+        store.close().await.unwrap();
+        drop(store);
+        let store = SledStore::open_when_released(dir.path()).unwrap();
+        let redelivery = every.iter().map(|id| (id.clone(), 2_000_000)).collect();
+        append_both(&store, &mut model, redelivery).await;
+    }
+
+    #[tokio::test]
+    async fn entries_of_earlier_versions_are_remembered_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // Earlier versions: one `d` key per entry, and no runs.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let tree = db.open_tree("log").unwrap();
+            for (id, sequence, received) in [("old", 1u64, 1_000), ("new", 2, 5_000)] {
+                let mut value = sequence.to_be_bytes().to_vec();
+                value.extend_from_slice(&ms_bytes(received));
+                tree.insert(dedupe_key("a", id), value).unwrap();
+            }
+            tree.insert(HEAD_KEY, &2u64.to_be_bytes()[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open_when_released(dir.path()).unwrap();
+        let outcomes = store
+            .append(vec![event("old", 6_000), event("new", 6_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                AppendOutcome::Duplicate { sequence: 1 },
+                AppendOutcome::Duplicate { sequence: 2 },
+            ]
+        );
+        let report = store.prune(forget_before(2_000)).await.unwrap();
+        assert_eq!(report.dedupe_entries, 1);
+        store.close().await.unwrap();
+        drop(store);
+        let store = SledStore::open_when_released(dir.path()).unwrap();
+        let outcomes = store
+            .append(vec![event("old", 6_000), event("new", 6_000)])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                AppendOutcome::Stored { sequence: 3 },
+                AppendOutcome::Duplicate { sequence: 2 },
+            ]
         );
     }
 }
