@@ -392,11 +392,11 @@ class PoolSet:
 
 
 def wrk(tools: Tools, port: int, path: str, pool_file: Path, length: int, seconds: int, result: Path,
-        connections: int) -> tuple[dict, str]:
+        connections: int, cycle: bool = False) -> tuple[dict, str]:
     env = dict(os.environ, LD_LIBRARY_PATH=str(tools.wrk_lib), WRK_RESULT=str(result))
     options = ["-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     args = [str(tools.wrk), *options, "-s", str(BENCH / "pool.lua"), f"http://127.0.0.1:{port}{path}",
-            "--", str(pool_file), str(length)]
+            "--", str(pool_file), str(length), *(["cycle"] if cycle else [])]
     result.unlink(missing_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
@@ -411,14 +411,16 @@ def wrk(tools: Tools, port: int, path: str, pool_file: Path, length: int, second
     # so this slightly overstates the load generator's share).
     data["wrk_cores"] = round((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / elapsed, 2)
     shown = " ".join(["wrk", *options, "-s bench/pool.lua", f"http://127.0.0.1:PORT{path}",
-                      "--", pool_file.name, str(length)])
+                      "--", pool_file.name, str(length), *(["cycle"] if cycle else [])])
     return data, shown
 
 
 def ingest_target(tools, pools, pool_cache, name, port, per_body, seconds, warmup, connections,
                   work, pid, on_ours):
     """Warm-up, then the measured run (repeated with a larger pool if the
-    pool ran out). Returns the result dict."""
+    pool ran out). Returns the result dict. The ceiling keeps nothing, so
+    its pool is sent round and round (see pool.lua)."""
+    cycle = name == "bare-hyper"
     # Warm-up: its own small pool, results discarded.
     warm, warm_len = pools.make(per_body, POOL_RATE[per_body] * warmup)
     wrk(tools, port, pools.path, warm, warm_len, warmup, work / f"{name}-{per_body}-warm.json", connections)
@@ -437,7 +439,8 @@ def ingest_target(tools, pools, pool_cache, name, port, per_body, seconds, warmu
         server_j0 = sum(_jiffies(p) for p in tree_pids(pid))
         t0 = time.monotonic()
         with Contention() as contention, RssSampler(pid) as rss:
-            data, shown = wrk(tools, port, pools.path, f, length, seconds, work / f"{name}-{per_body}.json", connections)
+            data, shown = wrk(tools, port, pools.path, f, length, seconds, work / f"{name}-{per_body}.json", connections,
+                              cycle)
         server_cores = (sum(_jiffies(p) for p in tree_pids(pid)) - server_j0) / HZ / (time.monotonic() - t0)
         if on_ours:
             pool_cache[key][2] = True

@@ -3,16 +3,20 @@
 -- every request carries new, correctly signed events. Run with one wrk
 -- thread (-t1): the pool is loaded in init(), before wrk starts its clock.
 --
---   WRK_RESULT=out.json wrk -t1 -c64 -d10s -s bench/pool.lua URL -- POOL RECORD_LENGTH
+--   WRK_RESULT=out.json wrk -t1 -c64 -d10s -s bench/pool.lua URL -- POOL RECORD_LENGTH [cycle]
 --
 -- If the pool runs out the thread stops and the result says so
 -- ("exhausted": true); such a run is not a valid measurement (bench/run.sh
--- then repeats it with a larger pool). done() writes the summary as JSON to
+-- then repeats it with a larger pool). With "cycle" it starts over
+-- instead: only for a server that keeps nothing (the bare-hyper ceiling),
+-- for which a repeated body costs what a new one does, and whose rate
+-- would need a pool larger than LuaJIT can hold. done() writes the summary as JSON to
 -- $WRK_RESULT.
 
 local requests = {}
 local count = 0
 local next_index = 1
+local cycle = false
 exhausted = false
 used = 0
 
@@ -25,6 +29,7 @@ end
 function init(args)
    local f = assert(io.open(args[1], "rb"))
    local length = tonumber(args[2])
+   cycle = args[3] == "cycle"
    while true do
       local record = f:read(length)
       if not record then break end
@@ -37,7 +42,9 @@ end
 
 function request()
    local i = next_index
-   if i > count then
+   if i > count and cycle then
+      i = 1
+   elseif i > count then
       exhausted = true
       wrk.thread:stop()
       return requests[count]

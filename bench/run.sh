@@ -8,6 +8,9 @@
 #                           bench/results.png and bench/results.json
 #   bench/run.sh --quick    short run (~2 min): writes them into the run
 #                           folder under bench/.cache/runs/ only
+#   BENCH_BINARY=path bench/run.sh --quick
+#                           measures that line-adapter binary instead (a
+#                           build of an earlier commit, for before/after)
 #
 # Installs everything it uses into bench/.cache (gitignored): wrk and h2load
 # (Debian's packages, unpacked, not installed), the Node peer's packages (npm ci from
@@ -24,7 +27,7 @@ quick=""
 for arg in "$@"; do
   case "$arg" in
     --quick) quick="--quick" ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 64 ;;
   esac
 done
@@ -165,7 +168,7 @@ EOF
 say "measuring (results in $run)"
 "$py" "$bench/bench.py" $quick --out "$run" --cache "$cache" \
   --wrk "$wrk" --wrk-lib "$wrk_lib" --grpcurl "$grpcurl" --node "$(command -v node)" \
-  --node-peer "$cache/node-peer" --binary "$root/target/release/line-adapter" \
+  --node-peer "$cache/node-peer" --binary "${BENCH_BINARY:-$root/target/release/line-adapter}" \
   --ingest-bench "$ingest_bench" --outbound-bench "$outbound_bench" \
   --h2load "$h2load" --h2load-lib "$h2load_lib" \
   --ceiling "$root/target/release/examples/bare_hyper_ceiling" \
