@@ -99,16 +99,18 @@ pub fn decode_run(value: &[u8]) -> Option<Vec<Entry>> {
 }
 
 /// Fingerprint → sequence for every entry of the window. Owned by the log
-/// writer; entries go in only once their commit is durable.
+/// writer; entries go in only once their commit is durable. Fingerprints
+/// are already uniform, so the map hashes them with foldhash rather than
+/// SipHash: start-up inserts every entry of the window.
 #[derive(Debug, Default)]
 pub struct DedupeIndex {
-    sequences: HashMap<Fingerprint, u64>,
+    sequences: HashMap<Fingerprint, u64, foldhash::fast::RandomState>,
 }
 
 impl DedupeIndex {
     pub fn with_capacity(entries: usize) -> Self {
         Self {
-            sequences: HashMap::with_capacity(entries),
+            sequences: HashMap::with_capacity_and_hasher(entries, Default::default()),
         }
     }
 
