@@ -30,7 +30,7 @@ use crate::{
     space::SpaceWatch,
     store::{
         NatsOptions, NatsStore, Retention, SledStore, Store, StoreError, nats,
-        sled_log::REPLY_TOKEN_LIFETIME,
+        reply_tokens::REPLY_TOKEN_LIFETIME,
     },
     time::Clock,
     tokens::{TokenSettings, Tokens},

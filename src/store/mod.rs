@@ -27,10 +27,10 @@ pub use nats::{NatsOptions, NatsStore, SharedFiles, SharedReader};
 pub use records::{
     AckStep, AppendOutcome, ChannelRecord, ConsumerPosition, DeliveryRecord, DeliveryState,
     EventRecord, IssuedTokenRecord, KeyPairRecord, LineErrorDetailRecord, LineErrorRecord,
-    LogBounds, LoggedRecords, NarrowcastRecord, NewEvent, PreviousSecret, ReplyToken, Retention,
-    SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode, TokenStateRecord,
+    LogBounds, LoggedRecords, NarrowcastRecord, NewEvent, PreviousSecret, PruneReport, ReplyToken,
+    Retention, SealedSecret, SendKind, SentMessageRecord, TokenErrorRecord, TokenMode,
+    TokenStateRecord,
 };
-pub use sled_log::PruneReport;
 pub use sled_store::SledStore;
 pub use watched::Watched;
 

@@ -61,6 +61,12 @@ pub struct ChannelRecord {
     /// during a rotation.
     #[serde(default)]
     pub pending_key_pair: Option<KeyPairRecord>,
+    /// The pair (with its kid) that SetKid replaced, kept until the new
+    /// pair has issued a token: if LINE refuses the new pair's assertion
+    /// meanwhile (its key deleted in the console, say), tokens come from
+    /// this one.
+    #[serde(default)]
+    pub previous_key_pair: Option<KeyPairRecord>,
     /// Unix time in milliseconds.
     pub create_time_ms: i64,
     /// Unix time in milliseconds.
@@ -264,6 +270,14 @@ impl ConsumerPosition {
             })),
         }
     }
+}
+
+/// What was removed by one prune.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PruneReport {
+    pub events: u64,
+    pub dedupe_entries: u64,
+    pub reply_tokens: u64,
 }
 
 /// What to drop from the log and the dedupe memory.

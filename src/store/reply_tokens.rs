@@ -7,9 +7,13 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::Mutex,
+    time::Duration,
 };
 
 use super::records::{EventRecord, ReplyToken};
+
+/// How far back start-up looks for reply tokens: LINE refuses older ones.
+pub const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
 
 /// Recent reply tokens by (channel, conversation), oldest first.
 #[derive(Debug, Default)]

@@ -39,7 +39,6 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use crate::log_limit::Throttle;
@@ -49,8 +48,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{
     Result, StoreError,
     dedupe_index::{self, DedupeIndex, Entry, Fingerprint},
-    records::{AppendOutcome, EventRecord, LogBounds, NewEvent, ReplyToken, Retention},
-    reply_tokens::ReplyTokens,
+    records::{
+        AppendOutcome, EventRecord, LogBounds, NewEvent, PruneReport, ReplyToken, Retention,
+    },
+    reply_tokens::{REPLY_TOKEN_LIFETIME, ReplyTokens},
 };
 
 /// Key prefix of a chunk of events.
@@ -66,8 +67,6 @@ const DEDUPE_SCAN_PER_PRUNE: usize = 10_000;
 /// Most events one prune deletes: a prune runs on the writer thread, and
 /// webhooks wait behind it (LINE gives us 2 s).
 const EVENTS_PRUNED_PER_RUN: u64 = 20_000;
-/// How far back start-up looks for reply tokens: LINE refuses older ones.
-pub const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
 /// Most records in one chunk: large enough that the chunk key costs little
 /// per event, small enough that a reader starting mid-chunk decodes little
 /// it does not need, and that sled keeps chunks inline in its pages.
@@ -80,14 +79,6 @@ const MAX_REQUESTS_PER_BATCH: usize = 4096;
 const QUEUE_DEPTH: usize = 16 * 1024;
 /// Records the live tail holds for slow receivers before they lag.
 const TAIL_CAPACITY: usize = 16 * 1024;
-
-/// What was removed by one prune.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PruneReport {
-    pub events: u64,
-    pub dedupe_entries: u64,
-    pub reply_tokens: u64,
-}
 
 /// Where an append's outcome goes.
 type AppendAnswer = oneshot::Sender<Result<Vec<AppendOutcome>>>;

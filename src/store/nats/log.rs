@@ -40,7 +40,8 @@ use tokio::sync::broadcast;
 
 use super::super::{
     AppendOutcome, CommitMetrics, EventRecord, LogBounds, NewEvent, PruneReport, Result,
-    StoreError, reply_tokens::ReplyTokens, sled_log::REPLY_TOKEN_LIFETIME,
+    StoreError,
+    reply_tokens::{REPLY_TOKEN_LIFETIME, ReplyTokens},
 };
 use super::backend;
 
