@@ -323,6 +323,7 @@ impl Channels {
             token_mode,
             key_pair: None,
             pending_key_pair: None,
+            previous_key_pair: None,
             create_time_ms: now,
             update_time_ms: now,
         };
@@ -405,12 +406,35 @@ impl Channels {
                     });
                 }
             };
+            // The working pair stays at hand until the new one has issued
+            // a token (see `forget_previous_key_pair`).
+            let replaced = current.key_pair.clone().filter(|active| {
+                active.kid.is_some()
+                    && (current.pending_key_pair.is_some() || active.kid.as_deref() != Some(kid))
+            });
+            if replaced.is_some() {
+                next.previous_key_pair = replaced;
+            }
             pair.kid = Some(kid.to_owned());
             next.key_pair = Some(pair);
             next.pending_key_pair = None;
             Ok(next)
         })
         .await
+    }
+
+    /// Drops the pair SetKid replaced, once the pair under `kid` has
+    /// issued a token; does nothing if another SetKid came in between.
+    pub async fn forget_previous_key_pair(&self, id: &str, kid: &str) -> Result<(), ChannelError> {
+        self.modify(id, |current| {
+            let mut next = current.clone();
+            if current.kid() == Some(kid) {
+                next.previous_key_pair = None;
+            }
+            Ok(next)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Seals every secret of the channel again under the current master
@@ -433,6 +457,9 @@ impl Channels {
                 fields.push(("signing_key", &mut pair.private_key));
             }
             if let Some(pair) = &mut next.pending_key_pair {
+                fields.push(("signing_key", &mut pair.private_key));
+            }
+            if let Some(pair) = &mut next.previous_key_pair {
                 fields.push(("signing_key", &mut pair.private_key));
             }
             for (field, sealed) in fields {

@@ -875,6 +875,69 @@ async fn set_kid_asks_line_first_and_keeps_the_working_kid_when_refused() {
 }
 
 #[tokio::test]
+async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_issues() {
+    const REFUSED: &str = r#"{"error":"invalid_client","error_description":"Invalid signature"}"#;
+    let line = FakeLine::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(&line, dir.path()).await;
+    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
+    let id = channel.id.as_str();
+    let first = generate_key_pair(&app, id).await;
+    set_kid(&app, id, "kid-1").await.unwrap();
+    use_v2_1(&app, id).await.unwrap();
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("pair-a", 86_400, Some("key-a")),
+    );
+    rotate(&app, id).await.unwrap();
+
+    // A new pair passes SetKid's check, then LINE refuses its assertions
+    // (its key deleted in the console, say) before it issued a token:
+    // the pair SetKid replaced issues the token instead.
+    let second = generate_key_pair(&app, id).await;
+    set_kid(&app, id, "kid-2").await.unwrap();
+    line.script("/oauth2/v2.1/token", 400, &[], REFUSED);
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("pair-b", 86_400, Some("key-b")),
+    );
+    let renewed = rotate(&app, id).await.unwrap();
+    assert_eq!(renewed.token_fingerprint, fingerprint("pair-b"));
+    let issued = to(&line, "/oauth2/v2.1/token");
+    assert_eq!(issued.len(), 3);
+    verify_assertion(&issued[1], &second.public_key_jwk, "kid-2");
+    verify_assertion(&issued[2], &first.public_key_jwk, "kid-1");
+
+    // Once the new pair has issued a token the previous one is let go, and
+    // a later refusal of the new pair is reported, not covered up.
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("pair-c", 86_400, Some("key-c")),
+    );
+    let renewed = rotate(&app, id).await.unwrap();
+    assert_eq!(renewed.token_fingerprint, fingerprint("pair-c"));
+    verify_assertion(
+        &to(&line, "/oauth2/v2.1/token")[3],
+        &second.public_key_jwk,
+        "kid-2",
+    );
+    line.script("/oauth2/v2.1/token", 400, &[], REFUSED);
+    rotate(&app, id).await.unwrap_err();
+    assert_eq!(
+        to(&line, "/oauth2/v2.1/token").len(),
+        5,
+        "no second try with the pair let go"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn deleting_a_channel_revokes_its_tokens_and_says_what_stayed() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -20,14 +20,14 @@ use crate::{
     channels::{ChannelError, Channels},
     line::{
         ChannelClient, LineClient, TokenSource,
-        oauth::{OAuth, OAuthError},
+        oauth::{IssuedToken, OAuth, OAuthError},
         pace::Pacer,
     },
     metrics::{ChannelLabels, Metrics},
     secret::Secret,
     store::{
-        ChannelRecord, IssuedTokenRecord, Store, StoreError, TokenErrorRecord, TokenMode,
-        TokenStateRecord,
+        ChannelRecord, IssuedTokenRecord, KeyPairRecord, Store, StoreError, TokenErrorRecord,
+        TokenMode, TokenStateRecord,
     },
     time::Clock,
 };
@@ -677,7 +677,7 @@ impl Tokens {
         &self,
         channel: &ChannelRecord,
         state: &mut TokenStateRecord,
-    ) -> Result<crate::line::oauth::IssuedToken, TokenError> {
+    ) -> Result<IssuedToken, TokenError> {
         let oauth = &self.inner.oauth;
         let secret = self.inner.channels.open_secret(channel)?;
         let line_id = channel.line_channel_id.as_str();
@@ -691,7 +691,7 @@ impl Tokens {
             TokenMode::StatelessV3 => oauth.issue_stateless(line_id, &secret).await,
             TokenMode::V21Jwt => {
                 let assertion = self.assertion(channel)?;
-                match oauth.issue_v2_1(&assertion).await {
+                let issued = match oauth.issue_v2_1(&assertion).await {
                     Err(err) if err.is_token_limit() => {
                         let freed = self.free_v2_1_slots(channel, state).await?;
                         if freed == 0 {
@@ -702,10 +702,55 @@ impl Tokens {
                         oauth.issue_v2_1(&self.assertion(channel)?).await
                     }
                     other => other,
-                }
+                };
+                self.after_new_pair(channel, issued).await?
             }
         };
         result.map_err(oauth_error)
+    }
+
+    /// While SetKid's previous pair is kept: a token from the new pair
+    /// lets it go; LINE refusing the new pair's assertion (400 or 401,
+    /// not the token limit) falls back to it, so tokens keep flowing.
+    async fn after_new_pair(
+        &self,
+        channel: &ChannelRecord,
+        issued: Result<IssuedToken, OAuthError>,
+    ) -> Result<Result<IssuedToken, OAuthError>, TokenError> {
+        let Some(previous) = &channel.previous_key_pair else {
+            return Ok(issued);
+        };
+        match &issued {
+            Ok(_) => {
+                let kid = channel.kid().unwrap_or_default();
+                if let Err(err) = self
+                    .inner
+                    .channels
+                    .forget_previous_key_pair(&channel.id, kid)
+                    .await
+                {
+                    // Kept one renewal longer; the next success tries again.
+                    tracing::warn!(channel = %channel.id, error = %err, "cannot drop the previous key pair");
+                }
+                Ok(issued)
+            }
+            Err(
+                err @ OAuthError::Rejected {
+                    status: 400 | 401, ..
+                },
+            ) if !err.is_token_limit() => {
+                tracing::warn!(
+                    channel = %channel.id,
+                    kid = channel.kid().unwrap_or_default(),
+                    previous_kid = previous.kid.as_deref().unwrap_or_default(),
+                    error = %err,
+                    "LINE refused the assertion of the key pair SetKid registered; the previous pair issues this token"
+                );
+                let assertion = self.assertion_with(channel, previous)?;
+                Ok(self.inner.oauth.issue_v2_1(&assertion).await)
+            }
+            Err(_) => Ok(issued),
+        }
     }
 
     /// Asks LINE whether it takes an assertion signed with the key pair
@@ -751,6 +796,15 @@ impl Tokens {
                     "TOKEN_MODE_V2_1_JWT needs a key pair with a kid: GenerateKeyPair, register the public key in the LINE Developers Console, then SetKid".into(),
                 )
             })?;
+        self.assertion_with(channel, pair)
+    }
+
+    /// An assertion signed with `pair` under its kid.
+    fn assertion_with(
+        &self,
+        channel: &ChannelRecord,
+        pair: &KeyPairRecord,
+    ) -> Result<Secret, TokenError> {
         let private_key = self.inner.channels.open_private_key(channel, pair)?;
         crate::line::assertion::assertion(
             &private_key,

@@ -65,6 +65,7 @@ impl AdminService {
             access_token,
             key_pair: _,
             pending_key_pair: _,
+            previous_key_pair: _,
             create_time_ms,
             update_time_ms,
         } = record;
