@@ -228,8 +228,8 @@ fn decode_chunk(key: &[u8], value: &[u8]) -> Result<Vec<EventRecord>> {
         .map_err(|e| corrupt(key, e))
 }
 
-/// Reads every dedupe entry on disk into memory: the runs, then what
-/// versions before runs stored one per key.
+/// Reads every dedupe entry on disk into memory: what versions before runs
+/// stored one per key, then the runs.
 fn load_dedupe(tree: &sled::Tree) -> Result<DedupeIndex> {
     let mut runs = Vec::new();
     let mut entries = 0;
@@ -239,6 +239,16 @@ fn load_dedupe(tree: &sled::Tree) -> Result<DedupeIndex> {
         runs.push((key, value));
     }
     let mut index = DedupeIndex::with_capacity(entries);
+    // Legacy entries first: every run is newer, so where an id is in both
+    // (stored again after its legacy entry was forgotten), the run's
+    // sequence is the one remembered. Runs go in key order, which is
+    // sequence order, for the same reason.
+    for item in tree.scan_prefix([DEDUPE]) {
+        let (key, value) = item.map_err(backend)?;
+        if let Some(sequence) = read_u64(&value) {
+            index.insert(dedupe_index::fingerprint_bytes(&key[1..]), sequence);
+        }
+    }
     for (key, value) in runs {
         let run = dedupe_index::decode_run(&value).ok_or_else(|| StoreError::Corrupt {
             key: format!("log/D{}", read_u64(&key[1..]).unwrap_or_default()),
@@ -246,12 +256,6 @@ fn load_dedupe(tree: &sled::Tree) -> Result<DedupeIndex> {
         })?;
         for entry in run {
             index.insert(entry.fingerprint, entry.sequence);
-        }
-    }
-    for item in tree.scan_prefix([DEDUPE]) {
-        let (key, value) = item.map_err(backend)?;
-        if let Some(sequence) = read_u64(&value) {
-            index.insert(dedupe_index::fingerprint_bytes(&key[1..]), sequence);
         }
     }
     Ok(index)
@@ -694,24 +698,38 @@ impl Writer {
                 break;
             }
         }
-        report.dedupe_entries = self.expire_runs(retention.dedupe_before_ms, &mut batch)?
-            + self.expire_dedupe(retention.dedupe_before_ms, &mut batch)?;
+        // Forgotten only once their removal is applied: a prune that
+        // fails must leave the memory as it is on disk.
+        let mut forgotten = Vec::new();
+        self.expire_runs(retention.dedupe_before_ms, &mut batch, &mut forgotten)?;
+        self.expire_dedupe(retention.dedupe_before_ms, &mut batch, &mut forgotten)?;
         self.tree.apply_batch(batch).map_err(backend)?;
+        let mut dedupe = self.dedupe.borrow_mut();
+        for &(fingerprint, sequence) in &forgotten {
+            dedupe.remove(fingerprint, sequence);
+        }
+        drop(dedupe);
+        report.dedupe_entries = forgotten.len() as u64;
         // Readers must never be told a record exists that is already gone.
         self.bounds.oldest.store(oldest, Ordering::Release);
         report.reply_tokens = self.reply_tokens.expire(retention.reply_tokens_before_ms);
         Ok(report)
     }
 
-    /// Forgets the dedupe entries received before `before_ms`, from the
-    /// oldest run on, and queues the removal (or the rewrite, when only
-    /// part of it expired) of their runs. Runs are in receive order, so the
-    /// first run with an entry to keep ends the walk; the entries examined
-    /// are bounded like the legacy scan's.
-    fn expire_runs(&self, before_ms: i64, batch: &mut sled::Batch) -> Result<u64> {
+    /// Finds the dedupe entries received before `before_ms`, from the
+    /// oldest run on, adds them to `forgotten` and queues the removal (or
+    /// the rewrite, when only part of it expired) of their runs. Runs are
+    /// in receive order, so the first run with an entry to keep ends the
+    /// walk (an entry stamped ahead, by a clock stepped back, holds up the
+    /// ones after it by that step: they are remembered longer, never
+    /// less); the entries examined are bounded like the legacy scan's.
+    fn expire_runs(
+        &self,
+        before_ms: i64,
+        batch: &mut sled::Batch,
+        forgotten: &mut Vec<(Fingerprint, u64)>,
+    ) -> Result<()> {
         let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.get() as usize);
-        let mut dedupe = self.dedupe.borrow_mut();
-        let mut removed = 0;
         let mut examined = 0;
         for item in self.tree.scan_prefix([dedupe_index::RUN]) {
             if examined >= budget {
@@ -728,10 +746,7 @@ impl Writer {
             let (gone, kept): (Vec<Entry>, Vec<Entry>) = entries
                 .into_iter()
                 .partition(|entry| entry.received_ms < before_ms);
-            for entry in &gone {
-                dedupe.remove(entry.fingerprint, entry.sequence);
-            }
-            removed += gone.len() as u64;
+            forgotten.extend(gone.iter().map(|entry| (entry.fingerprint, entry.sequence)));
             let Some(first) = kept.first() else {
                 batch.remove(key);
                 continue;
@@ -745,12 +760,18 @@ impl Writer {
             }
             break;
         }
-        Ok(removed)
+        Ok(())
     }
 
-    /// Examines the next `DEDUPE_SCAN_PER_PRUNE` legacy dedupe entries and
-    /// queues the removal of those received before `before_ms`.
-    fn expire_dedupe(&self, before_ms: i64, batch: &mut sled::Batch) -> Result<u64> {
+    /// Examines the next `DEDUPE_SCAN_PER_PRUNE` legacy dedupe entries,
+    /// adds those received before `before_ms` to `forgotten` and queues
+    /// their removal.
+    fn expire_dedupe(
+        &self,
+        before_ms: i64,
+        batch: &mut sled::Batch,
+        forgotten: &mut Vec<(Fingerprint, u64)>,
+    ) -> Result<()> {
         use std::ops::Bound;
         let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.replace(0) as usize);
         let mut cursor = self.dedupe_cursor.borrow_mut();
@@ -759,19 +780,15 @@ impl Writer {
             None => Bound::Included(vec![DEDUPE]),
         };
         let end = Bound::Excluded(vec![DEDUPE + 1]);
-        let mut removed = 0;
         let mut examined = 0;
         for item in self.tree.range::<Vec<u8>, _>((start, end)) {
             let (key, value) = item.map_err(backend)?;
             let received = value.get(8..16).and_then(read_u64).unwrap_or(0) as i64;
             if received < before_ms {
-                if let Some(sequence) = read_u64(&value) {
-                    self.dedupe
-                        .borrow_mut()
-                        .remove(dedupe_index::fingerprint_bytes(&key[1..]), sequence);
-                }
+                // Sequences start at 1: an unreadable one forgets nothing.
+                let sequence = read_u64(&value).unwrap_or(0);
+                forgotten.push((dedupe_index::fingerprint_bytes(&key[1..]), sequence));
                 batch.remove(&key);
-                removed += 1;
             }
             examined += 1;
             if examined == budget {
@@ -779,7 +796,7 @@ impl Writer {
                 break;
             }
         }
-        Ok(removed)
+        Ok(())
     }
 }
 
@@ -1280,6 +1297,36 @@ mod dedupe_tests {
         let store = SledStore::open_when_released(dir.path()).unwrap();
         let redelivery = every.iter().map(|id| (id.clone(), 2_000_000)).collect();
         append_both(&store, &mut model, redelivery).await;
+    }
+
+    #[tokio::test]
+    async fn an_id_stored_again_after_its_legacy_entry_keeps_the_newer_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // "x" was forgotten in memory, stored again (sequence 5, in a
+            // run), and its legacy entry (sequence 1) is still on disk.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let tree = db.open_tree("log").unwrap();
+            let mut legacy = 1u64.to_be_bytes().to_vec();
+            legacy.extend_from_slice(&ms_bytes(1_000));
+            tree.insert(dedupe_key("a", "x"), legacy).unwrap();
+            let run = dedupe_index::encode_run(&[Entry {
+                fingerprint: dedupe_index::fingerprint("a", "x"),
+                sequence: 5,
+                received_ms: 9_000,
+            }]);
+            tree.insert(&dedupe_index::run_key(5)[..], run).unwrap();
+            tree.insert(HEAD_KEY, &5u64.to_be_bytes()[..]).unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open_when_released(dir.path()).unwrap();
+        let again = store.append(vec![event("x", 10_000)]).await.unwrap();
+        assert_eq!(again, [AppendOutcome::Duplicate { sequence: 5 }]);
+        // The legacy entry expires; the run's, received later, stays.
+        let report = store.prune(forget_before(2_000)).await.unwrap();
+        assert_eq!(report.dedupe_entries, 1);
+        let again = store.append(vec![event("x", 10_000)]).await.unwrap();
+        assert_eq!(again, [AppendOutcome::Duplicate { sequence: 5 }]);
     }
 
     #[tokio::test]
