@@ -407,12 +407,14 @@ impl Channels {
                 }
             };
             // The working pair stays at hand until the new one has issued
-            // a token (see `forget_previous_key_pair`).
+            // a token (see `forget_previous_key_pair`). One already kept
+            // stays: the pair in use has issued nothing since it came in,
+            // so it is not known to work.
             let replaced = current.key_pair.clone().filter(|active| {
                 active.kid.is_some()
                     && (current.pending_key_pair.is_some() || active.kid.as_deref() != Some(kid))
             });
-            if replaced.is_some() {
+            if current.previous_key_pair.is_none() {
                 next.previous_key_pair = replaced;
             }
             pair.kid = Some(kid.to_owned());

@@ -907,13 +907,20 @@ async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_iss
     );
     let renewed = rotate(&app, id).await.unwrap();
     assert_eq!(renewed.token_fingerprint, fingerprint("pair-b"));
+    assert_eq!(
+        renewed.kid, "kid-1",
+        "the status names the pair that signed"
+    );
     let issued = to(&line, "/oauth2/v2.1/token");
     assert_eq!(issued.len(), 3);
     verify_assertion(&issued[1], &second.public_key_jwk, "kid-2");
     verify_assertion(&issued[2], &first.public_key_jwk, "kid-1");
 
-    // Once the new pair has issued a token the previous one is let go, and
-    // a later refusal of the new pair is reported, not covered up.
+    // Another rotation before the refused pair ever worked: the pair kept
+    // is still the first one, the last known to work.
+    let third = generate_key_pair(&app, id).await;
+    set_kid(&app, id, "kid-3").await.unwrap();
+    line.script("/oauth2/v2.1/token", 400, &[], REFUSED);
     line.script(
         "/oauth2/v2.1/token",
         200,
@@ -922,16 +929,31 @@ async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_iss
     );
     let renewed = rotate(&app, id).await.unwrap();
     assert_eq!(renewed.token_fingerprint, fingerprint("pair-c"));
+    let issued = to(&line, "/oauth2/v2.1/token");
+    verify_assertion(&issued[3], &third.public_key_jwk, "kid-3");
+    verify_assertion(&issued[4], &first.public_key_jwk, "kid-1");
+
+    // Once the new pair has issued a token the previous one is let go, and
+    // a later refusal of the new pair is reported, not covered up.
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body("pair-d", 86_400, Some("key-d")),
+    );
+    let renewed = rotate(&app, id).await.unwrap();
+    assert_eq!(renewed.token_fingerprint, fingerprint("pair-d"));
+    assert_eq!(renewed.kid, "kid-3");
     verify_assertion(
-        &to(&line, "/oauth2/v2.1/token")[3],
-        &second.public_key_jwk,
-        "kid-2",
+        &to(&line, "/oauth2/v2.1/token")[5],
+        &third.public_key_jwk,
+        "kid-3",
     );
     line.script("/oauth2/v2.1/token", 400, &[], REFUSED);
     rotate(&app, id).await.unwrap_err();
     assert_eq!(
         to(&line, "/oauth2/v2.1/token").len(),
-        5,
+        7,
         "no second try with the pair let go"
     );
     app.stop().await.unwrap();

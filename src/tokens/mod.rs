@@ -496,18 +496,14 @@ impl Tokens {
         state.refresh_owner.clear();
         state.refresh_until_ms = 0;
         match self.issue(channel, &mut state).await {
-            Ok(issued) => {
+            Ok((issued, kid)) => {
                 let token = issued.access_token;
                 let record = IssuedTokenRecord {
                     token: channels.seal_issued_token(&channel.id, &token),
                     mode: channel.token_mode,
                     line_channel_id: channel.line_channel_id.clone(),
                     key_id: issued.key_id,
-                    kid: if channel.token_mode == TokenMode::V21Jwt {
-                        channel.kid().unwrap_or_default().to_owned()
-                    } else {
-                        String::new()
-                    },
+                    kid,
                     issue_time_ms: now,
                     expire_time_ms: now.saturating_add(issued.expires_in.as_millis() as i64),
                 };
@@ -677,8 +673,10 @@ impl Tokens {
         &self,
         channel: &ChannelRecord,
         state: &mut TokenStateRecord,
-    ) -> Result<IssuedToken, TokenError> {
+    ) -> Result<(IssuedToken, String), TokenError> {
         let oauth = &self.inner.oauth;
+        // The kid of the pair that signed (v2.1 only).
+        let mut kid = String::new();
         let secret = self.inner.channels.open_secret(channel)?;
         let line_id = channel.line_channel_id.as_str();
         let result = match channel.token_mode {
@@ -703,36 +701,39 @@ impl Tokens {
                     }
                     other => other,
                 };
-                self.after_new_pair(channel, issued).await?
+                let (issued, signed_by) = self.after_new_pair(channel, issued).await?;
+                kid = signed_by;
+                issued
             }
         };
-        result.map_err(oauth_error)
+        result.map(|issued| (issued, kid)).map_err(oauth_error)
     }
 
     /// While SetKid's previous pair is kept: a token from the new pair
     /// lets it go; LINE refusing the new pair's assertion (400 or 401,
     /// not the token limit) falls back to it, so tokens keep flowing.
+    /// Returns the outcome and the kid of the pair that signed it.
     async fn after_new_pair(
         &self,
         channel: &ChannelRecord,
         issued: Result<IssuedToken, OAuthError>,
-    ) -> Result<Result<IssuedToken, OAuthError>, TokenError> {
+    ) -> Result<(Result<IssuedToken, OAuthError>, String), TokenError> {
+        let kid = channel.kid().unwrap_or_default().to_owned();
         let Some(previous) = &channel.previous_key_pair else {
-            return Ok(issued);
+            return Ok((issued, kid));
         };
         match &issued {
             Ok(_) => {
-                let kid = channel.kid().unwrap_or_default();
                 if let Err(err) = self
                     .inner
                     .channels
-                    .forget_previous_key_pair(&channel.id, kid)
+                    .forget_previous_key_pair(&channel.id, &kid)
                     .await
                 {
                     // Kept one renewal longer; the next success tries again.
                     tracing::warn!(channel = %channel.id, error = %err, "cannot drop the previous key pair");
                 }
-                Ok(issued)
+                Ok((issued, kid))
             }
             Err(
                 err @ OAuthError::Rejected {
@@ -747,9 +748,10 @@ impl Tokens {
                     "LINE refused the assertion of the key pair SetKid registered; the previous pair issues this token"
                 );
                 let assertion = self.assertion_with(channel, previous)?;
-                Ok(self.inner.oauth.issue_v2_1(&assertion).await)
+                let previous_kid = previous.kid.clone().unwrap_or_default();
+                Ok((self.inner.oauth.issue_v2_1(&assertion).await, previous_kid))
             }
-            Err(_) => Ok(issued),
+            Err(_) => Ok((issued, kid)),
         }
     }
 
