@@ -25,7 +25,8 @@ pub const RUN: u8 = b'D';
 /// Most entries one key holds: a commit of 40,000 events writes 20 keys,
 /// and a prune that expires part of a run rewrites at most 64 KiB.
 pub const ENTRIES_PER_RUN: usize = 2048;
-const ENTRY_BYTES: usize = 32;
+/// Bytes of one entry in a run.
+pub const ENTRY_BYTES: usize = 32;
 
 /// 128 bits of SHA-256 of a dedupe key.
 pub type Fingerprint = u128;

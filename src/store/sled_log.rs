@@ -235,7 +235,7 @@ fn load_dedupe(tree: &sled::Tree) -> Result<DedupeIndex> {
     let mut entries = 0;
     for item in tree.scan_prefix([dedupe_index::RUN]) {
         let (key, value) = item.map_err(backend)?;
-        entries += value.len() / 32;
+        entries += value.len() / dedupe_index::ENTRY_BYTES;
         runs.push((key, value));
     }
     let mut index = DedupeIndex::with_capacity(entries);
@@ -698,11 +698,14 @@ impl Writer {
                 break;
             }
         }
+        // Runs and legacy entries each examine up to this many.
+        let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.replace(0) as usize);
         // Forgotten only once their removal is applied: a prune that
         // fails must leave the memory as it is on disk.
         let mut forgotten = Vec::new();
-        self.expire_runs(retention.dedupe_before_ms, &mut batch, &mut forgotten)?;
-        self.expire_dedupe(retention.dedupe_before_ms, &mut batch, &mut forgotten)?;
+        let before = retention.dedupe_before_ms;
+        self.expire_runs(before, budget, &mut batch, &mut forgotten)?;
+        self.expire_dedupe(before, budget, &mut batch, &mut forgotten)?;
         self.tree.apply_batch(batch).map_err(backend)?;
         let mut dedupe = self.dedupe.borrow_mut();
         for &(fingerprint, sequence) in &forgotten {
@@ -722,14 +725,14 @@ impl Writer {
     /// in receive order, so the first run with an entry to keep ends the
     /// walk (an entry stamped ahead, by a clock stepped back, holds up the
     /// ones after it by that step: they are remembered longer, never
-    /// less); the entries examined are bounded like the legacy scan's.
+    /// less); it stops once `budget` entries were examined.
     fn expire_runs(
         &self,
         before_ms: i64,
+        budget: usize,
         batch: &mut sled::Batch,
         forgotten: &mut Vec<(Fingerprint, u64)>,
     ) -> Result<()> {
-        let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.get() as usize);
         let mut examined = 0;
         for item in self.tree.scan_prefix([dedupe_index::RUN]) {
             if examined >= budget {
@@ -763,17 +766,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Examines the next `DEDUPE_SCAN_PER_PRUNE` legacy dedupe entries,
-    /// adds those received before `before_ms` to `forgotten` and queues
-    /// their removal.
+    /// Examines the next `budget` legacy dedupe entries, adds those
+    /// received before `before_ms` to `forgotten` and queues their removal.
     fn expire_dedupe(
         &self,
         before_ms: i64,
+        budget: usize,
         batch: &mut sled::Batch,
         forgotten: &mut Vec<(Fingerprint, u64)>,
     ) -> Result<()> {
         use std::ops::Bound;
-        let budget = DEDUPE_SCAN_PER_PRUNE.max(2 * self.appended_since_prune.replace(0) as usize);
         let mut cursor = self.dedupe_cursor.borrow_mut();
         let start = match cursor.take() {
             Some(key) => Bound::Excluded(key),
