@@ -675,18 +675,22 @@ impl Tokens {
         state: &mut TokenStateRecord,
     ) -> Result<(IssuedToken, String), TokenError> {
         let oauth = &self.inner.oauth;
-        // The kid of the pair that signed (v2.1 only).
-        let mut kid = String::new();
         let secret = self.inner.channels.open_secret(channel)?;
         let line_id = channel.line_channel_id.as_str();
-        let result = match channel.token_mode {
+        // With the kid of the pair that signed (v2.1 only).
+        let (result, kid) = match channel.token_mode {
             TokenMode::LongLived => {
                 return Err(TokenError::Precondition(
                     "long-lived tokens are not issued by the service".into(),
                 ));
             }
-            TokenMode::ShortLivedV2 => oauth.issue_short_lived(line_id, &secret).await,
-            TokenMode::StatelessV3 => oauth.issue_stateless(line_id, &secret).await,
+            TokenMode::ShortLivedV2 => (
+                oauth.issue_short_lived(line_id, &secret).await,
+                String::new(),
+            ),
+            TokenMode::StatelessV3 => {
+                (oauth.issue_stateless(line_id, &secret).await, String::new())
+            }
             TokenMode::V21Jwt => {
                 let assertion = self.assertion(channel)?;
                 let issued = match oauth.issue_v2_1(&assertion).await {
@@ -701,9 +705,7 @@ impl Tokens {
                     }
                     other => other,
                 };
-                let (issued, signed_by) = self.after_new_pair(channel, issued).await?;
-                kid = signed_by;
-                issued
+                self.after_new_pair(channel, issued).await?
             }
         };
         result.map(|issued| (issued, kid)).map_err(oauth_error)
