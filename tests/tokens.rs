@@ -214,6 +214,26 @@ async fn use_v2_1(app: &TestApp, channel_id: &str) -> Result<pb::Channel, tonic:
         .map(|r| r.into_inner().channel.unwrap())
 }
 
+/// A channel on v2.1 with its first key pair, under `kid-1`; its id and
+/// the pair.
+async fn v2_1_channel(app: &TestApp) -> (String, pb::GenerateKeyPairResponse) {
+    let channel = create(app, pb::TokenMode::ShortLivedV2).await;
+    let pair = generate_key_pair(app, &channel.id).await;
+    set_kid(app, &channel.id, "kid-1").await.unwrap();
+    use_v2_1(app, &channel.id).await.unwrap();
+    (channel.id, pair)
+}
+
+/// LINE's next answer on the v2.1 token endpoint: `token`, valid a day.
+fn next_v2_1_token(line: &FakeLine, token: &str, key_id: &str) {
+    line.script(
+        "/oauth2/v2.1/token",
+        200,
+        &[],
+        &token_body(token, 86_400, Some(key_id)),
+    );
+}
+
 #[tokio::test]
 async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
     let line = FakeLine::start().await;
@@ -255,12 +275,7 @@ async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
     let updated = use_v2_1(&app, id).await.unwrap();
     assert_eq!(updated.token_mode, pb::TokenMode::V21Jwt as i32);
 
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("v21-token-a", 86_400, Some("key-a")),
-    );
+    next_v2_1_token(&line, "v21-token-a", "key-a");
     line.script(BOT_INFO, 200, &[], BOT_INFO_BODY);
     line.script(BOT_INFO, 200, &[], BOT_INFO_BODY);
     bot_info(&app, id).await.unwrap();
@@ -290,12 +305,7 @@ async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
     // kid; until then the old kid signs.
     let second = generate_key_pair(&app, id).await;
     assert_ne!(second.public_key_jwk, first.public_key_jwk);
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("v21-token-b", 86_400, Some("key-b")),
-    );
+    next_v2_1_token(&line, "v21-token-b", "key-b");
     let rotated = rotate(&app, id).await.unwrap();
     assert_eq!(rotated.token_fingerprint, fingerprint("v21-token-b"));
     let issued = to(&line, "/oauth2/v2.1/token");
@@ -309,12 +319,7 @@ async fn v2_1_tokens_come_from_assertions_signed_with_the_generated_key() {
 
     let updated = set_kid(&app, id, "kid-2").await.unwrap();
     assert_eq!(updated.kid, "kid-2");
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("v21-token-c", 86_400, Some("key-c")),
-    );
+    next_v2_1_token(&line, "v21-token-c", "key-c");
     rotate(&app, id).await.unwrap();
     let issued = to(&line, "/oauth2/v2.1/token");
     verify_assertion(&issued[2], &second.public_key_jwk, "kid-2");
@@ -665,26 +670,13 @@ async fn at_lines_limit_of_30_v2_1_tokens_the_oldest_we_issued_are_revoked() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
     let app = start(&line, dir.path()).await;
-    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
-    let id = channel.id.as_str();
-    let pair = generate_key_pair(&app, id).await;
-    set_kid(&app, id, "kid-1").await.unwrap();
-    use_v2_1(&app, id).await.unwrap();
+    let (id, pair) = v2_1_channel(&app).await;
+    let id = id.as_str();
 
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("limit-a", 86_400, Some("key-a")),
-    );
+    next_v2_1_token(&line, "limit-a", "key-a");
     rotate(&app, id).await.unwrap();
     // Replacing a: its revocation fails, so a stays valid at LINE.
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("limit-b", 86_400, Some("key-b")),
-    );
+    next_v2_1_token(&line, "limit-b", "key-b");
     line.script(
         "/oauth2/v2.1/revoke",
         500,
@@ -709,12 +701,7 @@ async fn at_lines_limit_of_30_v2_1_tokens_the_oldest_we_issued_are_revoked() {
         &[],
         &serde_json::json!({ "kids": kids }).to_string(),
     );
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("limit-c", 86_400, Some("key-c")),
-    );
+    next_v2_1_token(&line, "limit-c", "key-c");
     let rotated = rotate(&app, id).await.unwrap();
     assert_eq!(rotated.token_fingerprint, fingerprint("limit-c"));
 
@@ -880,17 +867,9 @@ async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_iss
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
     let app = start(&line, dir.path()).await;
-    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
-    let id = channel.id.as_str();
-    let first = generate_key_pair(&app, id).await;
-    set_kid(&app, id, "kid-1").await.unwrap();
-    use_v2_1(&app, id).await.unwrap();
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("pair-a", 86_400, Some("key-a")),
-    );
+    let (id, first) = v2_1_channel(&app).await;
+    let id = id.as_str();
+    next_v2_1_token(&line, "pair-a", "key-a");
     rotate(&app, id).await.unwrap();
 
     // A new pair passes SetKid's check, then LINE refuses its assertions
@@ -899,12 +878,7 @@ async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_iss
     let second = generate_key_pair(&app, id).await;
     set_kid(&app, id, "kid-2").await.unwrap();
     line.script("/oauth2/v2.1/token", 400, &[], REFUSED);
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("pair-b", 86_400, Some("key-b")),
-    );
+    next_v2_1_token(&line, "pair-b", "key-b");
     let renewed = rotate(&app, id).await.unwrap();
     assert_eq!(renewed.token_fingerprint, fingerprint("pair-b"));
     assert_eq!(
@@ -921,12 +895,7 @@ async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_iss
     let third = generate_key_pair(&app, id).await;
     set_kid(&app, id, "kid-3").await.unwrap();
     line.script("/oauth2/v2.1/token", 400, &[], REFUSED);
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("pair-c", 86_400, Some("key-c")),
-    );
+    next_v2_1_token(&line, "pair-c", "key-c");
     let renewed = rotate(&app, id).await.unwrap();
     assert_eq!(renewed.token_fingerprint, fingerprint("pair-c"));
     let issued = to(&line, "/oauth2/v2.1/token");
@@ -935,12 +904,7 @@ async fn a_refused_new_key_pair_falls_back_to_the_previous_until_the_new_one_iss
 
     // Once the new pair has issued a token the previous one is let go, and
     // a later refusal of the new pair is reported, not covered up.
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("pair-d", 86_400, Some("key-d")),
-    );
+    next_v2_1_token(&line, "pair-d", "key-d");
     let renewed = rotate(&app, id).await.unwrap();
     assert_eq!(renewed.token_fingerprint, fingerprint("pair-d"));
     assert_eq!(renewed.kid, "kid-3");
@@ -1066,17 +1030,9 @@ async fn moving_to_another_line_channel_revokes_with_the_old_credentials() {
     let line = FakeLine::start().await;
     let dir = tempfile::tempdir().unwrap();
     let app = start(&line, dir.path()).await;
-    let channel = create(&app, pb::TokenMode::ShortLivedV2).await;
-    let id = channel.id.as_str();
-    generate_key_pair(&app, id).await;
-    set_kid(&app, id, "kid-1").await.unwrap();
-    use_v2_1(&app, id).await.unwrap();
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("move-a", 86_400, Some("key-a")),
-    );
+    let (id, _) = v2_1_channel(&app).await;
+    let id = id.as_str();
+    next_v2_1_token(&line, "move-a", "key-a");
     rotate(&app, id).await.unwrap();
 
     const NEW_SECRET: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -1102,12 +1058,7 @@ async fn moving_to_another_line_channel_revokes_with_the_old_credentials() {
 
     // The next token is the new channel's; move-a is not revoked again
     // (with credentials that could not revoke it).
-    line.script(
-        "/oauth2/v2.1/token",
-        200,
-        &[],
-        &token_body("move-b", 86_400, Some("key-b")),
-    );
+    next_v2_1_token(&line, "move-b", "key-b");
     rotate(&app, id).await.unwrap();
     let again: Vec<String> = to(&line, "/oauth2/v2.1/revoke")
         .iter()
