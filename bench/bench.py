@@ -395,8 +395,9 @@ def wrk(tools: Tools, port: int, path: str, pool_file: Path, length: int, second
         connections: int, cycle: bool = False) -> tuple[dict, str]:
     env = dict(os.environ, LD_LIBRARY_PATH=str(tools.wrk_lib), WRK_RESULT=str(result))
     options = ["-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    script_args = [str(length), *(["cycle"] if cycle else [])]
     args = [str(tools.wrk), *options, "-s", str(BENCH / "pool.lua"), f"http://127.0.0.1:{port}{path}",
-            "--", str(pool_file), str(length), *(["cycle"] if cycle else [])]
+            "--", str(pool_file), *script_args]
     result.unlink(missing_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
@@ -411,7 +412,7 @@ def wrk(tools: Tools, port: int, path: str, pool_file: Path, length: int, second
     # so this slightly overstates the load generator's share).
     data["wrk_cores"] = round((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / elapsed, 2)
     shown = " ".join(["wrk", *options, "-s bench/pool.lua", f"http://127.0.0.1:PORT{path}",
-                      "--", pool_file.name, str(length), *(["cycle"] if cycle else [])])
+                      "--", pool_file.name, *script_args])
     return data, shown
 
 

@@ -10,8 +10,8 @@
 -- then repeats it with a larger pool). With "cycle" it starts over
 -- instead: only for a server that keeps nothing (the bare-hyper ceiling),
 -- for which a repeated body costs what a new one does, and whose rate
--- would need a pool larger than LuaJIT can hold. done() writes the summary as JSON to
--- $WRK_RESULT.
+-- would need a pool larger than LuaJIT can hold. done() writes the
+-- summary as JSON to $WRK_RESULT.
 
 local requests = {}
 local count = 0
