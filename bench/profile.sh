@@ -37,7 +37,7 @@ channel=$("$cache/venv/bin/grpcurl" -plaintext \
 count=$(( (per == 1 ? 40000 : 11000) * secs ))
 read -r length _ < <(python3 "$bench/pool.py" "$work/pool.bin" "$secret" "p$RANDOM" "$per" "$count" "/webhook/line/$channel")
 if [ -n "${PERF:-}" ]; then
-  perf record -F 999 -g -p "$pid" -o "$work/perf.data" -- sleep "$secs" &
+  perf record -F ${PERF_HZ:-999} ${PERF_CALLGRAPH:--g} -p "$pid" -o "$work/perf.data" -- sleep "$secs" &
   perf_pid=$!
 fi
 LD_LIBRARY_PATH="$cache/wrk/usr/lib/x86_64-linux-gnu" "$cache/wrk/usr/bin/wrk" -t1 -c64 -d"${secs}s" \

@@ -17,13 +17,18 @@ use opentelemetry::{
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::Targets, fmt, layer::SubscriberExt as _,
+    EnvFilter, Layer as _,
+    filter::{self, FilterExt as _, Targets},
+    fmt,
+    layer::SubscriberExt as _,
     util::SubscriberInitExt as _,
 };
 
 use crate::settings::LogFormat;
 
 const SERVICE_NAME: &str = "line-adapter";
+/// The name of the span each webhook request runs in.
+pub const WEBHOOK_SPAN: &str = "webhook";
 
 /// What [`init`] set up; [`Telemetry::shutdown`] flushes spans not yet
 /// exported.
@@ -65,6 +70,12 @@ fn tracing_requested() -> bool {
 pub fn init(format: LogFormat) -> Telemetry {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The log lines never show the per-request webhook span (its lines name
+    // their channel themselves): formatting its fields on every request
+    // cost about 3 % of ingest's CPU. Trace export still records it.
+    let filter = filter.and(filter::filter_fn(|meta| {
+        !(meta.is_span() && meta.name() == WEBHOOK_SPAN)
+    }));
     // Colours only for a person at a terminal, not for log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let logs = match format {

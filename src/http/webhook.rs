@@ -35,7 +35,7 @@ pub(super) async fn handle(
     // Each webhook starts its own trace (LINE sends no trace context); its
     // events carry the span's `traceparent`.
     let span = tracing::info_span!(
-        "webhook",
+        crate::telemetry::WEBHOOK_SPAN,
         otel.name = "POST /webhook/line/:channel",
         otel.kind = "server",
         channel = %channel_id,

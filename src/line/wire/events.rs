@@ -56,17 +56,16 @@ pub struct Unparseable(pub String);
 pub fn parse_body(body: &[u8]) -> Result<ParsedBody, Unparseable> {
     let text = std::str::from_utf8(body)
         .map_err(|err| Unparseable(format!("body is not UTF-8: {err}")))?;
-    let top: &RawValue = serde_json::from_str(text)
-        .map_err(|err| Unparseable(format!("body is not valid JSON: {err}")))?;
-    if json_kind(top) != "object" {
-        return Err(Unparseable(format!(
-            "body must be a JSON object, found {}",
-            json_kind(top)
-        )));
-    }
-    // Only syntax is checked above; this can still fail on a duplicate key.
-    let envelope: Envelope =
-        serde_json::from_str(top.get()).map_err(|err| Unparseable(format!("body: {err}")))?;
+    // One pass for a well-formed body; only a refused one is read again, to
+    // say precisely what is wrong with it.
+    // (serde would also take a JSON array as the struct, field by position.)
+    let object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    let envelope: Envelope = match serde_json::from_str(text) {
+        Ok(envelope) if object => envelope,
+        _ => return Err(envelope_error(text)),
+    };
 
     let destination = match envelope.destination {
         None => String::new(),
@@ -120,6 +119,25 @@ pub fn type_name_of(event_type: pb::EventType) -> &'static str {
             .iter()
             .find(|(_, known)| *known == other)
             .map_or("unknown", |(name, _)| *name),
+    }
+}
+
+/// Why `text` is not an envelope, for a body the one-pass read refused.
+fn envelope_error(text: &str) -> Unparseable {
+    let top: &RawValue = match serde_json::from_str(text) {
+        Ok(top) => top,
+        Err(err) => return Unparseable(format!("body is not valid JSON: {err}")),
+    };
+    if json_kind(top) != "object" {
+        return Unparseable(format!(
+            "body must be a JSON object, found {}",
+            json_kind(top)
+        ));
+    }
+    // Valid syntax, an object: a repeated key.
+    match serde_json::from_str::<Envelope>(top.get()) {
+        Err(err) => Unparseable(format!("body: {err}")),
+        Ok(_) => Unparseable("body cannot be read as an envelope".into()),
     }
 }
 
@@ -180,6 +198,24 @@ fn parse_raw_event(raw: &RawValue) -> Result<ParsedEvent, String> {
     if json_kind(raw) != "object" {
         return Err(format!("must be a JSON object, found {}", json_kind(raw)));
     }
+    // One pass into a `Value` for nearly every event; an event that pass
+    // refuses (nested beyond serde_json's recursion limit, an undecodable
+    // string) is read field by field instead, which keeps what can be kept.
+    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(raw.get()) {
+        let type_name = required_value_string(&fields, "type")?;
+        let webhook_event_id = required_value_string(&fields, "webhookEventId")?;
+        return Ok(map_event(
+            type_name,
+            webhook_event_id,
+            &Value::Object(fields),
+            raw.get(),
+        ));
+    }
+    parse_field_by_field(raw)
+}
+
+/// The event read one field at a time, each into its own `Value`.
+fn parse_field_by_field(raw: &RawValue) -> Result<ParsedEvent, String> {
     let fields: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw.get()).map_err(|err| err.to_string())?;
     let type_name = required_string(&fields, "type")?;
@@ -190,6 +226,27 @@ fn parse_raw_event(raw: &RawValue) -> Result<ParsedEvent, String> {
         &typed_view(&fields),
         raw.get(),
     ))
+}
+
+/// [`required_string`] for an event read in one pass: the same rules and
+/// the same words.
+fn required_value_string(
+    fields: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<String, String> {
+    let kind = match fields.get(name) {
+        None => return Err(format!("missing string field `{name}`")),
+        Some(Value::String(value)) if value.is_empty() => {
+            return Err(format!("string field `{name}` is empty"));
+        }
+        Some(Value::String(value)) => return Ok(value.clone()),
+        Some(Value::Object(_)) => "object",
+        Some(Value::Array(_)) => "array",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Null) => "null",
+        Some(Value::Number(_)) => "number",
+    };
+    Err(format!("`{name}` must be a string, found {kind}"))
 }
 
 /// The event as a `Value` for the typed mapping. Each field is decoded on its

@@ -1175,6 +1175,51 @@ fn mutate(value: &mut Value, steps: &[Index], replacement: Value, top: bool) {
     }
 }
 
+/// The one-pass read of an event and the field-by-field one, which the
+/// first falls back on, agree on every event and on every refusal.
+fn assert_both_reads_agree(json: &str) {
+    let Ok(raw) = serde_json::from_str::<&RawValue>(json) else {
+        return;
+    };
+    let one_pass = parse_raw_event(raw).map(|p| (p.event, p.conversation_id));
+    let by_field = parse_field_by_field(raw).map(|p| (p.event, p.conversation_id));
+    if json_kind(raw) == "object" {
+        assert_eq!(one_pass, by_field, "{json}");
+    }
+}
+
+#[test]
+fn every_fixture_event_reads_the_same_in_one_pass_and_field_by_field() {
+    assert_eq!(FIXTURE_EVENTS.len(), 180);
+    for event in FIXTURE_EVENTS.iter() {
+        let json = event.to_string();
+        let raw: &RawValue = serde_json::from_str(&json).unwrap();
+        let one_pass = parse_raw_event(raw).unwrap();
+        let by_field = parse_field_by_field(raw).unwrap();
+        assert_eq!(one_pass.event, by_field.event, "{json}");
+        assert_eq!(one_pass.conversation_id, by_field.conversation_id);
+    }
+}
+
+#[test]
+fn a_refused_event_names_its_field_alike_in_both_reads() {
+    for json in [
+        r#"{"webhookEventId":"01"}"#,
+        r#"{"type":7,"webhookEventId":"01"}"#,
+        r#"{"type":"","webhookEventId":"01"}"#,
+        r#"{"type":"message","webhookEventId":null}"#,
+        r#"{"type":"message","webhookEventId":["01"]}"#,
+        r#"{"type":"message","webhookEventId":{"a":1}}"#,
+        r#"{"type":"message","webhookEventId":true}"#,
+        r#"{"type":"message","webhookEventId":"\ud800"}"#,
+        r#"{"type":"message"}"#,
+    ] {
+        let raw: &RawValue = serde_json::from_str(json).unwrap();
+        let one_pass = parse_raw_event(raw).unwrap_err();
+        assert_eq!(one_pass, parse_field_by_field(raw).unwrap_err(), "{json}");
+    }
+}
+
 fn check_body(body: &[u8]) {
     if let Ok(parsed) = parse_body(body) {
         let raw: Value = serde_json::from_slice(body).unwrap();
@@ -1200,6 +1245,7 @@ proptest! {
     fn json_like_text_never_panics(body in r#"[\[\]{}":, 0-9a-zA-Z.\\-]{0,200}"#) {
         check_body(body.as_bytes());
         let _ = parse_event(&body);
+        assert_both_reads_agree(&body);
     }
 
     #[test]
@@ -1232,6 +1278,7 @@ proptest! {
             assert_consistent(parsed);
             prop_assert_eq!(parse_event(&json).unwrap().event, parsed.event.clone());
         }
+        assert_both_reads_agree(&json);
     }
 
     #[test]
@@ -1248,5 +1295,6 @@ proptest! {
         prop_assert_eq!(&parsed.event.json, &json);
         prop_assert_eq!(Value::from(parsed.event.type_name.clone()), type_name);
         assert_consistent(&parsed);
+        assert_both_reads_agree(&json);
     }
 }
