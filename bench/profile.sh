@@ -8,7 +8,7 @@
 #   bench/profile.sh [EVENTS_PER_BODY] [SECONDS]      # default 10 10
 #   PERF=1 bench/profile.sh 10 10                     # also perf record -> $work/perf.data
 #
-# Settings pass through the environment (e.g. LINE_ADAPTER_STORE_CACHE_MIB=64).
+# BENCH_BINARY=path measures another build. Settings pass through the environment (e.g. LINE_ADAPTER_STORE_CACHE_MIB=64).
 set -euo pipefail
 bench=$(cd "$(dirname "$0")" && pwd)
 cache="$bench/.cache"
@@ -17,7 +17,7 @@ secs=${2:-10}
 for tool in "$cache/wrk/usr/bin/wrk" "$cache/venv/bin/grpcurl"; do
   [ -x "$tool" ] || { echo "missing $tool: run bench/run.sh once"; exit 1; }
 done
-binary="$bench/../target/release/line-adapter"
+binary=${BENCH_BINARY:-"$bench/../target/release/line-adapter"}
 [ -x "$binary" ] || { echo "build it first: cargo build --release"; exit 1; }
 work=$(mktemp -d)
 secret=8c1d3e5f7a9b0c2d4e6f8a0b1c3d5e7f

@@ -73,9 +73,13 @@ pub fn init(format: LogFormat) -> Telemetry {
     // The log lines never show the per-request webhook span (its lines name
     // their channel themselves): formatting its fields on every request
     // cost about 3 % of ingest's CPU. Trace export still records it.
-    let filter = filter.and(filter::filter_fn(|meta| {
-        !(meta.is_span() && meta.name() == WEBHOOK_SPAN)
-    }));
+    // (It filters by name, not level: without a hint the combined filter
+    // would have none, and every library's trace-level `log` line would be
+    // built before being dropped.)
+    let filter = filter.and(
+        filter::filter_fn(|meta| !(meta.is_span() && meta.name() == WEBHOOK_SPAN))
+            .with_max_level_hint(filter::LevelFilter::TRACE),
+    );
     // Colours only for a person at a terminal, not for log collectors.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let logs = match format {

@@ -37,7 +37,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -136,7 +136,73 @@ pub struct EventLog {
     bounds: Arc<Bounds>,
     tail: broadcast::Sender<Arc<EventRecord>>,
     reply_tokens: Arc<ReplyTokens>,
+    /// The background load of the reply tokens found at opening.
+    token_load: Arc<TokenLoad>,
     stats: Arc<LogStats>,
+}
+
+/// The start-up load of recent reply tokens: whether it has ended, and a
+/// request to end it early (the log is closing).
+#[derive(Default)]
+struct TokenLoad {
+    done: std::sync::Mutex<bool>,
+    ended: std::sync::Condvar,
+    stop: AtomicBool,
+}
+
+impl TokenLoad {
+    fn finish(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.ended.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done {
+            done = self.ended.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+struct FinishOnDrop<'a>(&'a TokenLoad);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// Indexes the reply tokens of the events up to `head` received `since`
+/// then, newest first, until `stop` is set.
+fn load_reply_tokens(
+    tree: &sled::Tree,
+    head: u64,
+    since: i64,
+    reply_tokens: &ReplyTokens,
+    stop: &AtomicBool,
+) -> Result<()> {
+    for item in tree.range(chunk_key(0)..=chunk_key(head)).rev() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (key, value) = item.map_err(backend)?;
+        let chunk = ReplyTokenChunk::decode(&*value).map_err(|e| corrupt(&key, e))?;
+        for record in chunk.records.into_iter().rev() {
+            if record.receive_time_ms < since {
+                return Ok(());
+            }
+            if record.reply_token.is_empty() {
+                continue;
+            }
+            let token = ReplyToken {
+                sequence: record.sequence,
+                token: record.reply_token,
+                receive_time_ms: record.receive_time_ms,
+            };
+            reply_tokens.insert(record.channel_id, record.conversation_id, token);
+        }
+    }
+    Ok(())
 }
 
 fn chunk_key(first_sequence: u64) -> [u8; 9] {
@@ -293,7 +359,7 @@ impl EventLog {
     /// flush: sled's own flush uses `sync_file_range`, which neither
     /// persists metadata nor flushes the disk's write cache. `now_ms`
     /// dates the opening: the reply tokens of the events received in the
-    /// 20 minutes before it are loaded.
+    /// 20 minutes before it are loaded, in the background.
     pub fn open(db: &sled::Db, data_file: &std::path::Path, now_ms: i64) -> Result<Self> {
         let data_file = std::fs::File::open(data_file).map_err(|e| {
             StoreError::Backend(format!("cannot open {}: {e}", data_file.display()))
@@ -326,27 +392,32 @@ impl EventLog {
         let dedupe = load_dedupe(&tree)?;
         let reply_tokens = Arc::new(ReplyTokens::default());
         let since = now_ms - REPLY_TOKEN_LIFETIME.as_millis() as i64;
-        let mut recent = Vec::new();
-        'chunks: for item in tree.scan_prefix([CHUNK]).rev() {
-            let (key, value) = item.map_err(backend)?;
-            let chunk = ReplyTokenChunk::decode(&*value).map_err(|e| corrupt(&key, e))?;
-            for record in chunk.records.into_iter().rev() {
-                if record.receive_time_ms < since {
-                    break 'chunks;
-                }
-                recent.push(record);
-            }
-        }
-        for record in recent.into_iter().rev() {
-            if record.reply_token.is_empty() {
-                continue;
-            }
-            let token = ReplyToken {
-                sequence: record.sequence,
-                token: record.reply_token,
-                receive_time_ms: record.receive_time_ms,
-            };
-            reply_tokens.insert(record.channel_id, record.conversation_id, token);
+        let token_load = Arc::new(TokenLoad::default());
+        {
+            // In the background: reading every chunk of the last 20 minutes
+            // was most of start-up (about 2 ms per 1,000 events). A reply
+            // asked for meanwhile waits for it (`recent_reply_tokens`).
+            let (tree, reply_tokens, load) =
+                (tree.clone(), reply_tokens.clone(), token_load.clone());
+            std::thread::Builder::new()
+                .name("reply-token-load".into())
+                .spawn(move || {
+                    // Ended even if the load panics: replies wait for it.
+                    let _finish = FinishOnDrop(&load);
+                    let started = std::time::Instant::now();
+                    match load_reply_tokens(&tree, head, since, &reply_tokens, &load.stop) {
+                        Ok(()) => tracing::debug!(
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "reply tokens of the last 20 minutes loaded"
+                        ),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "loading recent reply tokens failed")
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    StoreError::Backend(format!("cannot start the reply-token load: {e}"))
+                })?;
         }
         let (requests, queue) = mpsc::channel(QUEUE_DEPTH);
         let (tail, _) = broadcast::channel(TAIL_CAPACITY);
@@ -374,6 +445,7 @@ impl EventLog {
             bounds,
             tail,
             reply_tokens,
+            token_load,
             stats,
         })
     }
@@ -400,6 +472,10 @@ impl EventLog {
     /// its database handle. Appends fail afterwards. (The database closes
     /// when the last handle, e.g. the `SledStore`, is dropped.)
     pub async fn close(&self) {
+        // The load holds the database open: end it first.
+        self.token_load.stop.store(true, Ordering::Relaxed);
+        let load = self.token_load.clone();
+        let _ = tokio::task::spawn_blocking(move || load.wait()).await;
         let (answer, answered) = oneshot::channel();
         if self.requests.send(Request::Close(answer)).await.is_ok() {
             let _ = answered.await;
@@ -458,7 +534,9 @@ impl EventLog {
 
     /// Reply tokens of the chat's events of the last 20 minutes, oldest
     /// first.
+    /// Right after opening, waits for the tokens found then to be loaded.
     pub fn recent_reply_tokens(&self, channel_id: &str, conversation_id: &str) -> Vec<ReplyToken> {
+        self.token_load.wait();
         self.reply_tokens.recent(channel_id, conversation_id)
     }
 }
