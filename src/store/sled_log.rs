@@ -173,7 +173,7 @@ impl Drop for FinishOnDrop<'_> {
 }
 
 /// Indexes the reply tokens of the events up to `head` received `since`
-/// then, newest first, until `stop` is set.
+/// then, newest first, until the index is full or `stop` is set.
 fn load_reply_tokens(
     tree: &sled::Tree,
     head: u64,
@@ -199,7 +199,9 @@ fn load_reply_tokens(
                 token: record.reply_token,
                 receive_time_ms: record.receive_time_ms,
             };
-            reply_tokens.insert(record.channel_id, record.conversation_id, token);
+            if !reply_tokens.insert(&record.channel_id, &record.conversation_id, token) {
+                return Ok(()); // full of newer ones
+            }
         }
     }
     Ok(())
