@@ -46,3 +46,4 @@ LD_LIBRARY_PATH="$cache/wrk/usr/lib/x86_64-linux-gnu" "$cache/wrk/usr/bin/wrk" -
 [ -n "${PERF:-}" ] && wait "$perf_pid" && echo "profile: $work/perf.data (perf report -i $work/perf.data)"
 curl -s "http://127.0.0.1:$http/metrics" | grep -E "^line_adapter_event_log_commit_(records|duration_seconds)_(sum|count)"
 grep -E "VmHWM" "/proc/$pid/status"
+echo "data dir (for bench/startup.sh): $work/data"

@@ -17,8 +17,9 @@ pub const REPLY_TOKEN_LIFETIME: Duration = Duration::from_secs(20 * 60);
 
 /// Most tokens kept, the newest: under heavy ingest 20 minutes of tokens
 /// would grow without bound (942k events held 420 MiB), while LINE only
-/// promises a token for a minute. 100,000 is that minute at 1,666 events
-/// with a token per second, in about 30 MiB.
+/// promises a token for a minute and `Send` uses one only while it is
+/// younger than 50 s. 100,000 is those 50 s at 2,000 events with a token
+/// per second, in about 30 MiB.
 pub const MAX_REPLY_TOKENS: usize = 100_000;
 
 /// Recent reply tokens by (channel, conversation), oldest first, and at
