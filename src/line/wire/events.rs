@@ -198,12 +198,14 @@ fn parse_raw_event(raw: &RawValue) -> Result<ParsedEvent, String> {
     if json_kind(raw) != "object" {
         return Err(format!("must be a JSON object, found {}", json_kind(raw)));
     }
-    // One pass into a `Value` for nearly every event; an event that pass
+    // One pass into a `Value` for nearly every event. An event that pass
     // refuses (nested beyond serde_json's recursion limit, an undecodable
-    // string) is read field by field instead, which keeps what can be kept.
-    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(raw.get()) {
-        let type_name = required_value_string(&fields, "type")?;
-        let webhook_event_id = required_value_string(&fields, "webhookEventId")?;
+    // string) is read field by field instead, which keeps what can be kept;
+    // so is one lacking its `type` or id, which that read words the error of.
+    if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(raw.get())
+        && let Some(type_name) = non_empty_string(&fields, "type")
+        && let Some(webhook_event_id) = non_empty_string(&fields, "webhookEventId")
+    {
         return Ok(map_event(
             type_name,
             webhook_event_id,
@@ -212,6 +214,14 @@ fn parse_raw_event(raw: &RawValue) -> Result<ParsedEvent, String> {
         ));
     }
     parse_field_by_field(raw)
+}
+
+fn non_empty_string(fields: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
 }
 
 /// The event read one field at a time, each into its own `Value`.
@@ -226,27 +236,6 @@ fn parse_field_by_field(raw: &RawValue) -> Result<ParsedEvent, String> {
         &typed_view(&fields),
         raw.get(),
     ))
-}
-
-/// [`required_string`] for an event read in one pass: the same rules and
-/// the same words.
-fn required_value_string(
-    fields: &serde_json::Map<String, Value>,
-    name: &str,
-) -> Result<String, String> {
-    let kind = match fields.get(name) {
-        None => return Err(format!("missing string field `{name}`")),
-        Some(Value::String(value)) if value.is_empty() => {
-            return Err(format!("string field `{name}` is empty"));
-        }
-        Some(Value::String(value)) => return Ok(value.clone()),
-        Some(Value::Object(_)) => "object",
-        Some(Value::Array(_)) => "array",
-        Some(Value::Bool(_)) => "boolean",
-        Some(Value::Null) => "null",
-        Some(Value::Number(_)) => "number",
-    };
-    Err(format!("`{name}` must be a string, found {kind}"))
 }
 
 /// The event as a `Value` for the typed mapping. Each field is decoded on its
