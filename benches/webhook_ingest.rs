@@ -79,11 +79,16 @@ fn args() -> Args {
 }
 
 /// A signed body of `count` text events; `text` carries the send offset.
+/// The events are made now, as LINE's are moments before it sends them.
 fn body(id: &str, count: usize, text: &str) -> Bytes {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let events: Vec<serde_json::Value> = (0..count)
         .map(|i| {
             serde_json::json!({
-                "type": "message", "mode": "active", "timestamp": 1_700_000_000_000_i64,
+                "type": "message", "mode": "active", "timestamp": now_ms,
                 "source": {"type": "user", "userId": "U0123456789abcdef0123456789abcdef"},
                 "webhookEventId": format!("{id}-{i}"), "replyToken": format!("r{id}{i}"),
                 "deliveryContext": {"isRedelivery": false},

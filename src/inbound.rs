@@ -17,7 +17,7 @@ use crate::{
     profiles::Profiles,
     proto::v1 as pb,
     store::{AppendOutcome, EventRecord, NewEvent, Store, StoreError},
-    time::timestamp,
+    time::{millis, timestamp},
 };
 
 /// What one webhook request led to.
@@ -77,6 +77,7 @@ impl Inbound {
                     .append(vec![NewEvent {
                         record,
                         webhook_event_id: Some(digest),
+                        occurred_ms: None,
                     }])
                     .await?;
                 Ok(match outcome.first() {
@@ -130,6 +131,7 @@ impl Inbound {
                     String::new()
                 };
                 let webhook_event_id = Some(event.webhook_event_id.clone());
+                let occurred_ms = event.timestamp.as_ref().map(millis);
                 type_names.push(event.type_name.clone());
                 media_jobs.push(media_job(channel_id, &event));
                 if lookups {
@@ -147,6 +149,7 @@ impl Inbound {
                         reply_token,
                     },
                     webhook_event_id,
+                    occurred_ms,
                 }
             })
             .collect();

@@ -166,6 +166,7 @@ pub fn own_record(
             reply_token: String::new(),
         },
         webhook_event_id: dedupe,
+        occurred_ms: None,
     }
 }
 

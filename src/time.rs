@@ -140,6 +140,14 @@ pub fn timestamp(ms: i64) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf Timestamp as Unix milliseconds (the inverse of
+/// [`timestamp`]; finer parts are dropped).
+pub fn millis(ts: &prost_types::Timestamp) -> i64 {
+    ts.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(ts.nanos.div_euclid(1_000_000)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -155,6 +163,9 @@ mod tests {
             (before_epoch.seconds, before_epoch.nanos),
             (-1, 999_000_000)
         );
+        for ms in [1_700_000_000_123, 0, -1, -1001] {
+            assert_eq!(super::millis(&super::timestamp(ms)), ms);
+        }
     }
 
     #[tokio::test(start_paused = true)]

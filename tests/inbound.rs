@@ -10,7 +10,7 @@ use std::{collections::HashMap, time::Duration};
 use line_adapter::proto::v1::{self as pb, subscribe_request::Start};
 use support::{
     OTHER_SECRET, SECRET, TestApp, assert_no_event, create_channel, fixtures, from_earliest,
-    metric, next_events, post_webhook, subscribe, test_settings, text_body,
+    metric, next_events, now_ms, post_webhook, subscribe, test_settings, text_body, text_body_at,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
@@ -334,11 +334,22 @@ async fn verify_requests_and_dead_letters() {
 
 #[tokio::test]
 async fn duplicates_are_stored_once_also_after_a_restart() {
+    duplicates_stored_once_after_a_restart(text_body("dup", 2, "U1")).await;
+}
+
+/// Events made moments before they arrive, as nearly all are: on NATS the
+/// publish alone deduplicates them, without asking the dedupe bucket.
+#[tokio::test]
+async fn fresh_duplicates_are_stored_once_also_after_a_restart() {
+    duplicates_stored_once_after_a_restart(text_body_at("dup", 2, "U1", now_ms())).await;
+}
+
+/// `body` holds the events `dup-0` and `dup-1`.
+async fn duplicates_stored_once_after_a_restart(body: Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let app = TestApp::start(dir.path()).await;
     let channel = create_channel(&app, "1234567890").await;
     let client = reqwest::Client::new();
-    let body = text_body("dup", 2, "U1");
     for _ in 0..2 {
         let response = post_webhook(&client, &app, &channel.id, SECRET, &body).await;
         assert_eq!(response.status(), 200);

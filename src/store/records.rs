@@ -201,6 +201,12 @@ pub struct NewEvent {
     /// digest of its body). A second append with the same key on the same
     /// channel is a duplicate; `None` never deduplicates.
     pub webhook_event_id: Option<String>,
+    /// When LINE says a webhook event occurred (its `timestamp`, ms since
+    /// the epoch); `None` for dead letters and the records line-adapter
+    /// writes itself. A store whose own duplicate check covers the last
+    /// minutes (JetStream's message ids) needs no lookup for an event this
+    /// young: no copy of it can be older than that check.
+    pub occurred_ms: Option<i64>,
 }
 
 /// A reply token of a recent event, for the outbound side.

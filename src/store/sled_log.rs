@@ -902,6 +902,7 @@ mod tests {
                 reply_token: token.into(),
             },
             webhook_event_id: Some(id.into()),
+            occurred_ms: None,
         }
     }
 
@@ -1102,6 +1103,7 @@ mod chunk_tests {
                 // The store assigns the sequence; the payload names it.
                 record: record(i + 1, now),
                 webhook_event_id: Some(format!("w{i}")),
+                occurred_ms: None,
             })
             .collect();
         store.append(batch).await.unwrap();
@@ -1198,6 +1200,7 @@ mod chunk_tests {
             .append(vec![NewEvent {
                 record: record(0, now),
                 webhook_event_id: None,
+                occurred_ms: None,
             }])
             .await
             .unwrap();
@@ -1234,6 +1237,7 @@ mod group_commit_tests {
                     .append(vec![NewEvent {
                         record,
                         webhook_event_id: Some(i.to_string()),
+                        occurred_ms: None,
                     }])
                     .await
                     .unwrap()
@@ -1282,6 +1286,7 @@ mod dedupe_tests {
                 reply_token: String::new(),
             },
             webhook_event_id: Some(id.into()),
+            occurred_ms: None,
         }
     }
 

@@ -379,6 +379,7 @@ mod tests {
                 reply_token: String::new(),
             },
             webhook_event_id: Some(id.into()),
+            occurred_ms: None,
         }
     }
 

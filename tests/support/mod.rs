@@ -478,14 +478,22 @@ pub fn fixtures() -> Vec<(String, Vec<u8>)> {
     bodies
 }
 
-/// A webhook body with `count` text-message events from one user.
+/// A webhook body with `count` text-message events from one user, made
+/// long ago (LINE's `timestamp` in 2023).
 pub fn text_body(prefix: &str, count: usize, user: &str) -> Vec<u8> {
+    text_body_at(prefix, count, user, 1_700_000_000_000)
+}
+
+/// [`text_body`] with events made at `timestamp_ms` (the `i`-th a
+/// millisecond later); with [`now_ms`], events as LINE sends them, moments
+/// after they happen.
+pub fn text_body_at(prefix: &str, count: usize, user: &str, timestamp_ms: i64) -> Vec<u8> {
     let events: Vec<serde_json::Value> = (0..count)
         .map(|i| {
             serde_json::json!({
                 "type": "message",
                 "mode": "active",
-                "timestamp": 1_700_000_000_000_i64 + i as i64,
+                "timestamp": timestamp_ms + i as i64,
                 "source": {"type": "user", "userId": user},
                 "webhookEventId": format!("{prefix}-{i}"),
                 "deliveryContext": {"isRedelivery": false},
@@ -499,6 +507,14 @@ pub fn text_body(prefix: &str, count: usize, user: &str) -> Vec<u8> {
         "events": events,
     }))
     .unwrap()
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A text message.
