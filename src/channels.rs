@@ -378,6 +378,16 @@ impl Channels {
             .ok_or_else(|| ChannelError::NotFound(id.to_owned()))
     }
 
+    /// [`Channels::get`] as this process last saw the channel, which may
+    /// trail another replica's write by moments (see
+    /// [`Store::peek_channel`]): for the webhook path.
+    pub async fn peek(&self, id: &str) -> Result<ChannelRecord, ChannelError> {
+        self.store
+            .peek_channel(id)
+            .await?
+            .ok_or_else(|| ChannelError::NotFound(id.to_owned()))
+    }
+
     pub async fn list(
         &self,
         after_id: Option<&str>,

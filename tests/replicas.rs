@@ -37,7 +37,7 @@ use line_adapter::{
     signature::sign,
 };
 use support::{
-    NATS_TEST_MASTER_KEY, SECRET, nats_url, next_events, now_ms,
+    NATS_TEST_MASTER_KEY, OTHER_SECRET, SECRET, nats_url, next_events, now_ms,
     retry_key_line::{RetryKeyLine, start_line},
     text_body, text_body_at,
 };
@@ -232,9 +232,18 @@ async fn collect_events(
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &[u8]) -> Option<u16> {
+    post_signed(client, url, SECRET, body).await
+}
+
+async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &[u8],
+) -> Option<u16> {
     client
         .post(url)
-        .header("x-line-signature", sign(SECRET, body))
+        .header("x-line-signature", sign(secret, body))
         .body(body.to_vec())
         .send()
         .await
@@ -344,6 +353,72 @@ async fn webhooks_spread_over_replicas_appear_once_in_one_order_everywhere() {
             "one order, live and replayed, everywhere"
         );
     }
+}
+
+/// A replica's webhooks use the channel as it last read it (a watch of
+/// the bucket drops it when any replica writes it): a secret rotated on
+/// another replica verifies at once, the one it replaced stops, and a
+/// deleted channel is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_changed_on_one_replica_is_followed_by_the_others_webhooks() {
+    let Some(nats) = nats_url() else {
+        eprintln!("skipped: the replica suite runs on NATS (TEST_NATS_URL)");
+        return;
+    };
+    let line = support::silent_line().await;
+    let replicas = start_replicas(&nats, &unique_prefix(), &line, 2).await;
+    let channel = create_channel(&replicas[0]).await;
+    let client = reqwest::Client::new();
+    let on_b = replicas[1].webhook_url(&channel);
+    let mut n = 0;
+    let mut body = || {
+        n += 1;
+        text_body_at(&format!("follow-{n}"), 1, "U1", now_ms())
+    };
+    // B reads the channel, and keeps it.
+    for _ in 0..3 {
+        assert_eq!(post(&client, &on_b, &body()).await, Some(200));
+    }
+
+    let mut admin = ChannelAdminClient::connect(replicas[0].grpc.clone())
+        .await
+        .unwrap();
+    admin
+        .update_channel(pb::UpdateChannelRequest {
+            channel_id: channel.clone(),
+            channel_secret: OTHER_SECRET.into(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["channel_secret".into()],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Right after the rotation, before B may have heard of it.
+    assert_eq!(
+        post_signed(&client, &on_b, OTHER_SECRET, &body()).await,
+        Some(200),
+        "the new secret verifies on the other replica at once"
+    );
+    wait_until("the replaced secret stops on B", async || {
+        post(&client, &on_b, &body()).await == Some(401)
+    })
+    .await;
+    assert_eq!(
+        post_signed(&client, &on_b, OTHER_SECRET, &body()).await,
+        Some(200)
+    );
+
+    admin
+        .delete_channel(pb::DeleteChannelRequest {
+            channel_id: channel.clone(),
+        })
+        .await
+        .unwrap();
+    wait_until("the deleted channel is refused on B", async || {
+        post_signed(&client, &on_b, OTHER_SECRET, &body()).await == Some(404)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

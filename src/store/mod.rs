@@ -172,6 +172,14 @@ pub trait Store: Send + Sync + 'static {
     /// One channel by our id.
     async fn get_channel(&self, id: &str) -> Result<Option<ChannelRecord>>;
 
+    /// One channel by our id, as this process last saw it: it may trail
+    /// another replica's write by moments. For the webhook path, which
+    /// reads again with [`Store::get_channel`] when a signature does not
+    /// verify.
+    async fn peek_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        self.get_channel(id).await
+    }
+
     /// The id of the channel registered with this LINE channel id.
     async fn find_channel_by_line_id(&self, line_channel_id: &str) -> Result<Option<String>>;
 

@@ -132,6 +132,10 @@ impl Store for Watched {
         self.current()?.get_channel(id).await
     }
 
+    async fn peek_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        self.current()?.peek_channel(id).await
+    }
+
     async fn find_channel_by_line_id(&self, line_channel_id: &str) -> Result<Option<String>> {
         self.current()?
             .find_channel_by_line_id(line_channel_id)

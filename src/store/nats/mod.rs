@@ -27,6 +27,7 @@
 
 mod files;
 mod log;
+mod recent_channels;
 
 use std::{sync::Arc, time::Duration};
 
@@ -256,6 +257,8 @@ pub struct NatsStore {
     used_reply_tokens: kv::Store,
     files: SharedFiles,
     log: NatsLog,
+    /// The channels the webhook path read lately ([`Store::peek_channel`]).
+    recent_channels: Arc<recent_channels::RecentChannels>,
     clock: Clock,
     instance_id: String,
     /// Held while the store is open: one process per data dir.
@@ -526,6 +529,7 @@ impl NatsStore {
             })?,
         };
         let log = NatsLog::open(js, stream, subject, dedupe, options.clock.now()).await?;
+        let recent_channels = Arc::new(recent_channels::RecentChannels::watch(channels.clone()));
         Ok(Self {
             client,
             channels,
@@ -540,6 +544,7 @@ impl NatsStore {
             used_reply_tokens,
             files,
             log,
+            recent_channels,
             clock: options.clock.clone(),
             instance_id,
             _instance_lock: Arc::new(instance_lock),
@@ -719,6 +724,21 @@ impl Store for NatsStore {
         Ok(self.channel_entry(id).await?.map(|(c, _)| c))
     }
 
+    async fn peek_channel(&self, id: &str) -> Result<Option<ChannelRecord>> {
+        let key = kv_key(id);
+        let ticket = match self.recent_channels.get(&key) {
+            Ok(record) => return Ok(Some(record)),
+            Err(ticket) => ticket,
+        };
+        let Some((record, revision)) = self.channel_entry(id).await? else {
+            return Ok(None);
+        };
+        if let Some(ticket) = ticket {
+            self.recent_channels.keep(ticket, &key, revision, &record);
+        }
+        Ok(Some(record))
+    }
+
     async fn find_channel_by_line_id(&self, line_channel_id: &str) -> Result<Option<String>> {
         let key = kv_key(line_channel_id);
         let Some(entry) = live(self.line_ids.entry(&key).await.map_err(backend)?) else {
@@ -776,11 +796,12 @@ impl Store for NatsStore {
             self.claim_line_id(&channel.line_channel_id, &channel.id)
                 .await?;
         }
-        match self
+        let updated = self
             .channels
             .update(kv_key(&channel.id), json(channel), revision)
-            .await
-        {
+            .await;
+        self.recent_channels.forget(&kv_key(&channel.id));
+        match updated {
             Ok(_) => {
                 if moved {
                     self.release_line_id(&current.line_channel_id, &channel.id)
@@ -807,11 +828,12 @@ impl Store for NatsStore {
             return Ok(None);
         };
         let key = kv_key(id);
-        match self
+        let deleted = self
             .channels
             .delete_expect_revision(&key, Some(revision))
-            .await
-        {
+            .await;
+        self.recent_channels.forget(&key);
+        match deleted {
             Ok(()) => {}
             // Changed meanwhile (replaced, or deleted by someone else):
             // look again.
