@@ -517,16 +517,28 @@ impl NatsStore {
         };
         // Create, or bring the retention of an existing stream in line
         // with the settings.
+        let update = async || {
+            js.update_stream(&config).await.map_err(|e| {
+                StoreError::Backend(format!("NATS: updating stream {}: {e}", config.name))
+            })?;
+            js.get_stream(&config.name).await.map_err(backend)
+        };
         let stream = match js.get_stream(&config.name).await {
-            Ok(_) => {
-                js.update_stream(&config).await.map_err(|e| {
-                    StoreError::Backend(format!("NATS: updating stream {}: {e}", config.name))
-                })?;
-                js.get_stream(&config.name).await.map_err(backend)?
-            }
-            Err(_) => js.create_stream(config.clone()).await.map_err(|e| {
-                StoreError::Backend(format!("NATS: creating stream {}: {e}", config.name))
-            })?,
+            Ok(_) => update().await?,
+            Err(_) => match js.create_stream(config.clone()).await {
+                Ok(stream) => stream,
+                // Replicas starting together: another one created it
+                // first (NATS 2.9 then says the subjects overlap).
+                Err(create) => match js.get_stream(&config.name).await {
+                    Ok(_) => update().await?,
+                    Err(_) => {
+                        return Err(StoreError::Backend(format!(
+                            "NATS: creating stream {}: {create}",
+                            config.name
+                        )));
+                    }
+                },
+            },
         };
         let log = NatsLog::open(js, stream, subject, dedupe, options.clock.now()).await?;
         let recent_channels = Arc::new(recent_channels::RecentChannels::watch(channels.clone()));
